@@ -1,0 +1,169 @@
+import * as pulumi from "@pulumi/pulumi";
+
+/*
+ * Commands as Pulumi resources, run locally or on a host over SSH.
+ *
+ * These are Pulumi dynamic resources rather than @pulumi/command: that
+ * package's provider plugin cannot be built on machines whose Go module proxy
+ * does not serve github.com/pulumi/pulumi-command/provider. Dynamic providers
+ * run inside the Node.js language host, so the real engine drives them with no
+ * extra plugin. The inputs follow @pulumi/command's (create/update/delete,
+ * environment, triggers) so a later swap is mechanical.
+ *
+ * The provider functions are serialized into the state by Pulumi; everything
+ * they use is required inside them, on purpose.
+ */
+
+/** How to reach a host over SSH. The host key is always verified. */
+export interface Connection {
+  /** Address or name of the host. */
+  host: string;
+  /** SSH port (default 22). */
+  port?: number;
+  /** Login user (default root). */
+  user?: string;
+  /** Private key (OpenSSH format). Keep it a Pulumi secret. */
+  privateKey: string;
+  /** known_hosts lines for this host; connections to a host whose key does not match are refused. */
+  knownHosts: string;
+}
+
+export interface CommandArgs {
+  /** Shell script run when the resource is created (and on update when no `update` is given). */
+  create: pulumi.Input<string>;
+  /** Shell script run when inputs change; defaults to `create`. */
+  update?: pulumi.Input<string>;
+  /** Shell script run when the resource is deleted. */
+  delete?: pulumi.Input<string>;
+  /** Environment variables for the scripts. */
+  environment?: pulumi.Input<Record<string, pulumi.Input<string>>>;
+  /** Any change to these values replaces the resource (delete, then create). */
+  triggers?: pulumi.Input<unknown[]>;
+  /** Local only: stdin text for the scripts. */
+  stdin?: pulumi.Input<string>;
+}
+
+export interface RemoteCommandArgs extends CommandArgs {
+  connection: pulumi.Input<{
+    [K in keyof Connection]: pulumi.Input<Connection[K]>;
+  }>;
+}
+
+interface CommandState {
+  create: string;
+  update?: string;
+  delete?: string;
+  environment?: Record<string, string>;
+  triggers?: unknown[];
+  stdin?: string;
+  connection?: Connection;
+  stdout: string;
+  stderr: string;
+}
+
+/** Shared provider body for local and remote commands; `run` is the only difference. */
+function makeProvider(remote: boolean): pulumi.dynamic.ResourceProvider {
+  const run = async (script: string, inputs: CommandState): Promise<{ stdout: string; stderr: string }> => {
+    const { spawn } = require("node:child_process") as typeof import("node:child_process");
+    const fs = require("node:fs") as typeof import("node:fs");
+    const os = require("node:os") as typeof import("node:os");
+    const path = require("node:path") as typeof import("node:path");
+    let argv: string[];
+    let scratch: string | undefined;
+    if (remote) {
+      const c = inputs.connection!;
+      scratch = fs.mkdtempSync(path.join(os.tmpdir(), "edge-ha-ssh-"));
+      fs.writeFileSync(path.join(scratch, "key"), c.privateKey.endsWith("\n") ? c.privateKey : c.privateKey + "\n", { mode: 0o600 });
+      fs.writeFileSync(path.join(scratch, "known_hosts"), c.knownHosts);
+      // The environment is sent as exports ahead of the script: sshd drops most SendEnv.
+      const exports = Object.entries(inputs.environment ?? {})
+        .map(([k, v]) => `export ${k}='${String(v).replace(/'/g, `'\\''`)}'\n`)
+        .join("");
+      argv = [
+        "ssh", "-q", "-i", path.join(scratch, "key"),
+        "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+        "-o", `UserKnownHostsFile=${path.join(scratch, "known_hosts")}`,
+        "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=6",
+        "-p", String(c.port ?? 22), `${c.user ?? "root"}@${c.host}`, "bash -s",
+      ];
+      script = `set -e\n${exports}${script}`;
+    } else {
+      argv = ["bash", "-c", script];
+    }
+    try {
+      return await new Promise((resolve, reject) => {
+        const child = spawn(argv[0], argv.slice(1), {
+          env: remote ? process.env : { ...process.env, ...(inputs.environment ?? {}) },
+          stdio: ["pipe", "pipe", "pipe"],
+        });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (d: Buffer) => (stdout += d));
+        child.stderr.on("data", (d: Buffer) => (stderr += d));
+        child.on("error", reject);
+        child.on("close", (code: number | null) => {
+          if (code === 0) return resolve({ stdout: stdout.trimEnd(), stderr: stderr.trimEnd() });
+          const where = remote ? ` on ${inputs.connection!.host}` : "";
+          const hint = remote && code === 255 ? " (ssh could not connect: host down, or its key does not match known_hosts)" : "";
+          reject(new Error(`command failed${where} with exit code ${code}${hint}\n--- script ---\n${script}\n--- stderr ---\n${stderr.trimEnd()}`));
+        });
+        child.stdin.end(remote ? script : inputs.stdin ?? "");
+      });
+    } finally {
+      if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
+    }
+  };
+
+  const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+
+  return {
+    async create(inputs: CommandState) {
+      const out = await run(inputs.create, inputs);
+      const id = require("node:crypto").randomBytes(8).toString("hex");
+      return { id, outs: { ...inputs, ...out } };
+    },
+    async diff(_id: string, olds: CommandState, news: CommandState) {
+      const keys = ["create", "update", "delete", "environment", "triggers", "stdin", "connection"] as const;
+      const changed = keys.filter((k) => !same(olds[k], news[k]));
+      const replaces = changed.filter((k) => k === "triggers" || (k === "connection" && !same(olds.connection?.host, news.connection?.host)));
+      return { changes: changed.length > 0, replaces, deleteBeforeReplace: true };
+    },
+    async update(_id: string, _olds: CommandState, news: CommandState) {
+      const out = await run(news.update ?? news.create, news);
+      return { outs: { ...news, ...out } };
+    },
+    async delete(_id: string, olds: CommandState) {
+      if (olds.delete) await run(olds.delete, olds);
+    },
+  };
+}
+
+const localProvider = makeProvider(false);
+const remoteProvider = makeProvider(true);
+
+/** A command run on the machine that runs `pulumi up`. */
+export class LocalCommand extends pulumi.dynamic.Resource {
+  declare readonly stdout: pulumi.Output<string>;
+  declare readonly stderr: pulumi.Output<string>;
+
+  constructor(name: string, args: CommandArgs, opts?: pulumi.CustomResourceOptions) {
+    super(localProvider, name, { ...args, stdout: undefined, stderr: undefined }, opts, "edge-ha", "LocalCommand");
+  }
+}
+
+/** A command run on a remote host over SSH, with the host key verified. */
+export class RemoteCommand extends pulumi.dynamic.Resource {
+  declare readonly stdout: pulumi.Output<string>;
+  declare readonly stderr: pulumi.Output<string>;
+
+  constructor(name: string, args: RemoteCommandArgs, opts?: pulumi.CustomResourceOptions) {
+    super(
+      remoteProvider,
+      name,
+      { ...args, connection: pulumi.secret(args.connection), stdout: undefined, stderr: undefined },
+      { ...opts, additionalSecretOutputs: ["connection", ...(opts?.additionalSecretOutputs ?? [])] },
+      "edge-ha",
+      "RemoteCommand",
+    );
+  }
+}
