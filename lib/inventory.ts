@@ -1,0 +1,196 @@
+import { readFileSync } from "node:fs";
+import * as net from "node:net";
+import * as path from "node:path";
+import { LineCounter, parseDocument } from "yaml";
+import { UserError } from "./log";
+
+/*
+ * The inventory: a YAML file listing the hosts of one fleet, the same format
+ * for the local lab, Raspberry Pis and VMs. See README.md ("Inventory").
+ */
+
+export type Role = "manager" | "worker";
+export const roles: readonly Role[] = ["manager", "worker"];
+export const architectures = ["amd64", "arm64", "armhf"] as const;
+export type Arch = (typeof architectures)[number];
+
+export interface SshSettings {
+  user: string;
+  port: number;
+  /** Absolute path (relative paths in the file are resolved against the inventory's folder). */
+  privateKeyFile: string;
+  /** Absolute path of a known_hosts file holding the hosts' keys. */
+  knownHostsFile: string;
+}
+
+export interface Host {
+  name: string;
+  address: string;
+  arch: Arch;
+  roles: Role[];
+  labels: Record<string, string>;
+  ssh: SshSettings;
+}
+
+export interface Inventory {
+  /** Where it was read from, for messages. */
+  file: string;
+  cluster: string;
+  hosts: Host[];
+}
+
+/** All the problems found in one inventory, each naming file, host and field. */
+export class InventoryError extends UserError {
+  constructor(
+    readonly file: string,
+    readonly problems: string[],
+  ) {
+    super(`${file} is not a valid inventory:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "InventoryError";
+  }
+}
+
+const namePattern = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const labelKeyPattern = /^[a-zA-Z0-9]([a-zA-Z0-9._/-]*[a-zA-Z0-9])?$/;
+
+function isHostAddress(value: string): boolean {
+  return net.isIP(value) !== 0 || /^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/.test(value);
+}
+
+/** Reads and validates an inventory file; throws InventoryError listing every problem. */
+export function loadInventory(file: string): Inventory {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new UserError(`cannot read inventory ${file}: ${(err as Error).message}`);
+  }
+  return parseInventory(text, file);
+}
+
+/** Validates inventory text; `file` is used for messages and to resolve relative paths. */
+export function parseInventory(text: string, file: string): Inventory {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  if (doc.errors.length) {
+    throw new InventoryError(
+      file,
+      doc.errors.map((e) => {
+        const at = e.pos ? lines.linePos(e.pos[0]) : undefined;
+        return `${at ? `line ${at.line}: ` : ""}YAML syntax: ${e.message.split("\n")[0]}`;
+      }),
+    );
+  }
+  const problems: string[] = [];
+  const root = doc.toJS() as unknown;
+  if (!isRecord(root)) throw new InventoryError(file, ["expected a mapping with `cluster` and `hosts` at the top"]);
+  const baseDir = path.dirname(path.resolve(file));
+
+  const known = new Set(["cluster", "defaults", "hosts"]);
+  for (const key of Object.keys(root)) if (!known.has(key)) problems.push(`unknown top-level field "${key}" (expected one of: ${[...known].join(", ")})`);
+
+  const cluster = root.cluster;
+  if (typeof cluster !== "string" || !namePattern.test(cluster)) {
+    problems.push(`cluster: expected a lower-case name (letters, digits, dashes), found ${show(cluster)}`);
+  }
+
+  const defaults = isRecord(root.defaults) ? root.defaults : {};
+  if (root.defaults !== undefined && !isRecord(root.defaults)) problems.push(`defaults: expected a mapping, found ${show(root.defaults)}`);
+  const defaultSsh = isRecord(defaults.ssh) ? defaults.ssh : {};
+
+  const hosts: Host[] = [];
+  if (!Array.isArray(root.hosts) || root.hosts.length === 0) {
+    problems.push(`hosts: expected a non-empty list of hosts, found ${show(root.hosts)}`);
+  } else {
+    const seenNames = new Set<string>();
+    const seenAddresses = new Set<string>();
+    root.hosts.forEach((raw: unknown, i: number) => {
+      const where = `hosts[${i}]${isRecord(raw) && typeof raw.name === "string" ? ` (${raw.name})` : ""}`;
+      if (!isRecord(raw)) {
+        problems.push(`${where}: expected a mapping with name and address, found ${show(raw)}`);
+        return;
+      }
+      const hostKeys = new Set(["name", "address", "arch", "roles", "labels", "ssh"]);
+      for (const key of Object.keys(raw)) if (!hostKeys.has(key)) problems.push(`${where}: unknown field "${key}" (expected one of: ${[...hostKeys].join(", ")})`);
+
+      const name = raw.name;
+      if (typeof name !== "string" || !namePattern.test(name)) problems.push(`${where}.name: expected a lower-case host name, found ${show(name)}`);
+      else if (seenNames.has(name)) problems.push(`${where}.name: "${name}" is listed twice`);
+      else seenNames.add(name);
+
+      const address = raw.address;
+      if (typeof address !== "string" || !isHostAddress(address)) problems.push(`${where}.address: expected an IP address or DNS name, found ${show(address)}`);
+      else if (seenAddresses.has(address)) problems.push(`${where}.address: ${address} is used by another host`);
+      else seenAddresses.add(address);
+
+      const arch = raw.arch ?? "amd64";
+      if (!architectures.includes(arch as Arch)) problems.push(`${where}.arch: expected one of ${architectures.join(", ")}, found ${show(arch)}`);
+
+      const hostRoles = raw.roles ?? ["worker"];
+      if (!Array.isArray(hostRoles) || hostRoles.length === 0 || !hostRoles.every((r) => roles.includes(r as Role))) {
+        problems.push(`${where}.roles: expected a list of ${roles.join(" or ")}, found ${show(hostRoles)}`);
+      } else if (hostRoles.length > 1) {
+        problems.push(`${where}.roles: a host is either a manager or a worker, found ${show(hostRoles)}`);
+      }
+
+      const labels = raw.labels ?? {};
+      if (!isRecord(labels)) problems.push(`${where}.labels: expected a mapping of label to value, found ${show(labels)}`);
+      else
+        for (const [k, v] of Object.entries(labels)) {
+          if (!labelKeyPattern.test(k)) problems.push(`${where}.labels: "${k}" is not a valid label key`);
+          if (typeof v !== "string" && typeof v !== "number" && typeof v !== "boolean") problems.push(`${where}.labels.${k}: expected a text value, found ${show(v)}`);
+        }
+
+      const ssh = { ...defaultSsh, ...(isRecord(raw.ssh) ? raw.ssh : {}) };
+      if (raw.ssh !== undefined && !isRecord(raw.ssh)) problems.push(`${where}.ssh: expected a mapping, found ${show(raw.ssh)}`);
+      const user = ssh.user ?? "root";
+      const port = ssh.port ?? 22;
+      if (typeof user !== "string" || user === "") problems.push(`${where}.ssh.user: expected a user name, found ${show(user)}`);
+      if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535) problems.push(`${where}.ssh.port: expected a port number, found ${show(port)}`);
+      for (const field of ["privateKeyFile", "knownHostsFile"] as const) {
+        if (typeof ssh[field] !== "string" || ssh[field] === "") {
+          problems.push(`${where}.ssh.${field}: expected a file path (here or in defaults.ssh), found ${show(ssh[field])}`);
+        }
+      }
+
+      hosts.push({
+        name: String(name),
+        address: String(address),
+        arch: arch as Arch,
+        roles: (Array.isArray(hostRoles) ? hostRoles : []) as Role[],
+        labels: isRecord(labels) ? Object.fromEntries(Object.entries(labels).map(([k, v]) => [k, String(v)])) : {},
+        ssh: {
+          user: String(user),
+          port: Number(port),
+          privateKeyFile: path.resolve(baseDir, String(ssh.privateKeyFile)),
+          knownHostsFile: path.resolve(baseDir, String(ssh.knownHostsFile)),
+        },
+      });
+    });
+    if (problems.length === 0 && !hosts.some((h) => h.roles.includes("manager"))) {
+      problems.push(`hosts: at least one host needs roles: [manager] (the swarm needs a manager)`);
+    }
+  }
+
+  if (problems.length) throw new InventoryError(file, problems);
+  return { file, cluster: cluster as string, hosts };
+}
+
+/** Finds a host by name, or explains which names exist. */
+export function findHost(inventory: Inventory, name: string): Host {
+  const host = inventory.hosts.find((h) => h.name === name);
+  if (!host) {
+    throw new UserError(`no host "${name}" in ${inventory.file}; its hosts are: ${inventory.hosts.map((h) => h.name).join(", ")}`);
+  }
+  return host;
+}
+
+function isRecord(value: unknown): value is Record<string, any> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function show(value: unknown): string {
+  if (value === undefined) return "nothing";
+  return JSON.stringify(value);
+}
+

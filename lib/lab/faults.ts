@@ -1,0 +1,134 @@
+import { $ } from "zx";
+import { UserError } from "../log";
+import { findNode, LabOptions, removeRules } from "./lab";
+
+/*
+ * Fault injection on lab nodes, each with its undo. Rules and queues live on
+ * this machine, outside the node, so that nothing on the node can undo them.
+ */
+
+const sh = $({ quiet: true });
+
+/** Instant power-off: SIGKILL to everything in the node, no clean shutdown. Its disk is kept. */
+export async function crash(lab: LabOptions, name: string): Promise<void> {
+  const node = await findNode(lab, name);
+  if (!node.running) throw new UserError(`${name} is already down; to power it on: lab boot ${name}`);
+  await sh`docker kill --signal KILL ${node.container}`;
+}
+
+/** Powers a node on again; its init runs the boot scripts provisioning registered. */
+export async function boot(lab: LabOptions, name: string): Promise<void> {
+  const node = await findNode(lab, name);
+  if (node.running) throw new UserError(`${name} is already running`);
+  await sh`docker start ${node.container}`;
+  for (let i = 0; i < 100; i++) {
+    if ((await $({ quiet: true, nothrow: true })`docker exec ${node.container} pgrep -x sshd`).exitCode === 0) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new UserError(`${name} booted but sshd did not come up within 10 s; see: docker logs ${node.container}`);
+}
+
+const partitionTag = (lab: LabOptions, name: string) => `edge-ha-lab:${lab.name}:partition:${name}`;
+
+/** Cuts a node off from the other nodes (both directions); it keeps running. */
+export async function partition(lab: LabOptions, name: string): Promise<void> {
+  const node = await findNode(lab, name);
+  const tag = partitionTag(lab, name);
+  if ((await sh`iptables -S DOCKER-USER`).stdout.includes(tag)) throw new UserError(`${name} is already partitioned; to undo: lab heal ${name}`);
+  const subnet = `${lab.subnetPrefix}.0/24`;
+  await sh`iptables -I DOCKER-USER -s ${node.address} -d ${subnet} -j DROP -m comment --comment ${tag}`;
+  await sh`iptables -I DOCKER-USER -s ${subnet} -d ${node.address} -j DROP -m comment --comment ${tag}`;
+  // Established flows (an open SSH session, swarm gossip) must break too.
+  await $({ quiet: true, nothrow: true })`conntrack -D -s ${node.address}`;
+  await $({ quiet: true, nothrow: true })`conntrack -D -d ${node.address}`;
+}
+
+/** Undoes `partition`. */
+export async function heal(lab: LabOptions, name: string): Promise<void> {
+  await findNode(lab, name);
+  await removeRules(partitionTag(lab, name));
+}
+
+export interface LinkShape {
+  /** Bandwidth, in tc units: "10mbit", "512kbit". */
+  rate: string;
+  /** One-way delay, e.g. "20ms"; needs the kernel's netem queue. */
+  delay?: string;
+  /** Packet loss in percent, e.g. 1 for 1%. */
+  loss?: number;
+}
+
+const rateUnit = /^\d+(\.\d+)?(bit|kbit|mbit|gbit)$/;
+const delayUnit = /^\d+(\.\d+)?(us|ms|s)$/;
+
+/**
+ * Emulates a slow link on a node in both directions: a token bucket on the
+ * node's interface (what it sends) and on its peer on this machine (what it
+ * receives); loss is a random drop in the firewall.
+ */
+export async function shape(lab: LabOptions, name: string, link: LinkShape): Promise<void> {
+  if (!rateUnit.test(link.rate)) throw new UserError(`--rate: expected a rate such as 10mbit or 512kbit, found "${link.rate}"`);
+  if (link.delay !== undefined && !delayUnit.test(link.delay)) throw new UserError(`--delay: expected a time such as 20ms, found "${link.delay}"`);
+  if (link.loss !== undefined && !(link.loss >= 0 && link.loss < 100)) throw new UserError(`--loss: expected a percentage from 0 to 100, found ${link.loss}`);
+  const node = await findNode(lab, name);
+  if (!node.running) throw new UserError(`${name} is down; boot it before shaping its link`);
+  await unshapeQuietly(lab, name);
+  const { pid, hostVeth } = await nodeLink(node.container);
+  const inNode = $({ quiet: true, nothrow: true });
+  const burst = "32kbit";
+  const devices: [string, (args: string[]) => Promise<{ exitCode: number | null; stderr: string }>][] = [
+    ["eth0", (args) => inNode`nsenter --net=/proc/${pid}/ns/net tc ${args}`],
+    [hostVeth, (args) => inNode`tc ${args}`],
+  ];
+  for (const [dev, tc] of devices) {
+    if (link.delay) {
+      const r = await tc(["qdisc", "replace", "dev", dev, "root", "handle", "1:", "netem", "delay", link.delay, "rate", link.rate]);
+      if (r.exitCode !== 0) {
+        await unshapeQuietly(lab, name);
+        throw new UserError(
+          `--delay needs the kernel's netem queue, which this kernel lacks (tc: ${r.stderr.trim()}). ` +
+            `Rate and loss work without it: drop --delay.`,
+        );
+      }
+    } else {
+      const r = await tc(["qdisc", "replace", "dev", dev, "root", "tbf", "rate", link.rate, "burst", burst, "latency", "400ms"]);
+      if (r.exitCode !== 0) throw new Error(`tc on ${dev} failed: ${r.stderr.trim()}`);
+    }
+  }
+  if (link.loss) {
+    const tag = `edge-ha-lab:${lab.name}:loss:${name}`;
+    const p = String(link.loss / 100);
+    await sh`iptables -I DOCKER-USER -s ${node.address} -m statistic --mode random --probability ${p} -j DROP -m comment --comment ${tag}`;
+    await sh`iptables -I DOCKER-USER -d ${node.address} -m statistic --mode random --probability ${p} -j DROP -m comment --comment ${tag}`;
+  }
+}
+
+/** Undoes `shape`. */
+export async function unshape(lab: LabOptions, name: string): Promise<void> {
+  await findNode(lab, name);
+  await unshapeQuietly(lab, name);
+}
+
+async function unshapeQuietly(lab: LabOptions, name: string): Promise<void> {
+  const node = await findNode(lab, name);
+  await removeRules(`edge-ha-lab:${lab.name}:loss:${name}`);
+  if (!node.running) return;
+  const { pid, hostVeth } = await nodeLink(node.container);
+  await $({ quiet: true, nothrow: true })`nsenter --net=/proc/${pid}/ns/net tc qdisc del dev eth0 root`;
+  await $({ quiet: true, nothrow: true })`tc qdisc del dev ${hostVeth} root`;
+}
+
+/** The node's process id and the name of its veth peer on this machine. */
+async function nodeLink(container: string): Promise<{ pid: string; hostVeth: string }> {
+  const pid = (await sh`docker inspect -f {{.State.Pid}} ${container}`).stdout.trim();
+  // "11: eth0@if12: ..." inside the node: 12 is the peer's index here. (Not
+  // /sys/class/net: sysfs shows the namespace of whoever mounted it.)
+  const inside = (await sh`nsenter --net=/proc/${pid}/ns/net ip -o link show dev eth0`).stdout;
+  const peerIndex = /eth0@if(\d+):/.exec(inside)?.[1];
+  const line = (await sh`ip -o link`).stdout.split("\n").find((l) => l.startsWith(`${peerIndex}: `));
+  const hostVeth = line?.split(": ")[1].split("@")[0];
+  if (!peerIndex || !hostVeth?.startsWith("veth")) {
+    throw new Error(`cannot find the veth peer of ${container}'s eth0 on this machine (found ${JSON.stringify(hostVeth)})`);
+  }
+  return { pid, hostVeth };
+}

@@ -1,0 +1,235 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import * as path from "node:path";
+import { $ } from "zx";
+import { stringify } from "yaml";
+import { progress, UserError } from "../log";
+import { projectRoot, toolsDir } from "../toolchain";
+import { ensureNodeImage, nodeImage } from "./image";
+
+/*
+ * The local lab: blank Debian hosts as containers on this machine. Everything
+ * the lab creates carries the label `edge-ha.lab=<lab name>`, which is the
+ * lab's only state: `status` and `down` find what exists by that label.
+ */
+
+export interface LabOptions {
+  /** Name of the lab; several labs can exist side by side (default "lab"). */
+  name: string;
+  /** The lab network's /24, as its first three octets (default "10.77.0"). */
+  subnetPrefix: string;
+  /** Where the inventory is written (default inventory/<name>.yaml). */
+  inventoryFile: string;
+}
+
+export interface LabNode {
+  name: string;
+  container: string;
+  address: string;
+  running: boolean;
+}
+
+const labelKey = "edge-ha.lab";
+
+export function labOptions(partial: Partial<LabOptions> = {}): LabOptions {
+  const name = partial.name ?? process.env.EDGE_HA_LAB ?? "lab";
+  if (!/^[a-z][a-z0-9-]{0,20}$/.test(name)) throw new UserError(`lab name: expected lower-case letters, digits and dashes, found "${name}"`);
+  const subnetPrefix = partial.subnetPrefix ?? process.env.EDGE_HA_LAB_SUBNET ?? "10.77.0";
+  if (!/^\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(subnetPrefix)) throw new UserError(`lab subnet: expected three octets such as 10.77.0, found "${subnetPrefix}"`);
+  return { name, subnetPrefix, inventoryFile: partial.inventoryFile ?? path.join(projectRoot, "inventory", `${name}.yaml`) };
+}
+
+/** Files the lab keeps beside the checkout: its SSH key and the nodes' host keys. */
+export function labFiles(lab: LabOptions) {
+  const dir = path.join(toolsDir, "labs", lab.name);
+  return { dir, key: path.join(dir, "id_ed25519"), knownHosts: path.join(dir, "known_hosts") };
+}
+
+const network = (lab: LabOptions) => `edge-ha-${lab.name}`;
+const containerName = (lab: LabOptions, node: string) => `edge-ha-${lab.name}-${node}`;
+const nodeAddress = (lab: LabOptions, index: number) => `${lab.subnetPrefix}.${10 + index}`;
+const sh = $({ quiet: true });
+
+/** Node containers of the lab, in node order. */
+export async function listNodes(lab: LabOptions): Promise<LabNode[]> {
+  const ids = (await sh`docker ps -aq --filter ${`label=${labelKey}=${lab.name}`} --filter label=edge-ha.lab.node`).stdout.split("\n").filter(Boolean);
+  if (ids.length === 0) return [];
+  const format = `{{index .Config.Labels "edge-ha.lab.node"}} {{.Name}} {{index .Config.Labels "edge-ha.lab.address"}} {{.State.Running}}`;
+  const rows = (await sh`docker inspect -f ${format} ${ids}`).stdout.trim().split("\n");
+  return rows
+    .map((row) => {
+      const [name, container, address, running] = row.split(" ");
+      return { name, container: container.replace(/^\//, ""), address, running: running === "true" };
+    })
+    .sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }));
+}
+
+/** Finds a node by name, or says which exist. */
+export async function findNode(lab: LabOptions, name: string): Promise<LabNode> {
+  const nodes = await listNodes(lab);
+  const node = nodes.find((n) => n.name === name);
+  if (!node) {
+    const known = nodes.length ? `its nodes are: ${nodes.map((n) => n.name).join(", ")}` : `it has no nodes (run: lab up)`;
+    throw new UserError(`no node "${name}" in lab "${lab.name}"; ${known}`);
+  }
+  return node;
+}
+
+/**
+ * Brings the lab to N running nodes: builds the node image once, creates the
+ * network, the nodes and their disks, authorizes the lab key, records host
+ * keys, and writes the inventory. Idempotent; never removes nodes.
+ */
+export async function up(lab: LabOptions, count: number): Promise<LabNode[]> {
+  if (!Number.isInteger(count) || count < 1 || count > 50) {
+    throw new UserError(`--nodes: expected a whole number from 1 to 50, found ${count}`);
+  }
+  await ensureNodeImage();
+  await ensureNetwork(lab);
+  const files = labFiles(lab);
+  mkdirSync(files.dir, { recursive: true });
+  if (!existsSync(files.key)) {
+    await sh`ssh-keygen -q -t ed25519 -N ${""} -C ${`edge-ha-${lab.name}`} -f ${files.key}`;
+  }
+  const publicKey = readFileSync(`${files.key}.pub`, "utf8").trim();
+
+  for (let i = 1; i <= count; i++) {
+    await ensureNode(lab, `node${i}`, nodeAddress(lab, i), publicKey);
+  }
+  const nodes = await listNodes(lab);
+  await recordHostKeys(lab, nodes);
+  writeInventory(lab, nodes);
+  return nodes;
+}
+
+async function ensureNetwork(lab: LabOptions): Promise<void> {
+  const exists = await $({ quiet: true, nothrow: true })`docker network inspect ${network(lab)}`;
+  if (exists.exitCode !== 0) {
+    progress(`creating network ${network(lab)} (${lab.subnetPrefix}.0/24)`);
+    const args = ["network", "create", "--driver", "bridge", "--subnet", `${lab.subnetPrefix}.0/24`, "--gateway", `${lab.subnetPrefix}.1`,
+      "--label", `${labelKey}=${lab.name}`, "--opt", `com.docker.network.bridge.name=eh-${lab.name}`.slice(0, 15), network(lab)];
+    await sh`docker ${args}`;
+  }
+  await ensureEgressPolicy(lab);
+}
+
+/**
+ * Nodes may reach each other and Debian's package mirror, nothing else. The
+ * rules sit in Docker's DOCKER-USER chain, tagged with the lab's name.
+ */
+async function ensureEgressPolicy(lab: LabOptions): Promise<void> {
+  const tag = `edge-ha-lab:${lab.name}:egress`;
+  const existing = (await sh`iptables -S DOCKER-USER`).stdout;
+  if (existing.includes(tag)) return;
+  const subnet = `${lab.subnetPrefix}.0/24`;
+  const mirrors = await debianMirrorAddresses();
+  // Inserted in reverse: the last insert ends up first.
+  await sh`iptables -I DOCKER-USER -s ${subnet} ! -d ${subnet} -j DROP -m comment --comment ${tag}`;
+  for (const ip of mirrors) {
+    await sh`iptables -I DOCKER-USER -s ${subnet} -d ${ip} -p tcp -m multiport --dports 80,443 -j RETURN -m comment --comment ${tag}`;
+  }
+  await sh`iptables -I DOCKER-USER -s ${subnet} -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN -m comment --comment ${tag}`;
+}
+
+async function debianMirrorAddresses(): Promise<string[]> {
+  const hosts = new Set(["deb.debian.org"]);
+  const out = await $({ quiet: true, nothrow: true })`getent ahostsv4 ${[...hosts]}`;
+  const ips = [...new Set(out.stdout.split("\n").map((l) => l.split(/\s+/)[0]).filter(Boolean))];
+  if (ips.length === 0) throw new UserError("cannot resolve deb.debian.org: lab nodes need Debian's mirror to install packages");
+  return ips;
+}
+
+async function ensureNode(lab: LabOptions, name: string, address: string, publicKey: string): Promise<void> {
+  const container = containerName(lab, name);
+  const state = await $({ quiet: true, nothrow: true })`docker inspect -f {{.State.Running}} ${container}`;
+  if (state.exitCode !== 0) {
+    progress(`creating ${name} at ${address}`);
+    const labels = [`${labelKey}=${lab.name}`, `edge-ha.lab.node=${name}`, `edge-ha.lab.address=${address}`];
+    await sh`docker volume create --label ${labels[0]} ${`${container}-docker`}`;
+    // The options that let a node run its own dockerd and CRIU (see the machine notes in README).
+    const args = ["run", "-d", "--name", container, "--hostname", name, "--init",
+      ...labels.flatMap((l) => ["--label", l]),
+      "--network", network(lab), "--ip", address,
+      "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
+      "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined", "--security-opt", "systempaths=unconfined",
+      "--device-cgroup-rule", "a *:* rwm", "--cgroupns", "host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+      "--tmpfs", "/run", "--tmpfs", "/tmp", "-v", `${container}-docker:/var/lib/docker`,
+      nodeImage];
+    await sh`docker ${args}`;
+  } else if (state.stdout.trim() !== "true") {
+    progress(`starting ${name}`);
+    await sh`docker start ${container}`;
+  }
+  await sh`docker exec ${container} sh -c ${`mkdir -p -m 700 /root/.ssh && grep -qxF "$1" /root/.ssh/authorized_keys 2>/dev/null || echo "$1" >> /root/.ssh/authorized_keys; chmod 600 /root/.ssh/authorized_keys`} sh ${publicKey}`;
+  await waitForSsh(container);
+}
+
+async function waitForSsh(container: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const r = await $({ quiet: true, nothrow: true })`docker exec ${container} sh -c ${"test -s /etc/ssh/ssh_host_ed25519_key.pub && pgrep -x sshd"}`;
+    if (r.exitCode === 0) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new UserError(`${container}: sshd did not start within 10 s; see: docker logs ${container}`);
+}
+
+/**
+ * Host keys are read through the container runtime (the lab's equivalent of
+ * reading them off the SD card), so SSH can verify every node from then on.
+ */
+async function recordHostKeys(lab: LabOptions, nodes: LabNode[]): Promise<void> {
+  const lines: string[] = [];
+  for (const node of nodes.filter((n) => n.running)) {
+    const key = (await sh`docker exec ${node.container} cat /etc/ssh/ssh_host_ed25519_key.pub`).stdout.trim().split(" ").slice(0, 2).join(" ");
+    lines.push(`${node.address} ${key}`);
+  }
+  writeFileSync(labFiles(lab).knownHosts, lines.join("\n") + "\n");
+}
+
+/** Writes the lab's inventory in the format real fleets use. */
+export function writeInventory(lab: LabOptions, nodes: LabNode[]): void {
+  const files = labFiles(lab);
+  const rel = (p: string) => path.relative(path.dirname(lab.inventoryFile), p);
+  const managers = Math.min(3, nodes.length % 2 === 0 ? nodes.length - 1 : nodes.length);
+  const doc = {
+    cluster: lab.name,
+    defaults: { ssh: { user: "root", port: 22, privateKeyFile: rel(files.key), knownHostsFile: rel(files.knownHosts) } },
+    hosts: nodes.map((n, i) => ({
+      name: n.name,
+      address: n.address,
+      arch: process.arch === "arm64" ? "arm64" : "amd64",
+      roles: [i < Math.max(1, managers) ? "manager" : "worker"],
+      labels: { "edge-ha.zone": `lab-${String.fromCharCode(97 + (i % 3))}` },
+    })),
+  };
+  mkdirSync(path.dirname(lab.inventoryFile), { recursive: true });
+  writeFileSync(lab.inventoryFile, `# Written by \`lab up\` for lab "${lab.name}"; rewritten on every lab up.\n${stringify(doc)}`);
+}
+
+/** Removes exactly what the lab created: its containers, volumes, network, firewall rules and files. */
+export async function down(lab: LabOptions): Promise<{ containers: number; volumes: number; networks: number }> {
+  const filter = `label=${labelKey}=${lab.name}`;
+  const containers = (await sh`docker ps -aq --filter ${filter}`).stdout.split("\n").filter(Boolean);
+  if (containers.length) await sh`docker rm -f -v ${containers}`;
+  const volumes = (await sh`docker volume ls -q --filter ${filter}`).stdout.split("\n").filter(Boolean);
+  if (volumes.length) await sh`docker volume rm ${volumes}`;
+  const networks = (await sh`docker network ls -q --filter ${filter}`).stdout.split("\n").filter(Boolean);
+  if (networks.length) await sh`docker network rm ${networks}`;
+  await removeRules(`edge-ha-lab:${lab.name}:`);
+  const files = labFiles(lab);
+  await sh`rm -rf ${files.dir}`;
+  await sh`rm -f ${lab.inventoryFile}`;
+  return { containers: containers.length, volumes: volumes.length, networks: networks.length };
+}
+
+/** Deletes every DOCKER-USER rule whose comment starts with `prefix`. */
+export async function removeRules(prefix: string): Promise<void> {
+  const rules = (await $({ quiet: true, nothrow: true })`iptables -S DOCKER-USER`).stdout.split("\n");
+  for (const rule of rules) {
+    const m = /--comment "?([^" ]+)"?/.exec(rule);
+    if (!m || !m[1].startsWith(prefix)) continue;
+    const args = rule.replace(/^-A /, "").match(/"[^"]*"|\S+/g)!.map((a) => a.replace(/^"|"$/g, ""));
+    await sh`iptables -D ${args}`;
+  }
+}
+
+export { containerName, network };

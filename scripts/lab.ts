@@ -1,0 +1,103 @@
+import { parseArgs } from "node:util";
+import { loadInventory } from "../lib/inventory";
+import { boot, crash, heal, partition, shape, unshape } from "../lib/lab/faults";
+import { down, labOptions, listNodes, up } from "../lib/lab/lab";
+import { runMain, UserError } from "../lib/log";
+
+const help = `Usage: npm run lab -- <command> [options]
+
+The local lab: blank Debian hosts as containers on this machine, reached over
+SSH like real Pis. Needs root and a running Docker engine (bash scripts/setup).
+
+Commands:
+  up [--nodes N]                       create or start N nodes (default 3) and write the inventory
+  status                               list the lab's nodes and whether they run
+  down                                 remove every container, volume, network and rule of the lab
+  crash NODE                           power a node off at once (no clean shutdown; disk kept)
+  boot NODE                            power it on again
+  partition NODE                       cut a node off from the other nodes (it keeps running)
+  heal NODE                            undo partition
+  shape NODE --rate R [--loss L] [--delay D]
+                                       slow a node's link both ways (R like 10mbit, L in %, D like 20ms;
+                                       delay needs the kernel's netem queue)
+  unshape NODE                         undo shape
+  check-inventory FILE                 validate an inventory file
+
+Options:
+  --lab NAME          which lab (default: $EDGE_HA_LAB or "lab"); several can coexist
+  --subnet A.B.C      the lab network's /24 (default: $EDGE_HA_LAB_SUBNET or 10.77.0)
+  --inventory FILE    where up writes the inventory (default: inventory/<lab>.yaml)
+  -h, --help          this text
+`;
+
+runMain(async () => {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      nodes: { type: "string" },
+      lab: { type: "string" },
+      subnet: { type: "string" },
+      inventory: { type: "string" },
+      rate: { type: "string" },
+      delay: { type: "string" },
+      loss: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  const [command, nodeName, ...extra] = positionals;
+  if (values.help || !command) {
+    process.stdout.write(help);
+    return;
+  }
+  if (extra.length) throw new UserError(`unexpected arguments: ${extra.join(" ")} (see --help)`);
+  const lab = labOptions({ name: values.lab, subnetPrefix: values.subnet, inventoryFile: values.inventory });
+  const node = () => {
+    if (!nodeName) throw new UserError(`${command} needs a node name, e.g.: lab ${command} node1`);
+    return nodeName;
+  };
+
+  switch (command) {
+    case "up": {
+      const count = values.nodes === undefined ? 3 : Number(values.nodes);
+      if (values.nodes !== undefined && !/^\d+$/.test(values.nodes)) throw new UserError(`--nodes: expected a whole number, found "${values.nodes}"`);
+      const started = Date.now();
+      const nodes = await up(lab, count);
+      for (const n of nodes) console.log(`${n.name}\t${n.address}\t${n.running ? "running" : "down"}`);
+      console.log(`lab "${lab.name}" up with ${nodes.length} nodes in ${((Date.now() - started) / 1000).toFixed(1)} s; inventory: ${lab.inventoryFile}`);
+      return;
+    }
+    case "status": {
+      const nodes = await listNodes(lab);
+      if (nodes.length === 0) console.log(`lab "${lab.name}" has no nodes`);
+      for (const n of nodes) console.log(`${n.name}\t${n.address}\t${n.running ? "running" : "down"}`);
+      return;
+    }
+    case "down": {
+      const removed = await down(lab);
+      console.log(`lab "${lab.name}" removed: ${removed.containers} containers, ${removed.volumes} volumes, ${removed.networks} networks`);
+      return;
+    }
+    case "crash":
+      return crash(lab, node());
+    case "boot":
+      return boot(lab, node());
+    case "partition":
+      return partition(lab, node());
+    case "heal":
+      return heal(lab, node());
+    case "shape": {
+      if (!values.rate) throw new UserError(`shape needs --rate, e.g.: lab shape ${node()} --rate 10mbit`);
+      const loss = values.loss === undefined ? undefined : Number(values.loss);
+      return shape(lab, node(), { rate: values.rate, delay: values.delay, loss });
+    }
+    case "unshape":
+      return unshape(lab, node());
+    case "check-inventory": {
+      const inv = loadInventory(node());
+      console.log(`${inv.file}: cluster "${inv.cluster}", ${inv.hosts.length} hosts, valid`);
+      return;
+    }
+    default:
+      throw new UserError(`unknown command "${command}" (see --help)`);
+  }
+});

@@ -1,0 +1,58 @@
+import test from "ava";
+import { readFileSync } from "node:fs";
+import * as path from "node:path";
+import { InventoryError, parseInventory } from "../lib/inventory";
+
+const valid = `
+cluster: pis
+defaults:
+  ssh: { user: pi, privateKeyFile: keys/id_ed25519, knownHostsFile: keys/known_hosts }
+hosts:
+  - { name: pi1, address: 192.168.1.21, arch: arm64, roles: [manager], labels: { zone: kitchen } }
+  - { name: pi2, address: pi2.local, arch: arm64, ssh: { port: 2222 } }
+`;
+
+test("a valid inventory resolves defaults and relative paths", (t) => {
+  const inv = parseInventory(valid, "/fleet/inventory.yaml");
+  t.is(inv.cluster, "pis");
+  t.deepEqual(inv.hosts.map((h) => h.name), ["pi1", "pi2"]);
+  t.deepEqual(inv.hosts[1].roles, ["worker"]);
+  t.is(inv.hosts[1].ssh.port, 2222);
+  t.is(inv.hosts[1].ssh.user, "pi");
+  t.is(inv.hosts[0].ssh.privateKeyFile, "/fleet/keys/id_ed25519");
+  t.deepEqual(inv.hosts[0].labels, { zone: "kitchen" });
+});
+
+test("the committed example inventory is valid", (t) => {
+  const file = path.join(__dirname, "..", "inventory", "example.yaml");
+  const inv = parseInventory(readFileSync(file, "utf8"), file);
+  t.true(inv.hosts.length >= 3);
+});
+
+test("every problem is reported with file, host and field", (t) => {
+  const bad = `
+cluster: Pis!
+hosts:
+  - { name: pi1, address: 999.1.1.1.1., roles: [boss] }
+  - { name: pi1, address: 10.0.0.2, arch: mips, colour: red }
+`;
+  const err = t.throws(() => parseInventory(bad, "inv.yaml"), { instanceOf: InventoryError })!;
+  t.regex(err.message, /^inv\.yaml is not a valid inventory/);
+  t.true(err.problems.some((p) => p.startsWith("cluster:")));
+  t.true(err.problems.some((p) => p.startsWith("hosts[0] (pi1).address:")));
+  t.true(err.problems.some((p) => p.startsWith("hosts[0] (pi1).roles:")));
+  t.true(err.problems.some((p) => p.startsWith("hosts[1] (pi1).name:") && p.includes("twice")));
+  t.true(err.problems.some((p) => p.startsWith("hosts[1] (pi1).arch:")));
+  t.true(err.problems.some((p) => p.includes(`unknown field "colour"`)));
+  t.true(err.problems.some((p) => p.includes("ssh.privateKeyFile")));
+});
+
+test("YAML syntax errors name the line", (t) => {
+  const err = t.throws(() => parseInventory("cluster: a\nhosts: [\n", "x.yaml"), { instanceOf: InventoryError })!;
+  t.regex(err.message, /line \d+: YAML syntax/);
+});
+
+test("a fleet without a manager is refused", (t) => {
+  const err = t.throws(() => parseInventory(valid.replace("roles: [manager]", "roles: [worker]"), "inv.yaml"), { instanceOf: InventoryError })!;
+  t.regex(err.message, /roles: \[manager\]/);
+});
