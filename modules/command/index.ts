@@ -43,10 +43,11 @@ export interface CommandArgs {
   stdin?: pulumi.Input<string>;
 }
 
+/** A Connection whose fields may be Pulumi inputs (the private key usually is a secret). */
+export type ConnectionArgs = { [K in keyof Connection]: pulumi.Input<Connection[K]> };
+
 export interface RemoteCommandArgs extends CommandArgs {
-  connection: pulumi.Input<{
-    [K in keyof Connection]: pulumi.Input<Connection[K]>;
-  }>;
+  connection: pulumi.Input<ConnectionArgs>;
 }
 
 interface CommandState {

@@ -1,0 +1,43 @@
+import * as pulumi from "@pulumi/pulumi";
+import { readFileSync } from "node:fs";
+import type { Host } from "../../lib/inventory";
+import { ConnectionArgs, RemoteCommand } from "../command";
+
+/** The SSH connection to an inventory host, with its private key as a secret and only its own host key trusted. */
+export function connectionFor(host: Host): ConnectionArgs {
+  const knownHosts = readFileSync(host.ssh.knownHostsFile, "utf8")
+    .split("\n")
+    .filter((line) => line.split(" ")[0].split(",").includes(host.address))
+    .join("\n");
+  if (!knownHosts) {
+    throw new Error(`${host.ssh.knownHostsFile} has no key for ${host.name} (${host.address}); add its host key before provisioning`);
+  }
+  return {
+    host: host.address,
+    port: host.ssh.port,
+    user: host.ssh.user,
+    privateKey: pulumi.secret(readFileSync(host.ssh.privateKeyFile, "utf8")),
+    knownHosts,
+  };
+}
+
+export interface HostFactsArgs {
+  host: Host;
+}
+
+/** What a host says about itself over SSH: hostname, kernel and architecture. */
+export class HostFacts extends pulumi.ComponentResource {
+  readonly hostname: pulumi.Output<string>;
+  readonly kernel: pulumi.Output<string>;
+  readonly machine: pulumi.Output<string>;
+
+  constructor(name: string, args: HostFactsArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("edge-ha:host:HostFacts", name, {}, opts);
+    const facts = new RemoteCommand(`${name}-facts`, { create: "hostname; uname -r; uname -m", connection: connectionFor(args.host) }, { parent: this });
+    const line = (i: number) => facts.stdout.apply((s) => s.split("\n")[i] ?? "");
+    this.hostname = line(0);
+    this.kernel = line(1);
+    this.machine = line(2);
+    this.registerOutputs({ hostname: this.hostname, kernel: this.kernel, machine: this.machine });
+  }
+}

@@ -1,0 +1,143 @@
+import test from "ava";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { $ } from "zx";
+import { findHost, loadInventory } from "../lib/inventory";
+import { boot, crash, heal, partition, shape, unshape } from "../lib/lab/faults";
+import { down, labOptions, listNodes, up } from "../lib/lab/lab";
+import { UserError } from "../lib/log";
+import { sshExec } from "../lib/ssh";
+
+// A lab of its own (name and subnet), so a developer's lab is never touched.
+const dir = mkdtempSync(path.join(tmpdir(), "edge-ha-lab-test-"));
+const lab = labOptions({ name: "labtest", subnetPrefix: "10.77.201", inventoryFile: path.join(dir, "inventory.yaml") });
+const inventory = () => loadInventory(lab.inventoryFile);
+const host = (name: string) => findHost(inventory(), name);
+
+test.before(async () => {
+  await up(lab, 3);
+});
+
+test.after.always(async () => {
+  await down(lab);
+});
+
+test.serial("each node is its own host, reached over SSH with its host key verified", async (t) => {
+  const inv = inventory();
+  t.is(inv.hosts.length, 3);
+  const names = [];
+  for (const h of inv.hosts) names.push((await sshExec(h, "hostname")).stdout.trim());
+  t.deepEqual(names, ["node1", "node2", "node3"]);
+
+  await sshExec(host("node1"), "echo only-here > /root/private-file");
+  t.is((await sshExec(host("node2"), "test -e /root/private-file", { nothrow: true })).exitCode, 1);
+
+  for (const from of ["node1", "node2", "node3"]) {
+    for (const to of inv.hosts.filter((h) => h.name !== from)) {
+      const r = await sshExec(host(from), `ping -c1 -W2 ${to.address}`, { nothrow: true });
+      t.is(r.exitCode, 0, `${from} should reach ${to.name}`);
+    }
+  }
+});
+
+test.serial("a node whose key does not match known_hosts is refused", async (t) => {
+  const h = host("node1");
+  const forged = path.join(dir, "forged_known_hosts");
+  const other = readFileSync(h.ssh.knownHostsFile, "utf8").split("\n").find((l) => l.startsWith(host("node2").address + " "))!;
+  writeFileSync(forged, other.replace(host("node2").address, h.address) + "\n");
+  const r = await sshExec({ ...h, ssh: { ...h.ssh, knownHostsFile: forged } }, "true", { nothrow: true });
+  t.is(r.exitCode, 255);
+  t.regex(r.stderr, /host key|Host key verification failed/i);
+});
+
+test.serial("nodes are blank: no Docker, CRIU or rsync", async (t) => {
+  const r = await sshExec(host("node1"), "command -v dockerd criu rsync || true");
+  t.is(r.stdout.trim(), "");
+});
+
+test.serial("lab up again changes nothing and keeps the nodes", async (t) => {
+  const before = await listNodes(lab);
+  await sshExec(host("node2"), "echo still-here > /root/idem");
+  await up(lab, 3);
+  t.deepEqual(await listNodes(lab), before);
+  t.is((await sshExec(host("node2"), "cat /root/idem")).stdout.trim(), "still-here");
+});
+
+test.serial("crash powers a node off at once and boot brings it back with its disk", async (t) => {
+  await sshExec(host("node2"), "echo survives > /root/marker");
+  await crash(lab, "node2");
+  t.false((await listNodes(lab)).find((n) => n.name === "node2")!.running);
+  t.not((await sshExec(host("node2"), "true", { nothrow: true })).exitCode, 0);
+  await boot(lab, "node2");
+  t.is((await sshExec(host("node2"), "cat /root/marker")).stdout.trim(), "survives");
+});
+
+test.serial("partition cuts a node off both ways while it runs; heal restores it", async (t) => {
+  const n1 = host("node1");
+  const n2 = host("node2");
+  await partition(lab, "node1");
+  try {
+    t.not((await sshExec(n2, `ping -c1 -W1 ${n1.address}`, { nothrow: true })).exitCode, 0, "node2 must not reach node1");
+    const fromInside = await $({ quiet: true, nothrow: true })`docker exec edge-ha-labtest-node1 ping -c1 -W1 ${n2.address}`;
+    t.not(fromInside.exitCode, 0, "node1 must not reach node2");
+    t.true((await listNodes(lab)).find((n) => n.name === "node1")!.running);
+  } finally {
+    await heal(lab, "node1");
+  }
+  t.is((await sshExec(n2, `ping -c1 -W2 ${n1.address}`, { nothrow: true })).exitCode, 0);
+});
+
+test.serial("shape measurably slows a node's link; unshape restores it", async (t) => {
+  const payload = Buffer.alloc(1_000_000, 7);
+  const timeTransfer = async () => {
+    const started = process.hrtime.bigint();
+    await sshExec(host("node3"), "cat > /dev/null", { input: payload });
+    return Number(process.hrtime.bigint() - started) / 1e9;
+  };
+  const baseline = await timeTransfer();
+  await shape(lab, "node3", { rate: "2mbit" });
+  let shaped: number;
+  try {
+    shaped = await timeTransfer();
+  } finally {
+    await unshape(lab, "node3");
+  }
+  // 1 MB at 2 Mbit/s needs at least 4 s; an unshaped link takes a fraction of that.
+  t.true(shaped > 3, `shaped transfer took ${shaped.toFixed(2)} s`);
+  t.true(shaped > baseline * 5, `shaped ${shaped.toFixed(2)} s vs baseline ${baseline.toFixed(2)} s`);
+  const after = await timeTransfer();
+  t.true(after < shaped / 3, `after unshape ${after.toFixed(2)} s`);
+});
+
+test.serial("bad input is one clear error and changes nothing", async (t) => {
+  const before = await listNodes(lab);
+  await t.throwsAsync(crash(lab, "node9"), { instanceOf: UserError, message: /no node "node9".*node1, node2, node3/ });
+  await t.throwsAsync(up(lab, 0), { instanceOf: UserError, message: /--nodes/ });
+  await t.throwsAsync(shape(lab, "node1", { rate: "fast" }), { instanceOf: UserError, message: /--rate/ });
+  const cli = await $({ quiet: true, nothrow: true })`npx tsx scripts/lab.ts --lab labtest crash nodeX`;
+  t.is(cli.exitCode, 1);
+  t.regex(cli.stderr, /error: no node "nodeX"/);
+  const badInventory = path.join(dir, "bad.yaml");
+  writeFileSync(badInventory, "cluster: x\nhosts:\n  - name: a\n");
+  const check = await $({ quiet: true, nothrow: true })`npx tsx scripts/lab.ts check-inventory ${badInventory}`;
+  t.is(check.exitCode, 1);
+  t.regex(check.stderr, /bad\.yaml is not a valid inventory[\s\S]*hosts\[0\] \(a\)\.address/);
+  t.deepEqual(await listNodes(lab), before);
+});
+
+test.serial("down removes every container, volume, network and rule of the lab, and only those", async (t) => {
+  const other = labOptions({ name: "labtest2", subnetPrefix: "10.77.202", inventoryFile: path.join(dir, "other.yaml") });
+  await up(other, 1);
+  try {
+    await down(lab);
+    const filter = "label=edge-ha.lab=labtest";
+    t.is((await $({ quiet: true })`docker ps -aq --filter ${filter}`).stdout.trim(), "");
+    t.is((await $({ quiet: true })`docker volume ls -q --filter ${filter}`).stdout.trim(), "");
+    t.is((await $({ quiet: true })`docker network ls -q --filter ${filter}`).stdout.trim(), "");
+    t.notRegex((await $({ quiet: true })`iptables -S DOCKER-USER`).stdout, /edge-ha-lab:labtest:/);
+    t.is((await listNodes(other)).length, 1, "another lab is left alone");
+  } finally {
+    await down(other);
+  }
+});
