@@ -1,6 +1,6 @@
 import { $ } from "zx";
 import { UserError } from "../log";
-import { findNode, LabOptions, removeRules } from "./lab";
+import { findNode, LabOptions, removeRules, waitForSsh } from "./lab";
 
 /*
  * Fault injection on lab nodes, each with its undo. Rules and queues live on
@@ -21,11 +21,7 @@ export async function boot(lab: LabOptions, name: string): Promise<void> {
   const node = await findNode(lab, name);
   if (node.running) throw new UserError(`${name} is already running`);
   await sh`docker start ${node.container}`;
-  for (let i = 0; i < 100; i++) {
-    if ((await $({ quiet: true, nothrow: true })`docker exec ${node.container} pgrep -x sshd`).exitCode === 0) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new UserError(`${name} booted but sshd did not come up within 10 s; see: docker logs ${node.container}`);
+  await waitForSsh(node.container);
 }
 
 const partitionTag = (lab: LabOptions, name: string) => `edge-ha-lab:${lab.name}:partition:${name}`;

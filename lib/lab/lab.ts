@@ -163,7 +163,8 @@ async function ensureNode(lab: LabOptions, name: string, address: string, public
   await waitForSsh(container);
 }
 
-async function waitForSsh(container: string): Promise<void> {
+/** Waits until a node has its host key and sshd runs (after create or boot). */
+export async function waitForSsh(container: string): Promise<void> {
   for (let i = 0; i < 100; i++) {
     const r = await $({ quiet: true, nothrow: true })`docker exec ${container} sh -c ${"test -s /etc/ssh/ssh_host_ed25519_key.pub && pgrep -x sshd"}`;
     if (r.exitCode === 0) return;
@@ -232,4 +233,3 @@ export async function removeRules(prefix: string): Promise<void> {
   }
 }
 
-export { containerName, network };
