@@ -1,15 +1,41 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as path from "node:path";
 import { loadInventory } from "./lib/inventory";
-import { HostFacts } from "./modules/host-facts";
+import { UserError } from "./lib/log";
+import { parseSettings } from "./lib/settings";
+import { EdgeCluster } from "./modules/edge-cluster";
 
-// The inventory path is relative to the project folder, whatever the caller's cwd.
-const config = new pulumi.Config("edge-ha");
-const inventory = loadInventory(path.resolve(__dirname, config.require("inventory")));
+/*
+ * The edge-ha program: the inventory named by the stack's settings becomes an
+ * EdgeCluster. Bad settings or a bad inventory stop it here, in preview,
+ * before anything on a host changes.
+ */
+function load() {
+  const stackFile = path.join("stacks", `Pulumi.${pulumi.getStack()}.yaml`);
+  const raw = Object.fromEntries(
+    Object.entries(pulumi.runtime.allConfig())
+      .filter(([key]) => key.startsWith("edge-ha:"))
+      .map(([key, value]) => [key.slice("edge-ha:".length), value]),
+  );
+  try {
+    const settings = parseSettings(raw, stackFile);
+    // The inventory path is relative to the project folder, whatever the caller's cwd.
+    const inventory = loadInventory(path.resolve(__dirname, settings.inventory));
+    return { settings, inventory };
+  } catch (err) {
+    // A RunError is shown as its message alone, without a stack trace.
+    if (err instanceof UserError) throw new pulumi.RunError(err.message);
+    throw err;
+  }
+}
 
-const facts = inventory.hosts.map((host) => ({ host, facts: new HostFacts(host.name, { host }) }));
+const { settings, inventory } = load();
+const cluster = new EdgeCluster(inventory.cluster, {
+  inventory,
+  settings,
+  rsyncPassword: new pulumi.Config("edge-ha").getSecret("rsyncPassword"),
+});
 
-export const cluster = inventory.cluster;
-export const hosts = Object.fromEntries(
-  facts.map(({ host, facts }) => [host.name, { address: host.address, hostname: facts.hostname, kernel: facts.kernel, machine: facts.machine }]),
-);
+export const clusterName = inventory.cluster;
+export const swarmLeader = cluster.swarmLeader;
+export const nodes = cluster.nodes;

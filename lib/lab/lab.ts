@@ -113,6 +113,14 @@ async function ensureNetwork(lab: LabOptions): Promise<void> {
 }
 
 /**
+ * Nodes get the mirror's address in /etc/hosts: the egress policy lets them
+ * reach nothing but the mirror, not even a DNS server.
+ */
+async function mirrorHosts(): Promise<string[]> {
+  return (await debianMirrorAddresses()).slice(0, 1).map((ip) => `${debianMirror}:${ip}`);
+}
+
+/**
  * Nodes may reach each other and Debian's package mirror, nothing else. The
  * rules sit in Docker's DOCKER-USER chain, tagged with the lab's name.
  */
@@ -130,9 +138,10 @@ async function ensureEgressPolicy(lab: LabOptions): Promise<void> {
   await sh`iptables -I DOCKER-USER -s ${subnet} -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN -m comment --comment ${tag}`;
 }
 
+const debianMirror = "deb.debian.org";
+
 async function debianMirrorAddresses(): Promise<string[]> {
-  const hosts = new Set(["deb.debian.org"]);
-  const out = await $({ quiet: true, nothrow: true })`getent ahostsv4 ${[...hosts]}`;
+  const out = await $({ quiet: true, nothrow: true })`getent ahostsv4 ${debianMirror}`;
   const ips = [...new Set(out.stdout.split("\n").map((l) => l.split(/\s+/)[0]).filter(Boolean))];
   if (ips.length === 0) throw new UserError("cannot resolve deb.debian.org: lab nodes need Debian's mirror to install packages");
   return ips;
@@ -149,6 +158,7 @@ async function ensureNode(lab: LabOptions, name: string, address: string, public
     const args = ["run", "-d", "--name", container, "--hostname", name, "--init",
       ...labels.flatMap((l) => ["--label", l]),
       "--network", network(lab), "--ip", address,
+      ...(await mirrorHosts()).flatMap((h) => ["--add-host", h]),
       "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
       "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined", "--security-opt", "systempaths=unconfined",
       "--device-cgroup-rule", "a *:* rwm", "--cgroupns", "host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",

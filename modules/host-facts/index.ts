@@ -18,12 +18,16 @@ export function connectionFor(host: Host): ConnectionArgs {
     user: host.ssh.user,
     privateKey: pulumi.secret(readFileSync(host.ssh.privateKeyFile, "utf8")),
     knownHosts,
+    name: host.name,
   };
 }
 
 export interface HostFactsArgs {
   host: Host;
 }
+
+/** `uname -m` names of the inventory's architectures. */
+const machines: Record<Host["arch"], string[]> = { amd64: ["x86_64"], arm64: ["aarch64", "arm64"], armhf: ["armv7l", "armv6l"] };
 
 /** What a host says about itself over SSH: hostname, kernel and architecture. */
 export class HostFacts extends pulumi.ComponentResource {
@@ -33,7 +37,19 @@ export class HostFacts extends pulumi.ComponentResource {
 
   constructor(name: string, args: HostFactsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("edge-ha:host:HostFacts", name, {}, opts);
-    const facts = new RemoteCommand(`${name}-facts`, { create: "hostname; uname -r; uname -m", connection: connectionFor(args.host) }, { parent: this });
+    // Checks the inventory's arch against the host before anything is installed: CRIU is built per arch.
+    const { host } = args;
+    const facts = new RemoteCommand(
+      `${name}-facts`,
+      {
+        create: `hostname; uname -r; m=$(uname -m); echo "$m"
+case " ${machines[host.arch].join(" ")} " in *" $m "*) ;; *)
+  echo "${host.name} (${host.address}) is $m, but the inventory says arch: ${host.arch}; fix hosts[].arch for ${host.name}" >&2; exit 1;;
+esac`,
+        connection: connectionFor(host),
+      },
+      { parent: this },
+    );
     const line = (i: number) => facts.stdout.apply((s) => s.split("\n")[i] ?? "");
     this.hostname = line(0);
     this.kernel = line(1);

@@ -1,0 +1,149 @@
+/*
+ * Shell functions shared by the provisioning scripts that run on the hosts.
+ * Every RemoteCommand script of the modules starts with `prelude`, so package
+ * installs, service supervision and cleanup behave the same in every module.
+ *
+ * Two facts shape them:
+ * - Several components provision one host at the same time, so apt runs under
+ *   a lock.
+ * - A host may have systemd (a Pi, a VM) or not (a lab node, whose init runs
+ *   /etc/edge-ha/boot.d/* at every boot); a service must come back after a
+ *   reboot either way.
+ */
+
+/** Where edge-ha keeps its state on a host. */
+export const hostStateDir = "/var/lib/edge-ha";
+
+export const prelude = String.raw`
+export DEBIAN_FRONTEND=noninteractive
+EDGE_HA_STATE=${hostStateDir}
+mkdir -p "$EDGE_HA_STATE/installed" /etc/edge-ha
+
+# apt_refresh: updates the package lists unless they are recent (call under the apt lock).
+apt_refresh() {
+  [ -n "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -360 2>/dev/null | head -n1)" ] && return 0
+  apt-get update -qq >/dev/null || { echo "apt-get update failed on $(hostname)" >&2; return 1; }
+}
+
+# apt_locked COMMAND...: runs COMMAND holding the lock every apt use here shares.
+apt_locked() { ( flock 9; "$@" ) 9>"$EDGE_HA_STATE/apt.lock"; }
+
+# apt_install PKG...: installs the missing packages and remembers every package
+# that came with them, so that removal takes away only what edge-ha brought.
+apt_install() {
+  missing=""
+  for p in "$@"; do
+    dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed' || missing="$missing $p"
+  done
+  [ -z "$missing" ] && return 0
+  (
+    flock 9
+    apt_refresh
+    dpkg --get-selections | awk '{print $1}' | sort >"$EDGE_HA_STATE/apt.before"
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $missing >/tmp/edge-ha-apt.log 2>&1 ||
+      { tail -n 20 /tmp/edge-ha-apt.log >&2; echo "apt-get install$missing failed on $(hostname)" >&2; exit 1; }
+    dpkg --get-selections | awk '{print $1}' | sort | comm -13 "$EDGE_HA_STATE/apt.before" - |
+      while read -r p; do touch "$EDGE_HA_STATE/installed/$p"; done
+  ) 9>"$EDGE_HA_STATE/apt.lock"
+}
+
+# apt_remove_ours PKG...: removes those of the packages that edge-ha installed,
+# with the dependencies they brought, unless something else still needs them.
+apt_remove_ours() {
+  ours=""
+  for p in "$@"; do [ -e "$EDGE_HA_STATE/installed/$p" ] && ours="$ours $p"; done
+  [ -z "$ours" ] && return 0
+  (
+    flock 9
+    # shellcheck disable=SC2086
+    apt-mark auto $ours >/dev/null 2>&1 || true
+    # Only packages edge-ha installed and nothing needs any more; never the host's own orphans.
+    gone=$(apt-get -s autoremove 2>/dev/null | awk '/^Remv /{print $2}' |
+      while read -r p; do [ -e "$EDGE_HA_STATE/installed/$p" ] && echo "$p"; done)
+    # shellcheck disable=SC2086
+    [ -z "$gone" ] || apt-get purge -y -qq $gone >/dev/null 2>&1 || true
+    for p in $gone; do rm -f "$EDGE_HA_STATE/installed/$p"; done
+  ) 9>"$EDGE_HA_STATE/apt.lock"
+}
+
+has_systemd() { [ -d /run/systemd/system ]; }
+
+# write_if_changed FILE MODE: writes stdin to FILE; status 0 when the content changed.
+write_if_changed() {
+  tmp="$1.edge-ha-new"
+  cat >"$tmp"; chmod "$2" "$tmp"
+  if [ -f "$1" ] && cmp -s "$tmp" "$1"; then rm -f "$tmp"; return 1; fi
+  mv -f "$tmp" "$1"
+}
+
+# service_install NAME COMMAND...: a supervised service that starts at boot
+# and is restarted when it exits (systemd unit, or a boot.d script with a
+# restart loop where there is no systemd).
+service_install() {
+  name=$1; shift
+  if has_systemd; then
+    printf '[Unit]\nDescription=edge-ha %s\nAfter=network-online.target\n\n[Service]\nExecStart=%s\nRestart=always\nRestartSec=1\n\n[Install]\nWantedBy=multi-user.target\n' \
+      "$name" "$*" | write_if_changed "/etc/systemd/system/edge-ha-$name.service" 0644 && systemctl daemon-reload
+    systemctl enable -q "edge-ha-$name"
+  else
+    mkdir -p /etc/edge-ha/boot.d
+    printf '#!/bin/sh\n# edge-ha service %s: restarted whenever it exits.\necho $$ > /run/edge-ha-%s.supervisor.pid\nwhile :; do %s; sleep 1; done\n' \
+      "$name" "$name" "$*" | write_if_changed "/etc/edge-ha/boot.d/$name" 0755 || true
+  fi
+}
+
+service_running() {
+  if has_systemd; then systemctl is-active -q "edge-ha-$1"; else
+    pid=$(cat "/run/edge-ha-$1.supervisor.pid" 2>/dev/null) && kill -0 "$pid" 2>/dev/null
+  fi
+}
+
+# service_restart NAME: (re)starts the service under its supervisor.
+service_restart() {
+  if has_systemd; then systemctl restart "edge-ha-$1"; return; fi
+  if service_running "$1"; then
+    pkill -TERM -P "$(cat "/run/edge-ha-$1.supervisor.pid")" || true
+  else
+    setsid "/etc/edge-ha/boot.d/$1" >>/var/log/edge-ha-boot.log 2>&1 </dev/null &
+  fi
+}
+
+# service_start NAME: starts the service unless it runs.
+service_start() { service_running "$1" || service_restart "$1"; }
+
+# service_remove NAME: stops the service and removes its unit or boot script.
+service_remove() {
+  if has_systemd; then
+    systemctl disable -q --now "edge-ha-$1" 2>/dev/null || true
+    rm -f "/etc/systemd/system/edge-ha-$1.service"; systemctl daemon-reload
+  else
+    if pid=$(cat "/run/edge-ha-$1.supervisor.pid" 2>/dev/null); then
+      kill "$pid" 2>/dev/null || true
+      pkill -TERM -P "$pid" 2>/dev/null || true
+    fi
+    rm -f "/etc/edge-ha/boot.d/$1" "/run/edge-ha-$1.supervisor.pid"
+  fi
+}
+
+# wait_for SECONDS WHAT COMMAND...: polls COMMAND until it succeeds.
+wait_for() {
+  limit=$1 what=$2; shift 2
+  i=0
+  until "$@" >/dev/null 2>&1; do
+    i=$((i + 1))
+    [ "$i" -ge $((limit * 5)) ] && { echo "timed out after $limit s waiting for $what on $(hostname)" >&2; return 1; }
+    sleep 0.2
+  done
+}
+`;
+
+/** A host script: the prelude, then `body`. */
+export function hostScript(body: string): string {
+  return `${prelude}\n${body.trim()}\n`;
+}
+
+/** Quotes a value for a POSIX shell. */
+export function shellQuote(value: string): string {
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}

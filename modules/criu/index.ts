@@ -1,0 +1,200 @@
+import * as pulumi from "@pulumi/pulumi";
+import type { Host } from "../../lib/inventory";
+import { hostScript, hostStateDir } from "../../lib/remote-shell";
+import { ConnectionArgs, CopyBetweenHosts, RemoteCommand } from "../command";
+
+export type CriuSource = "auto" | "distro" | "build";
+
+/** How runc asks CRIU to treat what a container holds open (written to /etc/criu/runc.conf). */
+export interface RuncCriuOptions {
+  /** Checkpoint and restore established TCP connections instead of refusing (default true). */
+  tcpEstablished?: boolean;
+  /** Checkpoint file locks (default true). */
+  fileLocks?: boolean;
+  /** More CRIU options, one per entry, as in a CRIU configuration file (e.g. "ext-unix-sk"). */
+  extra?: string[];
+}
+
+export interface CriuNode {
+  host: Host;
+  connection: pulumi.Input<ConnectionArgs>;
+  /** Waits for this before touching the host (for example its HostFacts). */
+  dependsOn?: pulumi.Input<pulumi.Resource>[];
+}
+
+export interface CriuArgs {
+  nodes: CriuNode[];
+  /**
+   * "auto" (default): the distro's CRIU where it passes `criu check`, else the pinned version built from source.
+   * "distro": the distro's only (fails when it does not pass). "build": always the pinned version.
+   */
+  source?: CriuSource;
+  /** Pinned upstream version built when the distro's does not work (default "4.1.1"). */
+  version?: string;
+  /** sha256 of `criu_<version>.orig.tar.xz` (required when version is not the default). */
+  sourceSha256?: string;
+  /** Debian mirror to fetch packages and the source tarball from (default http://deb.debian.org/debian). */
+  mirror?: string;
+  runc?: RuncCriuOptions;
+}
+
+export const defaultCriuVersion = "4.1.1";
+export const knownSourceSha256: Record<string, string> = {
+  "4.1.1": "f80a66cb3726bb2116266d4759ce3bcbfab7abdb6b6d430bf20dd41911717afe",
+};
+
+/** What the built binary links against (Debian package names), also needed where it is shipped to. */
+const runtimePackages = "libbsd0 libgnutls30 libnftables1 libprotobuf-c1 libnl-3-200 libnet1 libuuid1 iptables";
+const buildPackages =
+  "build-essential pkgconf libbsd-dev libcap-dev libgnutls28-dev libnet1-dev libnftables-dev libnl-3-dev " +
+  "libprotobuf-c-dev libprotobuf-dev protobuf-c-compiler protobuf-compiler python3-protobuf uuid-dev curl xz-utils";
+
+const stage = `${hostStateDir}/criu`;
+
+/** The lines of /etc/criu/runc.conf for these options. */
+export function runcConfig(options: RuncCriuOptions = {}): string {
+  const lines = ["# Written by edge-ha: options runc passes to CRIU on docker checkpoint/restore."];
+  if (options.tcpEstablished ?? true) lines.push("tcp-established");
+  if (options.fileLocks ?? true) lines.push("file-locks");
+  lines.push(...(options.extra ?? []));
+  return lines.join("\n") + "\n";
+}
+
+/**
+ * A CRIU that passes `criu check` on every node's kernel. Per architecture,
+ * the first node of that architecture decides: the distro's package when it
+ * passes there, otherwise the pinned version built from Debian's source on
+ * that node, once. The chosen binary is staged there and shipped to the other
+ * nodes of the architecture (checked by sha256), not rebuilt on each.
+ * Removal takes away the binary, runc.conf and packages edge-ha installed.
+ */
+export class Criu extends pulumi.ComponentResource {
+  /** Per host: where its CRIU came from ("distro <version>" or "built <version>"). */
+  readonly origins: Record<string, pulumi.Output<string>> = {};
+
+  constructor(name: string, args: CriuArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("edge-ha:node:Criu", name, {}, opts);
+    const source = args.source ?? "auto";
+    const version = args.version ?? defaultCriuVersion;
+    const sha256 = args.sourceSha256 ?? knownSourceSha256[version];
+    if (!sha256) throw new Error(`CRIU ${version}: no known sha256 for its source tarball; give sourceSha256`);
+    const mirror = args.mirror ?? "http://deb.debian.org/debian";
+
+    const byArch = new Map<string, CriuNode[]>();
+    for (const node of args.nodes) byArch.set(node.host.arch, [...(byArch.get(node.host.arch) ?? []), node]);
+
+    for (const [arch, nodes] of byArch) {
+      const builder = nodes[0];
+      const staged = new RemoteCommand(
+        `${name}-${arch}-stage`,
+        {
+          connection: builder.connection,
+          environment: { SOURCE: source, VERSION: version, SHA256: sha256, MIRROR: mirror },
+          triggers: [source, version, sha256],
+          create: hostScript(stageScript),
+          delete: hostScript(`rm -rf ${stage}; apt_remove_ours ${buildPackages}`),
+        },
+        { parent: this, dependsOn: builder.dependsOn },
+      );
+
+      for (const node of nodes) {
+        const copied =
+          node === builder
+            ? []
+            : [
+                new CopyBetweenHosts(
+                  `${name}-${node.host.name}-copy`,
+                  {
+                    source: { connection: builder.connection, path: `${stage}/criu` },
+                    connection: node.connection,
+                    path: `${stage}/criu`,
+                    mode: "0755",
+                    triggers: [staged.stdout],
+                  },
+                  { parent: this, dependsOn: node.dependsOn },
+                ),
+              ];
+        const installed = new RemoteCommand(
+          `${name}-${node.host.name}`,
+          {
+            connection: node.connection,
+            environment: { ORIGIN: staged.stdout.apply((s) => s.split("\n")[0]), RUNC_CONF: runcConfig(args.runc) },
+            create: hostScript(installScript),
+            delete: hostScript(`rm -f /usr/local/sbin/criu /etc/criu/runc.conf; rmdir /etc/criu 2>/dev/null || true
+case "$ORIGIN" in distro*) apt_remove_ours criu ;; esac
+apt_remove_ours ${runtimePackages}
+rm -rf ${stage}`),
+          },
+          { parent: this, dependsOn: [staged, ...copied, ...(node.dependsOn ?? [])] },
+        );
+        this.origins[node.host.name] = installed.stdout.apply((s) => s.split("\n")[0]);
+      }
+    }
+    this.registerOutputs({ origins: this.origins });
+  }
+}
+
+/*
+ * On the first node of an architecture: stage a CRIU that passes `criu check`
+ * at ${stage}/criu and print where it came from, then its sha256.
+ */
+const stageScript = `
+apt_install ${runtimePackages}
+mkdir -p ${stage}
+passes() { "$1" check >/dev/null 2>&1; }
+want="$SOURCE $VERSION"
+if [ -x ${stage}/criu ] && [ "$(cat ${stage}/wanted 2>/dev/null)" = "$want" ] && passes ${stage}/criu; then
+  origin=$(cat ${stage}/origin)
+else
+  origin=""
+  if [ "$SOURCE" != build ]; then
+    # Try the distro's binary without installing the package.
+    probe=/var/tmp/edge-ha-criu-probe; rm -rf $probe; mkdir -p $probe
+    if (cd $probe && apt_locked apt_refresh && apt_locked apt-get download -qq criu >/dev/null 2>&1) &&
+       dpkg-deb -x $probe/criu_*.deb $probe/root && passes $probe/root/usr/sbin/criu; then
+      cp $probe/root/usr/sbin/criu ${stage}/criu
+      origin="distro $(dpkg-deb -f $probe/criu_*.deb Version)"
+    fi
+    rm -rf $probe
+    if [ -z "$origin" ] && [ "$SOURCE" = distro ]; then
+      echo "the distro's CRIU does not pass 'criu check' on $(hostname) (kernel $(uname -r)); set edge-ha:criuSource to auto or build" >&2
+      exit 1
+    fi
+  fi
+  if [ -z "$origin" ]; then
+    apt_install ${buildPackages}
+    build=/var/tmp/edge-ha-criu-build; rm -rf $build; mkdir -p $build
+    curl -fsS -o $build/src.tar.xz "$MIRROR/pool/main/c/criu/criu_$VERSION.orig.tar.xz" ||
+      { echo "cannot download criu_$VERSION.orig.tar.xz from $MIRROR on $(hostname)" >&2; exit 1; }
+    echo "$SHA256  $build/src.tar.xz" | sha256sum -c --quiet ||
+      { echo "criu_$VERSION.orig.tar.xz from $MIRROR has the wrong sha256 (expected $SHA256)" >&2; exit 1; }
+    tar -C $build -xf $build/src.tar.xz
+    # /var/tmp, not /tmp: the build runs its own tools, and /tmp may be noexec.
+    make -C $build/criu-$VERSION -j"$(nproc)" criu >$build/make.log 2>&1 ||
+      { tail -n 20 $build/make.log >&2; echo "building CRIU $VERSION failed on $(hostname)" >&2; exit 1; }
+    install -m 0755 $build/criu-$VERSION/criu/criu ${stage}/criu
+    rm -rf $build
+    passes ${stage}/criu || { ${stage}/criu check >&2; echo "CRIU $VERSION built on $(hostname) fails 'criu check' on kernel $(uname -r)" >&2; exit 1; }
+    origin="built $VERSION"
+    apt_remove_ours ${buildPackages}
+  fi
+  echo "$origin" >${stage}/origin
+  echo "$want" >${stage}/wanted
+fi
+echo "$origin"
+sha256sum ${stage}/criu | cut -d' ' -f1
+`;
+
+/* On every node: install the staged CRIU (or the distro's package) and runc's options for it. */
+const installScript = `
+apt_install ${runtimePackages}
+case "$ORIGIN" in
+  distro*) apt_install criu; bin=$(command -v criu) ;;
+  *) install -m 0755 ${stage}/criu /usr/local/sbin/criu; bin=/usr/local/sbin/criu ;;
+esac
+out=$($bin check 2>&1) || { echo "$out" | tail -n 5 >&2; echo "CRIU ($ORIGIN) fails 'criu check' on $(hostname), kernel $(uname -r)" >&2; exit 1; }
+mkdir -p /etc/criu
+printf '%s' "$RUNC_CONF" | write_if_changed /etc/criu/runc.conf 0644 || true
+echo "$ORIGIN"
+$bin --version | head -n 1
+`;

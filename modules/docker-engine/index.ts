@@ -1,0 +1,98 @@
+import * as pulumi from "@pulumi/pulumi";
+import { hostScript } from "../../lib/remote-shell";
+import { ConnectionArgs, RemoteCommand } from "../command";
+
+export type DockerSource = "debian" | "docker";
+
+export interface DockerEngineArgs {
+  /** How to reach the host. */
+  connection: pulumi.Input<ConnectionArgs>;
+  /** "debian": Debian's docker.io (default). "docker": Docker's own docker-ce packages from download.docker.com. */
+  source?: DockerSource;
+  /** Size at which a container's log file is rotated (default "10m"). */
+  logMaxSize?: string;
+  /** Rotated log files kept per container (default 3). */
+  logMaxFiles?: number;
+  /** More daemon.json settings, merged over the defaults. */
+  daemonOptions?: Record<string, unknown>;
+}
+
+/** daemon.json as edge-ha writes it: experimental on (checkpoint/restore needs it), bounded logs. */
+export function daemonConfig(args: Pick<DockerEngineArgs, "logMaxSize" | "logMaxFiles" | "daemonOptions">): Record<string, unknown> {
+  return {
+    experimental: true,
+    "log-driver": "json-file",
+    "log-opts": { "max-size": args.logMaxSize ?? "10m", "max-file": String(args.logMaxFiles ?? 3) },
+    ...args.daemonOptions,
+  };
+}
+
+const packages: Record<DockerSource, string> = {
+  debian: "docker.io",
+  docker: "docker-ce docker-ce-cli containerd.io",
+};
+
+/**
+ * A Docker engine able to checkpoint and restore, running now and after every
+ * reboot: the distro's systemd unit where the host has systemd, an edge-ha
+ * supervised service otherwise (the lab nodes).
+ *
+ * Removal stops and removes the engine only when edge-ha installed it;
+ * /var/lib/docker (images, volumes) is always left, as it may hold user data.
+ */
+export class DockerEngine extends pulumi.ComponentResource {
+  /** The engine's version, as `docker version` reports it. */
+  readonly version: pulumi.Output<string>;
+
+  constructor(name: string, args: DockerEngineArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("edge-ha:node:DockerEngine", name, {}, opts);
+    const source = args.source ?? "debian";
+    const install =
+      source === "docker"
+        ? `apt_install ca-certificates curl
+if [ ! -f /etc/apt/sources.list.d/docker.list ]; then
+  . /etc/os-release
+  install -m 0755 -d /etc/apt/keyrings
+  curl -fsSL "https://download.docker.com/linux/$ID/gpg" -o /etc/apt/keyrings/docker.asc
+  echo "deb [signed-by=/etc/apt/keyrings/docker.asc] https://download.docker.com/linux/$ID $VERSION_CODENAME stable" >/etc/apt/sources.list.d/docker.list
+  apt-get update -qq
+fi
+apt_install ${packages.docker}`
+        : `apt_install ${packages.debian}`;
+
+    const engine = new RemoteCommand(
+      `${name}-engine`,
+      {
+        connection: args.connection,
+        environment: { DAEMON_JSON: JSON.stringify(daemonConfig(args), null, 2) },
+        create: hostScript(`
+${install}
+mkdir -p /etc/docker
+changed=0
+printf '%s\\n' "$DAEMON_JSON" | write_if_changed /etc/docker/daemon.json 0644 && changed=1
+if has_systemd; then
+  systemctl enable -q docker
+  if [ $changed = 1 ]; then systemctl restart docker; else systemctl start docker; fi
+else
+  service_install dockerd "$(command -v dockerd)"
+  if [ $changed = 1 ]; then service_restart dockerd; else service_start dockerd; fi
+fi
+wait_for 60 "the Docker engine" docker info
+if [ "$(docker info -f '{{.ExperimentalBuild}}')" != true ]; then
+  echo "dockerd on $(hostname) runs without experimental features, so it cannot checkpoint; /etc/docker/daemon.json or its command line overrides them" >&2
+  exit 1
+fi
+docker version -f '{{.Server.Version}}'`),
+        delete: hostScript(`
+if ls "$EDGE_HA_STATE"/installed/docker* "$EDGE_HA_STATE"/installed/containerd.io >/dev/null 2>&1; then
+  if has_systemd; then systemctl disable -q --now docker docker.socket 2>/dev/null || true; else service_remove dockerd; fi
+  rm -f /etc/docker/daemon.json
+  apt_remove_ours ${packages[source]}
+fi`),
+      },
+      { parent: this },
+    );
+    this.version = engine.stdout;
+    this.registerOutputs({ version: this.version });
+  }
+}

@@ -1,0 +1,90 @@
+import * as pulumi from "@pulumi/pulumi";
+import type { Inventory } from "../../lib/inventory";
+import type { ClusterSettings } from "../../lib/settings";
+import { Criu } from "../criu";
+import { DockerEngine } from "../docker-engine";
+import { GeneratedSecret } from "../generated-secret";
+import { connectionFor, HostFacts } from "../host-facts";
+import { RsyncDaemon } from "../rsync-daemon";
+import { SwarmCluster } from "../swarm-cluster";
+
+export interface EdgeClusterArgs {
+  /** The fleet, already validated (lib/inventory). */
+  inventory: Inventory;
+  /** The stack's settings, already validated (lib/settings). */
+  settings: ClusterSettings;
+  /** Password of the rsync daemons; generated once and kept in the state when not given. */
+  rsyncPassword?: pulumi.Input<string>;
+}
+
+export interface NodeOutputs {
+  address: string;
+  kernel: pulumi.Output<string>;
+  docker: pulumi.Output<string>;
+  criu: pulumi.Output<string>;
+  rsync: pulumi.Output<string>;
+  swarmNodeId: pulumi.Output<string>;
+}
+
+/**
+ * An HA-ready edge cluster from an inventory of blank hosts: on every host a
+ * Docker engine able to checkpoint, a CRIU that passes on its kernel and an
+ * rsync daemon for checkpoint images; all hosts in one Docker Swarm. Each host
+ * is checked first (reachable, architecture as listed), and each host's chain
+ * depends only on itself, so one unreachable host does not hold up the others
+ * (with `pulumi up --continue-on-error`, which the project's tools use).
+ */
+export class EdgeCluster extends pulumi.ComponentResource {
+  readonly nodes: Record<string, NodeOutputs> = {};
+  readonly swarmLeader: string;
+
+  constructor(name: string, args: EdgeClusterArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("edge-ha:cluster:EdgeCluster", name, {}, opts);
+    const { inventory, settings } = args;
+    const parent = { parent: this };
+    const password = args.rsyncPassword ?? new GeneratedSecret(`${name}-rsync-password`, {}, parent).value;
+    const allowedHosts = inventory.hosts.map((h) => h.address);
+
+    const perHost = inventory.hosts.map((host) => {
+      const connection = connectionFor(host);
+      const facts = new HostFacts(host.name, { host }, parent);
+      const docker = new DockerEngine(
+        host.name,
+        { connection, source: settings.dockerSource, logMaxSize: settings.dockerLogMaxSize, logMaxFiles: settings.dockerLogMaxFiles },
+        { ...parent, dependsOn: [facts] },
+      );
+      const rsync = new RsyncDaemon(
+        host.name,
+        { connection, address: host.address, password, allowedHosts, port: settings.rsyncPort },
+        { ...parent, dependsOn: [facts] },
+      );
+      return { host, connection, facts, docker, rsync };
+    });
+
+    const criu = new Criu(
+      name,
+      {
+        nodes: perHost.map(({ host, connection, facts }) => ({ host, connection, dependsOn: [facts] })),
+        source: settings.criuSource,
+        version: settings.criuVersion,
+        runc: { tcpEstablished: settings.criuTcpEstablished, fileLocks: settings.criuFileLocks },
+      },
+      parent,
+    );
+
+    const swarm = new SwarmCluster(name, { nodes: perHost.map(({ host, connection, docker }) => ({ host, connection, dependsOn: [docker] })) }, parent);
+    this.swarmLeader = swarm.leaderAddress;
+
+    for (const { host, facts, docker, rsync } of perHost) {
+      this.nodes[host.name] = {
+        address: host.address,
+        kernel: facts.kernel,
+        docker: docker.version,
+        criu: criu.origins[host.name],
+        rsync: rsync.url,
+        swarmNodeId: swarm.nodeIds[host.name],
+      };
+    }
+    this.registerOutputs({ nodes: this.nodes, swarmLeader: this.swarmLeader });
+  }
+}

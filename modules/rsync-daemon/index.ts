@@ -1,0 +1,90 @@
+import * as pulumi from "@pulumi/pulumi";
+import { hostScript, hostStateDir } from "../../lib/remote-shell";
+import { ConnectionArgs, RemoteCommand } from "../command";
+
+export interface RsyncDaemonArgs {
+  connection: pulumi.Input<ConnectionArgs>;
+  /** The host's address, as the other hosts reach it. */
+  address: string;
+  /** Password of the module's user; keep it a Pulumi secret. */
+  password: pulumi.Input<string>;
+  /** Addresses allowed to connect (the cluster's hosts); everyone else is refused. */
+  allowedHosts: string[];
+  /** TCP port (default 873). */
+  port?: number;
+  /** Module name (default "checkpoints"). */
+  module?: string;
+  /** User name clients authenticate as (default "edge-ha"). */
+  user?: string;
+}
+
+export const rsyncDefaults = { port: 873, module: "checkpoints", user: "edge-ha" } as const;
+
+/** Where checkpoint images received by the daemon are kept on a host. */
+export const checkpointsDir = `${hostStateDir}/checkpoints`;
+
+/** The client's password file on every host, so a host can push to the others' daemons. */
+export const rsyncPasswordFile = "/etc/edge-ha/rsync.password";
+
+/** rsyncd.conf for these settings (the password lives in the secrets file, not here). */
+export function rsyncdConfig(args: Pick<RsyncDaemonArgs, "allowedHosts" | "port" | "module" | "user">): string {
+  return [
+    "# Written by edge-ha: receives checkpoint images from the other nodes.",
+    `port = ${args.port ?? rsyncDefaults.port}`,
+    "uid = root",
+    "gid = root",
+    "use chroot = yes",
+    "max connections = 16",
+    "reverse lookup = no",
+    "",
+    `[${args.module ?? rsyncDefaults.module}]`,
+    `  path = ${checkpointsDir}`,
+    "  read only = false",
+    `  auth users = ${args.user ?? rsyncDefaults.user}`,
+    "  secrets file = /etc/edge-ha/rsyncd.secrets",
+    "  strict modes = yes",
+    `  hosts allow = ${["127.0.0.1", ...args.allowedHosts].join(" ")}`,
+    "  hosts deny = *",
+    "",
+  ].join("\n");
+}
+
+/**
+ * An rsync daemon with one module for checkpoint images, password-protected
+ * and open only to the cluster's hosts, running as a supervised service.
+ */
+export class RsyncDaemon extends pulumi.ComponentResource {
+  /** rsync URL of the module, without credentials. */
+  readonly url: pulumi.Output<string>;
+
+  constructor(name: string, args: RsyncDaemonArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("edge-ha:node:RsyncDaemon", name, {}, opts);
+    const user = args.user ?? rsyncDefaults.user;
+    const port = args.port ?? rsyncDefaults.port;
+    const daemon = new RemoteCommand(
+      `${name}-rsyncd`,
+      {
+        connection: args.connection,
+        environment: { RSYNCD_CONF: rsyncdConfig(args), RSYNC_USER: user, RSYNC_SECRET: args.password, PORT: String(port) },
+        create: hostScript(`
+apt_install rsync
+mkdir -p ${checkpointsDir}
+changed=0
+printf '%s' "$RSYNCD_CONF" | write_if_changed /etc/edge-ha/rsyncd.conf 0644 && changed=1
+printf '%s:%s\\n' "$RSYNC_USER" "$RSYNC_SECRET" | write_if_changed /etc/edge-ha/rsyncd.secrets 0600 && changed=1
+printf '%s\\n' "$RSYNC_SECRET" | write_if_changed ${rsyncPasswordFile} 0600 || true
+service_install rsyncd /usr/bin/rsync --daemon --no-detach --config=/etc/edge-ha/rsyncd.conf
+if [ $changed = 1 ]; then service_restart rsyncd; else service_start rsyncd; fi
+wait_for 10 "the rsync daemon on port $PORT" rsync --list-only --port="$PORT" --password-file=${rsyncPasswordFile} "rsync://$RSYNC_USER@127.0.0.1/"
+echo "$(hostname) rsync daemon on port $PORT"`),
+        delete: hostScript(`
+service_remove rsyncd
+rm -rf /etc/edge-ha/rsyncd.conf /etc/edge-ha/rsyncd.secrets ${rsyncPasswordFile} ${checkpointsDir}
+apt_remove_ours rsync`),
+      },
+      { parent: this },
+    );
+    this.url = daemon.id.apply(() => `rsync://${user}@${args.address}:${port}/${args.module ?? rsyncDefaults.module}/`);
+    this.registerOutputs({ url: this.url });
+  }
+}
