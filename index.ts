@@ -10,7 +10,7 @@ import { EdgeCluster } from "./modules/edge-cluster";
  * EdgeCluster. Bad settings or a bad inventory stop it here, in preview,
  * before anything on a host changes.
  */
-function load() {
+function program() {
   const stackFile = path.join("stacks", `Pulumi.${pulumi.getStack()}.yaml`);
   const raw = Object.fromEntries(
     Object.entries(pulumi.runtime.allConfig())
@@ -21,7 +21,8 @@ function load() {
     const settings = parseSettings(raw, stackFile);
     // The inventory path is relative to the project folder, whatever the caller's cwd.
     const inventory = loadInventory(path.resolve(__dirname, settings.inventory));
-    return { settings, inventory };
+    const cluster = new EdgeCluster(inventory.cluster, { inventory, settings, rsyncPassword: new pulumi.Config("edge-ha").getSecret("rsyncPassword") });
+    return { inventory, cluster };
   } catch (err) {
     // A RunError is shown as its message alone, without a stack trace.
     if (err instanceof UserError) throw new pulumi.RunError(err.message);
@@ -29,12 +30,7 @@ function load() {
   }
 }
 
-const { settings, inventory } = load();
-const cluster = new EdgeCluster(inventory.cluster, {
-  inventory,
-  settings,
-  rsyncPassword: new pulumi.Config("edge-ha").getSecret("rsyncPassword"),
-});
+const { inventory, cluster } = program();
 
 export const clusterName = inventory.cluster;
 export const swarmLeader = cluster.swarmLeader;

@@ -54,6 +54,8 @@ const namePattern = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const labelKeyPattern = /^[a-zA-Z0-9]([a-zA-Z0-9._/-]*[a-zA-Z0-9])?$/;
 
 function isHostAddress(value: string): boolean {
+  // Dotted numbers are an IPv4 address or a mistake, never a DNS name.
+  if (/^[\d.]+$/.test(value)) return net.isIPv4(value);
   return net.isIP(value) !== 0 || /^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/.test(value);
 }
 

@@ -9,7 +9,8 @@ export class PulumiStack {
     private readonly extraEnv: Record<string, string> = {},
   ) {}
 
-  private run(args: string[], opts: { quiet?: boolean } = {}) {
+  /** Runs any pulumi subcommand on this stack. */
+  run(args: string[], opts: { quiet?: boolean } = {}) {
     const env = { ...pulumiEnv(), ...this.extraEnv };
     const sh = $({ cwd: this.projectDir, env, quiet: opts.quiet ?? true, nothrow: false });
     return sh`pulumi ${args} --stack ${this.stack} --non-interactive --color never`;
@@ -29,9 +30,13 @@ export class PulumiStack {
     await this.run(["config", "set", key, value, ...(secret ? ["--secret"] : ["--plaintext"])]);
   }
 
-  /** `pulumi up`; returns the change summary counted from the engine's JSON events. */
-  async up(opts: { quiet?: boolean } = {}): Promise<{ summary: Record<string, number>; output: string }> {
-    const r = await this.run(["up", "--yes", "--skip-preview", "--suppress-progress"], opts);
+  /**
+   * `pulumi up`; returns the change summary printed at its end. With
+   * continueOnError, resources independent of a failed one are still updated
+   * (one unreachable host does not hold up the others); it still rejects.
+   */
+  async up(opts: { quiet?: boolean; continueOnError?: boolean } = {}): Promise<{ summary: Record<string, number>; output: string }> {
+    const r = await this.run(["up", "--yes", "--skip-preview", "--suppress-progress", ...(opts.continueOnError ? ["--continue-on-error"] : [])], opts);
     return { summary: parseSummary(r.stdout), output: r.stdout };
   }
 
@@ -53,10 +58,22 @@ export class PulumiStack {
     await this.run(["destroy", "--yes", "--skip-preview", "--suppress-progress"], opts);
   }
 
-  /** Destroys the stack's resources and removes the stack itself. */
+  /** Destroys the stack's resources and removes the stack itself, also when the destroy fails. */
   async remove(): Promise<void> {
-    await this.destroy();
-    await this.run(["stack", "rm", "--yes", "--force"]);
+    try {
+      await this.destroy();
+    } finally {
+      await this.forget();
+    }
+  }
+
+  /** Removes the stack and its state without touching its resources (for hosts that are gone). */
+  async forget(): Promise<void> {
+    const env = { ...pulumiEnv(), ...this.extraEnv };
+    const existing = await $({ cwd: this.projectDir, env, quiet: true })`pulumi stack ls --json`;
+    if ((JSON.parse(existing.stdout) as { name: string }[]).some((s) => s.name === this.stack)) {
+      await this.run(["stack", "rm", "--yes", "--force"]);
+    }
   }
 }
 

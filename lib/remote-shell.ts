@@ -33,17 +33,19 @@ apt_locked() { ( flock 9; "$@" ) 9>"$EDGE_HA_STATE/apt.lock"; }
 apt_install() {
   missing=""
   for p in "$@"; do
-    dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed' || missing="$missing $p"
+    if ! dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed'; then missing="$missing $p"; fi
   done
   [ -z "$missing" ] && return 0
   (
     flock 9
     apt_refresh
-    dpkg --get-selections | awk '{print $1}' | sort >"$EDGE_HA_STATE/apt.before"
+    # Names without the ":amd64" that dpkg adds to multi-arch libraries, as apt prints them.
+    installed_names() { dpkg --get-selections | awk '{sub(/:.*/, "", $1); print $1}' | sort -u; }
+    installed_names >"$EDGE_HA_STATE/apt.before"
     # shellcheck disable=SC2086
     apt-get install -y -qq --no-install-recommends $missing >/tmp/edge-ha-apt.log 2>&1 ||
       { tail -n 20 /tmp/edge-ha-apt.log >&2; echo "apt-get install$missing failed on $(hostname)" >&2; exit 1; }
-    dpkg --get-selections | awk '{print $1}' | sort | comm -13 "$EDGE_HA_STATE/apt.before" - |
+    installed_names | comm -13 "$EDGE_HA_STATE/apt.before" - |
       while read -r p; do touch "$EDGE_HA_STATE/installed/$p"; done
   ) 9>"$EDGE_HA_STATE/apt.lock"
 }
@@ -52,17 +54,21 @@ apt_install() {
 # with the dependencies they brought, unless something else still needs them.
 apt_remove_ours() {
   ours=""
-  for p in "$@"; do [ -e "$EDGE_HA_STATE/installed/$p" ] && ours="$ours $p"; done
+  for p in "$@"; do if [ -e "$EDGE_HA_STATE/installed/$p" ]; then ours="$ours $p"; fi; done
   [ -z "$ours" ] && return 0
   (
     flock 9
     # shellcheck disable=SC2086
     apt-mark auto $ours >/dev/null 2>&1 || true
     # Only packages edge-ha installed and nothing needs any more; never the host's own orphans.
-    gone=$(apt-get -s autoremove 2>/dev/null | awk '/^Remv /{print $2}' |
-      while read -r p; do [ -e "$EDGE_HA_STATE/installed/$p" ] && echo "$p"; done)
-    # shellcheck disable=SC2086
-    [ -z "$gone" ] || apt-get purge -y -qq $gone >/dev/null 2>&1 || true
+    # Soft dependencies (Suggests, Recommends) of the host's packages do not keep ours.
+    gone=$(apt-get -s -o APT::AutoRemove::SuggestsImportant=false -o APT::AutoRemove::RecommendsImportant=false autoremove 2>/dev/null | awk '/^Remv /{print $2}' |
+      while read -r p; do if [ -e "$EDGE_HA_STATE/installed/$p" ]; then echo "$p"; fi; done)
+    if [ -n "$gone" ]; then
+      # shellcheck disable=SC2086
+      apt-get purge -y -qq $gone >/var/log/edge-ha-apt-remove.log 2>&1 ||
+        { tail -n 20 /var/log/edge-ha-apt-remove.log >&2; echo "apt-get purge$ours failed on $(hostname)" >&2; exit 1; }
+    fi
     for p in $gone; do rm -f "$EDGE_HA_STATE/installed/$p"; done
   ) 9>"$EDGE_HA_STATE/apt.lock"
 }
@@ -124,6 +130,13 @@ service_remove() {
     fi
     rm -f "/etc/edge-ha/boot.d/$1" "/run/edge-ha-$1.supervisor.pid"
   fi
+}
+
+# retry N COMMAND...: runs COMMAND up to N times, a second apart (for swarm
+# updates that race with the node's own status changes: "update out of sequence").
+retry() {
+  n=$1; shift
+  until "$@"; do n=$((n - 1)); [ "$n" -gt 0 ] || return 1; sleep 1; done
 }
 
 # wait_for SECONDS WHAT COMMAND...: polls COMMAND until it succeeds.

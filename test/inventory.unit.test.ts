@@ -56,3 +56,9 @@ test("a fleet without a manager is refused", (t) => {
   const err = t.throws(() => parseInventory(valid.replace("roles: [manager]", "roles: [worker]"), "inv.yaml"), { instanceOf: InventoryError })!;
   t.regex(err.message, /roles: \[manager\]/);
 });
+
+test("dotted numbers must be a real IPv4 address, not taken for a DNS name", (t) => {
+  const text = `cluster: x\ndefaults: { ssh: { privateKeyFile: k, knownHostsFile: h } }\nhosts:\n  - { name: a, address: 10.0.0.300, roles: [manager] }\n`;
+  const err = t.throws(() => parseInventory(text, "/f.yaml"), { instanceOf: InventoryError });
+  t.regex(err!.message, /hosts\[0\] \(a\)\.address: expected an IP address or DNS name, found "10\.0\.0\.300"/);
+});

@@ -84,7 +84,7 @@ if [ "$(docker info -f '{{.ExperimentalBuild}}')" != true ]; then
 fi
 docker version -f '{{.Server.Version}}'`),
         delete: hostScript(`
-if ls "$EDGE_HA_STATE"/installed/docker* "$EDGE_HA_STATE"/installed/containerd.io >/dev/null 2>&1; then
+if [ -e "$EDGE_HA_STATE/installed/${packages[source].split(" ")[0]}" ]; then
   if has_systemd; then systemctl disable -q --now docker docker.socket 2>/dev/null || true; else service_remove dockerd; fi
   rm -f /etc/docker/daemon.json
   apt_remove_ours ${packages[source]}

@@ -41,12 +41,15 @@ export class EdgeCluster extends pulumi.ComponentResource {
   constructor(name: string, args: EdgeClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("edge-ha:cluster:EdgeCluster", name, {}, opts);
     const { inventory, settings } = args;
+    // Every host's SSH settings are checked before the first resource exists,
+    // so that a bad one stops the program before anything changes.
+    const connections = new Map(inventory.hosts.map((host) => [host.name, connectionFor(host)]));
     const parent = { parent: this };
     const password = args.rsyncPassword ?? new GeneratedSecret(`${name}-rsync-password`, {}, parent).value;
     const allowedHosts = inventory.hosts.map((h) => h.address);
 
     const perHost = inventory.hosts.map((host) => {
-      const connection = connectionFor(host);
+      const connection = connections.get(host.name)!;
       const facts = new HostFacts(host.name, { host }, parent);
       const docker = new DockerEngine(
         host.name,

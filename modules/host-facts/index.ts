@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { readFileSync } from "node:fs";
 import type { Host } from "../../lib/inventory";
+import { UserError } from "../../lib/log";
 import { ConnectionArgs, RemoteCommand } from "../command";
 
 /** The SSH connection to an inventory host, with its private key as a secret and only its own host key trusted. */
@@ -10,7 +11,7 @@ export function connectionFor(host: Host): ConnectionArgs {
     .filter((line) => line.split(" ")[0].split(",").includes(host.address))
     .join("\n");
   if (!knownHosts) {
-    throw new Error(`${host.ssh.knownHostsFile} has no key for ${host.name} (${host.address}); add its host key before provisioning`);
+    throw new UserError(`${host.ssh.knownHostsFile} has no key for ${host.name} (${host.address}); add its host key (ssh-keyscan, checked by hand) before provisioning`);
   }
   return {
     host: host.address,

@@ -103,9 +103,9 @@ while IFS= read -r kv; do
   [ $keep = 1 ] || args+=(--label-rm "\${kv%%=*}")
 done < <(docker node inspect -f '{{range $k, $v := .Spec.Labels}}{{$k}}={{$v}}{{println}}{{end}}' "$NODE_ID")
 for w in "\${wanted[@]}"; do args+=(--label-add "$w"); done
-docker node update --availability active "\${args[@]}" "$NODE_ID" >/dev/null
+retry 5 docker node update --availability active "\${args[@]}" "$NODE_ID" >/dev/null
 if [ "$(docker node inspect -f '{{.Spec.Role}}' "$NODE_ID")" != "$ROLE" ]; then
-  if [ "$ROLE" = manager ]; then docker node promote "$NODE_ID" >/dev/null; else docker node demote "$NODE_ID" >/dev/null; fi
+  if [ "$ROLE" = manager ]; then retry 5 docker node promote "$NODE_ID" >/dev/null; else retry 5 docker node demote "$NODE_ID" >/dev/null; fi
 fi
 docker node inspect -f '{{.Spec.Role}} {{range $k, $v := .Spec.Labels}}{{$k}}={{$v}} {{end}}' "$NODE_ID"`),
           // The first manager keeps its place until the swarm itself goes.
@@ -113,10 +113,10 @@ docker node inspect -f '{{.Spec.Role}} {{range $k, $v := .Spec.Labels}}{{$k}}={{
             ? undefined
             : hostScript(`
 docker node inspect "$NODE_ID" >/dev/null 2>&1 || exit 0
-docker node update --availability drain "$NODE_ID" >/dev/null
+retry 5 docker node update --availability drain "$NODE_ID" >/dev/null
 wait_for 60 "the tasks of $NODE_ID to move away" sh -c "[ -z \\"\\$(docker node ps -q --filter desired-state=running $NODE_ID)\\" ]" || true
-[ "$(docker node inspect -f '{{.Spec.Role}}' "$NODE_ID")" = manager ] && docker node demote "$NODE_ID" >/dev/null
-docker node rm --force "$NODE_ID" >/dev/null`),
+[ "$(docker node inspect -f '{{.Spec.Role}}' "$NODE_ID")" = manager ] && retry 5 docker node demote "$NODE_ID" >/dev/null
+retry 5 docker node rm --force "$NODE_ID" >/dev/null`),
         },
         { parent: this, dependsOn: member ? [member] : [init] },
       );

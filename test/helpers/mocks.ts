@@ -3,7 +3,23 @@ import * as pulumi from "@pulumi/pulumi";
 export interface RegisteredResource {
   type: string;
   name: string;
+  /** Inputs with secrets unwrapped to their values. */
   inputs: Record<string, any>;
+  /** Paths of the inputs that were secret, e.g. "connection" or "environment.TOKEN". */
+  secretInputs: string[];
+}
+
+/** The mock monitor hands secrets over as {<signature>: <secret sig>, value}. */
+const secretSignature = "4dabf18193072939515e22adb298388d";
+
+function unwrapSecrets(value: any, at: string, found: string[]): any {
+  if (value === null || typeof value !== "object") return value;
+  if (value[secretSignature] === "1b47061264138c4ac30d75fd1eb44270") {
+    found.push(at);
+    return unwrapSecrets(value.value, at, found);
+  }
+  if (Array.isArray(value)) return value.map((v, i) => unwrapSecrets(v, `${at}[${i}]`, found));
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, unwrapSecrets(v, at ? `${at}.${k}` : k, found)]));
 }
 
 /**
@@ -15,7 +31,9 @@ export function recordResources(): RegisteredResource[] {
   pulumi.runtime.setMocks(
     {
       newResource(args) {
-        registered.push({ type: args.type, name: args.name, inputs: args.inputs });
+        const secretInputs: string[] = [];
+        const inputs = unwrapSecrets(args.inputs, "", secretInputs);
+        registered.push({ type: args.type, name: args.name, inputs, secretInputs });
         return { id: `${args.name}-id`, state: { ...args.inputs, stdout: `mock-${args.name}` } };
       },
       call(args) {

@@ -1,0 +1,191 @@
+import test from "ava";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { ProcessOutput } from "zx";
+import { parse, stringify } from "yaml";
+import { findHost, loadInventory } from "../lib/inventory";
+import { boot, crash } from "../lib/lab/faults";
+import { down, labOptions, up } from "../lib/lab/lab";
+import { PulumiStack } from "../lib/pulumi";
+import { sshExec } from "../lib/ssh";
+import { projectRoot } from "../lib/toolchain";
+
+/*
+ * `pulumi up` of the real program, with the real engine, on a lab of blank
+ * nodes of its own; every claim is checked on the nodes over SSH.
+ */
+const dir = mkdtempSync(path.join(tmpdir(), "edge-ha-provision-test-"));
+const lab = labOptions({ name: "provtest", subnetPrefix: "10.77.203", inventoryFile: path.join(dir, "inventory.yaml") });
+const stack = new PulumiStack(projectRoot, "provtest");
+const host = (name: string) => findHost(loadInventory(lab.inventoryFile), name);
+const on = async (name: string, command: string) => (await sshExec(host(name), command)).stdout.trim();
+
+/** Rewrites the lab's inventory through a function of its parsed YAML. */
+function editInventory(edit: (doc: any) => void): void {
+  const doc = parse(readFileSync(lab.inventoryFile, "utf8"));
+  edit(doc);
+  writeFileSync(lab.inventoryFile, stringify(doc));
+}
+
+/** The output of a pulumi run that failed (zx rejects with a ProcessOutput). */
+async function failure(run: Promise<unknown>): Promise<string> {
+  try {
+    await run;
+  } catch (err) {
+    if (err instanceof ProcessOutput) return err.stdout + err.stderr;
+    throw err;
+  }
+  throw new Error("expected the pulumi run to fail");
+}
+
+const swarmNodes = (from: string) => on(from, `docker node ls --format '{{.Hostname}} {{.Status}} {{.ManagerStatus}}' | sort`);
+
+test.before(async () => {
+  // A run that died half-way may have left state for nodes that no longer exist.
+  await stack.forget();
+  await down(lab);
+  await up(lab, 3);
+  await stack.ensure();
+  await stack.setConfig("edge-ha:inventory", lab.inventoryFile);
+});
+
+test.after.always(async () => {
+  await stack.remove().catch(() => undefined);
+  await down(lab);
+});
+
+test.serial("up on blank nodes: swarm of 3, checkpoint-capable Docker, CRIU passing, rsync module behind its password", async (t) => {
+  const first = await stack.up();
+  t.true(first.summary.created >= 30, JSON.stringify(first.summary));
+  t.is(await swarmNodes("node1"), "node1 Ready Leader\nnode2 Ready Reachable\nnode3 Ready Reachable");
+  t.is(await on("node2", `docker node inspect -f '{{.Spec.Labels}}' node3`), "map[edge-ha.zone:lab-c]");
+  for (const n of ["node1", "node2", "node3"]) {
+    t.is(await on(n, "docker info -f '{{.ExperimentalBuild}} {{.Swarm.LocalNodeState}}'"), "true active");
+    t.regex(await on(n, "criu check 2>&1"), /Looks good/);
+    t.regex(await on(n, "cat /etc/criu/runc.conf"), /^tcp-established$/m);
+  }
+  const list = `rsync --list-only rsync://edge-ha@${host("node3").address}/checkpoints/`;
+  t.is((await sshExec(host("node1"), `${list} --password-file=/etc/edge-ha/rsync.password`, { nothrow: true })).exitCode, 0);
+  const wrong = await sshExec(host("node1"), `RSYNC_PASSWORD=wrong ${list}`, { nothrow: true });
+  t.not(wrong.exitCode, 0);
+  t.regex(wrong.stderr, /auth failed/);
+  // CRIU was built on one node and shipped: the others have the same binary and no compiler.
+  t.is(await on("node2", "sha256sum /usr/local/sbin/criu | cut -c1-64"), await on("node1", "sha256sum /usr/local/sbin/criu | cut -c1-64"));
+  t.is(await on("node2", "command -v gcc || true"), "");
+  t.is(await on("node1", "command -v gcc || true"), "", "the builder's compiler is removed after the build");
+});
+
+test.serial("a second up changes nothing", async (t) => {
+  const again = await stack.up();
+  t.deepEqual(Object.keys(again.summary), ["unchanged"], JSON.stringify(again.summary));
+});
+
+test.serial("secrets never appear in plain text in the state or in pulumi's output", async (t) => {
+  const state = await stack.exportState();
+  const preview = await stack.preview();
+  const secrets = {
+    "rsync password": await on("node1", "cat /etc/edge-ha/rsync.password"),
+    "worker join token": await on("node1", "docker swarm join-token -q worker"),
+    "manager join token": await on("node1", "docker swarm join-token -q manager"),
+    "SSH private key": readFileSync(host("node1").ssh.privateKeyFile, "utf8").split("\n")[1],
+  };
+  for (const [what, value] of Object.entries(secrets)) {
+    t.true(value.length > 10, what);
+    t.false(state.includes(value), `${what} is in the state`);
+    t.false(preview.output.includes(value), `${what} is in preview's output`);
+  }
+});
+
+test.serial("changing one node's labels changes only that node", async (t) => {
+  editInventory((doc) => {
+    doc.hosts[1].labels = { "edge-ha.zone": "lab-z", "edge-ha.disk": "ssd" };
+  });
+  const r = await stack.up();
+  t.deepEqual(r.summary, { updated: 1, unchanged: r.summary.unchanged }, JSON.stringify(r.summary));
+  t.regex(r.output, /provtest-node2-settings/);
+  t.is(await on("node1", `docker node inspect -f '{{.Spec.Labels}}' node2`), "map[edge-ha.disk:ssd edge-ha.zone:lab-z]");
+  editInventory((doc) => {
+    doc.hosts[1].labels = { "edge-ha.disk": "ssd" };
+  });
+  await stack.up();
+  t.is(await on("node1", `docker node inspect -f '{{.Spec.Labels}}' node2`), "map[edge-ha.disk:ssd]", "a label gone from the inventory is removed");
+});
+
+test.serial("services come back after a node's power cut", async (t) => {
+  await crash(lab, "node3");
+  await boot(lab, "node3");
+  await sshExec(host("node3"), "for i in $(seq 100); do docker info >/dev/null 2>&1 && break; sleep 0.2; done");
+  t.is(await on("node3", "docker info -f '{{.ExperimentalBuild}} {{.Swarm.LocalNodeState}}'"), "true active");
+  t.is(await on("node3", "for i in $(seq 50); do rsync --list-only --password-file=/etc/edge-ha/rsync.password rsync://edge-ha@127.0.0.1/checkpoints/ >/dev/null 2>&1 && echo up && break; sleep 0.2; done"), "up");
+  const r = await stack.up();
+  t.deepEqual(Object.keys(r.summary), ["unchanged"], `nothing to redo after a reboot, but:\n${r.output.split("\n").filter((l) => /updat|creat|delet/.test(l)).join("\n")}`);
+});
+
+test.serial("adding a host provisions and joins it; removing it drains it and makes it leave", async (t) => {
+  const labels = parse(readFileSync(lab.inventoryFile, "utf8")).hosts[1].labels;
+  await up(lab, 4); // rewrites the inventory with node4 as a worker
+  editInventory((doc) => {
+    doc.hosts[1].labels = labels;
+  });
+  const added = await stack.up();
+  // node4's own resources, plus the other daemons' `hosts allow` gaining its address.
+  t.regex(added.output, /provtest-node4/);
+  t.notRegex(added.output, /node[123]-(engine|member|settings|facts).*(created|updated)/);
+  t.is(added.summary.updated, 3, JSON.stringify(added.summary));
+  t.regex(await swarmNodes("node1"), /^node4 Ready\s*$/m);
+  t.regex(await on("node4", "criu check 2>&1"), /Looks good/);
+  const node4 = host("node4");
+
+  editInventory((doc) => {
+    doc.hosts = doc.hosts.filter((h: any) => h.name !== "node4");
+  });
+  await stack.up();
+  t.notRegex(await swarmNodes("node1"), /node4/);
+  const onNode4 = async (command: string) => (await sshExec(node4, command)).stdout.trim();
+  t.is(await onNode4("docker info -f '{{.Swarm.LocalNodeState}}' 2>/dev/null || echo gone"), "gone", "edge-ha's Docker is removed from it");
+  t.is(await onNode4("command -v criu rsync dockerd || true"), "");
+});
+
+test.serial("bad settings and a bad inventory fail in preview with one clear message, before any change", async (t) => {
+  await stack.setConfig("edge-ha:criuSource", "sometimes");
+  const bad = await failure(stack.preview());
+  t.regex(bad, /stacks\/Pulumi\.provtest\.yaml has invalid settings:\s+- edge-ha:criuSource: expected one of auto, distro, build, found "sometimes"/);
+  t.notRegex(bad, /at .*\.ts:\d+/, "no stack trace");
+  await stack.run(["config", "rm", "edge-ha:criuSource"]);
+
+  const good = readFileSync(lab.inventoryFile, "utf8");
+  editInventory((doc) => {
+    doc.hosts[2].address = "10.77.203.300";
+  });
+  try {
+    const inv = await failure(stack.up());
+    t.regex(inv, /inventory\.yaml is not a valid inventory:\s+- hosts\[2\] \(node3\)\.address: expected an IP address or DNS name, found "10\.77\.203\.300"/);
+  } finally {
+    writeFileSync(lab.inventoryFile, good);
+  }
+  t.deepEqual(Object.keys((await stack.preview()).summary), ["unchanged"]);
+});
+
+test.serial("an unreachable host fails with its name and the others are still provisioned", async (t) => {
+  await stack.setConfig("edge-ha:dockerLogMaxSize", "20m");
+  await crash(lab, "node3");
+  try {
+    const out = await failure(stack.up({ continueOnError: true }));
+    t.regex(out, /node3 \(10\.77\.203\.13\).*ssh could not connect/);
+    for (const n of ["node1", "node2"]) t.regex(await on(n, "cat /etc/docker/daemon.json"), /"max-size": "20m"/);
+  } finally {
+    await boot(lab, "node3");
+  }
+  await stack.up();
+  t.regex(await on("node3", "cat /etc/docker/daemon.json"), /"max-size": "20m"/);
+});
+
+test.serial("destroy leaves the nodes blank but for Docker's data", async (t) => {
+  await stack.destroy();
+  for (const n of ["node1", "node2", "node3"]) {
+    t.is(await on(n, "command -v dockerd criu rsync || true"), "", n);
+    t.is(await on(n, "ls /etc/edge-ha/boot.d /etc/criu 2>/dev/null | grep -v : || true"), "", n);
+    t.is(await on(n, "pgrep -x dockerd || pgrep -x rsync || true"), "", n);
+  }
+});

@@ -1,0 +1,126 @@
+import test from "ava";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { parse } from "yaml";
+import { recordResources, unwrap } from "./helpers/mocks";
+
+const registered = recordResources();
+// Imported after the mocks are in place, as Pulumi's unit-testing guide asks.
+import { parseInventory } from "../lib/inventory";
+import { parseSettings, SettingsError } from "../lib/settings";
+import { EdgeCluster } from "../modules/edge-cluster";
+import { runcConfig } from "../modules/criu";
+import { daemonConfig } from "../modules/docker-engine";
+import { rsyncdConfig } from "../modules/rsync-daemon";
+
+const dir = mkdtempSync(path.join(tmpdir(), "edge-ha-unit-"));
+writeFileSync(path.join(dir, "id"), "-----BEGIN OPENSSH PRIVATE KEY-----\nKEY\n-----END OPENSSH PRIVATE KEY-----\n");
+writeFileSync(path.join(dir, "known_hosts"), "10.0.0.1 ssh-ed25519 AAAA1\n10.0.0.2 ssh-ed25519 AAAA2\n10.0.0.3 ssh-ed25519 AAAA3\n10.0.0.4 ssh-ed25519 AAAA4\n");
+const inventory = parseInventory(
+  `
+cluster: shop
+defaults: { ssh: { privateKeyFile: id, knownHostsFile: known_hosts } }
+hosts:
+  - { name: pi1, address: 10.0.0.1, arch: arm64, roles: [manager], labels: { zone: a } }
+  - { name: pi2, address: 10.0.0.2, arch: arm64, roles: [worker] }
+  - { name: vm1, address: 10.0.0.3, arch: amd64, roles: [worker], labels: { zone: c } }
+`,
+  path.join(dir, "inventory.yaml"),
+);
+const settings = parseSettings({ inventory: "inventory.yaml" }, "stacks/Pulumi.unit.yaml");
+const cluster = new EdgeCluster("shop", { inventory, settings });
+const named = (name: string) => {
+  const r = registered.find((x) => x.name === name);
+  if (!r) throw new Error(`no resource ${name}; have: ${registered.map((x) => x.name).join(", ")}`);
+  return r;
+};
+
+test("every host gets its facts checked, a Docker engine, an rsync daemon and CRIU, each over its own connection", async (t) => {
+  await unwrap(cluster.nodes.pi1.docker);
+  for (const [host, address] of [["pi1", "10.0.0.1"], ["pi2", "10.0.0.2"], ["vm1", "10.0.0.3"]]) {
+    for (const name of [`${host}-facts`, `${host}-engine`, `${host}-rsyncd`, `shop-${host}`]) {
+      const r = named(name);
+      t.is(r.inputs.connection.host, address, name);
+      t.is(r.inputs.connection.knownHosts, `${address} ssh-ed25519 AAAA${address.slice(-1)}`, `${name} trusts only its host's key`);
+    }
+  }
+  t.regex(named("pi1-engine").inputs.create, /apt_install docker\.io/);
+  t.regex(named("pi1-facts").inputs.create, /aarch64/, "arm64 hosts must say aarch64");
+});
+
+test("CRIU is staged once per architecture and copied to the other hosts of that architecture", (t) => {
+  const stages = registered.filter((r) => r.name.endsWith("-stage")).map((r) => [r.name, r.inputs.connection.host]);
+  t.deepEqual(stages.sort(), [["shop-amd64-stage", "10.0.0.3"], ["shop-arm64-stage", "10.0.0.1"]]);
+  const copies = registered.filter((r) => r.type.endsWith("CopyBetweenHosts"));
+  t.deepEqual(copies.map((c) => [c.name, c.inputs.source.connection.host, c.inputs.connection.host]), [["shop-pi2-copy", "10.0.0.1", "10.0.0.2"]]);
+});
+
+test("the swarm is initialized on the first manager; others join with the worker token, and labels are set from the manager", (t) => {
+  t.is(named("shop-init").inputs.connection.host, "10.0.0.1");
+  const member = named("shop-pi2-member");
+  t.is(member.inputs.connection.host, "10.0.0.2");
+  t.is(member.inputs.environment.LEADER, "10.0.0.1");
+  t.true("TOKEN" in member.inputs.environment);
+  t.false(registered.some((r) => r.name === "shop-pi1-member"), "the first manager does not join itself");
+  const settingsOfVm = named("shop-vm1-settings");
+  t.is(settingsOfVm.inputs.connection.host, "10.0.0.1");
+  t.deepEqual([settingsOfVm.inputs.environment.LABELS, settingsOfVm.inputs.environment.ROLE], ["zone=c", "worker"]);
+  t.regex(settingsOfVm.inputs.delete, /--availability drain[\s\S]*demote[\s\S]*node rm/);
+});
+
+test("secrets stay secret: join tokens, the generated rsync password, and no secret inside any script", async (t) => {
+  t.true((await unwrap(cluster.nodes.pi1.swarmNodeId)).value.length > 0);
+  const password = registered.find((r) => r.type.endsWith("GeneratedSecret"));
+  t.truthy(password);
+  for (const r of registered.filter((x) => x.type.endsWith("RemoteCommand"))) {
+    t.notRegex(r.inputs.create ?? "", /KEY|AAAA/, `${r.name}'s script carries no key`);
+  }
+  t.regex(named("pi1-rsyncd").inputs.create, /"\$RSYNC_SECRET"/, "the password reaches the host through the environment");
+  t.true(named("pi1-rsyncd").secretInputs.includes("connection"));
+  t.true(named("shop-pi2-member").secretInputs.includes("environment"), "the join token makes the environment secret");
+});
+
+test("daemon.json, runc.conf and rsyncd.conf say what the settings ask", (t) => {
+  t.deepEqual(daemonConfig({ logMaxSize: "5m", logMaxFiles: 2, daemonOptions: { "max-concurrent-downloads": 1 } }), {
+    experimental: true,
+    "log-driver": "json-file",
+    "log-opts": { "max-size": "5m", "max-file": "2" },
+    "max-concurrent-downloads": 1,
+  });
+  t.is(runcConfig({ tcpEstablished: false, extra: ["ext-unix-sk"] }).split("\n").slice(1).join(" ").trim(), "file-locks ext-unix-sk");
+  const conf = rsyncdConfig({ allowedHosts: ["10.0.0.1", "10.0.0.2"] });
+  t.regex(conf, /hosts allow = 127\.0\.0\.1 10\.0\.0\.1 10\.0\.0\.2\n\s+hosts deny = \*/);
+  t.regex(conf, /auth users = edge-ha/);
+  t.notRegex(conf, /secret[^s]/i);
+});
+
+test("settings: defaults, and every bad key named with the stack file", (t) => {
+  t.like(parseSettings({ inventory: "x.yaml" }, "f"), { dockerSource: "debian", criuSource: "auto", criuVersion: "4.1.1", rsyncPort: 873, criuTcpEstablished: true });
+  const err = t.throws(() => parseSettings({ criuSource: "sometimes", rsyncPort: "99999", criuVersion: "4x1x1", colour: "blue" }, "stacks/Pulumi.pis.yaml"), { instanceOf: SettingsError });
+  t.regex(err!.message, /^stacks\/Pulumi\.pis\.yaml has invalid settings:/);
+  t.regex(err!.message, /edge-ha:colour: unknown setting/);
+  t.regex(err!.message, /edge-ha:criuSource: expected one of auto, distro, build, found "sometimes"/);
+  t.regex(err!.message, /edge-ha:rsyncPort: expected a whole number from 1 to 65535, found 99999/);
+  t.regex(err!.message, /edge-ha:criuVersion: expected one of 4\.1\.1, found "4x1x1"/);
+  t.regex(err!.message, /edge-ha:inventory: expected the path/);
+});
+
+test("a host missing from known_hosts stops the program before any command resource exists", async (t) => {
+  const stranger = parseInventory(
+    `cluster: x\ndefaults: { ssh: { privateKeyFile: id, knownHostsFile: known_hosts } }\nhosts:\n  - { name: a, address: 10.0.0.1, roles: [manager] }\n  - { name: b, address: 10.0.0.9 }\n`,
+    path.join(dir, "other.yaml"),
+  );
+  t.throws(() => new EdgeCluster("x", { inventory: stranger, settings }), { message: /known_hosts has no key for b \(10\.0\.0\.9\)/ });
+  await new Promise((r) => setTimeout(r, 50));
+  t.deepEqual(registered.filter((r) => /^(a|b|x)-/.test(r.name)).map((r) => r.name), []);
+});
+
+test("the committed example stack and the lab stack hold valid settings", (t) => {
+  for (const stackName of ["example", "lab"]) {
+    const file = path.join(__dirname, "..", "stacks", `Pulumi.${stackName}.yaml`);
+    const config = parse(readFileSync(file, "utf8")).config as Record<string, unknown>;
+    const raw = Object.fromEntries(Object.entries(config).map(([k, v]) => [k.replace(/^edge-ha:/, ""), String(v)]));
+    t.notThrows(() => parseSettings(raw, file), stackName);
+  }
+});
