@@ -125,8 +125,14 @@ service_remove() {
     rm -f "/etc/systemd/system/edge-ha-$1.service"; systemctl daemon-reload
   else
     if pid=$(cat "/run/edge-ha-$1.supervisor.pid" 2>/dev/null); then
+      # The supervisor first (or it restarts the service), then the service,
+      # found before the supervisor goes (afterwards it has another parent).
+      children=$(pgrep -P "$pid" || true)
       kill "$pid" 2>/dev/null || true
-      pkill -TERM -P "$pid" 2>/dev/null || true
+      for child in $children; do
+        kill -TERM "$child" 2>/dev/null || true
+        wait_for 30 "$1 to stop" sh -c "! kill -0 $child" || kill -KILL "$child" 2>/dev/null || true
+      done
     fi
     rm -f "/etc/edge-ha/boot.d/$1" "/run/edge-ha-$1.supervisor.pid"
   fi

@@ -1,5 +1,5 @@
 import { UserError } from "./log";
-import { knownSourceSha256, type CriuSource } from "../modules/criu";
+import { defaultCriuVersion, knownSourceSha256, type CriuSource } from "../modules/criu";
 import type { DockerSource } from "../modules/docker-engine";
 
 /*
@@ -25,7 +25,7 @@ export const settingDefaults: Omit<ClusterSettings, "inventory"> = {
   dockerLogMaxSize: "10m",
   dockerLogMaxFiles: 3,
   criuSource: "auto",
-  criuVersion: "4.1.1",
+  criuVersion: defaultCriuVersion,
   criuTcpEstablished: true,
   criuFileLocks: true,
   rsyncPort: 873,

@@ -96,13 +96,13 @@ test("daemon.json, runc.conf and rsyncd.conf say what the settings ask", (t) => 
 });
 
 test("settings: defaults, and every bad key named with the stack file", (t) => {
-  t.like(parseSettings({ inventory: "x.yaml" }, "f"), { dockerSource: "debian", criuSource: "auto", criuVersion: "4.1.1", rsyncPort: 873, criuTcpEstablished: true });
+  t.like(parseSettings({ inventory: "x.yaml" }, "f"), { dockerSource: "debian", criuSource: "auto", criuVersion: "4.2.1", rsyncPort: 873, criuTcpEstablished: true });
   const err = t.throws(() => parseSettings({ criuSource: "sometimes", rsyncPort: "99999", criuVersion: "4x1x1", colour: "blue" }, "stacks/Pulumi.pis.yaml"), { instanceOf: SettingsError });
   t.regex(err!.message, /^stacks\/Pulumi\.pis\.yaml has invalid settings:/);
   t.regex(err!.message, /edge-ha:colour: unknown setting/);
   t.regex(err!.message, /edge-ha:criuSource: expected one of auto, distro, build, found "sometimes"/);
   t.regex(err!.message, /edge-ha:rsyncPort: expected a whole number from 1 to 65535, found 99999/);
-  t.regex(err!.message, /edge-ha:criuVersion: expected one of 4\.1\.1, found "4x1x1"/);
+  t.regex(err!.message, /edge-ha:criuVersion: expected one of 4\.2\.1, 4\.1\.1, found "4x1x1"/);
   t.regex(err!.message, /edge-ha:inventory: expected the path/);
 });
 

@@ -29,7 +29,7 @@ export interface CriuArgs {
    * "distro": the distro's only (fails when it does not pass). "build": always the pinned version.
    */
   source?: CriuSource;
-  /** Pinned upstream version built when the distro's does not work (default "4.1.1"). */
+  /** Pinned upstream version built when the distro's does not work (default "4.2.1"). */
   version?: string;
   /** sha256 of `criu_<version>.orig.tar.xz` (required when version is not the default). */
   sourceSha256?: string;
@@ -38,8 +38,14 @@ export interface CriuArgs {
   runc?: RuncCriuOptions;
 }
 
-export const defaultCriuVersion = "4.1.1";
+/*
+ * 4.2.1 by default: 4.1.1 passes `criu check` on 6.16+ kernels but cannot dump
+ * any process with an inet socket there ("Can't get 1:16 opt: Operation not
+ * supported", SO_PASSCRED is refused for non-unix sockets since 6.16).
+ */
+export const defaultCriuVersion = "4.2.1";
 export const knownSourceSha256: Record<string, string> = {
+  "4.2.1": "29ec0ee09e296479fe7048c80980e8ef1d0684d0b0204c2b101dfea19f6725b9",
   "4.1.1": "f80a66cb3726bb2116266d4759ce3bcbfab7abdb6b6d430bf20dd41911717afe",
 };
 
