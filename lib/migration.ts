@@ -1,0 +1,202 @@
+import { $, ProcessOutput } from "zx";
+import type { EndpointControl } from "./endpoint";
+import type { Host, Inventory } from "./inventory";
+import { findHost } from "./inventory";
+import { progress, UserError } from "./log";
+import { sshArgs, sshExec } from "./ssh";
+
+/*
+ * Live migration of a service's container between hosts with CRIU, through
+ * Docker's checkpoint/restore and the target's rsync daemon:
+ *
+ *   prepare   (service keeps running) image on the target, a created but not
+ *             started container there with the same settings
+ *   dump      docker checkpoint create on the source: CRIU freezes and dumps
+ *             the processes; the container stops
+ *   transfer  rsync from the source to the target's daemon, with a sha256
+ *             manifest of every image file
+ *   restore   the target checks the manifest (never restores a partial
+ *             checkpoint), then docker start --checkpoint
+ *
+ * Any failure after the dump resumes the service on the source from the same
+ * checkpoint, so it ends up running exactly once, with its state.
+ */
+
+/** Labels edge-ha puts on a service's container. */
+export const serviceLabel = "edge-ha.service";
+const portLabel = "edge-ha.port";
+
+/** The rsync module and credentials the provisioning set up on every host. */
+export const rsync = { user: "edge-ha", module: "checkpoints", passwordFile: "/etc/edge-ha/rsync.password", dir: "/var/lib/edge-ha/checkpoints" };
+
+export interface ServiceSpec {
+  name: string;
+  image: string;
+  /** Port the service listens on inside its container. */
+  containerPort: number;
+  /** Port published on the host. */
+  hostPort: number;
+}
+
+export interface MigrationResult {
+  service: string;
+  from: string;
+  to: string;
+  checkpoint: string;
+  /** Seconds per phase; downtime is dump + transfer + restore + switch. */
+  phases: { prepare: number; dump: number; transfer: number; restore: number; switch: number };
+  downtime: number;
+  bytes: number;
+}
+
+const nameRule = /^[a-z][a-z0-9-]{0,40}$/;
+
+/** `docker run` options of a service's container, so that the target's copy is the same. */
+export function runOptions(spec: ServiceSpec): string {
+  return `--name ${spec.name} --label ${serviceLabel}=${spec.name} --label ${portLabel}=${spec.hostPort} -p ${spec.hostPort}:${spec.containerPort}`;
+}
+
+/** Starts a service on a host (its image must be there). */
+export async function deploy(host: Host, spec: ServiceSpec): Promise<void> {
+  if (!nameRule.test(spec.name)) throw new UserError(`service name: expected lower-case letters, digits and dashes, found "${spec.name}"`);
+  await sshExec(host, `docker rm -f ${spec.name} >/dev/null 2>&1; docker run -d ${runOptions(spec)} ${spec.image} >/dev/null`);
+}
+
+/** The hosts on which the service's container is running (a healthy cluster has one). */
+export async function locate(inventory: Inventory, service: string): Promise<Host[]> {
+  const running = await Promise.all(
+    inventory.hosts.map(async (host) => {
+      const r = await sshExec(host, `docker inspect -f '{{.State.Running}}' ${service} 2>/dev/null`, { nothrow: true });
+      return r.stdout.trim() === "true" ? host : undefined;
+    }),
+  );
+  return running.filter((h): h is Host => h !== undefined);
+}
+
+/** Reads a running service's spec back from its container. */
+export async function specOf(host: Host, service: string): Promise<ServiceSpec> {
+  const format = `{{.Config.Image}} {{index .Config.Labels "${portLabel}"}} {{range $p, $b := .HostConfig.PortBindings}}{{$p}}{{end}}`;
+  const [image, hostPort, binding] = (await sshExec(host, `docker inspect -f '${format}' ${service}`)).stdout.trim().split(" ");
+  return { name: service, image, hostPort: Number(hostPort), containerPort: Number(binding.split("/")[0]) };
+}
+
+/** Shell: writes MANIFEST.sha256 (every file's sha256) in the current checkpoint folder. */
+export const writeManifest = `find . -type f ! -name MANIFEST.sha256 -exec sha256sum {} + > MANIFEST.sha256`;
+
+/**
+ * Shell: checks the checkpoint folder DIR against its manifest (a partial or
+ * damaged one fails), copies it into container ID's checkpoints as NAME, and
+ * starts the container from it.
+ */
+export function restoreCommand(service: string, containerId: string, dir: string, name: string): string {
+  return [
+    `cd ${dir}`,
+    `sha256sum -c --quiet --strict MANIFEST.sha256`,
+    `mkdir -p /var/lib/docker/containers/${containerId}/checkpoints`,
+    `cp -a ${dir} /var/lib/docker/containers/${containerId}/checkpoints/${name}`,
+    `docker start --checkpoint ${name} ${service}`,
+  ].join(" && ");
+}
+
+const seconds = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e9;
+
+export interface MigrateOptions {
+  /** The service's endpoint: held during the move, switched to the target after. */
+  endpoint?: EndpointControl;
+}
+
+/** Moves a running service to another host of the inventory; see the top of this file. */
+export async function migrate(inventory: Inventory, service: string, toName: string, options: MigrateOptions = {}): Promise<MigrationResult> {
+  // Imported here: replication builds on this module.
+  const { startSync, stopSync, syncOn } = await import("./replication");
+  if (!nameRule.test(service)) throw new UserError(`service name: expected lower-case letters, digits and dashes, found "${service}"`);
+  const target = findHost(inventory, toName);
+  const sources = await locate(inventory, service);
+  if (sources.length === 0) throw new UserError(`service "${service}" is not running on any host of ${inventory.file}`);
+  if (sources.length > 1) throw new UserError(`service "${service}" runs on ${sources.map((h) => h.name).join(" and ")}; stop all but one first`);
+  const source = sources[0];
+  if (source.name === target.name) throw new UserError(`service "${service}" already runs on ${target.name}`);
+  const criu = await sshExec(target, "criu check 2>&1", { nothrow: true });
+  if (criu.exitCode !== 0 || !/Looks good/.test(criu.stdout)) {
+    throw new UserError(`${target.name} cannot restore checkpoints: 'criu check' fails there (${criu.stdout.trim().split("\n").pop() || `exit ${criu.exitCode}`}); provision it with pulumi up`);
+  }
+
+  const spec = await specOf(source, service);
+  const checkpoint = `m${Date.now()}`;
+  const staging = `${rsync.dir}/${service}/${checkpoint}`;
+
+  // prepare: everything that can happen while the service still runs.
+  let t = process.hrtime.bigint();
+  progress(`prepare: ${spec.image} and a stopped copy of ${service} on ${target.name}`);
+  if ((await sshExec(target, `docker image inspect ${spec.image} >/dev/null 2>&1`, { nothrow: true })).exitCode !== 0) {
+    await $({ quiet: true })`ssh ${sshArgs(source)} docker save ${spec.image}`.pipe($({ quiet: true })`ssh ${sshArgs(target)} docker load`);
+  }
+  const targetId = (await sshExec(target, `docker rm -f ${service} >/dev/null 2>&1; docker create ${runOptions(spec)} ${spec.image}`)).stdout.trim();
+  // A sync loop's own checkpoints must not run into this one; it moves with the service.
+  const sync = await syncOn(source, service);
+  if (sync) await stopSync(source, service);
+  const prepare = seconds(t);
+
+  const phases = { prepare, dump: 0, transfer: 0, restore: 0, switch: 0 };
+  let dumped = false;
+  try {
+    t = process.hrtime.bigint();
+    progress(`dump: checkpoint ${checkpoint} of ${service} on ${source.name}`);
+    await options.endpoint?.hold();
+    await sshExec(source, `docker checkpoint create ${service} ${checkpoint} >/dev/null`);
+    dumped = true;
+    phases.dump = seconds(t);
+
+    t = process.hrtime.bigint();
+    progress(`transfer: ${source.name} -> rsync://${target.address}/${rsync.module}`);
+    const sourceId = (await sshExec(source, `docker inspect -f '{{.Id}}' ${service}`)).stdout.trim();
+    const transferred = await sshExec(
+      source,
+      [
+        `cd /var/lib/docker/containers/${sourceId}/checkpoints/${checkpoint}`,
+        writeManifest,
+        `du -sb . | cut -f1`,
+        `rsync -a --mkpath --timeout=10 --contimeout=5 --password-file=${rsync.passwordFile} ./ rsync://${rsync.user}@${target.address}/${rsync.module}/${service}/${checkpoint}/`,
+      ].join(" && "),
+    );
+    const bytes = Number(transferred.stdout.trim().split("\n")[0]);
+    phases.transfer = seconds(t);
+
+    t = process.hrtime.bigint();
+    progress(`restore: ${service} on ${target.name}`);
+    await sshExec(target, restoreCommand(service, targetId, staging, checkpoint));
+    phases.restore = seconds(t);
+    t = process.hrtime.bigint();
+    await options.endpoint?.switchTo({ host: target.address, port: spec.hostPort });
+    phases.switch = seconds(t);
+
+    // The service runs on the target: the source's stopped copy and the checkpoints go.
+    await sshExec(source, `docker rm -f ${service} >/dev/null`, { nothrow: true });
+    await sshExec(target, `rm -rf ${rsync.dir}/${service}/${checkpoint}; docker checkpoint rm ${service} ${checkpoint} 2>/dev/null || true`, { nothrow: true });
+    if (sync) {
+      const standby = sync.standby === target.name ? source : findHost(inventory, sync.standby);
+      await startSync(target, standby, service, sync.intervalSeconds);
+    }
+    return { service, from: source.name, to: target.name, checkpoint, phases, downtime: phases.dump + phases.transfer + phases.restore + phases.switch, bytes };
+  } catch (err) {
+    await rollBack(source, target, service, checkpoint, dumped);
+    await options.endpoint?.switchTo({ host: source.address, port: spec.hostPort });
+    if (sync) await startSync(source, findHost(inventory, sync.standby), service, sync.intervalSeconds);
+    const why = err instanceof ProcessOutput ? err.stderr.trim().split("\n").slice(-2).join(" | ") : err instanceof Error ? err.message : String(err);
+    throw new UserError(`migration of ${service} from ${source.name} to ${target.name} failed, ${dumped ? "resumed on" : "still running on"} ${source.name}: ${why}`);
+  }
+}
+
+/** Puts the service back on the source, from the checkpoint when it was dumped, and clears the target. */
+async function rollBack(source: Host, target: Host, service: string, checkpoint: string, dumped: boolean): Promise<void> {
+  // The target may be unreachable (that may be why we are here); its stopped copy never runs by itself.
+  await sshExec(target, `docker rm -f ${service} >/dev/null 2>&1; rm -rf ${rsync.dir}/${service}/${checkpoint}`, { nothrow: true, connectTimeout: 2 });
+  if (!dumped) return;
+  progress(`rolling back: resuming ${service} on ${source.name} from ${checkpoint}`);
+  const resumed = await sshExec(source, `docker start --checkpoint ${checkpoint} ${service} >/dev/null && docker checkpoint rm ${service} ${checkpoint}`, { nothrow: true });
+  if (resumed.exitCode !== 0) {
+    // Without its checkpoint the service at least runs again, from its start.
+    await sshExec(source, `docker start ${service} >/dev/null`, { nothrow: true });
+    throw new UserError(`${service} could not be resumed from ${checkpoint} on ${source.name} and was restarted without its state: ${resumed.stderr.trim()}`);
+  }
+}

@@ -1,0 +1,127 @@
+import * as http from "node:http";
+
+/*
+ * An availability prober: a client that asks the stateful counter service to
+ * count, through its endpoint, every few milliseconds, one request at a time
+ * (a request that hangs delays the next, as it would for a real client).
+ * From its log come the numbers a drill reports.
+ */
+
+export interface Probe {
+  /** Milliseconds since the prober started, when the request was sent. */
+  sent: number;
+  /** Milliseconds the request took (to the answer or the failure). */
+  latency: number;
+  ok: boolean;
+  /** The counter's value in the answer. */
+  count?: number;
+  host?: string;
+}
+
+export interface ProbeSummary {
+  requests: number;
+  failed: number;
+  /** Longest time between two successful answers (ms): what a client sees as downtime. */
+  longestGapMs: number;
+  /** Where that gap started (ms since the prober started). */
+  gapAt: number;
+  latencyMs: { p50: number; p99: number; max: number };
+  /** Counter values acknowledged before the longest gap and first seen after it. */
+  countBefore?: number;
+  countAfter?: number;
+  /** Increments the service acknowledged and then lost (0 when its state carried over). */
+  lostIncrements?: number;
+}
+
+export class Prober {
+  readonly probes: Probe[] = [];
+  private running = false;
+  private loop?: Promise<void>;
+  private readonly t0 = process.hrtime.bigint();
+
+  constructor(
+    private readonly target: { host: string; port: number },
+    private readonly everyMs = 10,
+    private readonly timeoutMs = 3000,
+  ) {}
+
+  private now(): number {
+    return Number(process.hrtime.bigint() - this.t0) / 1e6;
+  }
+
+  start(): void {
+    this.running = true;
+    this.loop = (async () => {
+      while (this.running) {
+        const sent = this.now();
+        const probe = await this.once(sent);
+        this.probes.push(probe);
+        const wait = this.everyMs - (this.now() - sent);
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      }
+    })();
+  }
+
+  async stop(): Promise<Probe[]> {
+    this.running = false;
+    await this.loop;
+    return this.probes;
+  }
+
+  private once(sent: number): Promise<Probe> {
+    return new Promise((resolve) => {
+      const done = (p: Omit<Probe, "sent" | "latency">) => resolve({ sent, latency: this.now() - sent, ...p });
+      const req = http.request(
+        { host: this.target.host, port: this.target.port, path: "/incr", method: "POST", agent: false, timeout: this.timeoutMs },
+        (res) => {
+          let body = "";
+          res.on("data", (d) => (body += d));
+          res.on("end", () => {
+            try {
+              const { count, host } = JSON.parse(body);
+              done({ ok: res.statusCode === 200, count, host });
+            } catch {
+              done({ ok: false });
+            }
+          });
+          res.on("error", () => done({ ok: false }));
+        },
+      );
+      req.on("timeout", () => req.destroy(new Error("timeout")));
+      req.on("error", () => done({ ok: false }));
+      req.end();
+    });
+  }
+}
+
+const percentile = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : 0);
+
+export function summarize(probes: Probe[]): ProbeSummary {
+  const ok = probes.filter((p) => p.ok);
+  let longestGapMs = 0;
+  let gapAt = 0;
+  let before: Probe | undefined;
+  let after: Probe | undefined;
+  for (let i = 1; i < ok.length; i++) {
+    const prev = ok[i - 1];
+    const gap = ok[i].sent + ok[i].latency - (prev.sent + prev.latency);
+    if (gap > longestGapMs) {
+      longestGapMs = gap;
+      gapAt = prev.sent + prev.latency;
+      before = prev;
+      after = ok[i];
+    }
+  }
+  const latencies = ok.map((p) => p.latency).sort((a, b) => a - b);
+  const lost = before?.count !== undefined && after?.count !== undefined ? Math.max(0, before.count + 1 - after.count) : undefined;
+  return {
+    requests: probes.length,
+    failed: probes.length - ok.length,
+    longestGapMs,
+    gapAt,
+    latencyMs: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies[latencies.length - 1] ?? 0 },
+    countBefore: before?.count,
+    countAfter: after?.count,
+    lostIncrements: lost,
+  };
+}

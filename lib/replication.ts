@@ -1,0 +1,133 @@
+import type { Host, Inventory } from "./inventory";
+import { findHost } from "./inventory";
+import { progress, UserError } from "./log";
+import { locate, restoreCommand, rsync, runOptions, ServiceSpec, writeManifest } from "./migration";
+import { hostScript, shellQuote } from "./remote-shell";
+import { sshExec } from "./ssh";
+
+/*
+ * Periodic checkpoint sync (the paper's rsync approach) and failover from it.
+ *
+ * On the primary, a supervised loop (systemd unit or boot.d service, like the
+ * rsync daemon) checkpoints the service every interval without stopping it
+ * (`docker checkpoint create --leave-running`), writes a sha256 manifest and
+ * the time it was taken, and mirrors its two newest checkpoints to the
+ * standby's rsync daemon. A half-transferred newest one never hides the good
+ * one before it: failover restores the newest checkpoint whose manifest
+ * verifies.
+ */
+
+const syncDir = (service: string) => `${rsync.dir}/${service}/sync`;
+
+/** The loop, with its settings as arguments; installed as /usr/local/sbin/edge-ha-sync. */
+const syncLoop = String.raw`#!/bin/bash
+# edge-ha-sync SERVICE STANDBY INTERVAL_MS: checkpoints SERVICE every
+# interval, leaving it running, and mirrors the newest two to STANDBY.
+set -u
+service=$1 standby=$2 interval_ms=$3
+stage=/var/lib/edge-ha/sync-out/$service
+mkdir -p "$stage"
+while :; do
+  started=$(date +%s%3N)
+  name=s$(date +%s%N)
+  if id=$(docker inspect -f '{{.Id}}' "$service" 2>/dev/null) &&
+     docker checkpoint create --leave-running "$service" "$name" >/dev/null 2>>/var/log/edge-ha-sync.log; then
+    src=/var/lib/docker/containers/$id/checkpoints/$name
+    mv "$src" "$stage/$name"
+    (cd "$stage/$name" && date +%s.%N > TAKEN && __MANIFEST__)
+    ls -1d "$stage"/s* | head -n -2 | xargs -r rm -rf
+    rsync -a --mkpath --delete --timeout=5 --contimeout=3 --password-file=__PASSWORD_FILE__ \
+      "$stage/" "rsync://__USER__@$standby/__MODULE__/$service/sync/" 2>>/var/log/edge-ha-sync.log
+  fi
+  rest=$((interval_ms - ($(date +%s%3N) - started)))
+  [ "$rest" -gt 0 ] && sleep "$(printf '%d.%03d' $((rest / 1000)) $((rest % 1000)))"
+done
+`
+  .replace("__MANIFEST__", writeManifest)
+  .replace("__PASSWORD_FILE__", rsync.passwordFile)
+  .replace("__USER__", rsync.user)
+  .replace("__MODULE__", rsync.module);
+
+/** Starts (or restarts with new settings) the sync of a service from `primary` to `standby`. */
+export async function startSync(primary: Host, standby: Host, service: string, intervalSeconds: number): Promise<void> {
+  if (!(intervalSeconds >= 0.5 && intervalSeconds <= 3600)) throw new UserError(`--interval: expected seconds from 0.5 to 3600, found ${intervalSeconds}`);
+  if (primary.name === standby.name) throw new UserError(`the standby of ${service} must be another host than its primary (${primary.name})`);
+  await sshExec(
+    primary,
+    hostScript(`
+printf '%s' ${shellQuote(syncLoop)} | write_if_changed /usr/local/sbin/edge-ha-sync 0755 || true
+mkdir -p /etc/edge-ha/services
+echo "${standby.name} ${intervalSeconds}" > /etc/edge-ha/services/${service}.sync
+service_install sync-${service} /usr/local/sbin/edge-ha-sync ${service} ${standby.address} ${Math.round(intervalSeconds * 1000)}
+service_restart sync-${service}`),
+  );
+}
+
+/** Stops a service's sync loop on a host (a no-op where none runs). */
+export async function stopSync(host: Host, service: string): Promise<void> {
+  await sshExec(host, hostScript(`service_remove sync-${service}; rm -rf /var/lib/edge-ha/sync-out/${service} /etc/edge-ha/services/${service}.sync`), { nothrow: true });
+}
+
+export interface SyncSettings {
+  standby: string;
+  intervalSeconds: number;
+}
+
+/** The sync a host runs for a service, if any. */
+export async function syncOn(host: Host, service: string): Promise<SyncSettings | undefined> {
+  const r = await sshExec(host, `cat /etc/edge-ha/services/${service}.sync 2>/dev/null`, { nothrow: true });
+  const [standby, interval] = r.stdout.trim().split(" ");
+  return standby ? { standby, intervalSeconds: Number(interval) } : undefined;
+}
+
+export interface Freshness {
+  checkpoint: string;
+  /** Seconds since the checkpoint was taken. */
+  age: number;
+}
+
+/** Shell printing "<name> <taken>" of the newest checkpoint in the sync folder whose manifest verifies. */
+const newestGood = (service: string) =>
+  `for d in $(ls -1d ${syncDir(service)}/s* 2>/dev/null | sort -r); do (cd "$d" && sha256sum -c --quiet --strict MANIFEST.sha256 >/dev/null 2>&1) && { echo "$(basename "$d") $(cat "$d/TAKEN")"; break; }; done`;
+
+/** Age of the standby's newest good checkpoint of a service, or undefined when it has none. */
+export async function freshness(standby: Host, service: string): Promise<Freshness | undefined> {
+  const r = await sshExec(standby, `${newestGood(service)}; echo now $(date +%s.%N)`);
+  const lines = r.stdout.trim().split("\n");
+  const now = Number(lines.pop()!.split(" ")[1]);
+  if (lines.length === 0) return undefined;
+  const [checkpoint, taken] = lines[0].split(" ");
+  return { checkpoint, age: now - Number(taken) };
+}
+
+export interface FailoverResult {
+  service: string;
+  to: string;
+  checkpoint: string;
+  /** Age of the restored checkpoint when the restore began: the state lost, in time. */
+  checkpointAge: number;
+  /** Seconds to restore. */
+  restore: number;
+}
+
+/**
+ * Restores a service on its standby from the newest good synced checkpoint,
+ * for when its primary is gone. Refuses while the service still runs
+ * somewhere: it must never run twice (use migrate to move a running service).
+ */
+export async function failover(inventory: Inventory, service: string, standbyName: string, spec: Omit<ServiceSpec, "name">): Promise<FailoverResult> {
+  const standby = findHost(inventory, standbyName);
+  // Hosts that do not answer within a second count as gone (a LAN answers in milliseconds).
+  const reachable = await Promise.all(inventory.hosts.map(async (h) => ((await sshExec(h, "true", { nothrow: true, connectTimeout: 1 })).exitCode === 0 ? h : undefined)));
+  const running = await locate({ ...inventory, hosts: reachable.filter((h): h is Host => !!h) }, service);
+  if (running.length > 0) throw new UserError(`${service} still runs on ${running.map((h) => h.name).join(", ")}; failover is for a service whose node is gone (to move it: migrate)`);
+  const t = process.hrtime.bigint();
+  const found = (await sshExec(standby, newestGood(service))).stdout.trim();
+  if (!found) throw new UserError(`${standby.name} has no good synced checkpoint of ${service} in ${syncDir(service)}; was its sync running?`);
+  const [checkpoint, taken] = found.split(" ");
+  progress(`failover: restoring ${service} on ${standby.name} from ${checkpoint}`);
+  const now = Number((await sshExec(standby, "date +%s.%N")).stdout.trim());
+  const id = (await sshExec(standby, `docker rm -f ${service} >/dev/null 2>&1; docker create ${runOptions({ ...spec, name: service })} ${spec.image}`)).stdout.trim();
+  await sshExec(standby, restoreCommand(service, id, `${syncDir(service)}/${checkpoint}`, checkpoint));
+  return { service, to: standby.name, checkpoint, checkpointAge: now - Number(taken), restore: Number(process.hrtime.bigint() - t) / 1e9 };
+}

@@ -1,0 +1,115 @@
+import * as path from "node:path";
+import { parseArgs } from "node:util";
+import { findHost, loadInventory } from "../lib/inventory";
+import { remoteEndpoint } from "../lib/endpoint";
+import { runMain, UserError } from "../lib/log";
+import { deploy, locate, migrate, specOf } from "../lib/migration";
+import { failover, freshness, startSync, syncOn } from "../lib/replication";
+import { buildServiceImage, demoServices, ensureImageOn, type DemoService } from "../lib/services";
+import { projectRoot } from "../lib/toolchain";
+
+const help = `Usage: npm run service -- <command> [options]
+
+Highly available services on a provisioned cluster (see pulumi up).
+
+Commands:
+  deploy SERVICE --on NODE [--port P]    build the demo service (counter) for NODE's architecture,
+                                         import it there and start it, published on port P (default 18080)
+  sync SERVICE --standby NODE [--interval S]
+                                         checkpoint SERVICE every S seconds (default 2) without stopping
+                                         it and mirror the checkpoints to NODE's rsync daemon
+  migrate SERVICE --to NODE              live-migrate SERVICE with CRIU: dump, transfer, verify, restore;
+                                         prints each phase's time; on failure it resumes on the source
+  failover SERVICE --to NODE             restore SERVICE on NODE from its newest good synced checkpoint,
+                                         when the node it ran on is gone
+  status SERVICE                         where SERVICE runs, its sync and the standby's freshness
+
+Options:
+  --inventory FILE   the fleet (default: inventory/lab.yaml)
+  --endpoint URL     control URL of the service's endpoint (held and switched by migrate/failover)
+  --json             print results as JSON
+  -h, --help         this text
+`;
+
+runMain(async () => {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      inventory: { type: "string", default: path.join(projectRoot, "inventory", "lab.yaml") },
+      on: { type: "string" },
+      to: { type: "string" },
+      standby: { type: "string" },
+      interval: { type: "string", default: "2" },
+      port: { type: "string", default: "18080" },
+      endpoint: { type: "string" },
+      json: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  const [command, service, ...extra] = positionals;
+  if (values.help || !command) return void process.stdout.write(help);
+  if (!service) throw new UserError(`${command} needs a service name (see --help)`);
+  if (extra.length) throw new UserError(`unexpected arguments: ${extra.join(" ")} (see --help)`);
+  const inventory = loadInventory(values.inventory!);
+  const need = (flag: "on" | "to" | "standby") => {
+    const v = values[flag];
+    if (!v) throw new UserError(`${command} needs --${flag} NODE`);
+    return findHost(inventory, v);
+  };
+  const print = (result: unknown, text: string) => console.log(values.json ? JSON.stringify(result) : text);
+  const endpoint = values.endpoint ? remoteEndpoint(values.endpoint) : undefined;
+
+  switch (command) {
+    case "deploy": {
+      if (!(service in demoServices)) throw new UserError(`deploy knows the demo services ${Object.keys(demoServices).join(", ")}; found "${service}"`);
+      const host = need("on");
+      const image = await buildServiceImage(service as DemoService, host.arch);
+      await ensureImageOn(host, service as DemoService, image);
+      const hostPort = Number(values.port);
+      await deploy(host, { name: service, image: image.ref, containerPort: demoServices[service as DemoService].port, hostPort });
+      return print({ service, on: host.name, image: image.ref, port: hostPort }, `${service} runs on ${host.name}: http://${host.address}:${hostPort}/`);
+    }
+    case "sync": {
+      const standby = need("standby");
+      const [primary] = await locate(inventory, service);
+      if (!primary) throw new UserError(`service "${service}" is not running on any host of ${inventory.file}`);
+      const spec = await specOf(primary, service);
+      if (standby.arch !== primary.arch) throw new UserError(`${standby.name} is ${standby.arch} but ${primary.name} is ${primary.arch}: a checkpoint restores only on the same architecture`);
+      // The standby gets the image now, so a failover needs nothing from the dead primary.
+      const image = await buildServiceImage(service as DemoService, standby.arch).catch(() => undefined);
+      if (image?.ref === spec.image) await ensureImageOn(standby, service as DemoService, image);
+      await startSync(primary, standby, service, Number(values.interval));
+      return print({ service, primary: primary.name, standby: standby.name }, `${service}: ${primary.name} syncs checkpoints to ${standby.name} every ${values.interval} s`);
+    }
+    case "migrate": {
+      const r = await migrate(inventory, service, need("to").name, { endpoint });
+      const ms = (s: number) => `${Math.round(s * 1000)} ms`;
+      return print(
+        r,
+        `${service}: ${r.from} -> ${r.to}; downtime ${ms(r.downtime)} (dump ${ms(r.phases.dump)}, transfer ${ms(r.phases.transfer)} for ${(r.bytes / 1e6).toFixed(1)} MB, restore ${ms(r.phases.restore)}, switch ${ms(r.phases.switch)}); prepared in ${ms(r.phases.prepare)}`,
+      );
+    }
+    case "failover": {
+      const standby = need("to");
+      const image = await buildServiceImage(service as DemoService, standby.arch);
+      const r = await failover(inventory, service, standby.name, { image: image.ref, containerPort: demoServices[service as DemoService].port, hostPort: Number(values.port) });
+      await endpoint?.switchTo({ host: standby.address, port: Number(values.port) });
+      return print(r, `${service} restored on ${r.to} from ${r.checkpoint} (${r.checkpointAge.toFixed(1)} s old) in ${r.restore.toFixed(2)} s`);
+    }
+    case "status": {
+      const running = await locate(inventory, service);
+      const lines = [`${service}: running on ${running.map((h) => h.name).join(", ") || "no host"}`];
+      const result: Record<string, unknown> = { service, running: running.map((h) => h.name) };
+      for (const host of running) {
+        const sync = await syncOn(host, service);
+        if (!sync) continue;
+        const fresh = await freshness(findHost(inventory, sync.standby), service);
+        result.sync = { ...sync, freshness: fresh };
+        lines.push(`  sync to ${sync.standby} every ${sync.intervalSeconds} s; newest good checkpoint there: ${fresh ? `${fresh.checkpoint}, ${fresh.age.toFixed(1)} s old` : "none yet"}`);
+      }
+      return print(result, lines.join("\n"));
+    }
+    default:
+      throw new UserError(`unknown command "${command}" (see --help)`);
+  }
+});

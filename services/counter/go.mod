@@ -1,0 +1,3 @@
+module edgeha.local/counter
+
+go 1.22

@@ -1,0 +1,130 @@
+import test from "ava";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { $ } from "zx";
+import { findHost, loadInventory } from "../lib/inventory";
+import { boot, crash, heal, partition, shape, unshape } from "../lib/lab/faults";
+import { down, labOptions, up } from "../lib/lab/lab";
+import { UserError } from "../lib/log";
+import { deploy, locate, migrate } from "../lib/migration";
+import { failover, startSync } from "../lib/replication";
+import { buildServiceImage, ensureImageOn } from "../lib/services";
+import { PulumiStack } from "../lib/pulumi";
+import { sshExec } from "../lib/ssh";
+import { projectRoot } from "../lib/toolchain";
+
+/*
+ * Live migration and failover of the stateful counter on a provisioned lab:
+ * real Docker engines, CRIU, rsync daemons; state checked exactly.
+ */
+const dir = mkdtempSync(path.join(tmpdir(), "edge-ha-migration-test-"));
+const lab = labOptions({ name: "migtest", subnetPrefix: "10.77.204", inventoryFile: path.join(dir, "inventory.yaml") });
+const stack = new PulumiStack(projectRoot, "migtest");
+const inventory = () => loadInventory(lab.inventoryFile);
+const host = (name: string) => findHost(inventory(), name);
+const port = 18080;
+
+async function counter(name: string, method = "GET"): Promise<{ count: number; started: string }> {
+  const r = await fetch(`http://${host(name).address}:${port}/${method === "POST" ? "incr" : ""}`, { method });
+  return (await r.json()) as { count: number; started: string };
+}
+const runningOn = async () => (await locate(inventory(), "counter")).map((h) => h.name);
+
+test.before(async () => {
+  await stack.forget();
+  await down(lab);
+  await up(lab, 3);
+  await stack.ensure();
+  await stack.setConfig("edge-ha:inventory", lab.inventoryFile);
+  await stack.up();
+  const image = await buildServiceImage("counter", host("node1").arch);
+  await ensureImageOn(host("node1"), "counter", image);
+  await deploy(host("node1"), { name: "counter", image: image.ref, containerPort: 8080, hostPort: port });
+  for (let i = 0; i < 50; i++) if ((await fetch(`http://${host("node1").address}:${port}/`).catch(() => undefined))?.ok) break;
+  else await new Promise((r) => setTimeout(r, 100));
+});
+
+test.after.always(async () => {
+  await stack.forget();
+  await down(lab);
+});
+
+test.serial("migrating the counter keeps its state exactly and serves on the target; migrating back works", async (t) => {
+  for (let i = 0; i < 7; i++) await counter("node1", "POST");
+  const before = await counter("node1");
+  t.is(before.count, 7);
+  const r = await migrate(inventory(), "counter", "node2");
+  t.deepEqual(await runningOn(), ["node2"]);
+  const after = await counter("node2");
+  t.deepEqual(after, before, "same count, same process (its start time came along)");
+  t.is((await counter("node2", "POST")).count, 8);
+  t.true(r.bytes > 0 && r.downtime > 0);
+  t.log(`downtime ${(r.downtime * 1000).toFixed(0)} ms: ${JSON.stringify(r.phases)}`);
+
+  await migrate(inventory(), "counter", "node1");
+  t.deepEqual(await runningOn(), ["node1"]);
+  t.is((await counter("node1")).count, 8);
+});
+
+test.serial("bad input is one clear error and changes nothing", async (t) => {
+  await t.throwsAsync(migrate(inventory(), "nosuch", "node2"), { instanceOf: UserError, message: /service "nosuch" is not running on any host/ });
+  await t.throwsAsync(migrate(inventory(), "counter", "node9"), { instanceOf: UserError, message: /no host "node9".*node1, node2, node3/ });
+  await t.throwsAsync(migrate(inventory(), "counter", "node1"), { instanceOf: UserError, message: /already runs on node1/ });
+  await sshExec(host("node3"), "mv /usr/local/sbin/criu /usr/local/sbin/criu.away");
+  try {
+    await t.throwsAsync(migrate(inventory(), "counter", "node3"), { instanceOf: UserError, message: /node3 cannot restore checkpoints: 'criu check' fails there/ });
+  } finally {
+    await sshExec(host("node3"), "mv /usr/local/sbin/criu.away /usr/local/sbin/criu");
+  }
+  const cli = await $({ quiet: true, nothrow: true })`npx tsx scripts/service.ts --inventory ${lab.inventoryFile} migrate counter --to node1`;
+  t.is(cli.exitCode, 1);
+  t.regex(cli.stderr, /error: service "counter" already runs on node1/);
+  t.deepEqual(await runningOn(), ["node1"]);
+  t.is((await counter("node1")).count, 8);
+});
+
+test.serial("a target cut off during the transfer leaves the service running on the source, once, with its state", async (t) => {
+  // A slow link stretches the transfer so the partition lands in the middle of it.
+  await shape(lab, "node2", { rate: "256kbit" });
+  let error: unknown;
+  try {
+    const moving = migrate(inventory(), "counter", "node2").catch((e) => (error = e));
+    await new Promise((r) => setTimeout(r, 2500));
+    await partition(lab, "node2");
+    await moving;
+  } finally {
+    await heal(lab, "node2").catch(() => undefined);
+    await unshape(lab, "node2");
+  }
+  t.true(error instanceof UserError);
+  t.regex((error as Error).message, /failed, resumed on node1/);
+  t.deepEqual(await runningOn(), ["node1"]);
+  t.is((await counter("node1")).count, 8, "resumed from the checkpoint: state kept");
+  t.is((await sshExec(host("node2"), "docker ps -aq --filter name=^counter$")).stdout.trim(), "", "no copy left on the target");
+});
+
+test.serial("crash of the primary, then failover: served from the standby with state no older than the interval plus one second", async (t) => {
+  const interval = 1;
+  await startSync(host("node1"), host("node3"), "counter", interval);
+  await ensureImageOn(host("node3"), "counter", await buildServiceImage("counter", host("node3").arch));
+  // Let a few syncs happen while the counter counts.
+  const deadline = Date.now() + 4000;
+  let acked = 0;
+  while (Date.now() < deadline) acked = (await counter("node1", "POST")).count;
+  await crash(lab, "node1");
+  const crashedAt = Date.now();
+  try {
+    const spec = { image: (await buildServiceImage("counter", "amd64")).ref, containerPort: 8080, hostPort: port };
+    const r = await failover(inventory(), "counter", "node3", spec);
+    const ageAtCrash = r.checkpointAge - (Date.now() - crashedAt) / 1000;
+    t.true(ageAtCrash <= interval + 1, `the checkpoint was ${ageAtCrash.toFixed(2)} s old at the crash`);
+    const restored = await counter("node3");
+    t.true(restored.count <= acked && restored.count > 8, `restored ${restored.count}, last acknowledged ${acked}`);
+    t.log(`failover restore ${r.restore.toFixed(2)} s; state lost: ${acked - restored.count} increments, checkpoint ${ageAtCrash.toFixed(2)} s old at the crash`);
+    await t.throwsAsync(failover(inventory(), "counter", "node2", spec), { message: /still runs on node3/ }, "never a second copy");
+  } finally {
+    await boot(lab, "node1");
+  }
+  t.deepEqual(await runningOn(), ["node3"], "the old primary does not start its copy again when it boots");
+});
