@@ -2,7 +2,8 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { down, labOptions, up } from "../lib/lab/lab";
+import { down, labOptions } from "../lib/lab/lab";
+import { freshLabStack } from "../lib/lab/stack";
 import { progress, runMain } from "../lib/log";
 import { PulumiStack } from "../lib/pulumi";
 import { projectRoot } from "../lib/toolchain";
@@ -29,11 +30,7 @@ runMain(async () => {
   };
   try {
     for (let run = 1; run <= runs; run++) {
-      await stack.forget();
-      await down(lab);
-      await up(lab, 3);
-      await stack.ensure();
-      await stack.setConfig("edge-ha:inventory", lab.inventoryFile);
+      await freshLabStack(lab, stack, 3);
       progress(`run ${run}: pulumi up on 3 blank nodes`);
       const cold = await seconds(() => stack.up());
       const noop = await seconds(() => stack.up());

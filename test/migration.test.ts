@@ -5,7 +5,8 @@ import * as path from "node:path";
 import { $ } from "zx";
 import { findHost, loadInventory } from "../lib/inventory";
 import { boot, crash, heal, partition, shape, unshape } from "../lib/lab/faults";
-import { down, labOptions, up } from "../lib/lab/lab";
+import { down, labOptions } from "../lib/lab/lab";
+import { freshLabStack } from "../lib/lab/stack";
 import { UserError } from "../lib/log";
 import { deploy, locate, migrate } from "../lib/migration";
 import { failover, startSync } from "../lib/replication";
@@ -32,11 +33,7 @@ async function counter(name: string, method = "GET"): Promise<{ count: number; s
 const runningOn = async () => (await locate(inventory(), "counter")).map((h) => h.name);
 
 test.before(async () => {
-  await stack.forget();
-  await down(lab);
-  await up(lab, 3);
-  await stack.ensure();
-  await stack.setConfig("edge-ha:inventory", lab.inventoryFile);
+  await freshLabStack(lab, stack, 3);
   await stack.up();
   const image = await buildServiceImage("counter", host("node1").arch);
   await ensureImageOn(host("node1"), "counter", image);

@@ -7,6 +7,7 @@ import { parse, stringify } from "yaml";
 import { findHost, loadInventory } from "../lib/inventory";
 import { boot, crash } from "../lib/lab/faults";
 import { down, labOptions, up } from "../lib/lab/lab";
+import { freshLabStack } from "../lib/lab/stack";
 import { PulumiStack } from "../lib/pulumi";
 import { sshExec } from "../lib/ssh";
 import { projectRoot } from "../lib/toolchain";
@@ -42,12 +43,7 @@ async function failure(run: Promise<unknown>): Promise<string> {
 const swarmNodes = (from: string) => on(from, `docker node ls --format '{{.Hostname}} {{.Status}} {{.ManagerStatus}}' | sort`);
 
 test.before(async () => {
-  // A run that died half-way may have left state for nodes that no longer exist.
-  await stack.forget();
-  await down(lab);
-  await up(lab, 3);
-  await stack.ensure();
-  await stack.setConfig("edge-ha:inventory", lab.inventoryFile);
+  await freshLabStack(lab, stack, 3);
 });
 
 test.after.always(async () => {
