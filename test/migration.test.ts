@@ -102,13 +102,16 @@ test.serial("a target cut off during the transfer leaves the service running on 
 });
 
 test.serial("crash of the primary, then failover: served from the standby with state no older than the interval plus one second", async (t) => {
-  const interval = 1;
+  const interval = 2;
   await startSync(host("node1"), host("node3"), "counter", interval);
   await ensureImageOn(host("node3"), "counter", await buildServiceImage("counter", host("node3").arch));
-  // Let a few syncs happen while the counter counts.
-  const deadline = Date.now() + 4000;
+  // Let a few syncs happen while a client counts, a request every 10 ms.
+  const deadline = Date.now() + 3 * interval * 1000;
   let acked = 0;
-  while (Date.now() < deadline) acked = (await counter("node1", "POST")).count;
+  while (Date.now() < deadline) {
+    acked = (await counter("node1", "POST")).count;
+    await new Promise((r) => setTimeout(r, 10));
+  }
   await crash(lab, "node1");
   const crashedAt = Date.now();
   try {
