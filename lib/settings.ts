@@ -17,6 +17,7 @@ export interface ClusterSettings {
   criuVersion: string;
   criuTcpEstablished: boolean;
   criuFileLocks: boolean;
+  criuSkipInFlight: boolean;
   rsyncPort: number;
 }
 
@@ -28,6 +29,7 @@ export const settingDefaults: Omit<ClusterSettings, "inventory"> = {
   criuVersion: defaultCriuVersion,
   criuTcpEstablished: true,
   criuFileLocks: true,
+  criuSkipInFlight: true,
   rsyncPort: 873,
 };
 
@@ -83,6 +85,7 @@ export function parseSettings(raw: Record<string, string>, file: string): Cluste
     criuVersion: oneOf("criuVersion", Object.keys(knownSourceSha256)) ?? settingDefaults.criuVersion,
     criuTcpEstablished: boolean("criuTcpEstablished") ?? settingDefaults.criuTcpEstablished,
     criuFileLocks: boolean("criuFileLocks") ?? settingDefaults.criuFileLocks,
+    criuSkipInFlight: boolean("criuSkipInFlight") ?? settingDefaults.criuSkipInFlight,
     rsyncPort: integer("rsyncPort", 1, 65535) ?? settingDefaults.rsyncPort,
   };
   if (problems.length) throw new SettingsError(file, problems);

@@ -11,6 +11,12 @@ export interface RuncCriuOptions {
   tcpEstablished?: boolean;
   /** Checkpoint file locks (default true). */
   fileLocks?: boolean;
+  /**
+   * Drop connections still in the kernel's accept queue instead of failing the
+   * dump (default true). Without it, a service under load fails most
+   * checkpoints ("In-flight connection"); the dropped clients retry their SYN.
+   */
+  skipInFlight?: boolean;
   /** More CRIU options, one per entry, as in a CRIU configuration file (e.g. "ext-unix-sk"). */
   extra?: string[];
 }
@@ -62,6 +68,7 @@ export function runcConfig(options: RuncCriuOptions = {}): string {
   const lines = ["# Written by edge-ha: options runc passes to CRIU on docker checkpoint/restore."];
   if (options.tcpEstablished ?? true) lines.push("tcp-established");
   if (options.fileLocks ?? true) lines.push("file-locks");
+  if (options.skipInFlight ?? true) lines.push("skip-in-flight");
   lines.push(...(options.extra ?? []));
   return lines.join("\n") + "\n";
 }

@@ -70,7 +70,7 @@ export class EdgeCluster extends pulumi.ComponentResource {
         nodes: perHost.map(({ host, connection, facts }) => ({ host, connection, dependsOn: [facts] })),
         source: settings.criuSource,
         version: settings.criuVersion,
-        runc: { tcpEstablished: settings.criuTcpEstablished, fileLocks: settings.criuFileLocks },
+        runc: { tcpEstablished: settings.criuTcpEstablished, fileLocks: settings.criuFileLocks, skipInFlight: settings.criuSkipInFlight },
       },
       parent,
     );
