@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
-import type { Host } from "../../lib/inventory";
 import { hostScript, hostStateDir } from "../../lib/remote-shell";
-import { ConnectionArgs, CopyBetweenHosts, RemoteCommand } from "../command";
+import { CopyBetweenHosts, RemoteCommand } from "../command";
+import type { ClusterNode } from "../host-facts";
 
 export type CriuSource = "auto" | "distro" | "build";
 
@@ -21,15 +21,9 @@ export interface RuncCriuOptions {
   extra?: string[];
 }
 
-export interface CriuNode {
-  host: Host;
-  connection: pulumi.Input<ConnectionArgs>;
-  /** Waits for this before touching the host (for example its HostFacts). */
-  dependsOn?: pulumi.Input<pulumi.Resource>[];
-}
-
 export interface CriuArgs {
-  nodes: CriuNode[];
+  /** The hosts; each waits for its dependsOn (for example its HostFacts). */
+  nodes: ClusterNode[];
   /**
    * "auto" (default): the distro's CRIU where it passes `criu check`, else the pinned version built from source.
    * "distro": the distro's only (fails when it does not pass). "build": always the pinned version.
@@ -93,7 +87,7 @@ export class Criu extends pulumi.ComponentResource {
     if (!sha256) throw new Error(`CRIU ${version}: no known sha256 for its source tarball; give sourceSha256`);
     const mirror = args.mirror ?? "http://deb.debian.org/debian";
 
-    const byArch = new Map<string, CriuNode[]>();
+    const byArch = new Map<string, ClusterNode[]>();
     for (const node of args.nodes) byArch.set(node.host.arch, [...(byArch.get(node.host.arch) ?? []), node]);
 
     for (const [arch, nodes] of byArch) {

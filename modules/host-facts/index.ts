@@ -23,6 +23,13 @@ export function connectionFor(host: Host): ConnectionArgs {
   };
 }
 
+/** An inventory host as a cluster-wide component receives it: how to reach it, and what must be ready there first. */
+export interface ClusterNode {
+  host: Host;
+  connection: pulumi.Input<ConnectionArgs>;
+  dependsOn?: pulumi.Input<pulumi.Resource>[];
+}
+
 export interface HostFactsArgs {
   host: Host;
 }

@@ -1,18 +1,11 @@
 import * as pulumi from "@pulumi/pulumi";
-import type { Host } from "../../lib/inventory";
 import { hostScript } from "../../lib/remote-shell";
-import { ConnectionArgs, RemoteCommand } from "../command";
-
-export interface SwarmNode {
-  host: Host;
-  connection: pulumi.Input<ConnectionArgs>;
-  /** What must be ready first on this host (its Docker engine). */
-  dependsOn?: pulumi.Input<pulumi.Resource>[];
-}
+import { RemoteCommand } from "../command";
+import type { ClusterNode } from "../host-facts";
 
 export interface SwarmClusterArgs {
-  /** The swarm's nodes; the first with role manager initializes the swarm. */
-  nodes: SwarmNode[];
+  /** The swarm's nodes, each after its dependsOn (its Docker engine); the first with role manager initializes the swarm. */
+  nodes: ClusterNode[];
 }
 
 /** Resolves the host's inventory address to the IPv4 address swarm advertises. */
