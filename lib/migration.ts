@@ -3,6 +3,8 @@ import type { EndpointControl } from "./endpoint";
 import type { Host, Inventory } from "./inventory";
 import { findHost } from "./inventory";
 import { progress, UserError } from "./log";
+import { startSync, stopSync, syncOn } from "./replication";
+import { checkServiceName, locate, restoreCommand, rsync, runOptions, specOf, writeManifest } from "./service-container";
 import { sshArgs, sshExec } from "./ssh";
 
 /*
@@ -22,22 +24,6 @@ import { sshArgs, sshExec } from "./ssh";
  * checkpoint, so it ends up running exactly once, with its state.
  */
 
-/** Labels edge-ha puts on a service's container. */
-export const serviceLabel = "edge-ha.service";
-const portLabel = "edge-ha.port";
-
-/** The rsync module and credentials the provisioning set up on every host. */
-export const rsync = { user: "edge-ha", module: "checkpoints", passwordFile: "/etc/edge-ha/rsync.password", dir: "/var/lib/edge-ha/checkpoints" };
-
-export interface ServiceSpec {
-  name: string;
-  image: string;
-  /** Port the service listens on inside its container. */
-  containerPort: number;
-  /** Port published on the host. */
-  hostPort: number;
-}
-
 export interface MigrationResult {
   service: string;
   from: string;
@@ -49,55 +35,6 @@ export interface MigrationResult {
   bytes: number;
 }
 
-const nameRule = /^[a-z][a-z0-9-]{0,40}$/;
-
-/** `docker run` options of a service's container, so that the target's copy is the same. */
-export function runOptions(spec: ServiceSpec): string {
-  return `--name ${spec.name} --label ${serviceLabel}=${spec.name} --label ${portLabel}=${spec.hostPort} -p ${spec.hostPort}:${spec.containerPort}`;
-}
-
-/** Starts a service on a host (its image must be there). */
-export async function deploy(host: Host, spec: ServiceSpec): Promise<void> {
-  if (!nameRule.test(spec.name)) throw new UserError(`service name: expected lower-case letters, digits and dashes, found "${spec.name}"`);
-  await sshExec(host, `docker rm -f ${spec.name} >/dev/null 2>&1; docker run -d ${runOptions(spec)} ${spec.image} >/dev/null`);
-}
-
-/** The hosts on which the service's container is running (a healthy cluster has one). */
-export async function locate(inventory: Inventory, service: string): Promise<Host[]> {
-  const running = await Promise.all(
-    inventory.hosts.map(async (host) => {
-      const r = await sshExec(host, `docker inspect -f '{{.State.Running}}' ${service} 2>/dev/null`, { nothrow: true });
-      return r.stdout.trim() === "true" ? host : undefined;
-    }),
-  );
-  return running.filter((h): h is Host => h !== undefined);
-}
-
-/** Reads a running service's spec back from its container. */
-export async function specOf(host: Host, service: string): Promise<ServiceSpec> {
-  const format = `{{.Config.Image}} {{index .Config.Labels "${portLabel}"}} {{range $p, $b := .HostConfig.PortBindings}}{{$p}}{{end}}`;
-  const [image, hostPort, binding] = (await sshExec(host, `docker inspect -f '${format}' ${service}`)).stdout.trim().split(" ");
-  return { name: service, image, hostPort: Number(hostPort), containerPort: Number(binding.split("/")[0]) };
-}
-
-/** Shell: writes MANIFEST.sha256 (every file's sha256) in the current checkpoint folder. */
-export const writeManifest = `find . -type f ! -name MANIFEST.sha256 -exec sha256sum {} + > MANIFEST.sha256`;
-
-/**
- * Shell: checks the checkpoint folder DIR against its manifest (a partial or
- * damaged one fails), copies it into container ID's checkpoints as NAME, and
- * starts the container from it.
- */
-export function restoreCommand(service: string, containerId: string, dir: string, name: string): string {
-  return [
-    `cd ${dir}`,
-    `sha256sum -c --quiet --strict MANIFEST.sha256`,
-    `mkdir -p /var/lib/docker/containers/${containerId}/checkpoints`,
-    `cp -a ${dir} /var/lib/docker/containers/${containerId}/checkpoints/${name}`,
-    `docker start --checkpoint ${name} ${service}`,
-  ].join(" && ");
-}
-
 const seconds = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e9;
 
 export interface MigrateOptions {
@@ -107,9 +44,7 @@ export interface MigrateOptions {
 
 /** Moves a running service to another host of the inventory; see the top of this file. */
 export async function migrate(inventory: Inventory, service: string, toName: string, options: MigrateOptions = {}): Promise<MigrationResult> {
-  // Imported here: replication builds on this module.
-  const { startSync, stopSync, syncOn } = await import("./replication");
-  if (!nameRule.test(service)) throw new UserError(`service name: expected lower-case letters, digits and dashes, found "${service}"`);
+  checkServiceName(service);
   const target = findHost(inventory, toName);
   const sources = await locate(inventory, service);
   if (sources.length === 0) throw new UserError(`service "${service}" is not running on any host of ${inventory.file}`);
@@ -122,6 +57,7 @@ export async function migrate(inventory: Inventory, service: string, toName: str
   }
 
   const spec = await specOf(source, service);
+  const sourceId = (await sshExec(source, `docker inspect -f '{{.Id}}' ${service}`)).stdout.trim();
   const checkpoint = `m${Date.now()}`;
   const staging = `${rsync.dir}/${service}/${checkpoint}`;
 
@@ -149,7 +85,6 @@ export async function migrate(inventory: Inventory, service: string, toName: str
 
     t = process.hrtime.bigint();
     progress(`transfer: ${source.name} -> rsync://${target.address}/${rsync.module}`);
-    const sourceId = (await sshExec(source, `docker inspect -f '{{.Id}}' ${service}`)).stdout.trim();
     const transferred = await sshExec(
       source,
       [

@@ -1,7 +1,7 @@
 import type { Host, Inventory } from "./inventory";
 import { findHost } from "./inventory";
 import { progress, UserError } from "./log";
-import { locate, restoreCommand, rsync, runOptions, ServiceSpec, writeManifest } from "./migration";
+import { locate, restoreCommand, rsync, runOptions, ServiceSpec, writeManifest } from "./service-container";
 import { hostScript, shellQuote } from "./remote-shell";
 import { sshExec } from "./ssh";
 
@@ -122,12 +122,11 @@ export async function failover(inventory: Inventory, service: string, standbyNam
   const running = await locate({ ...inventory, hosts: reachable.filter((h): h is Host => !!h) }, service);
   if (running.length > 0) throw new UserError(`${service} still runs on ${running.map((h) => h.name).join(", ")}; failover is for a service whose node is gone (to move it: migrate)`);
   const t = process.hrtime.bigint();
-  const found = (await sshExec(standby, newestGood(service))).stdout.trim();
-  if (!found) throw new UserError(`${standby.name} has no good synced checkpoint of ${service} in ${syncDir(service)}; was its sync running?`);
-  const [checkpoint, taken] = found.split(" ");
+  const newest = await freshness(standby, service);
+  if (!newest) throw new UserError(`${standby.name} has no good synced checkpoint of ${service} in ${syncDir(service)}; was its sync running?`);
+  const { checkpoint, age } = newest;
   progress(`failover: restoring ${service} on ${standby.name} from ${checkpoint}`);
-  const now = Number((await sshExec(standby, "date +%s.%N")).stdout.trim());
   const id = (await sshExec(standby, `docker rm -f ${service} >/dev/null 2>&1; docker create ${runOptions({ ...spec, name: service })} ${spec.image}`)).stdout.trim();
   await sshExec(standby, restoreCommand(service, id, `${syncDir(service)}/${checkpoint}`, checkpoint));
-  return { service, to: standby.name, checkpoint, checkpointAge: now - Number(taken), restore: Number(process.hrtime.bigint() - t) / 1e9 };
+  return { service, to: standby.name, checkpoint, checkpointAge: age, restore: Number(process.hrtime.bigint() - t) / 1e9 };
 }

@@ -8,7 +8,8 @@ import { boot, crash, heal, partition, shape, unshape } from "../lib/lab/faults"
 import { down, labOptions } from "../lib/lab/lab";
 import { freshLabStack } from "../lib/lab/stack";
 import { UserError } from "../lib/log";
-import { deploy, locate, migrate } from "../lib/migration";
+import { migrate } from "../lib/migration";
+import { deploy, locate } from "../lib/service-container";
 import { failover, startSync } from "../lib/replication";
 import { buildServiceImage, ensureImageOn } from "../lib/services";
 import { PulumiStack } from "../lib/pulumi";

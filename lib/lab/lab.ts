@@ -92,8 +92,9 @@ export async function up(lab: LabOptions, count: number): Promise<LabNode[]> {
   }
   const publicKey = readFileSync(`${files.key}.pub`, "utf8").trim();
 
+  const extraHosts = await mirrorHosts();
   for (let i = 1; i <= count; i++) {
-    await ensureNode(lab, `node${i}`, nodeAddress(lab, i), publicKey);
+    await ensureNode(lab, `node${i}`, nodeAddress(lab, i), publicKey, extraHosts);
   }
   const nodes = await listNodes(lab);
   await recordHostKeys(lab, nodes);
@@ -147,7 +148,7 @@ async function debianMirrorAddresses(): Promise<string[]> {
   return ips;
 }
 
-async function ensureNode(lab: LabOptions, name: string, address: string, publicKey: string): Promise<void> {
+async function ensureNode(lab: LabOptions, name: string, address: string, publicKey: string, extraHosts: string[]): Promise<void> {
   const container = containerName(lab, name);
   const state = await $({ quiet: true, nothrow: true })`docker inspect -f {{.State.Running}} ${container}`;
   if (state.exitCode !== 0) {
@@ -158,7 +159,7 @@ async function ensureNode(lab: LabOptions, name: string, address: string, public
     const args = ["run", "-d", "--name", container, "--hostname", name, "--init",
       ...labels.flatMap((l) => ["--label", l]),
       "--network", network(lab), "--ip", address,
-      ...(await mirrorHosts()).flatMap((h) => ["--add-host", h]),
+      ...extraHosts.flatMap((h) => ["--add-host", h]),
       "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
       "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined", "--security-opt", "systempaths=unconfined",
       "--device-cgroup-rule", "a *:* rwm", "--cgroupns", "host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
