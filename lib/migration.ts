@@ -1,11 +1,11 @@
-import { $, ProcessOutput } from "zx";
+import { ProcessOutput } from "zx";
 import type { EndpointControl } from "./endpoint";
 import type { Host, Inventory } from "./inventory";
 import { findHost } from "./inventory";
 import { progress, UserError } from "./log";
 import { startSync, stopSync, syncOn } from "./replication";
-import { checkServiceName, locate, restoreCommand, rsync, runOptions, specOf, writeManifest } from "./service-container";
-import { sshArgs, sshExec } from "./ssh";
+import { captureFiles, checkServiceName, copyImage, locate, restoreCommand, rsync, runOptions, specOf, writeManifest } from "./service-container";
+import { sshExec } from "./ssh";
 
 /*
  * Live migration of a service's container between hosts with CRIU, through
@@ -15,8 +15,9 @@ import { sshArgs, sshExec } from "./ssh";
  *             started container there with the same settings
  *   dump      docker checkpoint create on the source: CRIU freezes and dumps
  *             the processes; the container stops
- *   transfer  rsync from the source to the target's daemon, with a sha256
- *             manifest of every image file
+ *   transfer  the container's file-system changes and named volumes are
+ *             packed beside the CRIU images; all of it goes by rsync from
+ *             the source to the target's daemon, with a sha256 manifest
  *   restore   the target checks the manifest (never restores a partial
  *             checkpoint), then docker start --checkpoint
  *
@@ -64,9 +65,7 @@ export async function migrate(inventory: Inventory, service: string, toName: str
   // prepare: everything that can happen while the service still runs.
   let t = process.hrtime.bigint();
   progress(`prepare: ${spec.image} and a stopped copy of ${service} on ${target.name}`);
-  if ((await sshExec(target, `docker image inspect ${spec.image} >/dev/null 2>&1`, { nothrow: true })).exitCode !== 0) {
-    await $({ quiet: true })`ssh ${sshArgs(source)} docker save ${spec.image}`.pipe($({ quiet: true })`ssh ${sshArgs(target)} docker load`);
-  }
+  await copyImage(source, target, spec.image);
   const targetId = (await sshExec(target, `docker rm -f ${service} >/dev/null 2>&1; docker create ${runOptions(spec)} ${spec.image}`)).stdout.trim();
   // A sync loop's own checkpoints must not run into this one; it moves with the service.
   const sync = await syncOn(source, service);
@@ -88,7 +87,9 @@ export async function migrate(inventory: Inventory, service: string, toName: str
     const transferred = await sshExec(
       source,
       [
+        captureFiles,
         `cd /var/lib/docker/containers/${sourceId}/checkpoints/${checkpoint}`,
+        `capture_files ${sourceId}`,
         writeManifest,
         `du -sb . | cut -f1`,
         `rsync -a --mkpath --timeout=10 --contimeout=5 --password-file=${rsync.passwordFile} ./ rsync://${rsync.user}@${target.address}/${rsync.module}/${service}/${checkpoint}/`,
@@ -105,8 +106,9 @@ export async function migrate(inventory: Inventory, service: string, toName: str
     await options.endpoint?.switchTo({ host: target.address, port: spec.hostPort });
     phases.switch = seconds(t);
 
-    // The service runs on the target: the source's stopped copy and the checkpoints go.
-    await sshExec(source, `docker rm -f ${service} >/dev/null`, { nothrow: true });
+    // The service runs on the target: the source's stopped copy, its volumes (moved) and the checkpoints go.
+    const volumes = (spec.volumes ?? []).map((v) => v.name).join(" ");
+    await sshExec(source, `docker rm -f ${service} >/dev/null${volumes ? ` && docker volume rm ${volumes} >/dev/null` : ""}`, { nothrow: true });
     await sshExec(target, `rm -rf ${rsync.dir}/${service}/${checkpoint}; docker checkpoint rm ${service} ${checkpoint} 2>/dev/null || true`, { nothrow: true });
     if (sync) {
       const standby = sync.standby === target.name ? source : findHost(inventory, sync.standby);
@@ -114,7 +116,7 @@ export async function migrate(inventory: Inventory, service: string, toName: str
     }
     return { service, from: source.name, to: target.name, checkpoint, phases, downtime: phases.dump + phases.transfer + phases.restore + phases.switch, bytes };
   } catch (err) {
-    await rollBack(source, target, service, checkpoint, dumped);
+    await rollBack(source, target, service, checkpoint, dumped, (spec.volumes ?? []).map((v) => v.name));
     await options.endpoint?.switchTo({ host: source.address, port: spec.hostPort });
     if (sync) await startSync(source, findHost(inventory, sync.standby), service, sync.intervalSeconds);
     const why = err instanceof ProcessOutput ? err.stderr.trim().split("\n").slice(-2).join(" | ") : err instanceof Error ? err.message : String(err);
@@ -123,9 +125,10 @@ export async function migrate(inventory: Inventory, service: string, toName: str
 }
 
 /** Puts the service back on the source, from the checkpoint when it was dumped, and clears the target. */
-async function rollBack(source: Host, target: Host, service: string, checkpoint: string, dumped: boolean): Promise<void> {
+async function rollBack(source: Host, target: Host, service: string, checkpoint: string, dumped: boolean, volumes: string[]): Promise<void> {
   // The target may be unreachable (that may be why we are here); its stopped copy never runs by itself.
-  await sshExec(target, `docker rm -f ${service} >/dev/null 2>&1; rm -rf ${rsync.dir}/${service}/${checkpoint}`, { nothrow: true, connectTimeout: 2 });
+  const clear = [`docker rm -f ${service}`, ...(volumes.length ? [`docker volume rm ${volumes.join(" ")}`] : []), `rm -rf ${rsync.dir}/${service}/${checkpoint}`];
+  await sshExec(target, clear.map((c) => `${c} >/dev/null 2>&1`).join("; "), { nothrow: true, connectTimeout: 2 });
   if (!dumped) return;
   progress(`rolling back: resuming ${service} on ${source.name} from ${checkpoint}`);
   const resumed = await sshExec(source, `docker start --checkpoint ${checkpoint} ${service} >/dev/null && docker checkpoint rm ${service} ${checkpoint}`, { nothrow: true });

@@ -1,7 +1,7 @@
 import type { Host, Inventory } from "./inventory";
 import { findHost } from "./inventory";
 import { progress, UserError } from "./log";
-import { locate, restoreCommand, rsync, runOptions, ServiceSpec, writeManifest } from "./service-container";
+import { captureFiles, locate, restoreCommand, rsync, runOptions, ServiceSpec, specOf, writeManifest } from "./service-container";
 import { hostScript, shellQuote } from "./remote-shell";
 import { sshExec } from "./ssh";
 
@@ -27,6 +27,7 @@ set -u
 service=$1 standby=$2 interval_ms=$3
 stage=/var/lib/edge-ha/sync-out/$service
 mkdir -p "$stage"
+__CAPTURE__
 while :; do
   started=$(date +%s%3N)
   name=s$(date +%s%N)
@@ -34,7 +35,8 @@ while :; do
      docker checkpoint create --leave-running "$service" "$name" >/dev/null 2>>/var/log/edge-ha-sync.log; then
     src=/var/lib/docker/containers/$id/checkpoints/$name
     mv "$src" "$stage/$name"
-    (cd "$stage/$name" && date +%s.%N > TAKEN && __MANIFEST__)
+    (cd "$stage/$name" && capture_files "$id" && cp /etc/edge-ha/services/$service.spec.json SPEC.json &&
+     date +%s.%N > TAKEN && __MANIFEST__) 2>>/var/log/edge-ha-sync.log || { rm -rf "$stage/$name"; continue; }
     ls -1d "$stage"/s* | head -n -2 | xargs -r rm -rf
     rsync -a --mkpath --delete --timeout=5 --contimeout=3 --password-file=__PASSWORD_FILE__ \
       "$stage/" "rsync://__USER__@$standby/__MODULE__/$service/sync/" 2>>/var/log/edge-ha-sync.log
@@ -43,29 +45,43 @@ while :; do
   [ "$rest" -gt 0 ] && sleep "$(printf '%d.%03d' $((rest / 1000)) $((rest % 1000)))"
 done
 `
+  .replace("__CAPTURE__", captureFiles)
   .replace("__MANIFEST__", writeManifest)
   .replace("__PASSWORD_FILE__", rsync.passwordFile)
   .replace("__USER__", rsync.user)
   .replace("__MODULE__", rsync.module);
 
-/** Starts (or restarts with new settings) the sync of a service from `primary` to `standby`. */
-export async function startSync(primary: Host, standby: Host, service: string, intervalSeconds: number): Promise<void> {
-  if (!(intervalSeconds >= 0.5 && intervalSeconds <= 3600)) throw new UserError(`--interval: expected seconds from 0.5 to 3600, found ${intervalSeconds}`);
-  if (primary.name === standby.name) throw new UserError(`the standby of ${service} must be another host than its primary (${primary.name})`);
-  await sshExec(
-    primary,
-    hostScript(`
+/**
+ * Shell (host prelude needed): installs the sync loop of a service and starts
+ * or restarts it. Each checkpoint carries SPEC (the container's settings), so
+ * that a failover needs nothing from the dead primary.
+ */
+export function syncInstallScript(spec: ServiceSpec, standby: Pick<Host, "name" | "address">, intervalSeconds: number): string {
+  return `
 printf '%s' ${shellQuote(syncLoop)} | write_if_changed /usr/local/sbin/edge-ha-sync 0755 || true
 mkdir -p /etc/edge-ha/services
-echo "${standby.name} ${intervalSeconds}" > /etc/edge-ha/services/${service}.sync
-service_install sync-${service} /usr/local/sbin/edge-ha-sync ${service} ${standby.address} ${Math.round(intervalSeconds * 1000)}
-service_restart sync-${service}`),
-  );
+printf '%s' ${shellQuote(JSON.stringify(spec))} > /etc/edge-ha/services/${spec.name}.spec.json
+echo "${standby.name} ${intervalSeconds}" > /etc/edge-ha/services/${spec.name}.sync
+service_install sync-${spec.name} /usr/local/sbin/edge-ha-sync ${spec.name} ${standby.address} ${Math.round(intervalSeconds * 1000)}
+service_restart sync-${spec.name}`;
+}
+
+/** Throws a UserError unless `seconds` is a sync interval edge-ha accepts. */
+export function checkSyncInterval(seconds: number, what = "--interval"): void {
+  if (!(seconds >= 0.5 && seconds <= 3600)) throw new UserError(`${what}: expected seconds from 0.5 to 3600, found ${seconds}`);
+}
+
+/** Starts (or restarts with new settings) the sync of a service from `primary` to `standby`. */
+export async function startSync(primary: Host, standby: Host, service: string, intervalSeconds: number): Promise<void> {
+  checkSyncInterval(intervalSeconds);
+  if (primary.name === standby.name) throw new UserError(`the standby of ${service} must be another host than its primary (${primary.name})`);
+  const spec = await specOf(primary, service);
+  await sshExec(primary, hostScript(syncInstallScript(spec, standby, intervalSeconds)));
 }
 
 /** Stops a service's sync loop on a host (a no-op where none runs). */
 export async function stopSync(host: Host, service: string): Promise<void> {
-  await sshExec(host, hostScript(`service_remove sync-${service}; rm -rf /var/lib/edge-ha/sync-out/${service} /etc/edge-ha/services/${service}.sync`), { nothrow: true });
+  await sshExec(host, hostScript(`service_remove sync-${service}; rm -rf /var/lib/edge-ha/sync-out/${service} /etc/edge-ha/services/${service}.sync /etc/edge-ha/services/${service}.spec.json`), { nothrow: true });
 }
 
 export interface SyncSettings {
@@ -103,6 +119,8 @@ export async function freshness(standby: Host, service: string): Promise<Freshne
 export interface FailoverResult {
   service: string;
   to: string;
+  /** The container's settings, as the primary ran it. */
+  spec: ServiceSpec;
   checkpoint: string;
   /** Age of the restored checkpoint when the restore began: the state lost, in time. */
   checkpointAge: number;
@@ -115,7 +133,7 @@ export interface FailoverResult {
  * for when its primary is gone. Refuses while the service still runs
  * somewhere: it must never run twice (use migrate to move a running service).
  */
-export async function failover(inventory: Inventory, service: string, standbyName: string, spec: Omit<ServiceSpec, "name">): Promise<FailoverResult> {
+export async function failover(inventory: Inventory, service: string, standbyName: string): Promise<FailoverResult> {
   const standby = findHost(inventory, standbyName);
   // Hosts that do not answer within a second count as gone (a LAN answers in milliseconds).
   const reachable = await Promise.all(inventory.hosts.map(async (h) => ((await sshExec(h, "true", { nothrow: true, connectTimeout: 1 })).exitCode === 0 ? h : undefined)));
@@ -126,7 +144,9 @@ export async function failover(inventory: Inventory, service: string, standbyNam
   if (!newest) throw new UserError(`${standby.name} has no good synced checkpoint of ${service} in ${syncDir(service)}; was its sync running?`);
   const { checkpoint, age } = newest;
   progress(`failover: restoring ${service} on ${standby.name} from ${checkpoint}`);
-  const id = (await sshExec(standby, `docker rm -f ${service} >/dev/null 2>&1; docker create ${runOptions({ ...spec, name: service })} ${spec.image}`)).stdout.trim();
-  await sshExec(standby, restoreCommand(service, id, `${syncDir(service)}/${checkpoint}`, checkpoint));
-  return { service, to: standby.name, checkpoint, checkpointAge: age, restore: Number(process.hrtime.bigint() - t) / 1e9 };
+  const dir = `${syncDir(service)}/${checkpoint}`;
+  const spec = JSON.parse((await sshExec(standby, `cat ${dir}/SPEC.json`)).stdout) as ServiceSpec;
+  const id = (await sshExec(standby, `docker rm -f ${service} >/dev/null 2>&1; docker create ${runOptions(spec)} ${spec.image}`)).stdout.trim();
+  await sshExec(standby, restoreCommand(service, id, dir, checkpoint));
+  return { service, to: standby.name, spec, checkpoint, checkpointAge: age, restore: Number(process.hrtime.bigint() - t) / 1e9 };
 }

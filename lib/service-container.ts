@@ -1,6 +1,7 @@
 import type { Host, Inventory } from "./inventory";
 import { UserError } from "./log";
-import { sshExec } from "./ssh";
+import { $ } from "zx";
+import { sshArgs, sshExec } from "./ssh";
 import { checkpointsDir, rsyncDefaults, rsyncPasswordFile } from "../modules/rsync-daemon";
 
 /*
@@ -23,6 +24,8 @@ export interface ServiceSpec {
   containerPort: number;
   /** Port published on the host. */
   hostPort: number;
+  /** Named volumes mounted into the container; they move with it. */
+  volumes?: { name: string; target: string }[];
 }
 
 /** Throws a UserError unless `name` can name a service (and its container). */
@@ -32,13 +35,20 @@ export function checkServiceName(name: string): void {
 
 /** `docker run` options of a service's container, so that the target's copy is the same. */
 export function runOptions(spec: ServiceSpec): string {
-  return `--name ${spec.name} --label ${serviceLabel}=${spec.name} --label ${portLabel}=${spec.hostPort} -p ${spec.hostPort}:${spec.containerPort}`;
+  const volumes = (spec.volumes ?? []).map((v) => ` -v ${v.name}:${v.target}`).join("");
+  return `--name ${spec.name} --label ${serviceLabel}=${spec.name} --label ${portLabel}=${spec.hostPort} -p ${spec.hostPort}:${spec.containerPort}${volumes}`;
 }
 
 /** Starts a service on a host (its image must be there). */
 export async function deploy(host: Host, spec: ServiceSpec): Promise<void> {
   checkServiceName(spec.name);
   await sshExec(host, `docker rm -f ${spec.name} >/dev/null 2>&1; docker run -d ${runOptions(spec)} ${spec.image} >/dev/null`);
+}
+
+/** Copies an image from one host's engine to another's (docker save | docker load) unless it has it. */
+export async function copyImage(from: Host, to: Host, image: string): Promise<void> {
+  if ((await sshExec(to, `docker image inspect ${image} >/dev/null 2>&1`, { nothrow: true })).exitCode === 0) return;
+  await $({ quiet: true })`ssh ${sshArgs(from)} docker save ${image}`.pipe($({ quiet: true })`ssh ${sshArgs(to)} docker load`);
 }
 
 /** The hosts on which the service's container is running (a healthy cluster has one). */
@@ -52,27 +62,70 @@ export async function locate(inventory: Inventory, service: string): Promise<Hos
   return running.filter((h): h is Host => h !== undefined);
 }
 
-/** Reads a running service's spec back from its container. */
+/**
+ * Reads a running service's spec back from its container. Bind mounts are
+ * refused: a host folder is not the service's to move (use a named volume).
+ */
 export async function specOf(host: Host, service: string): Promise<ServiceSpec> {
-  const format = `{{.Config.Image}} {{index .Config.Labels "${portLabel}"}} {{range $p, $b := .HostConfig.PortBindings}}{{$p}}{{end}}`;
-  const [image, hostPort, binding] = (await sshExec(host, `docker inspect -f '${format}' ${service}`)).stdout.trim().split(" ");
-  return { name: service, image, hostPort: Number(hostPort), containerPort: Number(binding.split("/")[0]) };
+  const format = `{{.Config.Image}} {{index .Config.Labels "${portLabel}"}} {{range $p, $b := .HostConfig.PortBindings}}{{$p}}{{end}}{{range .Mounts}} {{.Type}}:{{.Name}}:{{.Destination}}{{end}}`;
+  const [image, hostPort, binding, ...mounts] = (await sshExec(host, `docker inspect -f '${format}' ${service}`)).stdout.trim().split(" ");
+  const volumes = mounts.map((m) => {
+    const [type, name, target] = m.split(":");
+    if (type !== "volume") throw new UserError(`${service} on ${host.name} has a ${type} mount at ${target}; edge-ha moves named volumes only (docker run -v NAME:${target})`);
+    return { name, target };
+  });
+  return { name: service, image, hostPort: Number(hostPort), containerPort: Number(binding.split("/")[0]), volumes };
 }
+
+/*
+ * A checkpoint holds the processes, not the files: the container's own
+ * changes to its file system (overlay2's upper layer, whiteouts and opaque
+ * folders included) and its named volumes are packed beside the CRIU images
+ * as rootfs.tar and volumes/NAME.tar, covered by the same manifest.
+ */
+
+/** Shell: defines capture_files ID, which packs container ID's files into the current checkpoint folder. */
+export const captureFiles = String.raw`capture_files() {
+  driver=$(docker inspect -f '{{.GraphDriver.Name}}' "$1")
+  [ "$driver" = overlay2 ] || { echo "the engine's storage driver is $driver; edge-ha carries file changes with overlay2 only" >&2; return 1; }
+  upper=$(docker inspect -f '{{.GraphDriver.Data.UpperDir}}' "$1") && tar --xattrs --xattrs-include='trusted.*' -C "$upper" -cf rootfs.tar . || return 1
+  mounts=$(docker inspect -f '{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{.Source}}{{println}}{{end}}{{end}}' "$1") || return 1
+  printf '%s\n' "$mounts" |
+    while read -r name src; do [ -n "$name" ] || continue; mkdir -p volumes; tar -C "$src" -cf "volumes/$name.tar" . || return 1; done
+}`;
+
+/** Shell: defines apply_files ID, which unpacks the current checkpoint folder's files into container ID (created, not started). */
+export const applyFiles = String.raw`apply_files() {
+  if [ -f rootfs.tar ]; then
+    upper=$(docker inspect -f '{{.GraphDriver.Data.UpperDir}}' "$1")
+    [ -d "$upper" ] || { echo "container $1 has no overlay2 upper layer to restore its files into" >&2; return 1; }
+    tar --xattrs --xattrs-include='trusted.*' -C "$upper" -xf rootfs.tar
+  fi
+  for f in volumes/*.tar; do
+    [ -f "$f" ] || continue
+    src=$(docker volume inspect -f '{{.Mountpoint}}' "$(basename "$f" .tar)") || return 1
+    find "$src" -mindepth 1 -delete && tar -C "$src" -xf "$f" || return 1
+  done
+}`;
 
 /** Shell: writes MANIFEST.sha256 (every file's sha256) in the current checkpoint folder. */
 export const writeManifest = `find . -type f ! -name MANIFEST.sha256 -exec sha256sum {} + > MANIFEST.sha256`;
 
 /**
  * Shell: checks the checkpoint folder DIR against its manifest (a partial or
- * damaged one fails), copies it into container ID's checkpoints as NAME, and
- * starts the container from it.
+ * damaged one fails), puts its files into container ID, copies its CRIU
+ * images into the container's checkpoints as NAME, and starts it from them.
  */
 export function restoreCommand(service: string, containerId: string, dir: string, name: string): string {
+  const into = `/var/lib/docker/containers/${containerId}/checkpoints/${name}`;
   return [
+    applyFiles,
     `cd ${dir}`,
     `sha256sum -c --quiet --strict MANIFEST.sha256`,
-    `mkdir -p /var/lib/docker/containers/${containerId}/checkpoints`,
-    `cp -a ${dir} /var/lib/docker/containers/${containerId}/checkpoints/${name}`,
+    `apply_files ${containerId}`,
+    `mkdir -p ${into}`,
+    // The CRIU images only: the packed files are in place already.
+    `find . -mindepth 1 -maxdepth 1 ! -name rootfs.tar ! -name volumes -exec cp -a -t ${into} {} +`,
     `docker start --checkpoint ${name} ${service}`,
   ].join(" && ");
 }

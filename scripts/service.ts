@@ -4,9 +4,9 @@ import { findHost, loadInventory } from "../lib/inventory";
 import { remoteEndpoint } from "../lib/endpoint";
 import { runMain, UserError } from "../lib/log";
 import { migrate } from "../lib/migration";
-import { deploy, locate, specOf } from "../lib/service-container";
+import { copyImage, deploy, locate, specOf } from "../lib/service-container";
 import { failover, freshness, startSync, syncOn } from "../lib/replication";
-import { buildServiceImage, demoServices, ensureImageOn, type DemoService } from "../lib/services";
+import { buildServiceImage, demoServices, ensureImageOn, isDemoService } from "../lib/services";
 import { projectRoot } from "../lib/toolchain";
 
 const help = `Usage: npm run service -- <command> [options]
@@ -14,12 +14,15 @@ const help = `Usage: npm run service -- <command> [options]
 Highly available services on a provisioned cluster (see pulumi up).
 
 Commands:
-  deploy SERVICE --on NODE [--port P]    build the demo service (counter) for NODE's architecture,
-                                         import it there and start it, published on port P (default 18080)
+  deploy SERVICE --on NODE [--port P] [--volume NAME:/path]...
+                                         build a demo service (counter: in-memory state; web: 2048 on
+                                         nginx) for NODE's architecture, import it there and start it,
+                                         published on port P (default 18080), with named volumes
   sync SERVICE --standby NODE [--interval S]
                                          checkpoint SERVICE every S seconds (default 2) without stopping
                                          it and mirror the checkpoints to NODE's rsync daemon
-  migrate SERVICE --to NODE              live-migrate SERVICE with CRIU: dump, transfer, verify, restore;
+  migrate SERVICE --to NODE              live-migrate SERVICE with CRIU, its file-system changes and named
+                                         volumes: dump, transfer, verify, restore;
                                          prints each phase's time; on failure it resumes on the source
   failover SERVICE --to NODE             restore SERVICE on NODE from its newest good synced checkpoint,
                                          when the node it ran on is gone
@@ -42,6 +45,7 @@ runMain(async () => {
       standby: { type: "string" },
       interval: { type: "string", default: "2" },
       port: { type: "string", default: "18080" },
+      volume: { type: "string", multiple: true },
       endpoint: { type: "string" },
       json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
@@ -62,12 +66,18 @@ runMain(async () => {
 
   switch (command) {
     case "deploy": {
-      if (!(service in demoServices)) throw new UserError(`deploy knows the demo services ${Object.keys(demoServices).join(", ")}; found "${service}"`);
+      if (!isDemoService(service)) throw new UserError(`deploy knows the demo services ${Object.keys(demoServices).join(", ")}; found "${service}"`);
       const host = need("on");
-      const image = await buildServiceImage(service as DemoService, host.arch);
-      await ensureImageOn(host, service as DemoService, image);
+      const image = await buildServiceImage(service, host.arch);
+      await ensureImageOn(host, image);
       const hostPort = Number(values.port);
-      await deploy(host, { name: service, image: image.ref, containerPort: demoServices[service as DemoService].port, hostPort });
+      if (!Number.isInteger(hostPort) || hostPort < 1 || hostPort > 65535) throw new UserError(`--port: expected a port number, found "${values.port}"`);
+      const volumes = (values.volume ?? []).map((v) => {
+        const m = /^([a-zA-Z0-9][a-zA-Z0-9_.-]*):(\/.*)$/.exec(v);
+        if (!m) throw new UserError(`--volume: expected NAME:/path/in/container, found "${v}"`);
+        return { name: m[1], target: m[2] };
+      });
+      await deploy(host, { name: service, image: image.ref, containerPort: demoServices[service].port, hostPort, volumes });
       return print({ service, on: host.name, image: image.ref, port: hostPort }, `${service} runs on ${host.name}: http://${host.address}:${hostPort}/`);
     }
     case "sync": {
@@ -77,8 +87,7 @@ runMain(async () => {
       const spec = await specOf(primary, service);
       if (standby.arch !== primary.arch) throw new UserError(`${standby.name} is ${standby.arch} but ${primary.name} is ${primary.arch}: a checkpoint restores only on the same architecture`);
       // The standby gets the image now, so a failover needs nothing from the dead primary.
-      const image = await buildServiceImage(service as DemoService, standby.arch).catch(() => undefined);
-      if (image?.ref === spec.image) await ensureImageOn(standby, service as DemoService, image);
+      await copyImage(primary, standby, spec.image);
       await startSync(primary, standby, service, Number(values.interval));
       return print({ service, primary: primary.name, standby: standby.name }, `${service}: ${primary.name} syncs checkpoints to ${standby.name} every ${values.interval} s`);
     }
@@ -92,9 +101,8 @@ runMain(async () => {
     }
     case "failover": {
       const standby = need("to");
-      const image = await buildServiceImage(service as DemoService, standby.arch);
-      const r = await failover(inventory, service, standby.name, { image: image.ref, containerPort: demoServices[service as DemoService].port, hostPort: Number(values.port) });
-      await endpoint?.switchTo({ host: standby.address, port: Number(values.port) });
+      const r = await failover(inventory, service, standby.name);
+      await endpoint?.switchTo({ host: standby.address, port: r.spec.hostPort });
       return print(r, `${service} restored on ${r.to} from ${r.checkpoint} (${r.checkpointAge.toFixed(1)} s old) in ${r.restore.toFixed(2)} s`);
     }
     case "status": {

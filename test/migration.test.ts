@@ -37,7 +37,7 @@ test.before(async () => {
   await freshLabStack(lab, stack, 3);
   await stack.up();
   const image = await buildServiceImage("counter", host("node1").arch);
-  await ensureImageOn(host("node1"), "counter", image);
+  await ensureImageOn(host("node1"), image);
   await deploy(host("node1"), { name: "counter", image: image.ref, containerPort: 8080, hostPort: port });
   for (let i = 0; i < 50; i++) if ((await fetch(`http://${host("node1").address}:${port}/`).catch(() => undefined))?.ok) break;
   else await new Promise((r) => setTimeout(r, 100));
@@ -63,6 +63,25 @@ test.serial("migrating the counter keeps its state exactly and serves on the tar
   await migrate(inventory(), "counter", "node1");
   t.deepEqual(await runningOn(), ["node1"]);
   t.is((await counter("node1")).count, 8);
+});
+
+test.serial("2048 on nginx is served after a migration, with its file changes and its named volume", async (t) => {
+  const image = await buildServiceImage("web", host("node2").arch);
+  await ensureImageOn(host("node2"), image);
+  await deploy(host("node2"), { name: "web", image: image.ref, containerPort: 80, hostPort: 18081, volumes: [{ name: "webdata", target: "/data" }] });
+  const page = (name: string, file = "") => fetch(`http://${host(name).address}:18081/${file}`);
+  try {
+    for (let i = 0; i < 50 && !(await page("node2").catch(() => undefined))?.ok; i++) await new Promise((r) => setTimeout(r, 100));
+    await sshExec(host("node2"), `docker exec web sh -c 'echo kept > /data/state.txt && echo added > /var/www/2048/added.txt && rm /var/www/2048/favicon.ico'`);
+    await migrate(inventory(), "web", "node3");
+    t.regex(await (await page("node3")).text(), /<title>2048<\/title>/);
+    t.is(await (await page("node3", "added.txt")).text(), "added\n", "a file the container added came along");
+    t.is((await page("node3", "favicon.ico")).status, 404, "a file the container deleted stays deleted");
+    t.is((await sshExec(host("node3"), "docker exec web cat /data/state.txt")).stdout, "kept\n", "the named volume's content came along");
+    t.is((await sshExec(host("node2"), "docker ps -aq --filter name=^web$; docker volume ls -q --filter name=^webdata$")).stdout.trim(), "", "nothing left on the source");
+  } finally {
+    for (const h of inventory().hosts) await sshExec(h, "docker rm -f web; docker volume rm webdata", { nothrow: true });
+  }
 });
 
 test.serial("bad input is one clear error and changes nothing", async (t) => {
@@ -105,7 +124,7 @@ test.serial("a target cut off during the transfer leaves the service running on 
 test.serial("crash of the primary, then failover: served from the standby with state no older than the interval plus one second", async (t) => {
   const interval = 2;
   await startSync(host("node1"), host("node3"), "counter", interval);
-  await ensureImageOn(host("node3"), "counter", await buildServiceImage("counter", host("node3").arch));
+  await ensureImageOn(host("node3"), await buildServiceImage("counter", host("node3").arch));
   // Let a few syncs happen while a client counts, a request every 10 ms.
   const deadline = Date.now() + 3 * interval * 1000;
   let acked = 0;
@@ -116,14 +135,13 @@ test.serial("crash of the primary, then failover: served from the standby with s
   await crash(lab, "node1");
   const crashedAt = Date.now();
   try {
-    const spec = { image: (await buildServiceImage("counter", "amd64")).ref, containerPort: 8080, hostPort: port };
-    const r = await failover(inventory(), "counter", "node3", spec);
+    const r = await failover(inventory(), "counter", "node3");
     const ageAtCrash = r.checkpointAge - (Date.now() - crashedAt) / 1000;
     t.true(ageAtCrash <= interval + 1, `the checkpoint was ${ageAtCrash.toFixed(2)} s old at the crash`);
     const restored = await counter("node3");
     t.true(restored.count <= acked && restored.count > 8, `restored ${restored.count}, last acknowledged ${acked}`);
     t.log(`failover restore ${r.restore.toFixed(2)} s; state lost: ${acked - restored.count} increments, checkpoint ${ageAtCrash.toFixed(2)} s old at the crash`);
-    await t.throwsAsync(failover(inventory(), "counter", "node2", spec), { message: /still runs on node3/ }, "never a second copy");
+    await t.throwsAsync(failover(inventory(), "counter", "node2"), { message: /still runs on node3/ }, "never a second copy");
   } finally {
     await boot(lab, "node1");
   }
