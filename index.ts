@@ -1,16 +1,19 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as path from "node:path";
-import { loadInventory } from "./lib/inventory";
+import { loadInventory, type Arch, type Inventory } from "./lib/inventory";
 import { UserError } from "./lib/log";
-import { parseSettings } from "./lib/settings";
+import { buildServiceImage, type ServiceImage } from "./lib/services";
+import { parseSettings, SettingsError, type ClusterSettings } from "./lib/settings";
 import { EdgeCluster } from "./modules/edge-cluster";
+import { EdgeServices } from "./modules/edge-services";
 
 /*
  * The edge-ha program: the inventory named by the stack's settings becomes an
- * EdgeCluster. Bad settings or a bad inventory stop it here, in preview,
- * before anything on a host changes.
+ * EdgeCluster, and the services the settings declare run on it. Bad settings
+ * or a bad inventory stop it here, in preview, before anything on a host
+ * changes.
  */
-function program() {
+async function program() {
   const stackFile = path.join("stacks", `Pulumi.${pulumi.getStack()}.yaml`);
   const raw = Object.fromEntries(
     Object.entries(pulumi.runtime.allConfig())
@@ -21,8 +24,11 @@ function program() {
     const settings = parseSettings(raw, stackFile);
     // The inventory path is relative to the project folder, whatever the caller's cwd.
     const inventory = loadInventory(path.resolve(__dirname, settings.inventory));
+    checkPlacement(settings, inventory, stackFile);
+    const images = await buildImages(settings, inventory);
     const cluster = new EdgeCluster(inventory.cluster, { inventory, settings, rsyncPassword: new pulumi.Config("edge-ha").getSecret("rsyncPassword") });
-    return { inventory, cluster };
+    const services = new EdgeServices(`${inventory.cluster}-services`, { inventory, services: settings.services, nodes: cluster.ready, images });
+    return { clusterName: inventory.cluster, swarmLeader: cluster.swarmLeader, nodes: cluster.nodes, services: services.services };
   } catch (err) {
     // A RunError is shown as its message alone, without a stack trace.
     if (err instanceof UserError) throw new pulumi.RunError(err.message);
@@ -30,8 +36,32 @@ function program() {
   }
 }
 
-const { inventory, cluster } = program();
+/** The hosts services name must be in the inventory (and a checkpoint restores only on the same architecture). */
+function checkPlacement(settings: ClusterSettings, inventory: Inventory, file: string): void {
+  const problems: string[] = [];
+  settings.services.forEach((s, i) => {
+    for (const key of ["primary", "standby"] as const) {
+      const name = s[key];
+      if (name !== undefined && !inventory.hosts.some((h) => h.name === name)) {
+        problems.push(`edge-ha:services[${i}].${key}: expected a host of ${inventory.file} (${inventory.hosts.map((h) => h.name).join(", ")}), found "${name}"`);
+      }
+    }
+    const arch = (n?: string) => inventory.hosts.find((h) => h.name === n)?.arch;
+    if (s.mode === "criu" && arch(s.primary) && arch(s.standby) && arch(s.primary) !== arch(s.standby)) {
+      problems.push(`edge-ha:services[${i}].standby: ${s.standby} is ${arch(s.standby)} but ${s.primary} is ${arch(s.primary)}; a checkpoint restores only on the same architecture`);
+    }
+  });
+  if (problems.length) throw new SettingsError(file, problems);
+}
 
-export const clusterName = inventory.cluster;
-export const swarmLeader = cluster.swarmLeader;
-export const nodes = cluster.nodes;
+/** Builds, on this machine, every image the services need for every architecture of the fleet. */
+async function buildImages(settings: ClusterSettings, inventory: Inventory): Promise<Record<string, ServiceImage>> {
+  const images: Record<string, ServiceImage> = {};
+  const archs = new Set<Arch>(inventory.hosts.map((h) => h.arch));
+  for (const name of new Set(settings.services.map((s) => s.image))) {
+    for (const arch of archs) images[`${name}-${arch}`] = await buildServiceImage(name, arch);
+  }
+  return images;
+}
+
+export = program();

@@ -19,6 +19,28 @@ export interface ClusterSettings {
   criuFileLocks: boolean;
   criuSkipInFlight: boolean;
   rsyncPort: number;
+  /** Highly available services the stack runs (modules/ha-service, modules/swarm-service). */
+  services: ServiceSettings[];
+}
+
+/**
+ * A highly available service of the stack. "criu": one copy on `primary`,
+ * checkpointed every `syncInterval` seconds to `standby` (live migration and
+ * failover with CRIU); "swarm": a swarm service of `replicas` copies.
+ */
+export interface ServiceSettings {
+  name: string;
+  /** A demo image edge-ha builds: counter (state in memory) or web (2048 on nginx). */
+  image: "counter" | "web";
+  /** Port published on the hosts. */
+  port: number;
+  mode: "criu" | "swarm";
+  primary?: string;
+  standby?: string;
+  syncInterval: number;
+  replicas: number;
+  /** Named volumes, as NAME:/path/in/container. */
+  volumes: { name: string; target: string }[];
 }
 
 export const settingDefaults: Omit<ClusterSettings, "inventory"> = {
@@ -31,6 +53,7 @@ export const settingDefaults: Omit<ClusterSettings, "inventory"> = {
   criuFileLocks: true,
   criuSkipInFlight: true,
   rsyncPort: 873,
+  services: [],
 };
 
 /** Keys that exist but are not in ClusterSettings (secrets are read separately). */
@@ -87,7 +110,58 @@ export function parseSettings(raw: Record<string, string>, file: string): Cluste
     criuFileLocks: boolean("criuFileLocks") ?? settingDefaults.criuFileLocks,
     criuSkipInFlight: boolean("criuSkipInFlight") ?? settingDefaults.criuSkipInFlight,
     rsyncPort: integer("rsyncPort", 1, 65535) ?? settingDefaults.rsyncPort,
+    services: raw.services === undefined ? [] : parseServices(raw.services, problems),
   };
   if (problems.length) throw new SettingsError(file, problems);
   return settings;
+}
+
+const serviceKeys = ["name", "image", "port", "mode", "primary", "standby", "syncInterval", "replicas", "volumes"];
+
+/** Validates edge-ha:services (a list of ServiceSettings, JSON as Pulumi keeps it); adds what is wrong to `problems`. */
+function parseServices(text: string, problems: string[]): ServiceSettings[] {
+  let list: unknown;
+  try {
+    list = JSON.parse(text);
+  } catch {
+    list = undefined;
+  }
+  if (!Array.isArray(list)) {
+    problems.push(`edge-ha:services: expected a list of services, found ${JSON.stringify(text)}`);
+    return [];
+  }
+  const services: ServiceSettings[] = [];
+  list.forEach((item: Record<string, unknown>, i) => {
+    const at = (key: string) => `edge-ha:services[${i}].${key}`;
+    if (typeof item !== "object" || item === null || Array.isArray(item)) return void problems.push(`edge-ha:services[${i}]: expected a mapping of ${serviceKeys.join(", ")}`);
+    for (const key of Object.keys(item)) if (!serviceKeys.includes(key)) problems.push(`${at(key)}: unknown key (known: ${serviceKeys.join(", ")})`);
+    const bad = (key: string, expected: string) => problems.push(`${at(key)}: expected ${expected}, found ${JSON.stringify(item[key])}`);
+    const name = String(item.name ?? "");
+    if (!/^[a-z][a-z0-9-]{0,40}$/.test(name)) bad("name", "lower-case letters, digits and dashes");
+    if (item.image !== "counter" && item.image !== "web") bad("image", "counter or web");
+    const port = Number(item.port);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) bad("port", "a port number");
+    const mode = item.mode ?? "criu";
+    if (mode !== "criu" && mode !== "swarm") bad("mode", "criu or swarm");
+    const syncInterval = Number(item.syncInterval ?? 2);
+    if (!(syncInterval >= 0.5 && syncInterval <= 3600)) bad("syncInterval", "seconds from 0.5 to 3600");
+    const replicas = Number(item.replicas ?? 2);
+    if (!Number.isInteger(replicas) || replicas < 1 || replicas > 100) bad("replicas", "a whole number from 1 to 100");
+    if (mode === "criu") {
+      for (const key of ["primary", "standby"]) if (typeof item[key] !== "string") bad(key, "the name of a host of the inventory");
+      if (item.primary !== undefined && item.primary === item.standby) bad("standby", "another host than the primary");
+    }
+    const volumes = (Array.isArray(item.volumes) ? item.volumes : item.volumes === undefined ? [] : [null]).map((v: unknown) => {
+      const m = typeof v === "string" ? /^([a-zA-Z0-9][a-zA-Z0-9_.-]*):(\/.*)$/.exec(v) : null;
+      if (!m) bad("volumes", "a list of NAME:/path/in/container");
+      return m ? { name: m[1], target: m[2] } : { name: "", target: "" };
+    });
+    if (services.some((s) => s.name === name)) bad("name", "a name no other service has");
+    if (services.some((s) => s.port === port)) bad("port", "a port no other service publishes");
+    services.push({
+      name, image: item.image as ServiceSettings["image"], port, mode: mode as ServiceSettings["mode"],
+      primary: item.primary as string | undefined, standby: item.standby as string | undefined, syncInterval, replicas, volumes,
+    });
+  });
+  return services;
 }

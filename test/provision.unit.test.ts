@@ -10,6 +10,7 @@ const registered = recordResources();
 import { parseInventory } from "../lib/inventory";
 import { parseSettings, SettingsError } from "../lib/settings";
 import { EdgeCluster } from "../modules/edge-cluster";
+import { EdgeServices } from "../modules/edge-services";
 import { runcConfig } from "../modules/criu";
 import { daemonConfig } from "../modules/docker-engine";
 import { rsyncdConfig } from "../modules/rsync-daemon";
@@ -30,6 +31,23 @@ hosts:
 );
 const settings = parseSettings({ inventory: "inventory.yaml" }, "stacks/Pulumi.unit.yaml");
 const cluster = new EdgeCluster("shop", { inventory, settings });
+const fakeImage = (image: string, arch: string) => ({ ref: `edge-ha/${image}:${arch}0000`, rootfs: `/images/${image}-${arch}.tar`, changes: [] });
+const services = new EdgeServices("shop-services", {
+  inventory,
+  services: parseSettings(
+    {
+      inventory: "inventory.yaml",
+      services: JSON.stringify([
+        { name: "counter", image: "counter", port: 18080, primary: "pi1", standby: "pi2", syncInterval: 1, volumes: ["data:/data"] },
+        { name: "web", image: "web", port: 18081, primary: "vm1", standby: "pi1" },
+        { name: "counter-swarm", image: "counter", port: 18090, mode: "swarm", replicas: 2 },
+      ]),
+    },
+    "stacks/Pulumi.unit.yaml",
+  ).services.filter((s) => s.name !== "counter-swarm"),
+  nodes: cluster.ready,
+  images: { "counter-arm64": fakeImage("counter", "arm64"), "counter-amd64": fakeImage("counter", "amd64"), "web-amd64": fakeImage("web", "amd64") },
+});
 const named = (name: string) => {
   const r = registered.find((x) => x.name === name);
   if (!r) throw new Error(`no resource ${name}; have: ${registered.map((x) => x.name).join(", ")}`);
@@ -120,7 +138,36 @@ test("the committed example stack and the lab stack hold valid settings", (t) =>
   for (const stackName of ["example", "lab"]) {
     const file = path.join(__dirname, "..", "stacks", `Pulumi.${stackName}.yaml`);
     const config = parse(readFileSync(file, "utf8")).config as Record<string, unknown>;
-    const raw = Object.fromEntries(Object.entries(config).map(([k, v]) => [k.replace(/^edge-ha:/, ""), String(v)]));
+    // Pulumi hands structured values to the program as JSON.
+    const raw = Object.fromEntries(Object.entries(config).map(([k, v]) => [k.replace(/^edge-ha:/, ""), typeof v === "object" ? JSON.stringify(v) : String(v)]));
     t.notThrows(() => parseSettings(raw, file), stackName);
   }
+});
+
+test("a CRIU service starts on its primary and syncs to its standby; its image goes to every host of its architecture", async (t) => {
+  await unwrap(cluster.nodes.pi1.docker);
+  await new Promise((r) => setTimeout(r, 50));
+  t.is(named("counter-start").inputs.connection.host, "10.0.0.1");
+  t.regex(named("counter-start").inputs.create, /docker run -d --name counter .* -p 18080:8080 -v data:\/data edge-ha\/counter:arm640000/);
+  t.is(named("counter-sync").inputs.connection.host, "10.0.0.1");
+  t.regex(named("counter-sync").inputs.create, /service_install sync-counter \/usr\/local\/sbin\/edge-ha-sync counter 10\.0\.0\.2 1000/);
+  t.is(named("counter-standby").inputs.connection.host, "10.0.0.2");
+  const copies = registered.filter((r) => r.type.endsWith("CopyToHost")).map((r) => [r.name, r.inputs.connection.host, r.inputs.source.path]);
+  t.deepEqual(copies.sort(), [
+    ["shop-services-counter-arm64-pi1-rootfs", "10.0.0.1", "/images/counter-arm64.tar"],
+    ["shop-services-counter-arm64-pi2-rootfs", "10.0.0.2", "/images/counter-arm64.tar"],
+    ["shop-services-web-amd64-vm1-rootfs", "10.0.0.3", "/images/web-amd64.tar"],
+  ]);
+  t.is(services.services.web.containerPort, 80);
+});
+
+test("service settings: bad values are named with their file, index and key", (t) => {
+  const err = t.throws(
+    () => parseSettings({ inventory: "i.yaml", services: JSON.stringify([{ name: "Bad", image: "redis", port: 0, primary: "pi1", standby: "pi1", colour: 1 }, { name: "x", image: "web", port: 1, mode: "swarm", volumes: ["nope"] }]) }, "stacks/Pulumi.pis.yaml"),
+    { instanceOf: SettingsError },
+  );
+  for (const expected of [/services\[0\]\.name: expected lower-case/, /services\[0\]\.image: expected counter or web, found "redis"/, /services\[0\]\.port: expected a port number/, /services\[0\]\.standby: expected another host than the primary/, /services\[0\]\.colour: unknown key/, /services\[1\]\.volumes: expected a list of NAME:\/path/]) {
+    t.regex(err!.message, expected);
+  }
+  t.throws(() => parseSettings({ inventory: "i.yaml", services: "counter" }, "f.yaml"), { message: /edge-ha:services: expected a list of services/ });
 });

@@ -147,7 +147,8 @@ function openSsh(c: Connection): { argv: string[]; label: string; close: () => v
 }
 
 interface CopyState {
-  source: { connection: Connection; path: string };
+  /** Without a connection, the file is on this machine. */
+  source: { connection?: Connection; path: string };
   connection: Connection;
   path: string;
   mode: string;
@@ -163,7 +164,8 @@ interface CopyState {
 const copyProvider: pulumi.dynamic.ResourceProvider = {
   async create(inputs: CopyState) {
     const { spawn } = require("node:child_process") as typeof import("node:child_process");
-    const from = openSsh(inputs.source.connection);
+    const local = !inputs.source.connection;
+    const from = local ? undefined : openSsh(inputs.source.connection!);
     const to = openSsh(inputs.connection);
     const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
     const tmp = `${inputs.path}.edge-ha-partial`;
@@ -180,25 +182,30 @@ const copyProvider: pulumi.dynamic.ResourceProvider = {
         else child.stdin.end();
       });
     try {
-      const want = (await exec([...from.argv, `sha256sum ${q(inputs.source.path)}`], null)).split(" ")[0];
-      const reader = spawn(from.argv[0], [...from.argv.slice(1), `cat ${q(inputs.source.path)}`], { stdio: ["ignore", "pipe", "inherit"] });
-      const got = (await exec([...to.argv, `mkdir -p "$(dirname ${q(inputs.path)})" && cat > ${q(tmp)} && sha256sum ${q(tmp)}`], reader.stdout)).split(" ")[0];
+      const fs = require("node:fs") as typeof import("node:fs");
+      const want = from
+        ? (await exec([...from.argv, `sha256sum ${q(inputs.source.path)}`], null)).split(" ")[0]
+        : (require("node:crypto") as typeof import("node:crypto")).createHash("sha256").update(fs.readFileSync(inputs.source.path)).digest("hex");
+      const reader = from
+        ? spawn(from.argv[0], [...from.argv.slice(1), `cat ${q(inputs.source.path)}`], { stdio: ["ignore", "pipe", "inherit"] }).stdout
+        : fs.createReadStream(inputs.source.path);
+      const got = (await exec([...to.argv, `mkdir -p "$(dirname ${q(inputs.path)})" && cat > ${q(tmp)} && sha256sum ${q(tmp)}`], reader)).split(" ")[0];
       if (got !== want) {
         await exec([...to.argv, `rm -f ${q(tmp)}`], null).catch(() => undefined);
-        throw new Error(`copy of ${inputs.source.path} from ${from.label} to ${to.label} arrived damaged (sha256 ${got}, expected ${want}); nothing was installed`);
+        throw new Error(`copy of ${inputs.source.path} from ${from?.label ?? "this machine"} to ${to.label} arrived damaged (sha256 ${got}, expected ${want}); nothing was installed`);
       }
       await exec([...to.argv, `chmod ${inputs.mode} ${q(tmp)} && mv -f ${q(tmp)} ${q(inputs.path)}`], null);
       const id = require("node:crypto").randomBytes(8).toString("hex");
       return { id, outs: { ...inputs, sha256: want } };
     } finally {
-      from.close();
+      from?.close();
       to.close();
     }
   },
   async diff(_id: string, olds: CopyState, news: CopyState) {
     const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
     const changes = !same(olds.triggers, news.triggers) || olds.path !== news.path || olds.mode !== news.mode ||
-      olds.source.path !== news.source.path || olds.source.connection.host !== news.source.connection.host || olds.connection.host !== news.connection.host;
+      olds.source.path !== news.source.path || olds.source.connection?.host !== news.source.connection?.host || olds.connection.host !== news.connection.host;
     return { changes, replaces: changes ? ["triggers"] : [], deleteBeforeReplace: true };
   },
 };
@@ -259,6 +266,33 @@ export class CopyBetweenHosts extends pulumi.dynamic.Resource {
       { ...opts, additionalSecretOutputs: ["source", "connection", ...(opts?.additionalSecretOutputs ?? [])] },
       "edge-ha",
       "CopyBetweenHosts",
+    );
+  }
+}
+
+export interface CopyToHostArgs {
+  /** Path of the file on this machine. */
+  source: pulumi.Input<string>;
+  connection: pulumi.Input<ConnectionArgs>;
+  /** Absolute path on the host. */
+  path: pulumi.Input<string>;
+  mode?: pulumi.Input<string>;
+  /** Any change copies the file again (for example its checksum). */
+  triggers?: pulumi.Input<unknown[]>;
+}
+
+/** A file copied from this machine to a host over SSH, verified by sha256; the counterpart of @pulumi/command's CopyToRemote. */
+export class CopyToHost extends pulumi.dynamic.Resource {
+  declare readonly sha256: pulumi.Output<string>;
+
+  constructor(name: string, args: CopyToHostArgs, opts?: pulumi.CustomResourceOptions) {
+    super(
+      copyProvider,
+      name,
+      { ...args, source: { path: args.source }, mode: args.mode ?? "0644", connection: pulumi.secret(args.connection), sha256: undefined },
+      { ...opts, additionalSecretOutputs: ["connection", ...(opts?.additionalSecretOutputs ?? [])] },
+      "edge-ha",
+      "CopyToHost",
     );
   }
 }

@@ -4,7 +4,7 @@ import type { ClusterSettings } from "../../lib/settings";
 import { Criu } from "../criu";
 import { DockerEngine } from "../docker-engine";
 import { GeneratedSecret } from "../generated-secret";
-import { connectionFor, HostFacts } from "../host-facts";
+import { connectionFor, HostFacts, type ClusterNode } from "../host-facts";
 import { RsyncDaemon } from "../rsync-daemon";
 import { SwarmCluster } from "../swarm-cluster";
 
@@ -37,6 +37,8 @@ export interface NodeOutputs {
 export class EdgeCluster extends pulumi.ComponentResource {
   readonly nodes: Record<string, NodeOutputs> = {};
   readonly swarmLeader: string;
+  /** Every host as services see it: reachable, and ready once its engine, CRIU, rsync daemon and swarm membership are. */
+  readonly ready: Record<string, ClusterNode> = {};
 
   constructor(name: string, args: EdgeClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("edge-ha:cluster:EdgeCluster", name, {}, opts);
@@ -78,7 +80,8 @@ export class EdgeCluster extends pulumi.ComponentResource {
     const swarm = new SwarmCluster(name, { nodes: perHost.map(({ host, connection, docker }) => ({ host, connection, dependsOn: [docker] })) }, parent);
     this.swarmLeader = swarm.leaderAddress;
 
-    for (const { host, facts, docker, rsync } of perHost) {
+    for (const { host, connection, facts, docker, rsync } of perHost) {
+      this.ready[host.name] = { host, connection, dependsOn: [facts, docker, rsync, criu, swarm] };
       this.nodes[host.name] = {
         address: host.address,
         kernel: facts.kernel,

@@ -1,0 +1,84 @@
+import * as pulumi from "@pulumi/pulumi";
+import { hostScript } from "../../lib/remote-shell";
+import { syncInstallScript } from "../../lib/replication";
+import { rsync, runOptions, type ServiceSpec } from "../../lib/service-container";
+import { RemoteCommand } from "../command";
+import type { ClusterNode } from "../host-facts";
+
+export interface HaServiceArgs {
+  spec: ServiceSpec;
+  /** Where the service starts. */
+  primary: ClusterNode;
+  /** Where its checkpoints are synced to, and where failover restores it. */
+  standby: ClusterNode;
+  /** Seconds between checkpoints. */
+  syncInterval: number;
+}
+
+/**
+ * A service run as one container that CRIU can move: started on its primary,
+ * checkpointed every interval without stopping and synced to its standby's
+ * rsync daemon (lib/replication), so that `migrate` can move it and
+ * `failover` can restore it when its node dies.
+ *
+ * The declared primary is where it starts. Once `migrate` or `failover` has
+ * moved it, `pulumi up` does not move it back or start a second copy: the
+ * start adopts a running container and refuses a stopped one (a stopped copy
+ * is what a moved service leaves behind), and the sync refuses a primary the
+ * service no longer runs on. Set primary/standby to where it runs now to
+ * manage it again; changing them otherwise starts it afresh (without state).
+ */
+export class HaService extends pulumi.ComponentResource {
+  readonly primary: string;
+  readonly standby: string;
+
+  constructor(name: string, args: HaServiceArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("edge-ha:service:HaService", name, {}, opts);
+    const { spec, primary, standby } = args;
+    this.primary = primary.host.name;
+    this.standby = standby.host.name;
+    const service = spec.name;
+    const cleanUp = `service_remove sync-${service}
+docker rm -f ${service} >/dev/null 2>&1 || true
+rm -rf ${rsync.dir}/${service} /var/lib/edge-ha/sync-out/${service} /etc/edge-ha/services/${service}.sync /etc/edge-ha/services/${service}.spec.json`;
+
+    const started = new RemoteCommand(
+      `${name}-start`,
+      {
+        connection: primary.connection,
+        triggers: [spec],
+        create: hostScript(`
+state=$(docker inspect -f '{{.State.Status}}' ${service} 2>/dev/null) || state=absent
+case "$state" in
+  running) echo "adopted" ;;
+  absent) docker run -d ${runOptions(spec)} ${spec.image} >/dev/null; echo "started" ;;
+  *) echo "${service} has a $state container on $(hostname): it was moved away (migrate/failover) or stopped; 'npm run service -- status ${service}' tells where it runs, set primary there" >&2; exit 1 ;;
+esac`),
+        delete: hostScript(cleanUp),
+      },
+      { parent: this, dependsOn: primary.dependsOn },
+    );
+
+    // The standby holds synced checkpoints, and the service after a failover.
+    new RemoteCommand(
+      `${name}-standby`,
+      { connection: standby.connection, create: "true", delete: hostScript(cleanUp) },
+      { parent: this, dependsOn: standby.dependsOn },
+    );
+
+    new RemoteCommand(
+      `${name}-sync`,
+      {
+        connection: primary.connection,
+        triggers: [args.syncInterval, standby.host.address],
+        create: hostScript(`
+[ "$(docker inspect -f '{{.State.Running}}' ${service} 2>/dev/null)" = true ] ||
+  { echo "${service} does not run on $(hostname), so it cannot sync from there; set primary to where it runs ('npm run service -- status ${service}')" >&2; exit 1; }
+${syncInstallScript(spec, standby.host, args.syncInterval)}`),
+        delete: hostScript(`service_remove sync-${service}; rm -rf /var/lib/edge-ha/sync-out/${service}`),
+      },
+      { parent: this, dependsOn: [started] },
+    );
+    this.registerOutputs({ primary: this.primary, standby: this.standby });
+  }
+}

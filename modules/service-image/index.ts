@@ -1,0 +1,49 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as path from "node:path";
+import { hostScript, hostStateDir } from "../../lib/remote-shell";
+import { importCommand, type ServiceImage as BuiltImage } from "../../lib/services";
+import { CopyToHost, RemoteCommand } from "../command";
+import type { ClusterNode } from "../host-facts";
+
+export interface ServiceImageArgs {
+  /** The image as built on this machine (lib/services): reference, root file system tarball, import changes. */
+  image: BuiltImage;
+  /** Hosts that get it (all of one architecture: the image's). */
+  nodes: ClusterNode[];
+}
+
+/**
+ * An image on hosts' Docker engines without a registry: its root file system
+ * is copied from this machine (sha256-checked) and `docker import`ed. The
+ * reference is tagged by content, so an unchanged image is never copied again.
+ * Removal untags it where no container uses it.
+ */
+export class ServiceImage extends pulumi.ComponentResource {
+  readonly ref: string;
+
+  constructor(name: string, args: ServiceImageArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("edge-ha:service:ServiceImage", name, {}, opts);
+    const { image } = args;
+    this.ref = image.ref;
+    const remoteTar = `${hostStateDir}/images/${path.basename(image.rootfs)}`;
+    for (const node of args.nodes) {
+      const copied = new CopyToHost(
+        `${name}-${node.host.name}-rootfs`,
+        { source: image.rootfs, connection: node.connection, path: remoteTar, triggers: [image.ref] },
+        { parent: this, dependsOn: node.dependsOn },
+      );
+      new RemoteCommand(
+        `${name}-${node.host.name}`,
+        {
+          connection: node.connection,
+          triggers: [image.ref],
+          create: hostScript(`docker image inspect ${image.ref} >/dev/null 2>&1 || ${importCommand(image, remoteTar)}
+rm -f ${remoteTar}`),
+          delete: hostScript(`docker image rm ${image.ref} >/dev/null 2>&1 || true`),
+        },
+        { parent: this, dependsOn: [copied] },
+      );
+    }
+    this.registerOutputs({ ref: this.ref });
+  }
+}
