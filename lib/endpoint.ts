@@ -23,28 +23,47 @@ export interface EndpointOptions {
   backend?: Backend;
   /** How long a client connection may wait for a backend that does not answer (default 5000 ms). */
   holdMs?: number;
+  /** A connection attempt to a backend that takes longer counts as failed (default 300 ms; a LAN answers in one). */
+  connectTimeoutMs?: number;
+  /**
+   * Probe every backend with a TCP connect every `everyMs`; `failures` misses
+   * in a row mark it down (its open connections are cut, so clients retry at
+   * once instead of waiting on a dead host), one success marks it up again.
+   */
+  healthCheck?: { everyMs: number; failures: number };
 }
 
 /** What migrate and failover need from an endpoint, in this process or behind its control API. */
 export interface EndpointControl {
   /** Clients are held from now on until switchTo. */
   hold(): Promise<void>;
-  /** Sends clients (held ones first) to a new backend. */
+  /** Sends clients (held ones first) to a new backend; connections to the old ones are cut. */
   switchTo(backend: Backend): Promise<void>;
 }
 
+const key = (b: Backend) => `${b.host}:${b.port}`;
+
 export class Endpoint implements EndpointControl {
   private server?: net.Server;
-  private backend?: Backend;
+  /** In order of preference: clients go to the first one that is up (no balancing: replicas may not share state). */
+  private backends: Backend[];
+  private readonly down = new Set<string>();
+  private readonly misses = new Map<string, number>();
+  private readonly open = new Map<string, Set<net.Socket>>();
   private held = false;
   private active = 0;
   private waiting: (() => void)[] = [];
+  private checker?: NodeJS.Timeout;
   private readonly holdMs: number;
-  readonly stats = { connections: 0, held: 0, failed: 0 };
+  private readonly connectTimeoutMs: number;
+  readonly stats = { connections: 0, held: 0, failed: 0, cut: 0 };
+  /** Backends marked down or up by the health check, with when (Date.now()). */
+  readonly events: { at: number; backend: string; up: boolean }[] = [];
 
   constructor(private readonly options: EndpointOptions) {
-    this.backend = options.backend;
+    this.backends = options.backend ? [options.backend] : [];
     this.holdMs = options.holdMs ?? 5000;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 300;
   }
 
   async start(): Promise<void> {
@@ -53,10 +72,19 @@ export class Endpoint implements EndpointControl {
       this.server!.once("error", reject);
       this.server!.listen(this.options.listen.port, this.options.listen.host, resolve);
     });
+    const check = this.options.healthCheck;
+    if (check) this.checker = setInterval(() => this.checkHealth(check.failures), check.everyMs);
+  }
+
+  /** The port clients connect to (useful with listen port 0). */
+  port(): number {
+    return (this.server!.address() as net.AddressInfo).port;
   }
 
   async stop(): Promise<void> {
+    if (this.checker) clearInterval(this.checker);
     this.release();
+    for (const sockets of this.open.values()) for (const s of sockets) s.destroy();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 
@@ -67,12 +95,51 @@ export class Endpoint implements EndpointControl {
   }
 
   async switchTo(backend: Backend): Promise<void> {
-    this.backend = backend;
+    this.setBackends([backend]);
     this.release();
   }
 
+  /** Replaces the backends (in order of preference); connections to removed ones are cut. */
+  setBackends(backends: Backend[]): void {
+    const kept = new Set(backends.map(key));
+    for (const [k, sockets] of this.open) if (!kept.has(k)) this.cut(sockets);
+    this.backends = backends;
+  }
+
   current(): Backend | undefined {
-    return this.backend;
+    return this.backends.find((b) => !this.down.has(key(b))) ?? this.backends[0];
+  }
+
+  private cut(sockets: Set<net.Socket>): void {
+    for (const s of sockets) {
+      this.stats.cut++;
+      s.destroy();
+    }
+    sockets.clear();
+  }
+
+  private checkHealth(failures: number): void {
+    for (const b of this.backends) {
+      const k = key(b);
+      const probe = net.connect(b.port, b.host);
+      const verdict = (ok: boolean) => {
+        probe.destroy();
+        const misses = ok ? 0 : (this.misses.get(k) ?? 0) + 1;
+        this.misses.set(k, misses);
+        if (ok && this.down.delete(k)) this.events.push({ at: Date.now(), backend: k, up: true });
+        if (!ok && misses >= failures) this.markDown(k);
+      };
+      probe.setTimeout(this.options.healthCheck!.everyMs, () => verdict(false));
+      probe.once("connect", () => verdict(true));
+      probe.once("error", () => verdict(false));
+    }
+  }
+
+  private markDown(k: string): void {
+    if (this.down.has(k)) return;
+    this.down.add(k);
+    this.events.push({ at: Date.now(), backend: k, up: false });
+    this.cut(this.open.get(k) ?? new Set());
   }
 
   private release(): void {
@@ -90,26 +157,43 @@ export class Endpoint implements EndpointControl {
       this.stats.failed++;
       client.destroy();
     };
-    const tryConnect = () => {
-      if (this.held || !this.backend) {
+    const tryConnect = (skip = new Set<string>()) => {
+      if (client.destroyed) return;
+      const backend = this.backends.find((b) => !this.down.has(key(b)) && !skip.has(key(b)));
+      if (this.held || !backend) {
         if (Date.now() > deadline) return fail();
         this.stats.held++;
-        return void this.waiting.push(tryConnect);
+        if (this.held) return void this.waiting.push(() => tryConnect());
+        return void setTimeout(() => tryConnect(), 20);
       }
-      const upstream = net.connect(this.backend.port, this.backend.host);
+      const k = key(backend);
+      const upstream = net.connect(backend.port, backend.host);
       upstream.setNoDelay(true);
+      upstream.setTimeout(this.connectTimeoutMs, () => upstream.destroy(new Error("connect timeout")));
       upstream.once("connect", () => {
+        upstream.setTimeout(0);
         this.active++;
-        upstream.once("close", () => this.active--);
+        const sockets = this.open.get(k) ?? new Set();
+        this.open.set(k, sockets);
+        sockets.add(client);
+        upstream.once("close", () => {
+          this.active--;
+          sockets.delete(client);
+        });
         upstream.removeAllListeners("error");
         upstream.on("error", () => client.destroy());
         client.pipe(upstream).pipe(client);
       });
-      // The backend is not there (yet): the service is between nodes. Try again, within the deadline.
+      // This backend is not there (yet): the service is between nodes, or the
+      // node is gone. Try the next one, or this one again, within the deadline.
       upstream.once("error", () => {
         upstream.destroy();
+        // With a health check to bring it back, a backend that failed a client is skipped at once.
+        if (this.options.healthCheck) this.markDown(k);
         if (Date.now() > deadline) return fail();
-        setTimeout(tryConnect, 20);
+        const next = new Set(skip).add(k);
+        if (this.backends.some((b) => !this.down.has(key(b)) && !next.has(key(b)))) return tryConnect(next);
+        setTimeout(() => tryConnect(), 20);
       });
       client.once("close", () => upstream.destroy());
     };

@@ -26,10 +26,10 @@ export interface ProbeSummary {
   /** Where that gap started (ms since the prober started). */
   gapAt: number;
   latencyMs: { p50: number; p99: number; max: number };
-  /** Counter values acknowledged before the longest gap and first seen after it. */
+  /** Counter values around the biggest loss of state, or else around the longest gap. */
   countBefore?: number;
   countAfter?: number;
-  /** Increments the service acknowledged and then lost (0 when its state carried over). */
+  /** Increments the service acknowledged and then lost, over the whole run (0 when its state always carried over). */
   lostIncrements?: number;
 }
 
@@ -45,7 +45,8 @@ export class Prober {
     private readonly timeoutMs = 3000,
   ) {}
 
-  private now(): number {
+  /** Milliseconds since the prober started: the clock of its probes. */
+  now(): number {
     return Number(process.hrtime.bigint() - this.t0) / 1e6;
   }
 
@@ -62,6 +63,7 @@ export class Prober {
     })();
   }
 
+  /** Stops probing (a second call is harmless) and returns every probe. */
   async stop(): Promise<Probe[]> {
     this.running = false;
     await this.loop;
@@ -112,8 +114,15 @@ export function summarize(probes: Probe[]): ProbeSummary {
       after = ok[i];
     }
   }
+  // Every answer should be one more than the last: each step back is state the service lost.
+  let lost: number | undefined = ok.length > 1 && ok.every((p) => p.count !== undefined) ? 0 : undefined;
+  let biggestLoss = 0;
+  for (let i = 1; lost !== undefined && i < ok.length; i++) {
+    const missing = ok[i - 1].count! + 1 - ok[i].count!;
+    if (missing > 0) lost += missing;
+    if (missing > biggestLoss) [biggestLoss, before, after] = [missing, ok[i - 1], ok[i]];
+  }
   const latencies = ok.map((p) => p.latency).sort((a, b) => a - b);
-  const lost = before?.count !== undefined && after?.count !== undefined ? Math.max(0, before.count + 1 - after.count) : undefined;
   return {
     requests: probes.length,
     failed: probes.length - ok.length,

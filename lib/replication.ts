@@ -122,9 +122,9 @@ export interface FailoverResult {
   /** The container's settings, as the primary ran it. */
   spec: ServiceSpec;
   checkpoint: string;
-  /** Age of the restored checkpoint when the restore began: the state lost, in time. */
+  /** Age of the restored checkpoint when the failover began: the state lost, in time. */
   checkpointAge: number;
-  /** Seconds to restore. */
+  /** Seconds from the failover's start to the service running (checks, preparation and restore). */
   restore: number;
 }
 
@@ -135,18 +135,29 @@ export interface FailoverResult {
  */
 export async function failover(inventory: Inventory, service: string, standbyName: string): Promise<FailoverResult> {
   const standby = findHost(inventory, standbyName);
-  // Hosts that do not answer within a second count as gone (a LAN answers in milliseconds).
-  const reachable = await Promise.all(inventory.hosts.map(async (h) => ((await sshExec(h, "true", { nothrow: true, connectTimeout: 1 })).exitCode === 0 ? h : undefined)));
-  const running = await locate({ ...inventory, hosts: reachable.filter((h): h is Host => !!h) }, service);
-  if (running.length > 0) throw new UserError(`${service} still runs on ${running.map((h) => h.name).join(", ")}; failover is for a service whose node is gone (to move it: migrate)`);
   const t = process.hrtime.bigint();
-  const newest = await freshness(standby, service);
-  if (!newest) throw new UserError(`${standby.name} has no good synced checkpoint of ${service} in ${syncDir(service)}; was its sync running?`);
-  const { checkpoint, age } = newest;
-  progress(`failover: restoring ${service} on ${standby.name} from ${checkpoint}`);
-  const dir = `${syncDir(service)}/${checkpoint}`;
-  const spec = JSON.parse((await sshExec(standby, `cat ${dir}/SPEC.json`)).stdout) as ServiceSpec;
-  const id = (await sshExec(standby, `docker rm -f ${service} >/dev/null 2>&1; docker create ${runOptions(spec)} ${spec.image}`)).stdout.trim();
-  await sshExec(standby, restoreCommand(service, id, dir, checkpoint));
-  return { service, to: standby.name, spec, checkpoint, checkpointAge: age, restore: Number(process.hrtime.bigint() - t) / 1e9 };
+  // Whether it still runs anywhere is asked while the standby prepares; only the start waits for the answer.
+  const stillRunning = (async () => {
+    // Hosts that do not answer within a second count as gone (a LAN answers in milliseconds).
+    const reachable = await Promise.all(inventory.hosts.map(async (h) => ((await sshExec(h, "true", { nothrow: true, connectTimeout: 1 })).exitCode === 0 ? h : undefined)));
+    return locate({ ...inventory, hosts: reachable.filter((h): h is Host => !!h && h.name !== standby.name) }, service);
+  })();
+  const prepared = (async () => {
+    const newest = await freshness(standby, service);
+    if (!newest) throw new UserError(`${standby.name} has no good synced checkpoint of ${service} in ${syncDir(service)}; was its sync running?`);
+    const dir = `${syncDir(service)}/${newest.checkpoint}`;
+    const spec = JSON.parse((await sshExec(standby, `cat ${dir}/SPEC.json`)).stdout) as ServiceSpec;
+    const running = (await sshExec(standby, `docker inspect -f '{{.State.Running}}' ${service} 2>/dev/null`, { nothrow: true })).stdout.trim() === "true";
+    const id = running ? "" : (await sshExec(standby, `docker rm -f ${service} >/dev/null 2>&1; docker create ${runOptions(spec)} ${spec.image}`)).stdout.trim();
+    return { ...newest, dir, spec, running, id };
+  })();
+  const [elsewhere, ready] = await Promise.all([stillRunning, prepared]);
+  if (ready.running) elsewhere.push(standby);
+  if (elsewhere.length > 0) {
+    if (!ready.running) await sshExec(standby, `docker rm -f ${service} >/dev/null 2>&1`, { nothrow: true });
+    throw new UserError(`${service} still runs on ${elsewhere.map((h) => h.name).join(", ")}; failover is for a service whose node is gone (to move it: migrate)`);
+  }
+  progress(`failover: restoring ${service} on ${standby.name} from ${ready.checkpoint}`);
+  await sshExec(standby, restoreCommand(service, ready.id, ready.dir, ready.checkpoint));
+  return { service, to: standby.name, spec: ready.spec, checkpoint: ready.checkpoint, checkpointAge: ready.age, restore: Number(process.hrtime.bigint() - t) / 1e9 };
 }

@@ -55,3 +55,27 @@ test("a client that waits longer than the hold limit is cut, and the prober coun
   t.true(summary.failed >= 1);
   t.is(summary.requests, summary.failed);
 });
+
+test("with several backends and a health check, clients move to the next backend when the first goes away", async (t) => {
+  const first = await counterServer(100);
+  const second = await counterServer(0);
+  const endpoint = new Endpoint({ listen: { host: "127.0.0.1", port: 0 }, healthCheck: { everyMs: 50, failures: 2 } });
+  endpoint.setBackends([{ host: "127.0.0.1", port: first.port }, { host: "127.0.0.1", port: second.port }]);
+  await endpoint.start();
+  const prober = new Prober({ host: "127.0.0.1", port: endpoint.port() });
+  prober.start();
+  try {
+    await new Promise((r) => setTimeout(r, 300));
+    await first.close();
+    await new Promise((r) => setTimeout(r, 500));
+    const summary = summarize(await prober.stop());
+    t.is(summary.failed, 0);
+    t.is(prober.probes.at(-1)!.count! < 100, true, "served by the second backend");
+    t.true(summary.lostIncrements! > 0, "the second backend has its own state: what the first counted is lost");
+    t.deepEqual(endpoint.events.map((e) => [e.backend, e.up]), [[`127.0.0.1:${first.port}`, false]]);
+  } finally {
+    await prober.stop();
+    await endpoint.stop();
+    await second.close();
+  }
+});

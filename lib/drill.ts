@@ -1,0 +1,218 @@
+import { Endpoint, type Backend } from "./endpoint";
+import type { Host, Inventory } from "./inventory";
+import { findHost } from "./inventory";
+import { boot, crash } from "./lab/faults";
+import type { LabOptions } from "./lab/lab";
+import { progress, UserError } from "./log";
+import { migrate } from "./migration";
+import { Prober, summarize, type Probe, type ProbeSummary } from "./prober";
+import { failover, startSync, stopSync, syncOn } from "./replication";
+import { locate, serviceLabel, specOf } from "./service-container";
+import { sshExec } from "./ssh";
+
+/*
+ * Drills on the lab: a fault or a move while a client (lib/prober) asks the
+ * service through its endpoint every 10 ms; the probes say what a client saw.
+ *
+ *   migration  planned live migration with CRIU (the endpoint holds clients)
+ *   failover   the primary's node crashes; the service is restored on its
+ *              standby from the newest synced checkpoint. The failover is
+ *              issued the moment the drill crashes the node: no detection
+ *              time is included (detecting a dead node is the controller's job)
+ *   swarm      the node serving a replicated swarm service crashes; the
+ *              endpoint's health check moves clients to another replica
+ *              (which has its own state), swarm reschedules the lost one
+ *
+ * Each leaves the cluster ready for the next: the crashed node is booted,
+ * drops its stale copy and becomes the standby.
+ */
+
+export type DrillKind = "migration" | "failover" | "swarm";
+export const drillKinds: readonly DrillKind[] = ["migration", "failover", "swarm"];
+
+export interface DrillReport {
+  kind: DrillKind;
+  service: string;
+  from: string;
+  to: string;
+  startedAt: string;
+  /** What the client saw: longest gap, failed requests, latency, counter values around the gap, increments lost. */
+  client: ProbeSummary;
+  /** Drill-specific numbers, in ms unless the name says otherwise (phases, restore, checkpoint age, swarm recovery). */
+  details: Record<string, number | string>;
+  /** What happened when, in ms on the prober's clock. */
+  events: { at: number; what: string }[];
+  probes: Probe[];
+}
+
+export interface DrillContext {
+  lab: LabOptions;
+  inventory: Inventory;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const ms = (seconds: number) => Math.round(seconds * 1000);
+
+/** A client's view of one service: an endpoint in this process and a prober asking it. */
+async function watch(backends: Backend[], healthCheck?: boolean) {
+  const endpoint = new Endpoint({ listen: { host: "127.0.0.1", port: 0 }, ...(healthCheck ? { healthCheck: { everyMs: 100, failures: 2 } } : {}) });
+  endpoint.setBackends(backends);
+  await endpoint.start();
+  const prober = new Prober({ host: "127.0.0.1", port: endpoint.port() }, 10);
+  const events: DrillReport["events"] = [];
+  const mark = (what: string) => {
+    events.push({ at: Math.round(prober.now()), what });
+    progress(what);
+  };
+  prober.start();
+  const stop = async () => {
+    const probes = await prober.stop();
+    await endpoint.stop();
+    return { probes, client: summarize(probes) };
+  };
+  return { endpoint, prober, events, mark, stop };
+}
+
+async function runningOnce(ctx: DrillContext, service: string): Promise<Host> {
+  const hosts = await locate(ctx.inventory, service);
+  if (hosts.length !== 1) throw new UserError(`${service} must run on exactly one host of ${ctx.inventory.file} for a drill; it runs on ${hosts.map((h) => h.name).join(", ") || "none"}`);
+  return hosts[0];
+}
+
+/** (a) Planned migration of `service` to `toName` (default: its standby, else the next host). */
+export async function migrationDrill(ctx: DrillContext, service: string, toName?: string): Promise<DrillReport> {
+  const source = await runningOnce(ctx, service);
+  const sync = await syncOn(source, service);
+  const target = toName ? findHost(ctx.inventory, toName) : sync ? findHost(ctx.inventory, sync.standby) : ctx.inventory.hosts.find((h) => h.name !== source.name)!;
+  const spec = await specOf(source, service);
+  const startedAt = new Date().toISOString();
+  const w = await watch([{ host: source.address, port: spec.hostPort }]);
+  try {
+    await sleep(1000);
+    w.mark(`migrating ${service} ${source.name} -> ${target.name}`);
+    const r = await migrate(ctx.inventory, service, target.name, { endpoint: w.endpoint });
+    w.mark(`${service} serves on ${target.name}`);
+    await sleep(1000);
+    const { probes, client } = await w.stop();
+    const details = { prepare: ms(r.phases.prepare), dump: ms(r.phases.dump), transfer: ms(r.phases.transfer), restore: ms(r.phases.restore), switch: ms(r.phases.switch), downtime: ms(r.downtime), checkpointBytes: r.bytes };
+    return { kind: "migration", service, from: source.name, to: target.name, startedAt, client, details, events: w.events, probes };
+  } finally {
+    await w.stop();
+  }
+}
+
+/** (b) The primary's node crashes; failover restores the service on its standby; the old primary comes back as the standby. */
+export async function failoverDrill(ctx: DrillContext, service: string): Promise<DrillReport> {
+  const primary = await runningOnce(ctx, service);
+  const sync = await syncOn(primary, service);
+  if (!sync) throw new UserError(`${service} has no checkpoint sync on ${primary.name}; declare its standby and syncInterval in the stack (edge-ha:services) or run: npm run service -- sync ${service} --standby NODE`);
+  const standby = findHost(ctx.inventory, sync.standby);
+  const spec = await specOf(primary, service);
+  const startedAt = new Date().toISOString();
+  const w = await watch([{ host: primary.address, port: spec.hostPort }]);
+  let crashed = false;
+  try {
+    // Several syncs happen while the client counts.
+    await sleep(Math.max(2000, 2.5 * sync.intervalSeconds * 1000));
+    w.mark(`crash ${primary.name}`);
+    await crash(ctx.lab, primary.name);
+    crashed = true;
+    const crashedAt = process.hrtime.bigint();
+    await w.endpoint.hold();
+    w.mark(`failover ${service} to ${standby.name}`);
+    const r = await failover(ctx.inventory, service, standby.name);
+    await w.endpoint.switchTo({ host: standby.address, port: spec.hostPort });
+    const sinceCrash = Number(process.hrtime.bigint() - crashedAt) / 1e9;
+    w.mark(`${service} serves on ${standby.name}`);
+    await sleep(1000);
+    const { probes, client } = await w.stop();
+    const details = {
+      crashToServing: ms(sinceCrash),
+      restore: ms(r.restore),
+      checkpointAgeAtCrash: ms(Math.max(0, r.checkpointAge - (sinceCrash - r.restore))),
+      syncInterval: ms(sync.intervalSeconds),
+    };
+    return { kind: "failover", service, from: primary.name, to: standby.name, startedAt, client, details, events: w.events, probes };
+  } finally {
+    await w.stop();
+    if (crashed) await rejoinAsStandby(ctx, primary, standby, service, sync.intervalSeconds);
+  }
+}
+
+/** Boots a crashed primary; its stale copy goes and it becomes the standby of the service's new primary. */
+async function rejoinAsStandby(ctx: DrillContext, old: Host, primary: Host, service: string, intervalSeconds: number): Promise<void> {
+  progress(`boot ${old.name}; it becomes the standby of ${service}`);
+  await boot(ctx.lab, old.name);
+  await stopSync(old, service);
+  await sshExec(old, `docker rm -f ${service} >/dev/null 2>&1 || true`);
+  if ((await locate(ctx.inventory, service)).some((h) => h.name === primary.name)) await startSync(primary, old, service, intervalSeconds);
+}
+
+/** (c) The node serving a swarm service crashes; the endpoint's health check moves clients, swarm reschedules. */
+export async function swarmDrill(ctx: DrillContext, service: string): Promise<DrillReport> {
+  const managers = ctx.inventory.hosts.filter((h) => h.roles.includes("manager"));
+  const manager = managers[0];
+  if (!manager) throw new UserError(`${ctx.inventory.file} has no manager to ask the swarm`);
+  const tasks = async (on: Host) =>
+    (await sshExec(on, `docker service ps ${service} --filter desired-state=running --format '{{.Node}} {{.CurrentState}}'`, { connectTimeout: 2 })).stdout
+      .trim()
+      .split("\n")
+      .filter((l) => / Running /.test(` ${l} `))
+      .map((l) => l.split(" ")[0]);
+  const replicas = Number((await sshExec(manager, `docker service inspect -f '{{.Spec.Mode.Replicated.Replicas}}' ${service}`, { nothrow: true })).stdout.trim());
+  if (!replicas) throw new UserError(`${service} is not a replicated swarm service on ${manager.name} (declare it with mode: swarm in edge-ha:services)`);
+  let running = await tasks(manager);
+  if (running.length < replicas) {
+    // Swarm does not move replicas back to a node that returned: spread them again.
+    progress(`${service} runs ${running.length} of ${replicas} replicas; rebalancing (docker service update --force)`);
+    await sshExec(manager, `docker service update --quiet --force ${service} >/dev/null`);
+    running = await tasks(manager);
+  }
+  if (running.length < 1) throw new UserError(`${service} has no running replica; docker service ps ${service} on ${manager.name} tells why`);
+  const port = Number((await sshExec(manager, `docker service inspect -f '{{range .Endpoint.Ports}}{{.PublishedPort}}{{end}}' ${service}`)).stdout.trim());
+  // Crash a node that runs no CRIU-managed service: this drill is about swarm's recovery, not theirs.
+  const hosts = running.map((n) => findHost(ctx.inventory, n));
+  const busy = await Promise.all(hosts.map(async (h) => (await sshExec(h, `docker ps -q --filter label=${serviceLabel}`)).stdout.trim() !== ""));
+  const victim = hosts.find((_, i) => !busy[i]);
+  if (!victim) throw new UserError(`every node that runs ${service} (${hosts.map((h) => h.name).join(", ")}) also runs a CRIU-managed service; the swarm drill would crash that too`);
+  // Clients are on the victim when it goes.
+  const serving = [victim, ...hosts.filter((h) => h !== victim)];
+  const observer = managers.find((m) => m.name !== victim.name);
+  if (!observer) throw new UserError(`the swarm drill needs a second manager to watch the swarm while ${victim.name} is down`);
+  const startedAt = new Date().toISOString();
+  const w = await watch(serving.map((h) => ({ host: h.address, port })), true);
+  let crashed = false;
+  try {
+    await sleep(1000);
+    w.mark(`crash ${victim.name}`);
+    const crashedAt = Date.now();
+    await crash(ctx.lab, victim.name);
+    crashed = true;
+    // Swarm's own recovery: as many running replicas as wanted, none on the dead node.
+    let recovered: number | undefined;
+    while (Date.now() - crashedAt < 90_000) {
+      const now = await tasks(observer).catch(() => [] as string[]);
+      if (now.length >= Math.min(replicas, ctx.inventory.hosts.length - 1) && !now.includes(victim.name)) {
+        recovered = Date.now() - crashedAt;
+        w.mark(`swarm runs ${now.length} replicas again, on ${now.join(", ")}`);
+        break;
+      }
+      await sleep(250);
+    }
+    await sleep(1000);
+    const { probes, client } = await w.stop();
+    const detected = w.endpoint.events.find((e) => !e.up);
+    const details: Record<string, number | string> = {
+      endpointDetected: detected ? detected.at - crashedAt : "never",
+      swarmRecovered: recovered ?? "not within 90 s",
+      replicas,
+    };
+    return { kind: "swarm", service, from: victim.name, to: serving.slice(1).map((h) => h.name).join(",") || "-", startedAt, client, details, events: w.events, probes };
+  } finally {
+    await w.stop();
+    if (crashed) {
+      progress(`boot ${victim.name}`);
+      await boot(ctx.lab, victim.name);
+    }
+  }
+}

@@ -1,0 +1,91 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import * as path from "node:path";
+import { parseArgs } from "node:util";
+import { drillKinds, failoverDrill, migrationDrill, swarmDrill, type DrillKind, type DrillReport } from "../lib/drill";
+import { loadInventory } from "../lib/inventory";
+import { labOptions } from "../lib/lab/lab";
+import { progress, runMain, UserError } from "../lib/log";
+import { renderHtml, renderTable } from "../lib/report";
+import { projectRoot } from "../lib/toolchain";
+
+const help = `Usage: npm run drill -- [options]
+
+Drills on the local lab, each while a client asks the service through its
+endpoint every 10 ms: what a client saw (longest gap, failed requests,
+latency), and the stateful counter's value before and after (state lost).
+
+  migration  planned live migration of the CRIU service to its standby
+  failover   crash of the CRIU service's node, then failover on the standby
+             from the newest synced checkpoint (issued at the crash: no
+             detection time); the crashed node boots and becomes the standby
+  swarm      crash of the node serving the swarm service; the endpoint's
+             health check moves clients to another replica; how long swarm
+             takes to run its replicas again
+
+Needs a provisioned lab stack with the services (npm run demo -- --keep, or
+npm run lab -- up and pulumi up --stack lab).
+
+Options:
+  --drills LIST        comma-separated, in order (default: migration,failover,swarm)
+  --service NAME       the CRIU service (default: counter)
+  --swarm-service NAME the swarm service (default: counter-swarm)
+  --inventory FILE     the lab's inventory (default: inventory/<lab>.yaml)
+  --lab NAME           the lab whose nodes are crashed (default: $EDGE_HA_LAB or "lab")
+  --out DIR            where the JSON and HTML reports go (default: reports/)
+  --json               print the JSON report on stdout instead of the table
+  -h, --help           this text
+`;
+
+export async function runDrills(kinds: DrillKind[], opts: { lab: string; inventory?: string; service: string; swarmService: string }): Promise<DrillReport[]> {
+  const lab = labOptions({ name: opts.lab, ...(opts.inventory ? { inventoryFile: path.resolve(opts.inventory) } : {}) });
+  const ctx = { lab, inventory: loadInventory(lab.inventoryFile) };
+  const reports: DrillReport[] = [];
+  for (const [i, kind] of kinds.entries()) {
+    progress(`drill ${i + 1}/${kinds.length}: ${kind}`);
+    if (kind === "migration") reports.push(await migrationDrill(ctx, opts.service));
+    else if (kind === "failover") reports.push(await failoverDrill(ctx, opts.service));
+    else reports.push(await swarmDrill(ctx, opts.swarmService));
+  }
+  return reports;
+}
+
+/** Writes drill-<time>.json and .html in `dir`; returns their paths. */
+export function writeReports(reports: DrillReport[], dir: string, name = `drill-${new Date().toISOString().replace(/[:.]/g, "-")}`): { json: string; html: string } {
+  mkdirSync(dir, { recursive: true });
+  const json = path.join(dir, `${name}.json`);
+  const html = path.join(dir, `${name}.html`);
+  writeFileSync(json, JSON.stringify({ reports }, null, 2));
+  writeFileSync(html, renderHtml(reports));
+  return { json, html };
+}
+
+export function parseKinds(list: string): DrillKind[] {
+  const kinds = list.split(",").map((k) => k.trim()).filter(Boolean);
+  for (const k of kinds) if (!drillKinds.includes(k as DrillKind)) throw new UserError(`--drills: expected some of ${drillKinds.join(", ")}, found "${k}"`);
+  if (kinds.length === 0) throw new UserError(`--drills: expected some of ${drillKinds.join(", ")}, found nothing`);
+  return kinds as DrillKind[];
+}
+
+if (require.main === module) {
+  runMain(async () => {
+    const { values, positionals } = parseArgs({
+      allowPositionals: true,
+      options: {
+        drills: { type: "string", default: drillKinds.join(",") },
+        service: { type: "string", default: "counter" },
+        "swarm-service": { type: "string", default: "counter-swarm" },
+        inventory: { type: "string" },
+        lab: { type: "string", default: process.env.EDGE_HA_LAB ?? "lab" },
+        out: { type: "string", default: path.join(projectRoot, "reports") },
+        json: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+    if (values.help) return void process.stdout.write(help);
+    if (positionals.length) throw new UserError(`unexpected arguments: ${positionals.join(" ")} (see --help)`);
+    const reports = await runDrills(parseKinds(values.drills!), { lab: values.lab!, inventory: values.inventory, service: values.service!, swarmService: values["swarm-service"]! });
+    const files = writeReports(reports, values.out!);
+    if (values.json) console.log(JSON.stringify({ reports: reports.map(({ probes, ...r }) => r), files }));
+    else console.log(`${renderTable(reports)}\n\nreports: ${path.relative(process.cwd(), files.json)}, ${path.relative(process.cwd(), files.html)}`);
+  });
+}
