@@ -1,3 +1,4 @@
+import * as net from "node:net";
 import { Endpoint, type Backend } from "./endpoint";
 import type { Host, Inventory } from "./inventory";
 import { findHost } from "./inventory";
@@ -50,6 +51,15 @@ export interface DrillContext {
   inventory: Inventory;
 }
 
+/** Whether a TCP port answers within 300 ms. */
+const answers = (host: string, port: number) =>
+  new Promise<boolean>((resolve) => {
+    const socket = net.connect(port, host);
+    const done = (ok: boolean) => (socket.destroy(), resolve(ok));
+    socket.setTimeout(300, () => done(false));
+    socket.once("connect", () => done(true));
+    socket.once("error", () => done(false));
+  });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ms = (seconds: number) => Math.round(seconds * 1000);
 
@@ -161,7 +171,15 @@ export async function swarmDrill(ctx: DrillContext, service: string): Promise<Dr
       .map((l) => l.split(" ")[0]);
   const replicas = Number((await sshExec(manager, `docker service inspect -f '{{.Spec.Mode.Replicated.Replicas}}' ${service}`, { nothrow: true })).stdout.trim());
   if (!replicas) throw new UserError(`${service} is not a replicated swarm service on ${manager.name} (declare it with mode: swarm in edge-ha:services)`);
+  const port = Number((await sshExec(manager, `docker service inspect -f '{{range .Endpoint.Ports}}{{.PublishedPort}}{{end}}' ${service}`)).stdout.trim());
+  // Swarm's view lags behind a node that just crashed or booted: wait until the replicas it calls running answer.
   let running = await tasks(manager);
+  for (let i = 0; i < 40; i++) {
+    const answering = await Promise.all(running.map((n) => answers(findHost(ctx.inventory, n).address, port)));
+    if (running.length >= replicas && answering.every(Boolean)) break;
+    await sleep(500);
+    running = await tasks(manager);
+  }
   if (running.length < replicas) {
     // Swarm does not move replicas back to a node that returned: spread them again.
     progress(`${service} runs ${running.length} of ${replicas} replicas; rebalancing (docker service update --force)`);
@@ -169,7 +187,6 @@ export async function swarmDrill(ctx: DrillContext, service: string): Promise<Dr
     running = await tasks(manager);
   }
   if (running.length < 1) throw new UserError(`${service} has no running replica; docker service ps ${service} on ${manager.name} tells why`);
-  const port = Number((await sshExec(manager, `docker service inspect -f '{{range .Endpoint.Ports}}{{.PublishedPort}}{{end}}' ${service}`)).stdout.trim());
   // Crash a node that runs no CRIU-managed service: this drill is about swarm's recovery, not theirs.
   const hosts = running.map((n) => findHost(ctx.inventory, n));
   const busy = await Promise.all(hosts.map(async (h) => (await sshExec(h, `docker ps -q --filter label=${serviceLabel}`)).stdout.trim() !== ""));

@@ -4,16 +4,22 @@ import { loadInventory } from "../lib/inventory";
 import { down, labOptions, up } from "../lib/lab/lab";
 import { progress, runMain } from "../lib/log";
 import { PulumiStack } from "../lib/pulumi";
+import { renderTable } from "../lib/report";
 import { sshExec } from "../lib/ssh";
 import { projectRoot } from "../lib/toolchain";
+import { runDrills, writeReports } from "./drill";
 
 const help = `Usage: npm run demo [-- --keep]
 
 End-to-end demo on the local lab: starts 3 blank nodes, runs \`pulumi up\` of
 the "lab" stack, which provisions them over SSH (Docker engine with
 checkpoint/restore, CRIU built once and shipped, rsync daemons, a 3-manager
-swarm), shows the swarm and the stack's outputs, checks that a second \`up\`
-changes nothing, then runs \`pulumi destroy\` and removes the lab.
+swarm) and runs its services (stacks/Pulumi.lab.yaml: the stateful counter
+and 2048 on nginx, each synced to a standby, and the counter as a swarm
+service), checks that a second \`up\` changes nothing, runs the drills
+(planned migration, crash with failover, crash with swarm) under a 10 ms
+prober, prints the report (JSON and HTML in reports/), then runs
+\`pulumi destroy\` and removes the lab.
 
   --keep      leave the lab and the stack in place afterwards
   -h, --help  this text
@@ -45,7 +51,14 @@ runMain(async () => {
     progress(`second pulumi up: ${JSON.stringify(second.summary)} (${took()})`);
     const leader = loadInventory(lab.inventoryFile).hosts[0];
     console.log((await sshExec(leader, "docker node ls")).stdout.trim());
-    console.log(JSON.stringify(await stack.outputs(), null, 2));
+    console.log(JSON.stringify((await stack.outputs()).services, null, 2));
+
+    took = clock();
+    progress("drills: planned migration, crash + failover, crash with swarm (about 2 minutes)");
+    const reports = await runDrills(["migration", "failover", "swarm"], { lab: lab.name, service: "counter", swarmService: "counter-swarm" });
+    const files = writeReports(reports, path.join(projectRoot, "reports"));
+    console.log(`\n${renderTable(reports)}\n`);
+    progress(`drills done (${took()}); reports: ${path.relative(projectRoot, files.json)}, ${path.relative(projectRoot, files.html)}`);
   } finally {
     if (!values.keep) {
       progress("pulumi destroy --stack lab, then lab down");

@@ -1,0 +1,105 @@
+import * as path from "node:path";
+import { parseArgs } from "node:util";
+import { migrationDrill, failoverDrill, swarmDrill, type DrillReport } from "../lib/drill";
+import { loadInventory } from "../lib/inventory";
+import { labOptions } from "../lib/lab/lab";
+import { progress, runMain, UserError } from "../lib/log";
+import { table } from "../lib/report";
+import { rsync } from "../lib/service-container";
+import { sshExec } from "../lib/ssh";
+import { projectRoot } from "../lib/toolchain";
+import { writeReports } from "./drill";
+
+const help = `Usage: npm run bench -- [options]
+
+Repeats the drills on a provisioned lab stack (see npm run drill -- --help)
+and prints medians and maxima side by side: client-visible downtime, failed
+requests, state lost, and each drill's own numbers. For reference it measures
+the physical floor: the time the lab link needs to carry one checkpoint of
+the service (its size from the migrations, the link's rate with rsync).
+
+Options:
+  --migrations N     planned migrations (default 20)
+  --crashes N        crashes with failover, and crashes with swarm (default 5 each)
+  --service NAME     the CRIU service (default counter)
+  --swarm-service NAME  the swarm service (default counter-swarm)
+  --lab NAME         (default: $EDGE_HA_LAB or "lab")
+  --inventory FILE   (default: inventory/<lab>.yaml)
+  --out DIR          where the JSON and HTML reports go (default reports/)
+  -h, --help         this text
+`;
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? (s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : NaN;
+};
+const max = (xs: number[]) => (xs.length ? Math.max(...xs) : NaN);
+const fmt = (v: number) => (Number.isNaN(v) ? "-" : String(Math.round(v)));
+
+runMain(async () => {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      migrations: { type: "string", default: "20" },
+      crashes: { type: "string", default: "5" },
+      service: { type: "string", default: "counter" },
+      "swarm-service": { type: "string", default: "counter-swarm" },
+      lab: { type: "string", default: process.env.EDGE_HA_LAB ?? "lab" },
+      inventory: { type: "string" },
+      out: { type: "string", default: path.join(projectRoot, "reports") },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) return void process.stdout.write(help);
+  if (positionals.length) throw new UserError(`unexpected arguments: ${positionals.join(" ")} (see --help)`);
+  const count = (flag: "migrations" | "crashes") => {
+    const n = Number(values[flag]);
+    if (!Number.isInteger(n) || n < 0) throw new UserError(`--${flag}: expected a whole number, found "${values[flag]}"`);
+    return n;
+  };
+  const lab = labOptions({ name: values.lab, ...(values.inventory ? { inventoryFile: path.resolve(values.inventory) } : {}) });
+  const ctx = { lab, inventory: loadInventory(lab.inventoryFile) };
+  const plan: [string, () => Promise<DrillReport>][] = [
+    ...Array.from({ length: count("migrations") }, () => ["migration", () => migrationDrill(ctx, values.service!)] as [string, () => Promise<DrillReport>]),
+    ...Array.from({ length: count("crashes") }, () => ["failover", () => failoverDrill(ctx, values.service!)] as [string, () => Promise<DrillReport>]),
+    ...Array.from({ length: count("crashes") }, () => ["swarm", () => swarmDrill(ctx, values["swarm-service"]!)] as [string, () => Promise<DrillReport>]),
+  ];
+  const reports: DrillReport[] = [];
+  for (const [i, [kind, run]] of plan.entries()) {
+    progress(`bench ${i + 1}/${plan.length}: ${kind}`);
+    reports.push(await run());
+  }
+
+  const body: string[][] = [];
+  for (const kind of ["migration", "failover", "swarm"]) {
+    const of = reports.filter((r) => r.kind === kind);
+    if (!of.length) continue;
+    const row = (what: string, xs: number[]) => body.push([kind, what, String(xs.length), fmt(median(xs)), fmt(max(xs))]);
+    row("client downtime (longest gap, ms)", of.map((r) => r.client.longestGapMs));
+    row("failed requests", of.map((r) => r.client.failed));
+    row("increments lost", of.map((r) => r.client.lostIncrements ?? NaN));
+    for (const key of Object.keys(of[0].details)) {
+      const xs = of.map((r) => r.details[key]).filter((v): v is number => typeof v === "number");
+      if (xs.length) row(`${key}${key === "checkpointBytes" || key === "replicas" ? "" : " (ms)"}`, xs);
+    }
+  }
+
+  // The floor: one checkpoint's bytes over the lab link, measured with the same rsync daemon.
+  const migrations = reports.filter((r) => r.kind === "migration");
+  if (migrations.length) {
+    const [a, b] = ctx.inventory.hosts;
+    const mb = 64;
+    const t = await sshExec(
+      a,
+      `f=/var/tmp/edge-ha-floor; head -c ${mb}M /dev/urandom > $f; s=$(date +%s%N); rsync --whole-file --password-file=${rsync.passwordFile} $f rsync://${rsync.user}@${b.address}/${rsync.module}/floor-test; e=$(date +%s%N); rm -f $f; echo $(( (e - s) / 1000000 ))`,
+    );
+    await sshExec(b, `rm -f ${rsync.dir}/floor-test`, { nothrow: true });
+    const rate = (mb * 1024 * 1024) / (Number(t.stdout.trim()) / 1000);
+    const bytes = median(migrations.map((r) => Number(r.details.checkpointBytes)));
+    body.push(["floor", `link ${a.name} -> ${b.name} (MB/s)`, "1", fmt(rate / 1e6), ""]);
+    body.push(["floor", "one checkpoint over it (ms)", "1", (bytes / rate * 1000).toFixed(1), ""]);
+  }
+  const files = writeReports(reports, values.out!, `bench-${new Date().toISOString().replace(/[:.]/g, "-")}`);
+  console.log(table(["drill", "measure", "runs", "median", "max"], body));
+  console.log(`\nreports: ${path.relative(process.cwd(), files.json)}, ${path.relative(process.cwd(), files.html)}`);
+});

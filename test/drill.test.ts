@@ -1,0 +1,82 @@
+import test from "ava";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { parse, stringify } from "yaml";
+import type { DrillReport } from "../lib/drill";
+import { findHost, loadInventory } from "../lib/inventory";
+import { down, labOptions } from "../lib/lab/lab";
+import { freshLabStack } from "../lib/lab/stack";
+import { PulumiStack } from "../lib/pulumi";
+import { syncOn } from "../lib/replication";
+import { locate } from "../lib/service-container";
+import { sshExec } from "../lib/ssh";
+import { projectRoot } from "../lib/toolchain";
+import { runDrills, writeReports } from "../scripts/drill";
+
+/*
+ * Services declared in the stack, then the three drills on them, on a lab of
+ * its own: real engines, CRIU, rsync daemons, swarm, crashes.
+ */
+const dir = mkdtempSync(path.join(tmpdir(), "edge-ha-drill-test-"));
+const lab = labOptions({ name: "drilltest", subnetPrefix: "10.77.205", inventoryFile: path.join(dir, "inventory.yaml") });
+const stack = new PulumiStack(projectRoot, "drilltest");
+const inventory = () => loadInventory(lab.inventoryFile);
+const interval = 1;
+
+test.before(async () => {
+  await freshLabStack(lab, stack, 3);
+  const file = path.join(projectRoot, "stacks", "Pulumi.drilltest.yaml");
+  const doc = parse(readFileSync(file, "utf8"));
+  doc.config["edge-ha:services"] = [
+    { name: "counter", image: "counter", port: 18080, primary: "node1", standby: "node2", syncInterval: interval },
+    { name: "counter-swarm", image: "counter", port: 18090, mode: "swarm", replicas: 2 },
+  ];
+  writeFileSync(file, stringify(doc));
+  await stack.up();
+});
+
+test.after.always(async () => {
+  await stack.forget();
+  await down(lab);
+});
+
+let reports: DrillReport[] = [];
+
+test.serial("pulumi up runs the declared services: the CRIU one on its primary, synced to its standby; the swarm one replicated", async (t) => {
+  t.deepEqual((await locate(inventory(), "counter")).map((h) => h.name), ["node1"]);
+  t.deepEqual(await syncOn(findHost(inventory(), "node1"), "counter"), { standby: "node2", intervalSeconds: interval });
+  const tasks = await sshExec(findHost(inventory(), "node1"), `docker service ps counter-swarm --filter desired-state=running --format '{{.Node}}'`);
+  t.is(tasks.stdout.trim().split("\n").length, 2);
+});
+
+test.serial("the three drills report what a client saw, and the reports are written and parse", async (t) => {
+  reports = await runDrills(["migration", "failover", "swarm"], { lab: lab.name, inventory: lab.inventoryFile, service: "counter", swarmService: "counter-swarm" });
+  const [migration, failover, swarm] = reports;
+  for (const r of reports) t.log(`${r.kind}: gap ${Math.round(r.client.longestGapMs)} ms, ${r.client.failed}/${r.client.requests} failed, lost ${r.client.lostIncrements}, ${JSON.stringify(r.details)}`);
+
+  t.is(migration.client.failed, 0, "the endpoint held clients through the planned migration");
+  t.is(migration.client.lostIncrements, 0, "no state lost");
+  t.true(migration.client.longestGapMs > 0 && migration.client.requests > 100);
+
+  t.true(typeof failover.details.checkpointAgeAtCrash === "number" && failover.details.checkpointAgeAtCrash <= (interval + 1) * 1000, "state no older than the interval plus one second");
+  t.true(failover.client.countAfter !== undefined && failover.client.countAfter > 0, "served again, from a checkpoint");
+  t.deepEqual((await locate(inventory(), "counter")).map((h) => h.name), [failover.to], "running once, on the standby");
+  t.deepEqual(await syncOn(findHost(inventory(), failover.to), "counter"), { standby: failover.from, intervalSeconds: interval }, "the crashed node came back as the standby");
+
+  t.true(Number.isFinite(swarm.client.longestGapMs), "the swarm drill reports a number");
+  t.is(typeof swarm.details.swarmRecovered, "number", "swarm ran its replicas again");
+
+  const files = writeReports(reports, dir, "drills");
+  const json = JSON.parse(readFileSync(files.json, "utf8"));
+  t.deepEqual(json.reports.map((r: DrillReport) => r.kind), ["migration", "failover", "swarm"]);
+  t.true(json.reports.every((r: DrillReport) => r.probes.length === r.client.requests));
+  const html = readFileSync(files.html, "utf8");
+  t.is((html.match(/<svg /g) ?? []).length, 3, "one timeline per drill");
+});
+
+test.serial("after the drills moved the service, pulumi up changes nothing and starts no second copy", async (t) => {
+  const r = await stack.up();
+  t.deepEqual(Object.keys(r.summary), ["unchanged"], JSON.stringify(r.summary));
+  t.is((await locate(inventory(), "counter")).length, 1);
+});
