@@ -1,7 +1,7 @@
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { findHost, loadInventory } from "../lib/inventory";
-import { remoteEndpoint } from "../lib/endpoint";
+import { Endpoint, remoteEndpoint, serveControl } from "../lib/endpoint";
 import { runMain, UserError } from "../lib/log";
 import { migrate } from "../lib/migration";
 import { copyImage, deploy, locate, specOf } from "../lib/service-container";
@@ -27,6 +27,10 @@ Commands:
   failover SERVICE --to NODE             restore SERVICE on NODE from its newest good synced checkpoint,
                                          when the node it ran on is gone
   status SERVICE                         where SERVICE runs, its sync and the standby's freshness
+  endpoint SERVICE [--listen P] [--control C]
+                                         run SERVICE's stable client endpoint here until Ctrl-C: clients
+                                         connect to port P (default 28080); migrate/failover given
+                                         --endpoint http://127.0.0.1:C/ (default C 28081) hold and switch it
 
 Options:
   --inventory FILE   the fleet (default: inventory/lab.yaml)
@@ -45,6 +49,8 @@ runMain(async () => {
       standby: { type: "string" },
       interval: { type: "string", default: "2" },
       port: { type: "string", default: "18080" },
+      listen: { type: "string", default: "28080" },
+      control: { type: "string", default: "28081" },
       volume: { type: "string", multiple: true },
       endpoint: { type: "string" },
       json: { type: "boolean" },
@@ -117,6 +123,16 @@ runMain(async () => {
         lines.push(`  sync to ${sync.standby} every ${sync.intervalSeconds} s; newest good checkpoint there: ${fresh ? `${fresh.checkpoint}, ${fresh.age.toFixed(1)} s old` : "none yet"}`);
       }
       return print(result, lines.join("\n"));
+    }
+    case "endpoint": {
+      const [host, ...more] = await locate(inventory, service);
+      if (!host || more.length) throw new UserError(`${service} must run on exactly one host of ${inventory.file}; it runs on ${[host, ...more].filter(Boolean).map((h) => h!.name).join(", ") || "none"}`);
+      const spec = await specOf(host, service);
+      const endpoint = new Endpoint({ listen: { host: "0.0.0.0", port: Number(values.listen) }, backend: { host: host.address, port: spec.hostPort } });
+      await endpoint.start();
+      serveControl(endpoint, Number(values.control));
+      console.log(`${service}: clients connect to port ${values.listen} here, now sent to ${host.name} (${host.address}:${spec.hostPort}); control: http://127.0.0.1:${values.control}/ (Ctrl-C stops)`);
+      return new Promise<void>(() => undefined);
     }
     default:
       throw new UserError(`unknown command "${command}" (see --help)`);
