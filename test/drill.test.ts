@@ -22,7 +22,7 @@ const dir = mkdtempSync(path.join(tmpdir(), "edge-ha-drill-test-"));
 const lab = labOptions({ name: "drilltest", subnetPrefix: "10.77.205", inventoryFile: path.join(dir, "inventory.yaml") });
 const stack = new PulumiStack(projectRoot, "drilltest");
 const inventory = () => loadInventory(lab.inventoryFile);
-const interval = 1;
+const interval = 2;
 
 test.before(async () => {
   await freshLabStack(lab, stack, 3);
