@@ -151,12 +151,15 @@ export async function failover(inventory: Inventory, service: string, standbyNam
     const id = running ? "" : (await sshExec(standby, `docker rm -f ${service} >/dev/null 2>&1; docker create ${runOptions(spec)} ${spec.image}`)).stdout.trim();
     return { ...newest, dir, spec, running, id };
   })();
-  const [elsewhere, ready] = await Promise.all([stillRunning, prepared]);
-  if (ready.running) elsewhere.push(standby);
+  const [elsewhere, preparing] = await Promise.all([stillRunning, prepared.then((r) => ({ ok: true as const, r }), (err: unknown) => ({ ok: false as const, err }))]);
+  // A service that still runs is the first thing to say, whatever else is wrong.
+  if (preparing.ok && preparing.r.running) elsewhere.push(standby);
   if (elsewhere.length > 0) {
-    if (!ready.running) await sshExec(standby, `docker rm -f ${service} >/dev/null 2>&1`, { nothrow: true });
+    if (preparing.ok && !preparing.r.running) await sshExec(standby, `docker rm -f ${service} >/dev/null 2>&1`, { nothrow: true });
     throw new UserError(`${service} still runs on ${elsewhere.map((h) => h.name).join(", ")}; failover is for a service whose node is gone (to move it: migrate)`);
   }
+  if (!preparing.ok) throw preparing.err;
+  const ready = preparing.r;
   progress(`failover: restoring ${service} on ${standby.name} from ${ready.checkpoint}`);
   await sshExec(standby, restoreCommand(service, ready.id, ready.dir, ready.checkpoint));
   return { service, to: standby.name, spec: ready.spec, checkpoint: ready.checkpoint, checkpointAge: ready.age, restore: Number(process.hrtime.bigint() - t) / 1e9 };
