@@ -35,11 +35,16 @@ while :; do
      docker checkpoint create --leave-running "$service" "$name" >/dev/null 2>>/var/log/edge-ha-sync.log; then
     src=/var/lib/docker/containers/$id/checkpoints/$name
     mv "$src" "$stage/$name"
-    (cd "$stage/$name" && capture_files "$id" && cp /etc/edge-ha/services/$service.spec.json SPEC.json &&
-     date +%s.%N > TAKEN && __MANIFEST__) 2>>/var/log/edge-ha-sync.log || { rm -rf "$stage/$name"; continue; }
-    ls -1d "$stage"/s* | head -n -2 | xargs -r rm -rf
-    rsync -a --mkpath --delete --timeout=5 --contimeout=3 --password-file=__PASSWORD_FILE__ \
-      "$stage/" "rsync://__USER__@$standby/__MODULE__/$service/sync/" 2>>/var/log/edge-ha-sync.log
+    # TAKEN first: the state is the dump's, not the time its files were packed.
+    if (cd "$stage/$name" && date +%s.%N > TAKEN && capture_files "$id" &&
+        cp /etc/edge-ha/services/$service.spec.json SPEC.json && __MANIFEST__) 2>>/var/log/edge-ha-sync.log; then
+      ls -1d "$stage"/s* | head -n -2 | xargs -r rm -rf
+      rsync -a --mkpath --delete --timeout=5 --contimeout=3 --password-file=__PASSWORD_FILE__ \
+        "$stage/" "rsync://__USER__@$standby/__MODULE__/$service/sync/" 2>>/var/log/edge-ha-sync.log
+    else
+      # Never a half-packed checkpoint; the loop still waits out its interval.
+      rm -rf "$stage/$name"
+    fi
   fi
   rest=$((interval_ms - ($(date +%s%3N) - started)))
   [ "$rest" -gt 0 ] && sleep "$(printf '%d.%03d' $((rest / 1000)) $((rest % 1000)))"
