@@ -86,11 +86,12 @@ export async function specOf(host: Host, service: string): Promise<ServiceSpec> 
 
 /** Shell: defines capture_files ID, which packs container ID's files into the current checkpoint folder. */
 export const captureFiles = String.raw`capture_files() {
-  driver=$(docker inspect -f '{{.GraphDriver.Name}}' "$1")
+  # One inspect (it runs while the service is down): driver and upper layer, then a line per volume.
+  info=$(docker inspect -f '{{.GraphDriver.Name}} {{.GraphDriver.Data.UpperDir}}{{println}}{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{.Source}}{{println}}{{end}}{{end}}' "$1") || return 1
+  read -r driver upper <<<"$info"
   [ "$driver" = overlay2 ] || { echo "the engine's storage driver is $driver; edge-ha carries file changes with overlay2 only" >&2; return 1; }
-  upper=$(docker inspect -f '{{.GraphDriver.Data.UpperDir}}' "$1") && tar --xattrs --xattrs-include='trusted.*' -C "$upper" -cf rootfs.tar . || return 1
-  mounts=$(docker inspect -f '{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{.Source}}{{println}}{{end}}{{end}}' "$1") || return 1
-  printf '%s\n' "$mounts" |
+  tar --xattrs --xattrs-include='trusted.*' -C "$upper" -cf rootfs.tar . || return 1
+  printf '%s\n' "$info" | tail -n +2 |
     while read -r name src; do [ -n "$name" ] || continue; mkdir -p volumes; tar -C "$src" -cf "volumes/$name.tar" . || return 1; done
 }`;
 
