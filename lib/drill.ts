@@ -8,7 +8,7 @@ import { progress, UserError } from "./log";
 import { migrate } from "./migration";
 import { Prober, summarize, type Probe, type ProbeSummary } from "./prober";
 import { failover, startSync, stopSync, syncOn } from "./replication";
-import { locate, serviceLabel, specOf } from "./service-container";
+import { locate, serviceLabel, specOf, type ServiceSpec } from "./service-container";
 import { sshExec } from "./ssh";
 
 /*
@@ -145,17 +145,18 @@ export async function failoverDrill(ctx: DrillContext, service: string): Promise
     return { kind: "failover", service, from: primary.name, to: standby.name, startedAt, client, details, events: w.events, probes };
   } finally {
     await w.stop();
-    if (crashed) await rejoinAsStandby(ctx, primary, standby, service, sync.intervalSeconds);
+    if (crashed) await rejoinAsStandby(ctx, primary, standby, spec, sync.intervalSeconds);
   }
 }
 
 /** Boots a crashed primary; its stale copy goes and it becomes the standby of the service's new primary. */
-async function rejoinAsStandby(ctx: DrillContext, old: Host, primary: Host, service: string, intervalSeconds: number): Promise<void> {
+async function rejoinAsStandby(ctx: DrillContext, old: Host, primary: Host, spec: ServiceSpec, intervalSeconds: number): Promise<void> {
+  const service = spec.name;
   progress(`boot ${old.name}; it becomes the standby of ${service}`);
   await boot(ctx.lab, old.name);
   await stopSync(old, service);
   await sshExec(old, `docker rm -f ${service} >/dev/null 2>&1 || true`);
-  if ((await locate(ctx.inventory, service)).some((h) => h.name === primary.name)) await startSync(primary, old, service, intervalSeconds);
+  if ((await locate(ctx.inventory, service)).some((h) => h.name === primary.name)) await startSync(primary, old, spec, intervalSeconds);
 }
 
 /** (c) The node serving a swarm service crashes; the endpoint's health check moves clients, swarm reschedules. */

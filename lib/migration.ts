@@ -112,13 +112,13 @@ export async function migrate(inventory: Inventory, service: string, toName: str
     await sshExec(target, `rm -rf ${rsync.dir}/${service}/${checkpoint}; docker checkpoint rm ${service} ${checkpoint} 2>/dev/null || true`, { nothrow: true });
     if (sync) {
       const standby = sync.standby === target.name ? source : findHost(inventory, sync.standby);
-      await startSync(target, standby, service, sync.intervalSeconds);
+      await startSync(target, standby, spec, sync.intervalSeconds);
     }
     return { service, from: source.name, to: target.name, checkpoint, phases, downtime: phases.dump + phases.transfer + phases.restore + phases.switch, bytes };
   } catch (err) {
     await rollBack(source, target, service, checkpoint, dumped, (spec.volumes ?? []).map((v) => v.name));
     await options.endpoint?.switchTo({ host: source.address, port: spec.hostPort });
-    if (sync) await startSync(source, findHost(inventory, sync.standby), service, sync.intervalSeconds);
+    if (sync) await startSync(source, findHost(inventory, sync.standby), spec, sync.intervalSeconds);
     const why = err instanceof ProcessOutput ? err.stderr.trim().split("\n").slice(-2).join(" | ") : err instanceof Error ? err.message : String(err);
     throw new UserError(`migration of ${service} from ${source.name} to ${target.name} failed, ${dumped ? "resumed on" : "still running on"} ${source.name}: ${why}`);
   }

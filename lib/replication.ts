@@ -1,7 +1,7 @@
 import type { Host, Inventory } from "./inventory";
 import { findHost } from "./inventory";
 import { progress, UserError } from "./log";
-import { captureFiles, locate, restoreCommand, rsync, runOptions, ServiceSpec, specOf, writeManifest } from "./service-container";
+import { captureFiles, locate, restoreCommand, rsync, runOptions, ServiceSpec, writeManifest } from "./service-container";
 import { hostScript, shellQuote } from "./remote-shell";
 import { sshExec } from "./ssh";
 
@@ -76,11 +76,10 @@ export function checkSyncInterval(seconds: number, what = "--interval"): void {
   if (!(seconds >= 0.5 && seconds <= 3600)) throw new UserError(`${what}: expected seconds from 0.5 to 3600, found ${seconds}`);
 }
 
-/** Starts (or restarts with new settings) the sync of a service from `primary` to `standby`. */
-export async function startSync(primary: Host, standby: Host, service: string, intervalSeconds: number): Promise<void> {
+/** Starts (or restarts with new settings) the sync of a service (as `primary` runs it, see specOf) from `primary` to `standby`. */
+export async function startSync(primary: Host, standby: Host, spec: ServiceSpec, intervalSeconds: number): Promise<void> {
   checkSyncInterval(intervalSeconds);
-  if (primary.name === standby.name) throw new UserError(`the standby of ${service} must be another host than its primary (${primary.name})`);
-  const spec = await specOf(primary, service);
+  if (primary.name === standby.name) throw new UserError(`the standby of ${spec.name} must be another host than its primary (${primary.name})`);
   await sshExec(primary, hostScript(syncInstallScript(spec, standby, intervalSeconds)));
 }
 

@@ -94,7 +94,7 @@ runMain(async () => {
       if (standby.arch !== primary.arch) throw new UserError(`${standby.name} is ${standby.arch} but ${primary.name} is ${primary.arch}: a checkpoint restores only on the same architecture`);
       // The standby gets the image now, so a failover needs nothing from the dead primary.
       await copyImage(primary, standby, spec.image);
-      await startSync(primary, standby, service, Number(values.interval));
+      await startSync(primary, standby, spec, Number(values.interval));
       return print({ service, primary: primary.name, standby: standby.name }, `${service}: ${primary.name} syncs checkpoints to ${standby.name} every ${values.interval} s`);
     }
     case "migrate": {

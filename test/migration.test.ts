@@ -9,7 +9,7 @@ import { down, labOptions } from "../lib/lab/lab";
 import { freshLabStack } from "../lib/lab/stack";
 import { UserError } from "../lib/log";
 import { migrate } from "../lib/migration";
-import { deploy, locate } from "../lib/service-container";
+import { deploy, locate, specOf } from "../lib/service-container";
 import { failover, startSync } from "../lib/replication";
 import { buildServiceImage, ensureImageOn } from "../lib/services";
 import { PulumiStack } from "../lib/pulumi";
@@ -123,7 +123,7 @@ test.serial("a target cut off during the transfer leaves the service running on 
 
 test.serial("crash of the primary, then failover: served from the standby with state no older than the interval plus one second", async (t) => {
   const interval = 2;
-  await startSync(host("node1"), host("node3"), "counter", interval);
+  await startSync(host("node1"), host("node3"), await specOf(host("node1"), "counter"), interval);
   await ensureImageOn(host("node3"), await buildServiceImage("counter", host("node3").arch));
   // Let a few syncs happen while a client counts, a request every 10 ms.
   const deadline = Date.now() + 3 * interval * 1000;
