@@ -71,14 +71,14 @@ service_install sync-${spec.name} /usr/local/sbin/edge-ha-sync ${spec.name} ${st
 service_restart sync-${spec.name}`;
 }
 
-/** Throws a UserError unless `seconds` is a sync interval edge-ha accepts. */
-export function checkSyncInterval(seconds: number, what = "--interval"): void {
-  if (!(seconds >= 0.5 && seconds <= 3600)) throw new UserError(`${what}: expected seconds from 0.5 to 3600, found ${seconds}`);
+/** Whether `seconds` is a sync interval edge-ha accepts (from 0.5 to 3600). */
+export function isSyncInterval(seconds: number): boolean {
+  return seconds >= 0.5 && seconds <= 3600;
 }
 
 /** Starts (or restarts with new settings) the sync of a service (as `primary` runs it, see specOf) from `primary` to `standby`. */
 export async function startSync(primary: Host, standby: Host, spec: ServiceSpec, intervalSeconds: number): Promise<void> {
-  checkSyncInterval(intervalSeconds);
+  if (!isSyncInterval(intervalSeconds)) throw new UserError(`--interval: expected seconds from 0.5 to 3600, found ${intervalSeconds}`);
   if (primary.name === standby.name) throw new UserError(`the standby of ${spec.name} must be another host than its primary (${primary.name})`);
   await sshExec(primary, hostScript(syncInstallScript(spec, standby, intervalSeconds)));
 }

@@ -25,12 +25,29 @@ export interface ServiceSpec {
   /** Port published on the host. */
   hostPort: number;
   /** Named volumes mounted into the container; they move with it. */
-  volumes?: { name: string; target: string }[];
+  volumes?: Volume[];
+}
+
+/** A named volume and where the container mounts it. */
+export interface Volume {
+  name: string;
+  target: string;
+}
+
+/** A volume written as NAME:/path/in/container, or undefined when the text is not one. */
+export function parseVolume(text: string): Volume | undefined {
+  const m = /^([a-zA-Z0-9][a-zA-Z0-9_.-]*):(\/.*)$/.exec(text);
+  return m ? { name: m[1], target: m[2] } : undefined;
+}
+
+/** Whether `name` can name a service (and its container). */
+export function isServiceName(name: string): boolean {
+  return /^[a-z][a-z0-9-]{0,40}$/.test(name);
 }
 
 /** Throws a UserError unless `name` can name a service (and its container). */
 export function checkServiceName(name: string): void {
-  if (!/^[a-z][a-z0-9-]{0,40}$/.test(name)) throw new UserError(`service name: expected lower-case letters, digits and dashes, found "${name}"`);
+  if (!isServiceName(name)) throw new UserError(`service name: expected lower-case letters, digits and dashes, found "${name}"`);
 }
 
 /** `docker run` options of a service's container, so that the target's copy is the same. */

@@ -1,6 +1,9 @@
 import { UserError } from "./log";
 import { defaultCriuVersion, knownSourceSha256, type CriuSource } from "../modules/criu";
 import type { DockerSource } from "../modules/docker-engine";
+import { isSyncInterval } from "./replication";
+import { isServiceName, parseVolume, type Volume } from "./service-container";
+import { demoServices, isDemoService, type DemoService } from "./services";
 
 /*
  * The stack's settings: the `edge-ha:*` keys of stacks/Pulumi.<stack>.yaml,
@@ -31,7 +34,7 @@ export interface ClusterSettings {
 export interface ServiceSettings {
   name: string;
   /** A demo image edge-ha builds: counter (state in memory) or web (2048 on nginx). */
-  image: "counter" | "web";
+  image: DemoService;
   /** Port published on the hosts. */
   port: number;
   mode: "criu" | "swarm";
@@ -40,7 +43,7 @@ export interface ServiceSettings {
   syncInterval: number;
   replicas: number;
   /** Named volumes, as NAME:/path/in/container. */
-  volumes: { name: string; target: string }[];
+  volumes: Volume[];
 }
 
 export const settingDefaults: Omit<ClusterSettings, "inventory"> = {
@@ -137,14 +140,14 @@ function parseServices(text: string, problems: string[]): ServiceSettings[] {
     for (const key of Object.keys(item)) if (!serviceKeys.includes(key)) problems.push(`${at(key)}: unknown key (known: ${serviceKeys.join(", ")})`);
     const bad = (key: string, expected: string) => problems.push(`${at(key)}: expected ${expected}, found ${JSON.stringify(item[key])}`);
     const name = String(item.name ?? "");
-    if (!/^[a-z][a-z0-9-]{0,40}$/.test(name)) bad("name", "lower-case letters, digits and dashes");
-    if (item.image !== "counter" && item.image !== "web") bad("image", "counter or web");
+    if (!isServiceName(name)) bad("name", "lower-case letters, digits and dashes");
+    if (typeof item.image !== "string" || !isDemoService(item.image)) bad("image", Object.keys(demoServices).join(" or "));
     const port = Number(item.port);
     if (!Number.isInteger(port) || port < 1 || port > 65535) bad("port", "a port number");
     const mode = item.mode ?? "criu";
     if (mode !== "criu" && mode !== "swarm") bad("mode", "criu or swarm");
     const syncInterval = Number(item.syncInterval ?? 2);
-    if (!(syncInterval >= 0.5 && syncInterval <= 3600)) bad("syncInterval", "seconds from 0.5 to 3600");
+    if (!isSyncInterval(syncInterval)) bad("syncInterval", "seconds from 0.5 to 3600");
     const replicas = Number(item.replicas ?? 2);
     if (!Number.isInteger(replicas) || replicas < 1 || replicas > 100) bad("replicas", "a whole number from 1 to 100");
     if (mode === "criu") {
@@ -152,14 +155,14 @@ function parseServices(text: string, problems: string[]): ServiceSettings[] {
       if (item.primary !== undefined && item.primary === item.standby) bad("standby", "another host than the primary");
     }
     const volumes = (Array.isArray(item.volumes) ? item.volumes : item.volumes === undefined ? [] : [null]).map((v: unknown) => {
-      const m = typeof v === "string" ? /^([a-zA-Z0-9][a-zA-Z0-9_.-]*):(\/.*)$/.exec(v) : null;
-      if (!m) bad("volumes", "a list of NAME:/path/in/container");
-      return m ? { name: m[1], target: m[2] } : { name: "", target: "" };
+      const volume = typeof v === "string" ? parseVolume(v) : undefined;
+      if (!volume) bad("volumes", "a list of NAME:/path/in/container");
+      return volume ?? { name: "", target: "" };
     });
     if (services.some((s) => s.name === name)) bad("name", "a name no other service has");
     if (services.some((s) => s.port === port)) bad("port", "a port no other service publishes");
     services.push({
-      name, image: item.image as ServiceSettings["image"], port, mode: mode as ServiceSettings["mode"],
+      name, image: item.image as DemoService, port, mode: mode as ServiceSettings["mode"],
       primary: item.primary as string | undefined, standby: item.standby as string | undefined, syncInterval, replicas, volumes,
     });
   });

@@ -4,7 +4,7 @@ import { findHost, loadInventory } from "../lib/inventory";
 import { Endpoint, remoteEndpoint, serveControl } from "../lib/endpoint";
 import { runMain, UserError } from "../lib/log";
 import { migrate } from "../lib/migration";
-import { copyImage, deploy, locate, specOf } from "../lib/service-container";
+import { copyImage, deploy, locate, parseVolume, specOf } from "../lib/service-container";
 import { failover, freshness, startSync, syncOn } from "../lib/replication";
 import { buildServiceImage, demoServices, ensureImageOn, isDemoService } from "../lib/services";
 import { projectRoot } from "../lib/toolchain";
@@ -79,9 +79,9 @@ runMain(async () => {
       const hostPort = Number(values.port);
       if (!Number.isInteger(hostPort) || hostPort < 1 || hostPort > 65535) throw new UserError(`--port: expected a port number, found "${values.port}"`);
       const volumes = (values.volume ?? []).map((v) => {
-        const m = /^([a-zA-Z0-9][a-zA-Z0-9_.-]*):(\/.*)$/.exec(v);
-        if (!m) throw new UserError(`--volume: expected NAME:/path/in/container, found "${v}"`);
-        return { name: m[1], target: m[2] };
+        const volume = parseVolume(v);
+        if (!volume) throw new UserError(`--volume: expected NAME:/path/in/container, found "${v}"`);
+        return volume;
       });
       await deploy(host, { name: service, image: image.ref, containerPort: demoServices[service].port, hostPort, volumes });
       return print({ service, on: host.name, image: image.ref, port: hostPort }, `${service} runs on ${host.name}: http://${host.address}:${hostPort}/`);

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { Arch, Inventory } from "../../lib/inventory";
-import type { ServiceImage as BuiltImage } from "../../lib/services";
+import { demoServices, type ServiceImage as BuiltImage } from "../../lib/services";
 import type { ServiceSettings } from "../../lib/settings";
 import { HaService } from "../ha-service";
 import type { ClusterNode } from "../host-facts";
@@ -49,7 +49,7 @@ export class EdgeServices extends pulumi.ComponentResource {
     };
 
     for (const s of args.services) {
-      const containerPort = s.image === "web" ? 80 : 8080;
+      const containerPort = demoServices[s.image].port;
       if (s.mode === "criu") {
         const primary = args.nodes[s.primary!];
         const image = imageFor(s.image, primary.host.arch);
