@@ -1,5 +1,4 @@
-import * as net from "node:net";
-import { Endpoint, type Backend } from "./endpoint";
+import { Endpoint, tcpAnswers, type Backend } from "./endpoint";
 import type { Host, Inventory } from "./inventory";
 import { findHost } from "./inventory";
 import { boot, crash } from "./lab/faults";
@@ -8,7 +7,7 @@ import { progress, UserError } from "./log";
 import { migrate } from "./migration";
 import { Prober, summarize, type Probe, type ProbeSummary } from "./prober";
 import { failover, startSync, stopSync, syncOn } from "./replication";
-import { locate, serviceLabel, specOf, type ServiceSpec } from "./service-container";
+import { locate, serviceLabel, soleHost, specOf, type ServiceSpec } from "./service-container";
 import { sshExec } from "./ssh";
 
 /*
@@ -51,15 +50,6 @@ export interface DrillContext {
   inventory: Inventory;
 }
 
-/** Whether a TCP port answers within 300 ms. */
-const answers = (host: string, port: number) =>
-  new Promise<boolean>((resolve) => {
-    const socket = net.connect(port, host);
-    const done = (ok: boolean) => (socket.destroy(), resolve(ok));
-    socket.setTimeout(300, () => done(false));
-    socket.once("connect", () => done(true));
-    socket.once("error", () => done(false));
-  });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ms = (seconds: number) => Math.round(seconds * 1000);
 
@@ -75,23 +65,20 @@ async function watch(backends: Backend[], healthCheck?: boolean) {
     progress(what);
   };
   prober.start();
-  const stop = async () => {
-    const probes = await prober.stop();
-    await endpoint.stop();
-    return { probes, client: summarize(probes) };
-  };
+  // Called on the way out and again in finally (for when a drill fails): it works once.
+  let stopped: Promise<{ probes: Probe[]; client: ProbeSummary }> | undefined;
+  const stop = () =>
+    (stopped ??= (async () => {
+      const probes = await prober.stop();
+      await endpoint.stop();
+      return { probes, client: summarize(probes) };
+    })());
   return { endpoint, prober, events, mark, stop };
-}
-
-async function runningOnce(ctx: DrillContext, service: string): Promise<Host> {
-  const hosts = await locate(ctx.inventory, service);
-  if (hosts.length !== 1) throw new UserError(`${service} must run on exactly one host of ${ctx.inventory.file} for a drill; it runs on ${hosts.map((h) => h.name).join(", ") || "none"}`);
-  return hosts[0];
 }
 
 /** (a) Planned migration of `service` to `toName` (default: its standby, else the next host). */
 export async function migrationDrill(ctx: DrillContext, service: string, toName?: string): Promise<DrillReport> {
-  const source = await runningOnce(ctx, service);
+  const source = await soleHost(ctx.inventory, service);
   const sync = await syncOn(source, service);
   const target = toName ? findHost(ctx.inventory, toName) : sync ? findHost(ctx.inventory, sync.standby) : ctx.inventory.hosts.find((h) => h.name !== source.name)!;
   const spec = await specOf(source, service);
@@ -113,7 +100,7 @@ export async function migrationDrill(ctx: DrillContext, service: string, toName?
 
 /** (b) The primary's node crashes; failover restores the service on its standby; the old primary comes back as the standby. */
 export async function failoverDrill(ctx: DrillContext, service: string): Promise<DrillReport> {
-  const primary = await runningOnce(ctx, service);
+  const primary = await soleHost(ctx.inventory, service);
   const sync = await syncOn(primary, service);
   if (!sync) throw new UserError(`${service} has no checkpoint sync on ${primary.name}; declare its standby and syncInterval in the stack (edge-ha:services) or run: npm run service -- sync ${service} --standby NODE`);
   const standby = findHost(ctx.inventory, sync.standby);
@@ -176,7 +163,7 @@ export async function swarmDrill(ctx: DrillContext, service: string): Promise<Dr
   // Swarm's view lags behind a node that just crashed or booted: wait until the replicas it calls running answer.
   let running = await tasks(manager);
   for (let i = 0; i < 40; i++) {
-    const answering = await Promise.all(running.map((n) => answers(findHost(ctx.inventory, n).address, port)));
+    const answering = await Promise.all(running.map((n) => tcpAnswers(findHost(ctx.inventory, n).address, port, 300)));
     if (running.length >= replicas && answering.every(Boolean)) break;
     await sleep(500);
     running = await tasks(manager);

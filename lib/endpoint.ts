@@ -43,6 +43,17 @@ export interface EndpointControl {
 
 const key = (b: Backend) => `${b.host}:${b.port}`;
 
+/** Whether a TCP port accepts a connection within `timeoutMs`. */
+export function tcpAnswers(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, host);
+    const done = (ok: boolean) => (socket.destroy(), resolve(ok));
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once("connect", () => done(true));
+    socket.once("error", () => done(false));
+  });
+}
+
 export class Endpoint implements EndpointControl {
   private server?: net.Server;
   /** In order of preference: clients go to the first one that is up (no balancing: replicas may not share state). */
@@ -107,7 +118,12 @@ export class Endpoint implements EndpointControl {
   }
 
   current(): Backend | undefined {
-    return this.backends.find((b) => !this.down.has(key(b))) ?? this.backends[0];
+    return this.firstUp() ?? this.backends[0];
+  }
+
+  /** The first backend, in order of preference, that is not down and not in `skip`. */
+  private firstUp(skip?: Set<string>): Backend | undefined {
+    return this.backends.find((b) => !this.down.has(key(b)) && !skip?.has(key(b)));
   }
 
   private cut(sockets: Set<net.Socket>): void {
@@ -121,17 +137,12 @@ export class Endpoint implements EndpointControl {
   private checkHealth(failures: number): void {
     for (const b of this.backends) {
       const k = key(b);
-      const probe = net.connect(b.port, b.host);
-      const verdict = (ok: boolean) => {
-        probe.destroy();
+      void tcpAnswers(b.host, b.port, this.options.healthCheck!.everyMs).then((ok) => {
         const misses = ok ? 0 : (this.misses.get(k) ?? 0) + 1;
         this.misses.set(k, misses);
         if (ok && this.down.delete(k)) this.events.push({ at: Date.now(), backend: k, up: true });
         if (!ok && misses >= failures) this.markDown(k);
-      };
-      probe.setTimeout(this.options.healthCheck!.everyMs, () => verdict(false));
-      probe.once("connect", () => verdict(true));
-      probe.once("error", () => verdict(false));
+      });
     }
   }
 
@@ -159,7 +170,7 @@ export class Endpoint implements EndpointControl {
     };
     const tryConnect = (skip = new Set<string>()) => {
       if (client.destroyed) return;
-      const backend = this.backends.find((b) => !this.down.has(key(b)) && !skip.has(key(b)));
+      const backend = this.firstUp(skip);
       if (this.held || !backend) {
         if (Date.now() > deadline) return fail();
         this.stats.held++;
@@ -192,7 +203,7 @@ export class Endpoint implements EndpointControl {
         if (this.options.healthCheck) this.markDown(k);
         if (Date.now() > deadline) return fail();
         const next = new Set(skip).add(k);
-        if (this.backends.some((b) => !this.down.has(key(b)) && !next.has(key(b)))) return tryConnect(next);
+        if (this.firstUp(next)) return tryConnect(next);
         setTimeout(() => tryConnect(), 20);
       });
       client.once("close", () => upstream.destroy());

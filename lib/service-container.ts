@@ -79,6 +79,13 @@ export async function locate(inventory: Inventory, service: string): Promise<Hos
   return running.filter((h): h is Host => h !== undefined);
 }
 
+/** The one host the service runs on; a UserError when it runs on none or on several. */
+export async function soleHost(inventory: Inventory, service: string): Promise<Host> {
+  const hosts = await locate(inventory, service);
+  if (hosts.length !== 1) throw new UserError(`${service} must run on exactly one host of ${inventory.file}; it runs on ${hosts.map((h) => h.name).join(", ") || "none"}`);
+  return hosts[0];
+}
+
 /**
  * Reads a running service's spec back from its container. Bind mounts are
  * refused: a host folder is not the service's to move (use a named volume).

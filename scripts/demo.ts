@@ -4,6 +4,7 @@ import { loadInventory } from "../lib/inventory";
 import { down, labOptions, up } from "../lib/lab/lab";
 import { progress, runMain } from "../lib/log";
 import { PulumiStack } from "../lib/pulumi";
+import { drillKinds } from "../lib/drill";
 import { renderTable } from "../lib/report";
 import { sshExec } from "../lib/ssh";
 import { projectRoot } from "../lib/toolchain";
@@ -55,7 +56,7 @@ runMain(async () => {
 
     took = clock();
     progress("drills: planned migration, crash + failover, crash with swarm (about 2 minutes)");
-    const reports = await runDrills(["migration", "failover", "swarm"], { lab: lab.name, service: "counter", swarmService: "counter-swarm" });
+    const reports = await runDrills([...drillKinds], { lab: lab.name, service: "counter", swarmService: "counter-swarm" });
     const files = writeReports(reports, path.join(projectRoot, "reports"));
     console.log(`\n${renderTable(reports)}\n`);
     progress(`drills done (${took()}); reports: ${path.relative(projectRoot, files.json)}, ${path.relative(projectRoot, files.html)}`);

@@ -4,7 +4,7 @@ import { findHost, loadInventory } from "../lib/inventory";
 import { Endpoint, remoteEndpoint, serveControl } from "../lib/endpoint";
 import { runMain, UserError } from "../lib/log";
 import { migrate } from "../lib/migration";
-import { copyImage, deploy, locate, parseVolume, specOf } from "../lib/service-container";
+import { copyImage, deploy, locate, parseVolume, soleHost, specOf } from "../lib/service-container";
 import { failover, freshness, startSync, syncOn } from "../lib/replication";
 import { buildServiceImage, demoServices, ensureImageOn, isDemoService } from "../lib/services";
 import { projectRoot } from "../lib/toolchain";
@@ -125,8 +125,7 @@ runMain(async () => {
       return print(result, lines.join("\n"));
     }
     case "endpoint": {
-      const [host, ...more] = await locate(inventory, service);
-      if (!host || more.length) throw new UserError(`${service} must run on exactly one host of ${inventory.file}; it runs on ${[host, ...more].filter(Boolean).map((h) => h!.name).join(", ") || "none"}`);
+      const host = await soleHost(inventory, service);
       const spec = await specOf(host, service);
       const endpoint = new Endpoint({ listen: { host: "0.0.0.0", port: Number(values.listen) }, backend: { host: host.address, port: spec.hostPort } });
       await endpoint.start();
