@@ -73,6 +73,20 @@ test.serial("crash powers a node off at once and boot brings it back with its di
   t.is((await sshExec(host("node2"), "cat /root/marker")).stdout.trim(), "survives");
 });
 
+test.serial("crash stops a node even when a process in it is frozen (as CRIU leaves one it was dumping)", async (t) => {
+  // A cgroup-v1 freezer cgroup on this machine's hierarchy, as a nested container's is (cgroupns host).
+  const cgroup = `/sys/fs/cgroup/freezer/edge-ha-${lab.name}-frozen`;
+  try {
+    await sshExec(host("node3"), `mkdir -p ${cgroup} && (sleep 600 >/dev/null 2>&1 & echo $! > ${cgroup}/cgroup.procs) && echo FROZEN > ${cgroup}/freezer.state && grep -q FROZEN ${cgroup}/freezer.state`);
+    await crash(lab, "node3");
+    t.false((await listNodes(lab)).find((n) => n.name === "node3")!.running);
+  } finally {
+    await $({ quiet: true, nothrow: true })`rmdir ${cgroup}`;
+    if (!(await listNodes(lab)).find((n) => n.name === "node3")!.running) await boot(lab, "node3");
+  }
+  t.is((await sshExec(host("node3"), "true")).exitCode, 0);
+});
+
 test.serial("partition cuts a node off both ways while it runs; heal restores it", async (t) => {
   const n1 = host("node1");
   const n2 = host("node2");
@@ -129,6 +143,9 @@ test.serial("bad input is one clear error and changes nothing", async (t) => {
 test.serial("down removes every container, volume, network and rule of the lab, and only those", async (t) => {
   const other = labOptions({ name: "labtest2", subnetPrefix: "10.77.202", inventoryFile: path.join(dir, "other.yaml") });
   await up(other, 1);
+  // A frozen process (as CRIU leaves one it was dumping) must not keep a node from going.
+  const cgroup = `/sys/fs/cgroup/freezer/edge-ha-${lab.name}-frozen-down`;
+  await sshExec(host("node1"), `mkdir -p ${cgroup} && (sleep 600 >/dev/null 2>&1 & echo $! > ${cgroup}/cgroup.procs) && echo FROZEN > ${cgroup}/freezer.state`);
   try {
     await down(lab);
     const filter = "label=edge-ha.lab=labtest";
@@ -138,6 +155,7 @@ test.serial("down removes every container, volume, network and rule of the lab, 
     t.notRegex((await $({ quiet: true })`iptables -S DOCKER-USER`).stdout, /edge-ha-lab:labtest:/);
     t.is((await listNodes(other)).length, 1, "another lab is left alone");
   } finally {
+    await $({ quiet: true, nothrow: true })`rmdir ${cgroup}`;
     await down(other);
   }
 });

@@ -1,7 +1,6 @@
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { $ } from "zx";
 import { UserError } from "../log";
-import { findNode, LabOptions, removeRules, waitForSsh } from "./lab";
+import { findNode, LabOptions, powerOff, removeRules, waitForSsh } from "./lab";
 
 /*
  * Fault injection on lab nodes, each with its undo. Rules and queues live on
@@ -14,37 +13,7 @@ const sh = $({ quiet: true });
 export async function crash(lab: LabOptions, name: string): Promise<void> {
   const node = await findNode(lab, name);
   if (!node.running) throw new UserError(`${name} is already down; to power it on: lab boot ${name}`);
-  const pid = Number((await sh`docker inspect -f ${"{{.State.Pid}}"} ${node.container}`).stdout.trim());
-  const killed = await $({ quiet: true, nothrow: true })`docker kill --signal KILL ${node.container}`;
-  if (killed.exitCode === 0) return;
-  // A process caught mid-checkpoint sits in a freezer cgroup CRIU froze, and a
-  // frozen process cannot die: power loss would stop it, SIGKILL cannot. The
-  // node's nested containers' cgroups are this machine's (cgroupns host).
-  for (let i = 0; i < 50; i++) {
-    await thawDescendants(pid);
-    const state = await $({ quiet: true, nothrow: true })`docker inspect -f ${"{{.State.Running}}"} ${node.container}`;
-    if (state.stdout.trim() !== "true") return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new UserError(`${name} (${node.container}) did not stop after SIGKILL: ${killed.stderr.trim()}`);
-}
-
-/** Thaws frozen (cgroup v1 freezer) cgroups of the processes under `pid`, and kills those processes. */
-async function thawDescendants(pid: number): Promise<void> {
-  const table = (await sh`ps -e -o pid=,ppid=`).stdout.trim().split("\n").map((l) => l.trim().split(/\s+/).map(Number));
-  const under = new Set([pid]);
-  for (let grew = true; grew; ) {
-    grew = false;
-    for (const [p, pp] of table) if (under.has(pp) && !under.has(p)) (under.add(p), (grew = true));
-  }
-  for (const p of under) {
-    const cgroup = await $({ quiet: true, nothrow: true })`grep -m1 :freezer: /proc/${p}/cgroup`;
-    const dir = `/sys/fs/cgroup/freezer${cgroup.stdout.trim().split(":")[2] ?? ""}`;
-    if (cgroup.exitCode === 0 && existsSync(`${dir}/freezer.state`) && readFileSync(`${dir}/freezer.state`, "utf8").trim() !== "THAWED") {
-      writeFileSync(`${dir}/freezer.state`, "THAWED");
-    }
-    await $({ quiet: true, nothrow: true })`kill -KILL ${p}`;
-  }
+  await powerOff(node.container);
 }
 
 /** Powers a node on again; its init runs the boot scripts provisioning registered. */

@@ -217,10 +217,59 @@ export function writeInventory(lab: LabOptions, nodes: LabNode[]): void {
   writeFileSync(lab.inventoryFile, `# Written by \`lab up\` for lab "${lab.name}"; rewritten on every lab up.\n${stringify(doc)}`);
 }
 
+/**
+ * Powers a node container off at once (SIGKILL to everything in it); a
+ * no-op when it is not running. A process caught mid-checkpoint sits in a
+ * freezer cgroup CRIU froze, and a frozen process cannot die: power loss
+ * would stop it, SIGKILL cannot, and docker gives up waiting. Such cgroups
+ * under the node (its nested containers' are this machine's: cgroupns host)
+ * are thawed and what is left is killed.
+ */
+export async function powerOff(container: string): Promise<void> {
+  const [running, pid] = (await sh`docker inspect -f ${"{{.State.Running}} {{.State.Pid}}"} ${container}`).stdout.trim().split(" ");
+  if (running !== "true") return;
+  const killed = await $({ quiet: true, nothrow: true })`docker kill --signal KILL ${container}`;
+  if (killed.exitCode === 0) return;
+  for (let i = 0; i < 50; i++) {
+    thawDescendants(Number(pid), (await sh`ps -e -o pid=,ppid=`).stdout);
+    const state = await $({ quiet: true, nothrow: true })`docker inspect -f ${"{{.State.Running}}"} ${container}`;
+    if (state.stdout.trim() !== "true") return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new UserError(`${container} did not stop after SIGKILL: ${killed.stderr.trim()}`);
+}
+
+/** Thaws frozen (cgroup v1 freezer) cgroups of the processes under `pid` (`ps -e -o pid=,ppid=` in `table`), and kills those processes. */
+function thawDescendants(pid: number, table: string): void {
+  const pairs = table.trim().split("\n").map((l) => l.trim().split(/\s+/).map(Number));
+  const under = new Set([pid]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [p, pp] of pairs) if (under.has(pp) && !under.has(p)) (under.add(p), (grew = true));
+  }
+  for (const p of under) {
+    let cgroups = "";
+    try {
+      cgroups = readFileSync(`/proc/${p}/cgroup`, "utf8");
+    } catch {
+      continue; // gone already
+    }
+    const freezer = /^\d+:freezer:(.*)$/m.exec(cgroups)?.[1];
+    const state = `/sys/fs/cgroup/freezer${freezer}/freezer.state`;
+    if (freezer !== undefined && existsSync(state) && readFileSync(state, "utf8").trim() !== "THAWED") writeFileSync(state, "THAWED");
+    try {
+      process.kill(p, "SIGKILL");
+    } catch {
+      // gone already
+    }
+  }
+}
+
 /** Removes exactly what the lab created: its containers, volumes, network, firewall rules and files. */
 export async function down(lab: LabOptions): Promise<{ containers: number; volumes: number; networks: number }> {
   const filter = `label=${labelKey}=${lab.name}`;
   const containers = (await sh`docker ps -aq --filter ${filter}`).stdout.split("\n").filter(Boolean);
+  for (const container of containers) await powerOff(container);
   if (containers.length) await sh`docker rm -f -v ${containers}`;
   const volumes = (await sh`docker volume ls -q --filter ${filter}`).stdout.split("\n").filter(Boolean);
   if (volumes.length) await sh`docker volume rm ${volumes}`;
