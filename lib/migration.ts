@@ -58,6 +58,7 @@ export async function migrate(inventory: Inventory, service: string, toName: str
   }
 
   const spec = await specOf(source, service);
+  const volumes = (spec.volumes ?? []).map((v) => v.name);
   const sourceId = (await sshExec(source, `docker inspect -f '{{.Id}}' ${service}`)).stdout.trim();
   const checkpoint = `m${Date.now()}`;
   const staging = `${rsync.dir}/${service}/${checkpoint}`;
@@ -107,8 +108,7 @@ export async function migrate(inventory: Inventory, service: string, toName: str
     phases.switch = seconds(t);
 
     // The service runs on the target: the source's stopped copy, its volumes (moved) and the checkpoints go.
-    const volumes = (spec.volumes ?? []).map((v) => v.name).join(" ");
-    await sshExec(source, `docker rm -f ${service} >/dev/null${volumes ? ` && docker volume rm ${volumes} >/dev/null` : ""}`, { nothrow: true });
+    await sshExec(source, `docker rm -f ${service} >/dev/null${volumes.length ? ` && docker volume rm ${volumes.join(" ")} >/dev/null` : ""}`, { nothrow: true });
     await sshExec(target, `rm -rf ${rsync.dir}/${service}/${checkpoint}; docker checkpoint rm ${service} ${checkpoint} 2>/dev/null || true`, { nothrow: true });
     if (sync) {
       const standby = sync.standby === target.name ? source : findHost(inventory, sync.standby);
@@ -116,7 +116,7 @@ export async function migrate(inventory: Inventory, service: string, toName: str
     }
     return { service, from: source.name, to: target.name, checkpoint, phases, downtime: phases.dump + phases.transfer + phases.restore + phases.switch, bytes };
   } catch (err) {
-    await rollBack(source, target, service, checkpoint, dumped, (spec.volumes ?? []).map((v) => v.name));
+    await rollBack(source, target, service, checkpoint, dumped, volumes);
     await options.endpoint?.switchTo({ host: source.address, port: spec.hostPort });
     if (sync) await startSync(source, findHost(inventory, sync.standby), spec, sync.intervalSeconds);
     const why = err instanceof ProcessOutput ? err.stderr.trim().split("\n").slice(-2).join(" | ") : err instanceof Error ? err.message : String(err);
