@@ -3,7 +3,7 @@ import * as path from "node:path";
 import { loadInventory, type Arch, type Inventory } from "./lib/inventory";
 import { UserError } from "./lib/log";
 import { buildServiceImage, type ServiceImage } from "./lib/services";
-import { parseSettings, SettingsError, type ClusterSettings } from "./lib/settings";
+import { checkServicePlacement, parseSettings, type ClusterSettings } from "./lib/settings";
 import { EdgeCluster } from "./modules/edge-cluster";
 import { EdgeServices } from "./modules/edge-services";
 
@@ -24,7 +24,7 @@ async function program() {
     const settings = parseSettings(raw, stackFile);
     // The inventory path is relative to the project folder, whatever the caller's cwd.
     const inventory = loadInventory(path.resolve(__dirname, settings.inventory));
-    checkPlacement(settings, inventory, stackFile);
+    checkServicePlacement(settings, inventory, stackFile);
     const images = await buildImages(settings, inventory);
     const cluster = new EdgeCluster(inventory.cluster, { inventory, settings, rsyncPassword: new pulumi.Config("edge-ha").getSecret("rsyncPassword") });
     const services = new EdgeServices(`${inventory.cluster}-services`, { inventory, services: settings.services, nodes: cluster.ready, images });
@@ -34,24 +34,6 @@ async function program() {
     if (err instanceof UserError) throw new pulumi.RunError(err.message);
     throw err;
   }
-}
-
-/** The hosts services name must be in the inventory (and a checkpoint restores only on the same architecture). */
-function checkPlacement(settings: ClusterSettings, inventory: Inventory, file: string): void {
-  const problems: string[] = [];
-  settings.services.forEach((s, i) => {
-    for (const key of ["primary", "standby"] as const) {
-      const name = s[key];
-      if (name !== undefined && !inventory.hosts.some((h) => h.name === name)) {
-        problems.push(`edge-ha:services[${i}].${key}: expected a host of ${inventory.file} (${inventory.hosts.map((h) => h.name).join(", ")}), found "${name}"`);
-      }
-    }
-    const arch = (n?: string) => inventory.hosts.find((h) => h.name === n)?.arch;
-    if (s.mode === "criu" && arch(s.primary) && arch(s.standby) && arch(s.primary) !== arch(s.standby)) {
-      problems.push(`edge-ha:services[${i}].standby: ${s.standby} is ${arch(s.standby)} but ${s.primary} is ${arch(s.primary)}; a checkpoint restores only on the same architecture`);
-    }
-  });
-  if (problems.length) throw new SettingsError(file, problems);
 }
 
 /** Builds, on this machine, every image the services need for every architecture of the fleet. */

@@ -1,3 +1,4 @@
+import type { Inventory } from "./inventory";
 import { UserError } from "./log";
 import { defaultCriuVersion, knownSourceSha256, type CriuSource } from "../modules/criu";
 import type { DockerSource } from "../modules/docker-engine";
@@ -117,6 +118,24 @@ export function parseSettings(raw: Record<string, string>, file: string): Cluste
   };
   if (problems.length) throw new SettingsError(file, problems);
   return settings;
+}
+
+/** The hosts services name must be in the inventory (and a checkpoint restores only on the same architecture). */
+export function checkServicePlacement(settings: ClusterSettings, inventory: Inventory, file: string): void {
+  const problems: string[] = [];
+  settings.services.forEach((s, i) => {
+    for (const key of ["primary", "standby"] as const) {
+      const name = s[key];
+      if (name !== undefined && !inventory.hosts.some((h) => h.name === name)) {
+        problems.push(`edge-ha:services[${i}].${key}: expected a host of ${inventory.file} (${inventory.hosts.map((h) => h.name).join(", ")}), found "${name}"`);
+      }
+    }
+    const arch = (n?: string) => inventory.hosts.find((h) => h.name === n)?.arch;
+    if (s.mode === "criu" && arch(s.primary) && arch(s.standby) && arch(s.primary) !== arch(s.standby)) {
+      problems.push(`edge-ha:services[${i}].standby: ${s.standby} is ${arch(s.standby)} but ${s.primary} is ${arch(s.primary)}; a checkpoint restores only on the same architecture`);
+    }
+  });
+  if (problems.length) throw new SettingsError(file, problems);
 }
 
 const serviceKeys = ["name", "image", "port", "mode", "primary", "standby", "syncInterval", "replicas", "volumes"];

@@ -8,7 +8,7 @@ import { recordResources, unwrap } from "./helpers/mocks";
 const registered = recordResources();
 // Imported after the mocks are in place, as Pulumi's unit-testing guide asks.
 import { parseInventory } from "../lib/inventory";
-import { parseSettings, SettingsError } from "../lib/settings";
+import { checkServicePlacement, parseSettings, SettingsError } from "../lib/settings";
 import { EdgeCluster } from "../modules/edge-cluster";
 import { EdgeServices } from "../modules/edge-services";
 import { runcConfig } from "../modules/criu";
@@ -170,4 +170,15 @@ test("service settings: bad values are named with their file, index and key", (t
     t.regex(err!.message, expected);
   }
   t.throws(() => parseSettings({ inventory: "i.yaml", services: "counter" }, "f.yaml"), { message: /edge-ha:services: expected a list of services/ });
+});
+
+test("service placement: hosts not in the inventory, and a standby of another architecture, are named", (t) => {
+  const placed = parseSettings(
+    { inventory: "inventory.yaml", services: JSON.stringify([{ name: "a", image: "counter", port: 1, primary: "pi9", standby: "pi2" }, { name: "b", image: "counter", port: 2, primary: "pi1", standby: "vm1" }]) },
+    "stacks/Pulumi.unit.yaml",
+  );
+  const err = t.throws(() => checkServicePlacement(placed, inventory, "stacks/Pulumi.unit.yaml"), { instanceOf: SettingsError });
+  t.regex(err!.message, /services\[0\]\.primary: expected a host of .*inventory\.yaml \(pi1, pi2, vm1\), found "pi9"/);
+  t.regex(err!.message, /services\[1\]\.standby: vm1 is amd64 but pi1 is arm64/);
+  t.notThrows(() => checkServicePlacement(parseSettings({ inventory: "i", services: JSON.stringify([{ name: "c", image: "counter", port: 3, primary: "pi1", standby: "pi2" }]) }, "f"), inventory, "f"));
 });
