@@ -126,6 +126,9 @@ export async function failoverDrill(ctx: DrillContext, service: string): Promise
     const details = {
       crashToServing: ms(sinceCrash),
       restore: ms(r.restore),
+      // When each failover step was done, from its start: where a slow failover spends its time.
+      checked: ms(r.steps.checked),
+      prepared: ms(r.steps.prepared),
       checkpointAgeAtCrash: ms(Math.max(0, r.checkpointAge - (sinceCrash - r.restore))),
       syncInterval: ms(sync.intervalSeconds),
     };

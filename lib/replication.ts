@@ -130,6 +130,8 @@ export interface FailoverResult {
   checkpointAge: number;
   /** Seconds from the failover's start to the service running (checks, preparation and restore). */
   restore: number;
+  /** Seconds from the start until each step was done: still-running check, standby prepared, restored. */
+  steps: { checked: number; prepared: number; restored: number };
 }
 
 /**
@@ -140,11 +142,15 @@ export interface FailoverResult {
 export async function failover(inventory: Inventory, service: string, standbyName: string): Promise<FailoverResult> {
   const standby = findHost(inventory, standbyName);
   const t = process.hrtime.bigint();
+  const since = () => Number(process.hrtime.bigint() - t) / 1e9;
+  const steps = { checked: 0, prepared: 0, restored: 0 };
   // Whether it still runs anywhere is asked while the standby prepares; only the start waits for the answer.
   const stillRunning = (async () => {
     // Hosts that do not answer within a second count as gone (a LAN answers in milliseconds).
     const reachable = await Promise.all(inventory.hosts.map(async (h) => ((await sshExec(h, "true", { nothrow: true, connectTimeout: 1 })).exitCode === 0 ? h : undefined)));
-    return locate({ ...inventory, hosts: reachable.filter((h): h is Host => !!h && h.name !== standby.name) }, service);
+    const running = await locate({ ...inventory, hosts: reachable.filter((h): h is Host => !!h && h.name !== standby.name) }, service);
+    steps.checked = since();
+    return running;
   })();
   const prepared = (async () => {
     const newest = await freshness(standby, service);
@@ -153,6 +159,7 @@ export async function failover(inventory: Inventory, service: string, standbyNam
     const spec = JSON.parse((await sshExec(standby, `cat ${dir}/SPEC.json`)).stdout) as ServiceSpec;
     const running = (await sshExec(standby, `docker inspect -f '{{.State.Running}}' ${service} 2>/dev/null`, { nothrow: true })).stdout.trim() === "true";
     const id = running ? "" : (await sshExec(standby, `docker rm -f ${service} >/dev/null 2>&1; docker create ${runOptions(spec)} ${spec.image}`)).stdout.trim();
+    steps.prepared = since();
     return { ...newest, dir, spec, running, id };
   })();
   const [elsewhere, preparing] = await Promise.all([stillRunning, prepared.then((r) => ({ ok: true as const, r }), (err: unknown) => ({ ok: false as const, err }))]);
@@ -166,5 +173,6 @@ export async function failover(inventory: Inventory, service: string, standbyNam
   const ready = preparing.r;
   progress(`failover: restoring ${service} on ${standby.name} from ${ready.checkpoint}`);
   await sshExec(standby, restoreCommand(service, ready.id, ready.dir, ready.checkpoint));
-  return { service, to: standby.name, spec: ready.spec, checkpoint: ready.checkpoint, checkpointAge: ready.age, restore: Number(process.hrtime.bigint() - t) / 1e9 };
+  steps.restored = since();
+  return { service, to: standby.name, spec: ready.spec, checkpoint: ready.checkpoint, checkpointAge: ready.age, restore: steps.restored, steps };
 }

@@ -142,7 +142,7 @@ test.serial("crash of the primary, then failover: served from the standby with s
     t.true(ageAtCrash <= interval + 1, `the checkpoint was ${ageAtCrash.toFixed(2)} s old at the crash`);
     const restored = await counter("node3");
     t.true(restored.count <= acked && restored.count > 8, `restored ${restored.count}, last acknowledged ${acked}`);
-    t.log(`failover restore ${r.restore.toFixed(2)} s; state lost: ${acked - restored.count} increments, checkpoint ${ageAtCrash.toFixed(2)} s old at the crash`);
+    t.log(`failover restore ${r.restore.toFixed(2)} s (checked ${r.steps.checked.toFixed(2)}, prepared ${r.steps.prepared.toFixed(2)}); state lost: ${acked - restored.count} increments, checkpoint ${ageAtCrash.toFixed(2)} s old at the crash`);
     await t.throwsAsync(failover(inventory(), "counter", "node2"), { message: /still runs on node3/ }, "never a second copy");
   } finally {
     await boot(lab, "node1");
