@@ -54,7 +54,7 @@ export async function listNodes(lab: LabOptions): Promise<LabNode[]> {
   const ids = (await sh`docker ps -aq --filter ${`label=${labelKey}=${lab.name}`} --filter label=edge-ha.lab.node`).stdout.split("\n").filter(Boolean);
   if (ids.length === 0) return [];
   const format = `{{index .Config.Labels "edge-ha.lab.node"}} {{.Name}} {{index .Config.Labels "edge-ha.lab.address"}} {{.State.Running}}`;
-  const rows = (await sh`docker inspect -f ${format} ${ids}`).stdout.trim().split("\n");
+  const rows = (await sh`docker container inspect -f ${format} ${ids}`).stdout.trim().split("\n");
   return rows
     .map((row) => {
       const [name, container, address, running] = row.split(" ");
@@ -150,7 +150,7 @@ async function debianMirrorAddresses(): Promise<string[]> {
 
 async function ensureNode(lab: LabOptions, name: string, address: string, publicKey: string, extraHosts: string[]): Promise<void> {
   const container = containerName(lab, name);
-  const state = await $({ quiet: true, nothrow: true })`docker inspect -f {{.State.Running}} ${container}`;
+  const state = await $({ quiet: true, nothrow: true })`docker container inspect -f {{.State.Running}} ${container}`;
   if (state.exitCode !== 0) {
     progress(`creating ${name} at ${address}`);
     const labels = [`${labelKey}=${lab.name}`, `edge-ha.lab.node=${name}`, `edge-ha.lab.address=${address}`];
@@ -218,49 +218,51 @@ export function writeInventory(lab: LabOptions, nodes: LabNode[]): void {
 }
 
 /**
- * Powers a node container off at once (SIGKILL to everything in it); a
- * no-op when it is not running. A process caught mid-checkpoint sits in a
- * freezer cgroup CRIU froze, and a frozen process cannot die: power loss
- * would stop it, SIGKILL cannot, and docker gives up waiting. Such cgroups
- * under the node (its nested containers' are this machine's: cgroupns host)
- * are thawed and what is left is killed.
+ * Powers a node container off at once, as a power cut would; a no-op when it
+ * is not running. A process caught mid-checkpoint sits in a freezer cgroup
+ * CRIU froze, and a frozen process cannot die: `docker kill` then waits about
+ * ten seconds for an exit that never comes (the node looked alive, frozen,
+ * all that time, and a drill measured it as downtime). So every process of
+ * the node gets SIGKILL first, then the frozen cgroups among theirs are
+ * thawed (nested containers' cgroups are this machine's: cgroupns host) and
+ * the pending SIGKILL ends them.
  */
 export async function powerOff(container: string): Promise<void> {
-  const [running, pid] = (await sh`docker inspect -f ${"{{.State.Running}} {{.State.Pid}}"} ${container}`).stdout.trim().split(" ");
+  const [running, pid] = (await sh`docker container inspect -f ${"{{.State.Running}} {{.State.Pid}}"} ${container}`).stdout.trim().split(" ");
   if (running !== "true") return;
-  const killed = await $({ quiet: true, nothrow: true })`docker kill --signal KILL ${container}`;
-  if (killed.exitCode === 0) return;
-  for (let i = 0; i < 50; i++) {
-    thawDescendants(Number(pid), (await sh`ps -e -o pid=,ppid=`).stdout);
-    const state = await $({ quiet: true, nothrow: true })`docker inspect -f ${"{{.State.Running}}"} ${container}`;
+  for (let i = 0; i < 100; i++) {
+    killAndThaw(Number(pid), (await sh`ps -e -o pid=,ppid=`).stdout);
+    const state = await $({ quiet: true, nothrow: true })`docker container inspect -f ${"{{.State.Running}}"} ${container}`;
     if (state.stdout.trim() !== "true") return;
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 50));
   }
-  throw new UserError(`${container} did not stop after SIGKILL: ${killed.stderr.trim()}`);
+  throw new UserError(`${container} was still running 5 s after SIGKILL to all its processes; docker inspect ${container} and docker logs ${container} may tell why`);
 }
 
-/** Thaws frozen (cgroup v1 freezer) cgroups of the processes under `pid` (`ps -e -o pid=,ppid=` in `table`), and kills those processes. */
-function thawDescendants(pid: number, table: string): void {
+/** SIGKILL to `pid` and every process under it (`ps -e -o pid=,ppid=` in `table`), then thaws the frozen (cgroup v1 freezer) cgroups they are in. */
+function killAndThaw(pid: number, table: string): void {
   const pairs = table.trim().split("\n").map((l) => l.trim().split(/\s+/).map(Number));
   const under = new Set([pid]);
   for (let grew = true; grew; ) {
     grew = false;
     for (const [p, pp] of pairs) if (under.has(pp) && !under.has(p)) (under.add(p), (grew = true));
   }
+  const freezers = new Set<string>();
+  // All signals before any thaw: a thawed process must find CRIU, which froze it, dead already.
   for (const p of under) {
-    let cgroups = "";
     try {
-      cgroups = readFileSync(`/proc/${p}/cgroup`, "utf8");
-    } catch {
-      continue; // gone already
-    }
-    const freezer = /^\d+:freezer:(.*)$/m.exec(cgroups)?.[1];
-    const state = `/sys/fs/cgroup/freezer${freezer}/freezer.state`;
-    if (freezer !== undefined && existsSync(state) && readFileSync(state, "utf8").trim() !== "THAWED") writeFileSync(state, "THAWED");
-    try {
+      const freezer = /^\d+:freezer:(.*)$/m.exec(readFileSync(`/proc/${p}/cgroup`, "utf8"))?.[1];
+      if (freezer !== undefined) freezers.add(`/sys/fs/cgroup/freezer${freezer}/freezer.state`);
       process.kill(p, "SIGKILL");
     } catch {
       // gone already
+    }
+  }
+  for (const state of freezers) {
+    try {
+      if (readFileSync(state, "utf8").trim() !== "THAWED") writeFileSync(state, "THAWED");
+    } catch {
+      // the cgroup went with its processes
     }
   }
 }
