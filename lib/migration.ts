@@ -59,7 +59,7 @@ export async function migrate(inventory: Inventory, service: string, toName: str
 
   const spec = await specOf(source, service);
   const volumes = (spec.volumes ?? []).map((v) => v.name);
-  const sourceId = (await sshExec(source, `docker inspect -f '{{.Id}}' ${service}`)).stdout.trim();
+  const sourceId = (await sshExec(source, `docker container inspect -f '{{.Id}}' ${service}`)).stdout.trim();
   const checkpoint = `m${Date.now()}`;
   const staging = `${rsync.dir}/${service}/${checkpoint}`;
 

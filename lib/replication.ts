@@ -31,7 +31,7 @@ __CAPTURE__
 while :; do
   started=$(date +%s%3N)
   name=s$(date +%s%N)
-  if id=$(docker inspect -f '{{.Id}}' "$service" 2>/dev/null) &&
+  if id=$(docker container inspect -f '{{.Id}}' "$service" 2>/dev/null) &&
      docker checkpoint create --leave-running "$service" "$name" >/dev/null 2>>/var/log/edge-ha-sync.log; then
     src=/var/lib/docker/containers/$id/checkpoints/$name
     mv "$src" "$stage/$name"
@@ -157,7 +157,7 @@ export async function failover(inventory: Inventory, service: string, standbyNam
     if (!newest) throw new UserError(`${standby.name} has no good synced checkpoint of ${service} in ${syncDir(service)}; was its sync running?`);
     const dir = `${syncDir(service)}/${newest.checkpoint}`;
     const spec = JSON.parse((await sshExec(standby, `cat ${dir}/SPEC.json`)).stdout) as ServiceSpec;
-    const running = (await sshExec(standby, `docker inspect -f '{{.State.Running}}' ${service} 2>/dev/null`, { nothrow: true })).stdout.trim() === "true";
+    const running = (await sshExec(standby, `docker container inspect -f '{{.State.Running}}' ${service} 2>/dev/null`, { nothrow: true })).stdout.trim() === "true";
     const id = running ? "" : (await sshExec(standby, `docker rm -f ${service} >/dev/null 2>&1; docker create ${runOptions(spec)} ${spec.image}`)).stdout.trim();
     steps.prepared = since();
     return { ...newest, dir, spec, running, id };

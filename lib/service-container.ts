@@ -72,7 +72,7 @@ export async function copyImage(from: Host, to: Host, image: string): Promise<vo
 export async function locate(inventory: Inventory, service: string): Promise<Host[]> {
   const running = await Promise.all(
     inventory.hosts.map(async (host) => {
-      const r = await sshExec(host, `docker inspect -f '{{.State.Running}}' ${service} 2>/dev/null`, { nothrow: true });
+      const r = await sshExec(host, `docker container inspect -f '{{.State.Running}}' ${service} 2>/dev/null`, { nothrow: true });
       return r.stdout.trim() === "true" ? host : undefined;
     }),
   );
@@ -92,7 +92,7 @@ export async function soleHost(inventory: Inventory, service: string): Promise<H
  */
 export async function specOf(host: Host, service: string): Promise<ServiceSpec> {
   const format = `{{.Config.Image}} {{index .Config.Labels "${portLabel}"}} {{range $p, $b := .HostConfig.PortBindings}}{{$p}}{{end}}{{range .Mounts}} {{.Type}}:{{.Name}}:{{.Destination}}{{end}}`;
-  const [image, hostPort, binding, ...mounts] = (await sshExec(host, `docker inspect -f '${format}' ${service}`)).stdout.trim().split(" ");
+  const [image, hostPort, binding, ...mounts] = (await sshExec(host, `docker container inspect -f '${format}' ${service}`)).stdout.trim().split(" ");
   const volumes = mounts.map((m) => {
     const [type, name, target] = m.split(":");
     if (type !== "volume") throw new UserError(`${service} on ${host.name} has a ${type} mount at ${target}; edge-ha moves named volumes only (docker run -v NAME:${target})`);
@@ -111,7 +111,7 @@ export async function specOf(host: Host, service: string): Promise<ServiceSpec> 
 /** Shell: defines capture_files ID, which packs container ID's files into the current checkpoint folder. */
 export const captureFiles = String.raw`capture_files() {
   # One inspect (it runs while the service is down): driver and upper layer, then a line per volume.
-  info=$(docker inspect -f '{{.GraphDriver.Name}} {{.GraphDriver.Data.UpperDir}}{{println}}{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{.Source}}{{println}}{{end}}{{end}}' "$1") || return 1
+  info=$(docker container inspect -f '{{.GraphDriver.Name}} {{.GraphDriver.Data.UpperDir}}{{println}}{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{.Source}}{{println}}{{end}}{{end}}' "$1") || return 1
   read -r driver upper <<<"$info"
   [ "$driver" = overlay2 ] || { echo "the engine's storage driver is $driver; edge-ha carries file changes with overlay2 only" >&2; return 1; }
   tar --xattrs --xattrs-include='trusted.*' -C "$upper" -cf rootfs.tar . || return 1
@@ -122,7 +122,7 @@ export const captureFiles = String.raw`capture_files() {
 /** Shell: defines apply_files ID, which unpacks the current checkpoint folder's files into container ID (created, not started). */
 export const applyFiles = String.raw`apply_files() {
   if [ -f rootfs.tar ]; then
-    upper=$(docker inspect -f '{{.GraphDriver.Data.UpperDir}}' "$1")
+    upper=$(docker container inspect -f '{{.GraphDriver.Data.UpperDir}}' "$1")
     [ -d "$upper" ] || { echo "container $1 has no overlay2 upper layer to restore its files into" >&2; return 1; }
     tar --xattrs --xattrs-include='trusted.*' -C "$upper" -xf rootfs.tar
   fi

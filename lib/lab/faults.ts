@@ -116,7 +116,7 @@ async function unshapeQuietly(lab: LabOptions, name: string): Promise<void> {
 
 /** The node's process id and the name of its veth peer on this machine. */
 async function nodeLink(container: string): Promise<{ pid: string; hostVeth: string }> {
-  const pid = (await sh`docker inspect -f {{.State.Pid}} ${container}`).stdout.trim();
+  const pid = (await sh`docker container inspect -f {{.State.Pid}} ${container}`).stdout.trim();
   // "11: eth0@if12: ..." inside the node: 12 is the peer's index here. (Not
   // /sys/class/net: sysfs shows the namespace of whoever mounted it.)
   const inside = (await sh`nsenter --net=/proc/${pid}/ns/net ip -o link show dev eth0`).stdout;

@@ -48,7 +48,7 @@ rm -rf ${rsync.dir}/${service} /var/lib/edge-ha/sync-out/${service} /etc/edge-ha
         connection: primary.connection,
         triggers: [spec],
         create: hostScript(`
-state=$(docker inspect -f '{{.State.Status}}' ${service} 2>/dev/null) || state=absent
+state=$(docker container inspect -f '{{.State.Status}}' ${service} 2>/dev/null) || state=absent
 case "$state" in
   running) echo "adopted" ;;
   absent) docker run -d ${runOptions(spec)} ${spec.image} >/dev/null; echo "started" ;;
@@ -72,7 +72,7 @@ esac`),
         connection: primary.connection,
         triggers: [args.syncInterval, standby.host.address],
         create: hostScript(`
-[ "$(docker inspect -f '{{.State.Running}}' ${service} 2>/dev/null)" = true ] ||
+[ "$(docker container inspect -f '{{.State.Running}}' ${service} 2>/dev/null)" = true ] ||
   { echo "${service} does not run on $(hostname), so it cannot sync from there; set primary to where it runs ('npm run service -- status ${service}')" >&2; exit 1; }
 ${syncInstallScript(spec, standby.host, args.syncInterval)}`),
         delete: hostScript(`service_remove sync-${service}; rm -rf /var/lib/edge-ha/sync-out/${service}`),
