@@ -105,14 +105,28 @@ service_running() {
   fi
 }
 
-# service_restart NAME: (re)starts the service under its supervisor.
+# service_restart NAME: (re)starts the service under its supervisor. Without
+# systemd the supervisor goes too: it has its command line parsed already, and
+# restarting only its child would keep the old arguments.
 service_restart() {
   if has_systemd; then systemctl restart "edge-ha-$1"; return; fi
-  if service_running "$1"; then
-    pkill -TERM -P "$(cat "/run/edge-ha-$1.supervisor.pid")" || true
-  else
-    setsid "/etc/edge-ha/boot.d/$1" >>/var/log/edge-ha-boot.log 2>&1 </dev/null &
+  service_stop "$1"
+  # A clean environment, as systemd gives: the caller's may hold secrets (provisioning passes them in it).
+  setsid env -i PATH="$PATH" HOME=/root LANG=C.UTF-8 "/etc/edge-ha/boot.d/$1" >>/var/log/edge-ha-boot.log 2>&1 </dev/null &
+}
+
+# service_stop NAME (no systemd): stops the supervisor, then the service, found
+# before the supervisor goes (afterwards it has another parent).
+service_stop() {
+  if pid=$(cat "/run/edge-ha-$1.supervisor.pid" 2>/dev/null) && kill -0 "$pid" 2>/dev/null; then
+    children=$(pgrep -P "$pid" || true)
+    kill "$pid" 2>/dev/null || true
+    for child in $children; do
+      kill -TERM "$child" 2>/dev/null || true
+      wait_for 30 "$1 to stop" sh -c "! kill -0 $child" || kill -KILL "$child" 2>/dev/null || true
+    done
   fi
+  rm -f "/run/edge-ha-$1.supervisor.pid"
 }
 
 # service_start NAME: starts the service unless it runs.
@@ -124,16 +138,7 @@ service_remove() {
     systemctl disable -q --now "edge-ha-$1" 2>/dev/null || true
     rm -f "/etc/systemd/system/edge-ha-$1.service"; systemctl daemon-reload
   else
-    if pid=$(cat "/run/edge-ha-$1.supervisor.pid" 2>/dev/null); then
-      # The supervisor first (or it restarts the service), then the service,
-      # found before the supervisor goes (afterwards it has another parent).
-      children=$(pgrep -P "$pid" || true)
-      kill "$pid" 2>/dev/null || true
-      for child in $children; do
-        kill -TERM "$child" 2>/dev/null || true
-        wait_for 30 "$1 to stop" sh -c "! kill -0 $child" || kill -KILL "$child" 2>/dev/null || true
-      done
-    fi
+    service_stop "$1"
     rm -f "/etc/edge-ha/boot.d/$1" "/run/edge-ha-$1.supervisor.pid"
   fi
 }
