@@ -4,7 +4,7 @@ import type { Host, Inventory } from "./inventory";
 import { findHost } from "./inventory";
 import { progress, UserError } from "./log";
 import { startSync, stopSync, syncOn } from "./replication";
-import { captureFiles, checkServiceName, copyImage, locate, restoreCommand, rsync, runOptions, specOf, writeManifest } from "./service-container";
+import { captureFiles, checkServiceName, copyImage, locate, restoreCommand, rsync, createCommand, specOf, writeManifest } from "./service-container";
 import { sshExec } from "./ssh";
 
 /*
@@ -67,7 +67,7 @@ export async function migrate(inventory: Inventory, service: string, toName: str
   let t = process.hrtime.bigint();
   progress(`prepare: ${spec.image} and a stopped copy of ${service} on ${target.name}`);
   await copyImage(source, target, spec.image);
-  const targetId = (await sshExec(target, `docker rm -f ${service} >/dev/null 2>&1; docker create ${runOptions(spec)} ${spec.image}`)).stdout.trim();
+  const targetId = (await sshExec(target, createCommand(spec))).stdout.trim();
   // A sync loop's own checkpoints must not run into this one; it moves with the service.
   const sync = await syncOn(source, service);
   if (sync) await stopSync(source, service);

@@ -1,7 +1,7 @@
 import type { Host, Inventory } from "./inventory";
 import { findHost } from "./inventory";
 import { progress, UserError } from "./log";
-import { captureFiles, locate, restoreCommand, rsync, runOptions, ServiceSpec, writeManifest } from "./service-container";
+import { captureFiles, createCommand, locate, restoreCommand, rsync, runOptions, ServiceSpec, writeManifest } from "./service-container";
 import { hostScript, shellQuote } from "./remote-shell";
 import { sshExec } from "./ssh";
 
@@ -17,12 +17,18 @@ import { sshExec } from "./ssh";
  * verifies.
  */
 
-const syncDir = (service: string) => `${rsync.dir}/${service}/sync`;
+export const syncDir = (service: string) => `${rsync.dir}/${service}/sync`;
 
-/** The loop, with its settings as arguments; installed as /usr/local/sbin/edge-ha-sync. */
+/**
+ * The loop, with its settings as arguments; installed as /usr/local/sbin/edge-ha-sync.
+ * The interval is the standby's staleness bound (the state a crash may lose):
+ * a checkpoint takes a while to reach the standby, so the next one starts
+ * that much earlier than a plain period would.
+ */
 const syncLoop = String.raw`#!/bin/bash
-# edge-ha-sync SERVICE STANDBY INTERVAL_MS: checkpoints SERVICE every
-# interval, leaving it running, and mirrors the newest two to STANDBY.
+# edge-ha-sync SERVICE STANDBY INTERVAL_MS: checkpoints SERVICE, leaving it
+# running, and mirrors the newest two to STANDBY, so that STANDBY's newest is
+# never older than INTERVAL_MS.
 set -u
 service=$1 standby=$2 interval_ms=$3
 stage=/var/lib/edge-ha/sync-out/$service
@@ -31,13 +37,14 @@ __CAPTURE__
 while :; do
   started=$(date +%s%3N)
   name=s$(date +%s%N)
+  # TAKEN is when CRIU froze the service: the state is that moment's.
+  taken=$(date +%s.%N)
   if id=$(docker container inspect -f '{{.Id}}' "$service" 2>/dev/null) &&
      docker checkpoint create --leave-running "$service" "$name" >/dev/null 2>>/var/log/edge-ha-sync.log; then
     src=/var/lib/docker/containers/$id/checkpoints/$name
     mv "$src" "$stage/$name"
-    # TAKEN first: the state is the dump's, not the time its files were packed.
-    if (cd "$stage/$name" && date +%s.%N > TAKEN && capture_files "$id" &&
-        cp /etc/edge-ha/services/$service.spec.json SPEC.json && __MANIFEST__) 2>>/var/log/edge-ha-sync.log; then
+    if (cd "$stage/$name" && echo "$taken" > TAKEN && capture_files "$id" &&
+        cp /etc/edge-ha/services/$service.spec.json SPEC.json && cp /etc/edge-ha/services/$service.run RUN && __MANIFEST__) 2>>/var/log/edge-ha-sync.log; then
       ls -1d "$stage"/s* | head -n -2 | xargs -r rm -rf
       rsync -a --mkpath --delete --timeout=5 --contimeout=3 --password-file=__PASSWORD_FILE__ \
         "$stage/" "rsync://__USER__@$standby/__MODULE__/$service/sync/" 2>>/var/log/edge-ha-sync.log
@@ -46,8 +53,12 @@ while :; do
       rm -rf "$stage/$name"
     fi
   fi
-  rest=$((interval_ms - ($(date +%s%3N) - started)))
-  [ "$rest" -gt 0 ] && sleep "$(printf '%d.%03d' $((rest / 1000)) $((rest % 1000)))"
+  took=$(($(date +%s%3N) - started))
+  # The next one arrives an interval after this one was taken (a tenth kept for
+  # a slower round); never back to back.
+  rest=$((interval_ms * 9 / 10 - 2 * took))
+  [ "$rest" -lt $((interval_ms / 4)) ] && rest=$((interval_ms / 4))
+  sleep "$(printf '%d.%03d' $((rest / 1000)) $((rest % 1000)))"
 done
 `
   .replace("__CAPTURE__", captureFiles)
@@ -56,19 +67,34 @@ done
   .replace("__USER__", rsync.user)
   .replace("__MODULE__", rsync.module);
 
+/** Where a host keeps the settings of the services it syncs: NAME.spec.json, NAME.run (docker create arguments), NAME.sync. */
+export const servicesDir = "/etc/edge-ha/services";
+
+/**
+ * Shell (host prelude needed): defines sync_start SERVICE STANDBY_NAME
+ * STANDBY_ADDRESS INTERVAL_MS, which installs the sync loop of a service whose
+ * NAME.spec.json and NAME.run are in place and (re)starts it.
+ */
+export const syncStart = `sync_start() {
+  printf '%s' ${shellQuote(syncLoop)} | write_if_changed /usr/local/sbin/edge-ha-sync 0755 || true
+  echo "$2 $(awk "BEGIN { print $4 / 1000 }")" > ${servicesDir}/$1.sync
+  service_install sync-$1 /usr/local/sbin/edge-ha-sync $1 $3 $4
+  service_restart sync-$1
+}`;
+
 /**
  * Shell (host prelude needed): installs the sync loop of a service and starts
- * or restarts it. Each checkpoint carries SPEC (the container's settings), so
- * that a failover needs nothing from the dead primary.
+ * or restarts it. Each checkpoint carries the container's settings (SPEC.json,
+ * and RUN: its docker create arguments), so that a failover needs nothing
+ * from the dead primary.
  */
 export function syncInstallScript(spec: ServiceSpec, standby: Pick<Host, "name" | "address">, intervalSeconds: number): string {
   return `
-printf '%s' ${shellQuote(syncLoop)} | write_if_changed /usr/local/sbin/edge-ha-sync 0755 || true
-mkdir -p /etc/edge-ha/services
-printf '%s' ${shellQuote(JSON.stringify(spec))} > /etc/edge-ha/services/${spec.name}.spec.json
-echo "${standby.name} ${intervalSeconds}" > /etc/edge-ha/services/${spec.name}.sync
-service_install sync-${spec.name} /usr/local/sbin/edge-ha-sync ${spec.name} ${standby.address} ${Math.round(intervalSeconds * 1000)}
-service_restart sync-${spec.name}`;
+${syncStart}
+mkdir -p ${servicesDir}
+printf '%s' ${shellQuote(JSON.stringify(spec))} > ${servicesDir}/${spec.name}.spec.json
+printf '%s' ${shellQuote(runOptions(spec))} > ${servicesDir}/${spec.name}.run
+sync_start ${spec.name} ${standby.name} ${standby.address} ${Math.round(intervalSeconds * 1000)}`;
 }
 
 /** Whether `seconds` is a sync interval edge-ha accepts (from 0.5 to 3600). */
@@ -85,7 +111,7 @@ export async function startSync(primary: Host, standby: Host, spec: ServiceSpec,
 
 /** Stops a service's sync loop on a host (a no-op where none runs). */
 export async function stopSync(host: Host, service: string): Promise<void> {
-  await sshExec(host, hostScript(`service_remove sync-${service}; rm -rf /var/lib/edge-ha/sync-out/${service} /etc/edge-ha/services/${service}.sync /etc/edge-ha/services/${service}.spec.json`), { nothrow: true });
+  await sshExec(host, hostScript(`service_remove sync-${service}; rm -rf /var/lib/edge-ha/sync-out/${service} ${servicesDir}/${service}.sync ${servicesDir}/${service}.spec.json ${servicesDir}/${service}.run`), { nothrow: true });
 }
 
 export interface SyncSettings {
@@ -95,7 +121,7 @@ export interface SyncSettings {
 
 /** The sync a host runs for a service, if any. */
 export async function syncOn(host: Host, service: string): Promise<SyncSettings | undefined> {
-  const r = await sshExec(host, `cat /etc/edge-ha/services/${service}.sync 2>/dev/null`, { nothrow: true });
+  const r = await sshExec(host, `cat ${servicesDir}/${service}.sync 2>/dev/null`, { nothrow: true });
   const [standby, interval] = r.stdout.trim().split(" ");
   return standby ? { standby, intervalSeconds: Number(interval) } : undefined;
 }
@@ -107,7 +133,7 @@ export interface Freshness {
 }
 
 /** Shell printing "<name> <taken>" of the newest checkpoint in the sync folder whose manifest verifies. */
-const newestGood = (service: string) =>
+export const newestGood = (service: string) =>
   `for d in $(ls -1d ${syncDir(service)}/s* 2>/dev/null | sort -r); do (cd "$d" && sha256sum -c --quiet --strict MANIFEST.sha256 >/dev/null 2>&1) && { echo "$(basename "$d") $(cat "$d/TAKEN")"; break; }; done`;
 
 /** Age of the standby's newest good checkpoint of a service, or undefined when it has none. */
@@ -158,7 +184,7 @@ export async function failover(inventory: Inventory, service: string, standbyNam
     const dir = `${syncDir(service)}/${newest.checkpoint}`;
     const spec = JSON.parse((await sshExec(standby, `cat ${dir}/SPEC.json`)).stdout) as ServiceSpec;
     const running = (await sshExec(standby, `docker container inspect -f '{{.State.Running}}' ${service} 2>/dev/null`, { nothrow: true })).stdout.trim() === "true";
-    const id = running ? "" : (await sshExec(standby, `docker rm -f ${service} >/dev/null 2>&1; docker create ${runOptions(spec)} ${spec.image}`)).stdout.trim();
+    const id = running ? "" : (await sshExec(standby, createCommand(spec))).stdout.trim();
     steps.prepared = since();
     return { ...newest, dir, spec, running, id };
   })();

@@ -50,16 +50,38 @@ export function checkServiceName(name: string): void {
   if (!isServiceName(name)) throw new UserError(`service name: expected lower-case letters, digits and dashes, found "${name}"`);
 }
 
-/** `docker run` options of a service's container, so that the target's copy is the same. */
+/*
+ * CRIU restores established TCP connections only at the address they had, so
+ * a service's container has the same address on every host: on a bridge
+ * network of edge-ha's own, at an address made of its host port (unique in a
+ * stack). Docker's default bridge hands out addresses in start order, and a
+ * swarm task there would push the service to another.
+ */
+export const serviceNetwork = { name: "edge-ha", subnet: "172.31.0.0/16" } as const;
+
+/** The service's address on serviceNetwork: 172.31.<port / 256>.<port % 256>. */
+export function serviceAddress(hostPort: number): string {
+  return `172.31.${hostPort >> 8}.${hostPort & 255}`;
+}
+
+/** Shell: creates serviceNetwork on the host unless it exists. */
+export const ensureNetwork = `{ docker network inspect ${serviceNetwork.name} >/dev/null 2>&1 || docker network create --subnet ${serviceNetwork.subnet} ${serviceNetwork.name} >/dev/null || docker network inspect ${serviceNetwork.name} >/dev/null; }`;
+
+/** `docker create` arguments of a service's container (options, then image), so that every host's copy is the same. */
 export function runOptions(spec: ServiceSpec): string {
   const volumes = (spec.volumes ?? []).map((v) => ` -v ${v.name}:${v.target}`).join("");
-  return `--name ${spec.name} --label ${serviceLabel}=${spec.name} --label ${portLabel}=${spec.hostPort} -p ${spec.hostPort}:${spec.containerPort}${volumes}`;
+  return `--name ${spec.name} --label ${serviceLabel}=${spec.name} --label ${portLabel}=${spec.hostPort} --network ${serviceNetwork.name} --ip ${serviceAddress(spec.hostPort)} -p ${spec.hostPort}:${spec.containerPort}${volumes} ${spec.image}`;
+}
+
+/** Shell: replaces any container of the service by a new one, created (prints its id) or, with `start`, running. */
+export function createCommand(spec: ServiceSpec, start = false): string {
+  return `${ensureNetwork} && { docker rm -f ${spec.name} >/dev/null 2>&1; true; } && docker ${start ? "run -d" : "create"} ${runOptions(spec)}`;
 }
 
 /** Starts a service on a host (its image must be there). */
 export async function deploy(host: Host, spec: ServiceSpec): Promise<void> {
   checkServiceName(spec.name);
-  await sshExec(host, `docker rm -f ${spec.name} >/dev/null 2>&1; docker run -d ${runOptions(spec)} ${spec.image} >/dev/null`);
+  await sshExec(host, `${createCommand(spec, true)} >/dev/null`);
 }
 
 /** Copies an image from one host's engine to another's (docker save | docker load) unless it has it. */

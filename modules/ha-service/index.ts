@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { hostScript } from "../../lib/remote-shell";
-import { syncInstallScript } from "../../lib/replication";
-import { rsync, runOptions, type ServiceSpec } from "../../lib/service-container";
+import { servicesDir, syncInstallScript } from "../../lib/replication";
+import { createCommand, rsync, type ServiceSpec } from "../../lib/service-container";
 import { RemoteCommand } from "../command";
 import type { ClusterNode } from "../host-facts";
 
@@ -40,7 +40,7 @@ export class HaService extends pulumi.ComponentResource {
     const service = spec.name;
     const cleanUp = `service_remove sync-${service}
 docker rm -f ${service} >/dev/null 2>&1 || true
-rm -rf ${rsync.dir}/${service} /var/lib/edge-ha/sync-out/${service} /etc/edge-ha/services/${service}.sync /etc/edge-ha/services/${service}.spec.json`;
+rm -rf ${rsync.dir}/${service} /var/lib/edge-ha/sync-out/${service} ${servicesDir}/${service}.sync ${servicesDir}/${service}.spec.json ${servicesDir}/${service}.run`;
 
     const started = new RemoteCommand(
       `${name}-start`,
@@ -51,7 +51,7 @@ rm -rf ${rsync.dir}/${service} /var/lib/edge-ha/sync-out/${service} /etc/edge-ha
 state=$(docker container inspect -f '{{.State.Status}}' ${service} 2>/dev/null) || state=absent
 case "$state" in
   running) echo "adopted" ;;
-  absent) docker run -d ${runOptions(spec)} ${spec.image} >/dev/null; echo "started" ;;
+  absent) ${createCommand(spec, true)} >/dev/null; echo "started" ;;
   *) echo "${service} has a $state container on $(hostname): it was moved away (migrate/failover) or stopped; 'npm run service -- status ${service}' tells where it runs, set primary there" >&2; exit 1 ;;
 esac`),
         delete: hostScript(cleanUp),
