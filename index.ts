@@ -6,6 +6,8 @@ import { buildServiceImage, type ServiceImage } from "./lib/services";
 import { checkServicePlacement, parseSettings, type ClusterSettings } from "./lib/settings";
 import { EdgeCluster } from "./modules/edge-cluster";
 import { EdgeServices } from "./modules/edge-services";
+import { FailoverAgents } from "./modules/failover-agent";
+import { buildAgent } from "./lib/agent";
 
 /*
  * The edge-ha program: the inventory named by the stack's settings becomes an
@@ -28,7 +30,16 @@ async function program() {
     const images = await buildImages(settings, inventory);
     const cluster = new EdgeCluster(inventory.cluster, { inventory, settings, rsyncPassword: new pulumi.Config("edge-ha").getSecret("rsyncPassword") });
     const services = new EdgeServices(`${inventory.cluster}-services`, { inventory, services: settings.services, nodes: cluster.ready, images });
-    return { clusterName: inventory.cluster, swarmLeader: cluster.swarmLeader, nodes: cluster.nodes, services: services.services };
+    // Agents only where they have something to restore.
+    const auto = settings.services.filter((s) => s.mode === "criu" && s.failover === "auto");
+    let failoverAgents: string[] = [];
+    if (settings.failover.enabled && auto.length > 0) {
+      const binaries: Partial<Record<Arch, string>> = {};
+      for (const arch of new Set(inventory.hosts.map((h) => h.arch))) binaries[arch] = await buildAgent(arch);
+      const agents = new FailoverAgents(`${inventory.cluster}-failover`, { inventory, failover: settings.failover, services: settings.services, nodes: cluster.ready, binaries }, { dependsOn: [services] });
+      failoverAgents = agents.hosts;
+    }
+    return { clusterName: inventory.cluster, swarmLeader: cluster.swarmLeader, nodes: cluster.nodes, services: services.services, failoverAgents };
   } catch (err) {
     // A RunError is shown as its message alone, without a stack trace.
     if (err instanceof UserError) throw new pulumi.RunError(err.message);

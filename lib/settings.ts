@@ -25,6 +25,24 @@ export interface ClusterSettings {
   rsyncPort: number;
   /** Highly available services the stack runs (modules/ha-service, modules/swarm-service). */
   services: ServiceSettings[];
+  /** The failover agents (agent/, modules/failover-agent): how fast a node is declared down. */
+  failover: FailoverSettings;
+}
+
+/**
+ * Automatic failover: every node heartbeats to the controllers (the managers)
+ * every heartbeatMs; a node is down once a majority of them has not heard it
+ * for downAfterMs; a node whose lease (leaseMs from its newest heartbeat a
+ * majority acknowledged) lapses kills its copies. downAfterMs - leaseMs is the
+ * time a cut-off node has to do so before its services are restored elsewhere.
+ */
+export interface FailoverSettings {
+  enabled: boolean;
+  heartbeatMs: number;
+  downAfterMs: number;
+  leaseMs: number;
+  /** UDP (heartbeats) and TCP (orders) port of the agents. */
+  port: number;
 }
 
 /**
@@ -45,6 +63,8 @@ export interface ServiceSettings {
   replicas: number;
   /** Named volumes, as NAME:/path/in/container. */
   volumes: Volume[];
+  /** criu: "auto" (the agents restore it on its standby when its node dies) or "manual" (npm run service -- failover). */
+  failover: "auto" | "manual";
 }
 
 export const settingDefaults: Omit<ClusterSettings, "inventory"> = {
@@ -58,6 +78,7 @@ export const settingDefaults: Omit<ClusterSettings, "inventory"> = {
   criuSkipInFlight: true,
   rsyncPort: 873,
   services: [],
+  failover: { enabled: true, heartbeatMs: 200, downAfterMs: 800, leaseMs: 500, port: 7072 },
 };
 
 /** Keys that exist but are not in ClusterSettings (secrets are read separately). */
@@ -115,6 +136,7 @@ export function parseSettings(raw: Record<string, string>, file: string): Cluste
     criuSkipInFlight: boolean("criuSkipInFlight") ?? settingDefaults.criuSkipInFlight,
     rsyncPort: integer("rsyncPort", 1, 65535) ?? settingDefaults.rsyncPort,
     services: raw.services === undefined ? [] : parseServices(raw.services, problems),
+    failover: raw.failover === undefined ? settingDefaults.failover : parseFailover(raw.failover, problems),
   };
   if (problems.length) throw new SettingsError(file, problems);
   return settings;
@@ -138,7 +160,41 @@ export function checkServicePlacement(settings: ClusterSettings, inventory: Inve
   if (problems.length) throw new SettingsError(file, problems);
 }
 
-const serviceKeys = ["name", "image", "port", "mode", "primary", "standby", "syncInterval", "replicas", "volumes"];
+const failoverKeys = Object.keys(settingDefaults.failover);
+
+/** Validates edge-ha:failover (JSON as Pulumi keeps it); adds what is wrong to `problems`. */
+function parseFailover(text: string, problems: string[]): FailoverSettings {
+  let item: unknown;
+  try {
+    item = JSON.parse(text);
+  } catch {
+    item = undefined;
+  }
+  if (typeof item !== "object" || item === null || Array.isArray(item)) {
+    problems.push(`edge-ha:failover: expected a mapping of ${failoverKeys.join(", ")}, found ${JSON.stringify(text)}`);
+    return settingDefaults.failover;
+  }
+  const given = item as Record<string, unknown>;
+  for (const key of Object.keys(given)) if (!failoverKeys.includes(key)) problems.push(`edge-ha:failover.${key}: unknown key (known: ${failoverKeys.join(", ")})`);
+  const f = { ...settingDefaults.failover, ...given } as FailoverSettings;
+  const bad = (key: string, expected: string, why = "") =>
+    problems.push(`edge-ha:failover.${key}: expected ${expected}, found ${JSON.stringify(given[key] ?? (f as unknown as Record<string, unknown>)[key])}${why && ` (${why})`}`);
+  if (typeof f.enabled !== "boolean") bad("enabled", "true or false");
+  const whole = (key: keyof FailoverSettings, min: number, max: number) => {
+    const v = f[key];
+    if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) bad(key, `a whole number from ${min} to ${max}`);
+  };
+  whole("heartbeatMs", 20, 10_000);
+  whole("downAfterMs", 60, 60_000);
+  whole("leaseMs", 40, 60_000);
+  whole("port", 1, 65535);
+  // One lost heartbeat never decides anything; a cut-off node has time to kill its copy.
+  if (f.leaseMs <= 2 * f.heartbeatMs) bad("leaseMs", `more than two heartbeats (> ${2 * f.heartbeatMs})`, "one lost heartbeat must not lapse a lease");
+  if (f.downAfterMs < f.leaseMs + 200) bad("downAfterMs", `at least leaseMs + 200 (${f.leaseMs + 200})`, "a cut-off node needs that long to stop its copies before they are restored elsewhere");
+  return f;
+}
+
+const serviceKeys = ["name", "image", "port", "mode", "primary", "standby", "syncInterval", "replicas", "volumes", "failover"];
 
 /** Validates edge-ha:services (a list of ServiceSettings, JSON as Pulumi keeps it); adds what is wrong to `problems`. */
 function parseServices(text: string, problems: string[]): ServiceSettings[] {
@@ -178,11 +234,14 @@ function parseServices(text: string, problems: string[]): ServiceSettings[] {
       if (!volume) bad("volumes", "a list of NAME:/path/in/container");
       return volume ?? { name: "", target: "" };
     });
+    const failover = item.failover ?? "auto";
+    if (failover !== "auto" && failover !== "manual") bad("failover", "auto or manual");
     if (services.some((s) => s.name === name)) bad("name", "a name no other service has");
     if (services.some((s) => s.port === port)) bad("port", "a port no other service publishes");
     services.push({
       name, image: item.image as DemoService, port, mode: mode as ServiceSettings["mode"],
       primary: item.primary as string | undefined, standby: item.standby as string | undefined, syncInterval, replicas, volumes,
+      failover: failover as ServiceSettings["failover"],
     });
   });
   return services;

@@ -14,6 +14,7 @@ import { EdgeServices } from "../modules/edge-services";
 import { runcConfig } from "../modules/criu";
 import { daemonConfig } from "../modules/docker-engine";
 import { rsyncdConfig } from "../modules/rsync-daemon";
+import { FailoverAgents } from "../modules/failover-agent";
 
 const dir = mkdtempSync(path.join(tmpdir(), "edge-ha-unit-"));
 writeFileSync(path.join(dir, "id"), "-----BEGIN OPENSSH PRIVATE KEY-----\nKEY\n-----END OPENSSH PRIVATE KEY-----\n");
@@ -47,6 +48,27 @@ const services = new EdgeServices("shop-services", {
   ).services.filter((s) => s.name !== "counter-swarm"),
   nodes: cluster.ready,
   images: { "counter-arm64": fakeImage("counter", "arm64"), "counter-amd64": fakeImage("counter", "amd64"), "web-amd64": fakeImage("web", "amd64") },
+});
+const serviceSettings = parseSettings(
+  {
+    inventory: "inventory.yaml",
+    services: JSON.stringify([
+      { name: "counter", image: "counter", port: 18080, primary: "pi1", standby: "pi2", syncInterval: 1 },
+      { name: "by-hand", image: "counter", port: 18082, primary: "pi2", standby: "pi1", failover: "manual" },
+      { name: "counter-swarm", image: "counter", port: 18090, mode: "swarm" },
+    ]),
+    failover: JSON.stringify({ heartbeatMs: 100, leaseMs: 300, downAfterMs: 500 }),
+  },
+  "stacks/Pulumi.unit.yaml",
+);
+writeFileSync(path.join(dir, "agent-arm64"), "arm64 agent");
+writeFileSync(path.join(dir, "agent-amd64"), "amd64 agent");
+new FailoverAgents("shop-failover", {
+  inventory,
+  failover: serviceSettings.failover,
+  services: serviceSettings.services,
+  nodes: cluster.ready,
+  binaries: { arm64: path.join(dir, "agent-arm64"), amd64: path.join(dir, "agent-amd64") },
 });
 const named = (name: string) => {
   const r = registered.find((x) => x.name === name);
@@ -148,11 +170,12 @@ test("a CRIU service starts on its primary and syncs to its standby; its image g
   await unwrap(cluster.nodes.pi1.docker);
   await new Promise((r) => setTimeout(r, 50));
   t.is(named("counter-start").inputs.connection.host, "10.0.0.1");
-  t.regex(named("counter-start").inputs.create, /docker run -d --name counter .* -p 18080:8080 -v data:\/data edge-ha\/counter:arm640000/);
+  // The same address on every host (172.31.<18080 / 256>.<18080 % 256>): CRIU restores TCP connections only there.
+  t.regex(named("counter-start").inputs.create, /docker run -d --name counter .* --network edge-ha --ip 172\.31\.70\.160 -p 18080:8080 -v data:\/data edge-ha\/counter:arm640000/);
   t.is(named("counter-sync").inputs.connection.host, "10.0.0.1");
-  t.regex(named("counter-sync").inputs.create, /service_install sync-counter \/usr\/local\/sbin\/edge-ha-sync counter 10\.0\.0\.2 1000/);
+  t.regex(named("counter-sync").inputs.create, /sync_start counter pi2 10\.0\.0\.2 1000/);
   t.is(named("counter-standby").inputs.connection.host, "10.0.0.2");
-  const copies = registered.filter((r) => r.type.endsWith("CopyToHost")).map((r) => [r.name, r.inputs.connection.host, r.inputs.source.path]);
+  const copies = registered.filter((r) => r.type.endsWith("CopyToHost") && r.name.startsWith("shop-services-")).map((r) => [r.name, r.inputs.connection.host, r.inputs.source.path]);
   t.deepEqual(copies.sort(), [
     ["shop-services-counter-arm64-pi1-rootfs", "10.0.0.1", "/images/counter-arm64.tar"],
     ["shop-services-counter-arm64-pi2-rootfs", "10.0.0.2", "/images/counter-arm64.tar"],
@@ -181,4 +204,32 @@ test("service placement: hosts not in the inventory, and a standby of another ar
   t.regex(err!.message, /services\[0\]\.primary: expected a host of .*inventory\.yaml \(pi1, pi2, vm1\), found "pi9"/);
   t.regex(err!.message, /services\[1\]\.standby: vm1 is amd64 but pi1 is arm64/);
   t.notThrows(() => checkServicePlacement(parseSettings({ inventory: "i", services: JSON.stringify([{ name: "c", image: "counter", port: 3, primary: "pi1", standby: "pi2" }]) }, "f"), inventory, "f"));
+});
+
+test("failover agents: every host gets its architecture's agent; the managers control; only failover-auto services are theirs", async (t) => {
+  for (const [host, address, arch] of [["pi1", "10.0.0.1", "arm64"], ["pi2", "10.0.0.2", "arm64"], ["vm1", "10.0.0.3", "amd64"]]) {
+    const copy = named(`shop-failover-${host}-binary`);
+    t.is(copy.inputs.connection.host, address);
+    t.is(copy.inputs.source.path, path.join(dir, `agent-${arch}`));
+    const agent = named(`shop-failover-${host}`);
+    t.true(agent.secretInputs.some((p) => p.startsWith("environment")), "the config carries the stack's secret: the environment is secret");
+    t.regex(agent.inputs.create, /service_install agent \/usr\/local\/sbin\/edge-ha-agent -config \/etc\/edge-ha\/agent\.json/);
+    t.notRegex(agent.inputs.create, /"secret"/, "the secret is not in the script");
+    const config = JSON.parse(agent.inputs.environment.AGENT_CONFIG);
+    t.is(config.self, host);
+    t.deepEqual(config.nodes.filter((n: { manager: boolean }) => n.manager).map((n: { name: string }) => n.name), ["pi1"], "controllers run on the managers");
+    t.deepEqual(config.services, [{ name: "counter", nodes: ["pi1", "pi2"], syncInterval: 1 }], "manual and swarm services are not the agents'; placement: primary, standby, then the rest of its architecture");
+    t.deepEqual([config.heartbeatMs, config.leaseMs, config.downAfterMs], [100, 300, 500]);
+  }
+});
+
+test("failover settings: defaults decide within a second; a lease that one lost heartbeat lapses, or no time to fence, is refused", (t) => {
+  const d = parseSettings({ inventory: "i" }, "f").failover;
+  t.true(d.enabled && d.downAfterMs <= 1000 && d.leaseMs > 2 * d.heartbeatMs && d.downAfterMs >= d.leaseMs + 200);
+  const err = t.throws(() => parseSettings({ inventory: "i", failover: JSON.stringify({ heartbeatMs: 300, leaseMs: 500, downAfterMs: 600, colour: 1 }) }, "stacks/Pulumi.x.yaml"), { instanceOf: SettingsError });
+  t.regex(err!.message, /stacks\/Pulumi\.x\.yaml/);
+  t.regex(err!.message, /edge-ha:failover\.leaseMs: expected more than two heartbeats \(> 600\)/);
+  t.regex(err!.message, /edge-ha:failover\.downAfterMs: expected at least leaseMs \+ 200 \(700\)/);
+  t.regex(err!.message, /edge-ha:failover\.colour: unknown key/);
+  t.throws(() => parseSettings({ inventory: "i", services: JSON.stringify([{ name: "a", image: "counter", port: 1, primary: "p", standby: "s", failover: "sometimes" }]) }, "f"), { message: /services\[0\]\.failover: expected auto or manual, found "sometimes"/ });
 });

@@ -1,0 +1,3 @@
+module edgeha.local/agent
+
+go 1.22

@@ -1,0 +1,150 @@
+import { mkdirSync } from "node:fs";
+import * as path from "node:path";
+import { $ } from "zx";
+import type { Arch, Host, Inventory } from "./inventory";
+import { hostScript } from "./remote-shell";
+import { newestGood, servicesDir, syncDir, syncStart } from "./replication";
+import { ensureNetwork, restoreCommand } from "./service-container";
+import type { FailoverSettings, ServiceSettings } from "./settings";
+import { sshExec } from "./ssh";
+import { projectRoot, toolsDir } from "./toolchain";
+
+/*
+ * The failover agent (agent/main.go) on every node, and edge-ha-ctl, the
+ * shell through which it acts on the node's services. The agent decides
+ * (heartbeats, leases, who is down, who restores); edge-ha-ctl does, with the
+ * same shell pieces the operator's commands use (lib/replication,
+ * lib/service-container), so a restore by the agent is the one `failover`
+ * does.
+ */
+
+/** Where the agent keeps things on a host. */
+export const agentPaths = {
+  binary: "/usr/local/sbin/edge-ha-agent",
+  ctl: "/usr/local/sbin/edge-ha-ctl",
+  config: "/etc/edge-ha/agent.json",
+  events: "/var/log/edge-ha-events.jsonl",
+  state: "/run/edge-ha-agent.json",
+} as const;
+
+/** Builds the agent for an architecture (static Go binary, cached by Go); returns its path on this machine. */
+export async function buildAgent(arch: Arch): Promise<string> {
+  const goarch = { amd64: "amd64", arm64: "arm64", armhf: "arm" }[arch];
+  const dir = path.join(toolsDir, "agent", arch);
+  mkdirSync(dir, { recursive: true });
+  const binary = path.join(dir, "edge-ha-agent");
+  await $({ quiet: true, cwd: path.join(projectRoot, "agent"), env: { ...process.env, CGO_ENABLED: "0", GOARCH: goarch, ...(arch === "armhf" ? { GOARM: "7" } : {}) } })`go build -trimpath -ldflags=${"-s -w"} -o ${binary} .`;
+  return binary;
+}
+
+/** The agent's configuration on `host` (agent/main.go Config); `secret` signs every message and order. */
+export function agentConfig(host: Host, inventory: Inventory, failover: FailoverSettings, services: ServiceSettings[], secret: string): string {
+  const auto = services.filter((s) => s.mode === "criu" && s.failover === "auto");
+  return JSON.stringify({
+    self: host.name,
+    port: failover.port,
+    secret,
+    heartbeatMs: failover.heartbeatMs,
+    downAfterMs: failover.downAfterMs,
+    leaseMs: failover.leaseMs,
+    nodes: inventory.hosts.map((h) => ({ name: h.name, address: h.address, manager: h.roles.includes("manager") })),
+    services: auto.map((s) => ({ name: s.name, nodes: placement(s, inventory), syncInterval: s.syncInterval })),
+    ctl: agentPaths.ctl,
+    events: agentPaths.events,
+    state: agentPaths.state,
+  });
+}
+
+/** Where a service may run, best first: its primary, its standby, then the other hosts of its architecture. */
+export function placement(s: Pick<ServiceSettings, "primary" | "standby">, inventory: Inventory): string[] {
+  const arch = inventory.hosts.find((h) => h.name === s.primary)?.arch;
+  const rest = inventory.hosts.filter((h) => h.arch === arch && h.name !== s.primary && h.name !== s.standby).map((h) => h.name);
+  return [s.primary!, s.standby!, ...rest];
+}
+
+/**
+ * edge-ha-ctl, installed on every host:
+ *   report NAME...         a line per service: NAME STATE(running, exited, created, absent) STANDBY(or -)
+ *   restore NAME           starts NAME here from the newest good synced checkpoint (unless it runs here)
+ *   sync NAME STANDBY ADDRESS INTERVAL_MS   (re)starts NAME's checkpoint sync to STANDBY
+ *   fence NAME             kills and removes this host's copy of NAME and stops its sync
+ */
+export const ctlScript = "#!/bin/bash\n" + hostScript(String.raw`
+${syncStart}
+services=${servicesDir}
+restore() {
+  s=$1
+  exec 9>"/run/edge-ha-ctl-$s.lock"; flock 9
+  if [ "$(docker container inspect -f '{{.State.Running}}' "$s" 2>/dev/null)" = true ]; then echo "$s runs here already"; return 0; fi
+  found=$(${newestGood("$s")})
+  [ -n "$found" ] || { echo "no good synced checkpoint of $s in ${syncDir("$s")}" >&2; return 1; }
+  # shellcheck disable=SC2086
+  set -- $found; name=$1 taken=$2
+  dir=${syncDir("$s")}/$name
+  [ -f "$dir/RUN" ] || { echo "checkpoint $name of $s has no RUN file (an older edge-ha made it); use: npm run service -- failover $s" >&2; return 1; }
+  docker rm -f "$s" >/dev/null 2>&1
+  # shellcheck disable=SC2046
+  ${ensureNetwork} || return 1
+  id=$(docker create $(cat "$dir/RUN")) || return 1
+  if ! ( ${restoreCommand("$s", "$id", "$dir", "$name")} ) >/dev/null; then docker rm -f "$s" >/dev/null 2>&1; return 1; fi
+  mkdir -p "$services"; cp "$dir/SPEC.json" "$services/$s.spec.json"; cp "$dir/RUN" "$services/$s.run"
+  echo "from checkpoint $name, $(awk "BEGIN { printf \"%.2f\", $(date +%s.%N) - $taken }") s old"
+}
+fence() {
+  s=$1
+  # The copy first: it must stop serving now; the rest can take its time.
+  if docker container inspect "$s" >/dev/null 2>&1; then docker rm -f "$s" >/dev/null 2>&1; echo "removed its container"; fi
+  if [ -f "$services/$s.sync" ] || service_running "sync-$s"; then service_remove "sync-$s"; rm -f "$services/$s.sync"; echo "stopped its sync loop"; fi
+  rm -rf "/var/lib/edge-ha/sync-out/$s"
+}
+case "$1" in
+  report)
+    shift
+    for s in "$@"; do
+      state=$(docker container inspect -f '{{.State.Status}}' "$s" 2>/dev/null) || state=absent
+      standby=$(cut -d' ' -f1 "$services/$s.sync" 2>/dev/null)
+      [ -n "$standby" ] || standby=-
+      echo "$s $state $standby"
+    done ;;
+  restore) restore "$2" ;;
+  sync)
+    [ -f "$services/$2.run" ] || { echo "$2 has no settings in $services on $(hostname): it never ran here" >&2; exit 1; }
+    sync_start "$2" "$3" "$4" "$5" ;;
+  fence) fence "$2" ;;
+  *) echo "usage: edge-ha-ctl report NAME... | restore NAME | sync NAME STANDBY ADDRESS INTERVAL_MS | fence NAME" >&2; exit 2 ;;
+esac
+`);
+
+/** One thing an agent did or decided (agent/main.go Event). */
+export interface AgentEvent {
+  at: string;
+  node: string;
+  kind: string;
+  service?: string;
+  message: string;
+}
+
+/** The events the agents logged, oldest first (from every host that answers; the newest `limit` of each). */
+export async function agentEvents(inventory: Inventory, limit = 50): Promise<AgentEvent[]> {
+  const all = await Promise.all(
+    inventory.hosts.map(async (h) => {
+      const r = await sshExec(h, `tail -n ${limit} ${agentPaths.events} 2>/dev/null`, { nothrow: true, connectTimeout: 2 });
+      return r.stdout
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as AgentEvent);
+    }),
+  );
+  return all.flat().sort((a, b) => a.at.localeCompare(b.at));
+}
+
+/** Whether the failover agent on `host` runs and restores `service` (failover "auto"). */
+export async function agentManages(host: Host, service: string): Promise<boolean> {
+  const r = await sshExec(host, `cat ${agentPaths.state} 2>/dev/null`, { nothrow: true });
+  try {
+    const state = JSON.parse(r.stdout) as { at: string; local?: { name: string }[] };
+    return (state.local ?? []).some((l) => l.name === service);
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,69 @@
+import * as pulumi from "@pulumi/pulumi";
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { agentConfig, agentPaths, ctlScript } from "../../lib/agent";
+import type { Arch, Inventory } from "../../lib/inventory";
+import { hostScript, shellQuote } from "../../lib/remote-shell";
+import type { FailoverSettings, ServiceSettings } from "../../lib/settings";
+import { CopyToHost, RemoteCommand } from "../command";
+import { GeneratedSecret } from "../generated-secret";
+import type { ClusterNode } from "../host-facts";
+
+export interface FailoverAgentsArgs {
+  inventory: Inventory;
+  failover: FailoverSettings;
+  /** The stack's services; those in criu mode with failover "auto" are the agents' to restore. */
+  services: ServiceSettings[];
+  /** The cluster's hosts, ready for services (EdgeCluster.ready). */
+  nodes: Record<string, ClusterNode>;
+  /** The agent built for each architecture of the fleet (lib/agent buildAgent): path on this machine. */
+  binaries: Partial<Record<Arch, string>>;
+}
+
+/**
+ * The failover agent (agent/main.go) on every host, a supervised service:
+ * heartbeats and a lease on every host, the controller on the managers, so
+ * that failover survives the loss of any single host, its own included. Its
+ * messages and orders are signed with a secret generated once for the stack.
+ */
+export class FailoverAgents extends pulumi.ComponentResource {
+  readonly hosts: string[];
+
+  constructor(name: string, args: FailoverAgentsArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("edge-ha:failover:FailoverAgents", name, {}, opts);
+    const secret = new GeneratedSecret(`${name}-secret`, {}, { parent: this }).value;
+    this.hosts = args.inventory.hosts.map((h) => h.name);
+    for (const host of args.inventory.hosts) {
+      const node = args.nodes[host.name];
+      const binary = args.binaries[host.arch];
+      if (!binary) throw new Error(`no agent built for ${host.arch}`);
+      const digest = createHash("sha256").update(readFileSync(binary)).digest("hex");
+      const copied = new CopyToHost(
+        `${name}-${host.name}-binary`,
+        { source: binary, connection: node.connection, path: agentPaths.binary, mode: "0755", triggers: [digest] },
+        { parent: this, dependsOn: node.dependsOn },
+      );
+      new RemoteCommand(
+        `${name}-${host.name}`,
+        {
+          connection: node.connection,
+          // A new binary is an update that restarts the agent. Not a replacement: the old
+          // resource's removal would delete the binary its replacement had just been given.
+          environment: { AGENT_CONFIG: pulumi.secret(secret.apply((s) => agentConfig(host, args.inventory, args.failover, args.services, s))), AGENT_SHA256: digest },
+          create: hostScript(`
+changed=0
+echo "$AGENT_SHA256" | write_if_changed ${agentPaths.config}.sha256 0644 && changed=1
+printf '%s' ${shellQuote(ctlScript)} | write_if_changed ${agentPaths.ctl} 0755 && changed=1
+printf '%s' "$AGENT_CONFIG" | write_if_changed ${agentPaths.config} 0600 && changed=1
+service_install agent ${agentPaths.binary} -config ${agentPaths.config}
+if [ "$changed" = 1 ] || ! service_running agent; then service_restart agent; fi
+echo "agent on $(hostname)"`),
+          delete: hostScript(`service_remove agent
+rm -f ${agentPaths.ctl} ${agentPaths.config} ${agentPaths.config}.sha256 ${agentPaths.state} ${agentPaths.binary} ${agentPaths.events} ${agentPaths.events}.1`),
+        },
+        { parent: this, dependsOn: [copied] },
+      );
+    }
+    this.registerOutputs({ hosts: this.hosts });
+  }
+}
