@@ -1,3 +1,4 @@
+import { agentEvents, agentManages } from "./agent";
 import { Endpoint, tcpAnswers, type Backend } from "./endpoint";
 import type { Host, Inventory } from "./inventory";
 import { findHost } from "./inventory";
@@ -16,9 +17,10 @@ import { sshExec } from "./ssh";
  *
  *   migration  planned live migration with CRIU (the endpoint holds clients)
  *   failover   the primary's node crashes; the service is restored on its
- *              standby from the newest synced checkpoint. The failover is
- *              issued the moment the drill crashes the node: no detection
- *              time is included (detecting a dead node is the controller's job)
+ *              standby from the newest synced checkpoint. With failover
+ *              "auto" the agents notice and restore it (the drill only
+ *              watches: detection is included); with "manual" the drill issues
+ *              the failover the moment it crashes the node (no detection)
  *   swarm      the node serving a replicated swarm service crashes; the
  *              endpoint's health check moves clients to another replica
  *              (which has its own state), swarm reschedules the lost one
@@ -98,13 +100,14 @@ export async function migrationDrill(ctx: DrillContext, service: string, toName?
   }
 }
 
-/** (b) The primary's node crashes; failover restores the service on its standby; the old primary comes back as the standby. */
-export async function failoverDrill(ctx: DrillContext, service: string): Promise<DrillReport> {
+/** (b) The primary's node crashes; the service is restored on its standby; the old primary comes back as the standby. */
+export async function failoverDrill(ctx: DrillContext, service: string, swarmService?: string): Promise<DrillReport> {
   const primary = await soleHost(ctx.inventory, service);
   const sync = await syncOn(primary, service);
   if (!sync) throw new UserError(`${service} has no checkpoint sync on ${primary.name}; declare its standby and syncInterval in the stack (edge-ha:services) or run: npm run service -- sync ${service} --standby NODE`);
   const standby = findHost(ctx.inventory, sync.standby);
   const spec = await specOf(primary, service);
+  if (await agentManages(primary, service)) return automaticFailover(ctx, spec, primary, sync.intervalSeconds, swarmService);
   const startedAt = new Date().toISOString();
   const w = await watch([{ host: primary.address, port: spec.hostPort }]);
   let crashed = false;
@@ -124,6 +127,7 @@ export async function failoverDrill(ctx: DrillContext, service: string): Promise
     await sleep(1000);
     const { probes, client } = await w.stop();
     const details = {
+      mode: "manual",
       crashToServing: ms(sinceCrash),
       restore: ms(r.restore),
       // When each failover step was done, from its start: where a slow failover spends its time.
@@ -139,6 +143,85 @@ export async function failoverDrill(ctx: DrillContext, service: string): Promise
   }
 }
 
+/**
+ * The failover agents' drill: crash the primary and only watch. The endpoint
+ * checks every host that may run the service and sends clients to the one
+ * that answers, so it follows the service with no command either.
+ */
+async function automaticFailover(ctx: DrillContext, spec: ServiceSpec, primary: Host, intervalSeconds: number, swarmService?: string): Promise<DrillReport> {
+  const service = spec.name;
+  const startedAt = new Date().toISOString();
+  const others = ctx.inventory.hosts.filter((h) => h.name !== primary.name);
+  const w = await watch([primary, ...others].map((h) => ({ host: h.address, port: spec.hostPort })), true);
+  // The swarm service, if any, through an endpoint of its own: the same crash, side by side.
+  const swarm = swarmService ? await watchSwarm(ctx, swarmService, primary) : undefined;
+  let crashed = false;
+  try {
+    await sleep(Math.max(2000, 2.5 * intervalSeconds * 1000));
+    w.mark(`crash ${primary.name} (the agents restore ${service})`);
+    await crash(ctx.lab, primary.name);
+    crashed = true;
+    const crashedAt = w.prober.now();
+    const crashedWall = Date.now();
+    let on: Host | undefined;
+    while (!on && w.prober.now() - crashedAt < 30_000) {
+      const hosts = await locate({ ...ctx.inventory, hosts: others }, service);
+      if (hosts.length === 1 && (await tcpAnswers(hosts[0].address, spec.hostPort, 300))) on = hosts[0];
+      else await sleep(100);
+    }
+    if (!on) throw new UserError(`the agents did not restore ${service} within 30 s of ${primary.name}'s crash; 'npm run service -- status ${service}' shows their events`);
+    w.mark(`${service} serves on ${on.name}`);
+    await sleep(1000);
+    const { probes, client } = await w.stop();
+    const back = probes.find((p) => p.ok && p.sent > crashedAt);
+    // The restored checkpoint is named after the time it was taken (s<ns>): the state lost, in time.
+    const restored = (await agentEvents({ ...ctx.inventory, hosts: [on] })).reverse().find((e) => e.kind === "restored" && e.service === service && Date.parse(e.at) >= crashedWall - 1000);
+    const taken = /from checkpoint s(\d+)/.exec(restored?.message ?? "")?.[1];
+    const details: Record<string, number | string> = {
+      mode: "auto",
+      crashToServing: back ? Math.round(back.sent - crashedAt) : "never",
+      checkpointAgeAtCrash: taken ? Math.round(crashedWall - Number(BigInt(taken) / 1_000_000n)) : "unknown",
+      syncInterval: ms(intervalSeconds),
+    };
+    if (swarm) {
+      const seen = (await swarm.stop()).client;
+      Object.assign(details, { swarmService: swarmService!, swarmHadReplicaOnCrashedNode: swarm.onVictim ? "yes" : "no", swarmGap: Math.round(seen.longestGapMs), swarmFailed: seen.failed, swarmLost: seen.lostIncrements ?? 0 });
+    }
+    return { kind: "failover", service, from: primary.name, to: on.name, startedAt, client, details, events: w.events, probes };
+  } finally {
+    await w.stop();
+    await swarm?.stop();
+    if (crashed) {
+      progress(`boot ${primary.name}; the agents make it the standby of ${service} again`);
+      await boot(ctx.lab, primary.name);
+      await untilStandby(ctx, service, primary);
+    }
+  }
+}
+
+/** A client of a swarm service through a health-checked endpoint over its replicas (`victim`'s first, when it has one). */
+async function watchSwarm(ctx: DrillContext, service: string, victim: Host) {
+  const manager = ctx.inventory.hosts.find((h) => h.roles.includes("manager") && h.name !== victim.name);
+  if (!manager) throw new UserError(`watching ${service} needs a manager other than ${victim.name}`);
+  const port = Number((await sshExec(manager, `docker service inspect -f '{{range .Endpoint.Ports}}{{.PublishedPort}}{{end}}' ${service}`)).stdout.trim());
+  const nodes = await swarmTasks(manager, service);
+  if (!port || nodes.length === 0) throw new UserError(`${service} is not a running swarm service with a published port (docker service ps ${service} on ${manager.name})`);
+  const onVictim = nodes.includes(victim.name);
+  const ordered = [...nodes.filter((n) => n === victim.name), ...nodes.filter((n) => n !== victim.name)];
+  const w = await watch(ordered.map((n) => ({ host: findHost(ctx.inventory, n).address, port })), true);
+  return { onVictim, stop: w.stop };
+}
+
+/** Waits (up to 60 s) until the agents have made `host` the standby of the service's primary. */
+async function untilStandby(ctx: DrillContext, service: string, host: Host): Promise<void> {
+  for (let i = 0; i < 120; i++) {
+    const [primary] = await locate(ctx.inventory, service);
+    if (primary && primary.name !== host.name && (await syncOn(primary, service))?.standby === host.name) return;
+    await sleep(500);
+  }
+  throw new UserError(`${host.name} did not become the standby of ${service} within 60 s of its boot; 'npm run service -- status ${service}' shows the agents' events`);
+}
+
 /** Boots a crashed primary; its stale copy goes and it becomes the standby of the service's new primary. */
 async function rejoinAsStandby(ctx: DrillContext, old: Host, primary: Host, spec: ServiceSpec, intervalSeconds: number): Promise<void> {
   const service = spec.name;
@@ -149,17 +232,21 @@ async function rejoinAsStandby(ctx: DrillContext, old: Host, primary: Host, spec
   if ((await locate(ctx.inventory, service)).some((h) => h.name === primary.name)) await startSync(primary, old, spec, intervalSeconds);
 }
 
+/** The nodes where a swarm service's tasks run, as the swarm manager `on` sees them. */
+async function swarmTasks(on: Host, service: string): Promise<string[]> {
+  return (await sshExec(on, `docker service ps ${service} --filter desired-state=running --format '{{.Node}} {{.CurrentState}}'`, { connectTimeout: 2 })).stdout
+    .trim()
+    .split("\n")
+    .filter((l) => / Running /.test(` ${l} `))
+    .map((l) => l.split(" ")[0]);
+}
+
 /** (c) The node serving a swarm service crashes; the endpoint's health check moves clients, swarm reschedules. */
 export async function swarmDrill(ctx: DrillContext, service: string): Promise<DrillReport> {
   const managers = ctx.inventory.hosts.filter((h) => h.roles.includes("manager"));
   const manager = managers[0];
   if (!manager) throw new UserError(`${ctx.inventory.file} has no manager to ask the swarm`);
-  const tasks = async (on: Host) =>
-    (await sshExec(on, `docker service ps ${service} --filter desired-state=running --format '{{.Node}} {{.CurrentState}}'`, { connectTimeout: 2 })).stdout
-      .trim()
-      .split("\n")
-      .filter((l) => / Running /.test(` ${l} `))
-      .map((l) => l.split(" ")[0]);
+  const tasks = (on: Host) => swarmTasks(on, service);
   const replicas = Number((await sshExec(manager, `docker service inspect -f '{{.Spec.Mode.Replicated.Replicas}}' ${service}`, { nothrow: true })).stdout.trim());
   if (!replicas) throw new UserError(`${service} is not a replicated swarm service on ${manager.name} (declare it with mode: swarm in edge-ha:services)`);
   const port = Number((await sshExec(manager, `docker service inspect -f '{{range .Endpoint.Ports}}{{.PublishedPort}}{{end}}' ${service}`)).stdout.trim());

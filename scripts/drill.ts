@@ -36,14 +36,14 @@ Options:
   -h, --help           this text
 `;
 
-export async function runDrills(kinds: DrillKind[], opts: { lab: string; inventory?: string; service: string; swarmService: string }): Promise<DrillReport[]> {
+export async function runDrills(kinds: DrillKind[], opts: { lab: string; inventory?: string; service: string; swarmService: string; watchSwarm?: boolean }): Promise<DrillReport[]> {
   const lab = labOptions({ name: opts.lab, ...(opts.inventory ? { inventoryFile: path.resolve(opts.inventory) } : {}) });
   const ctx = { lab, inventory: loadInventory(lab.inventoryFile) };
   const reports: DrillReport[] = [];
   for (const [i, kind] of kinds.entries()) {
     progress(`drill ${i + 1}/${kinds.length}: ${kind}`);
     if (kind === "migration") reports.push(await migrationDrill(ctx, opts.service));
-    else if (kind === "failover") reports.push(await failoverDrill(ctx, opts.service));
+    else if (kind === "failover") reports.push(await failoverDrill(ctx, opts.service, kinds.includes("swarm") || opts.watchSwarm ? opts.swarmService : undefined));
     else reports.push(await swarmDrill(ctx, opts.swarmService));
   }
   return reports;

@@ -8,6 +8,7 @@ import { copyImage, deploy, locate, parseVolume, soleHost, specOf } from "../lib
 import { failover, freshness, startSync, syncOn } from "../lib/replication";
 import { buildServiceImage, demoServices, ensureImageOn, isDemoService } from "../lib/services";
 import { projectRoot } from "../lib/toolchain";
+import { agentEvents, agentManages } from "../lib/agent";
 
 const help = `Usage: npm run service -- <command> [options]
 
@@ -25,12 +26,15 @@ Commands:
                                          volumes: dump, transfer, verify, restore;
                                          prints each phase's time; on failure it resumes on the source
   failover SERVICE --to NODE             restore SERVICE on NODE from its newest good synced checkpoint,
-                                         when the node it ran on is gone
-  status SERVICE                         where SERVICE runs, its sync and the standby's freshness
+                                         when the node it ran on is gone (services with failover "manual";
+                                         the failover agents restore the others by themselves)
+  status SERVICE                         where SERVICE runs, its sync, the standby's freshness, and for
+                                         failover "auto" the agents' recent events about it
   endpoint SERVICE [--listen P] [--control C]
                                          run SERVICE's stable client endpoint here until Ctrl-C: clients
                                          connect to port P (default 28080); migrate/failover given
-                                         --endpoint http://127.0.0.1:C/ (default C 28081) hold and switch it
+                                         --endpoint http://127.0.0.1:C/ (default C 28081) hold and switch it;
+                                         for failover "auto" it checks every host and follows the service
 
 Options:
   --inventory FILE   the fleet (default: inventory/lab.yaml)
@@ -107,6 +111,7 @@ runMain(async () => {
     }
     case "failover": {
       const standby = need("to");
+      if (await agentManages(standby, service)) throw new UserError(`${service} has failover "auto": the failover agents restore it by themselves ('npm run service -- status ${service}' shows what they did); set failover: manual in edge-ha:services to fail it over by hand`);
       const r = await failover(inventory, service, standby.name);
       await endpoint?.switchTo({ host: standby.address, port: r.spec.hostPort });
       return print(r, `${service} restored on ${r.to} from ${r.checkpoint} (${r.checkpointAge.toFixed(1)} s old) in ${r.restore.toFixed(2)} s`);
@@ -122,12 +127,22 @@ runMain(async () => {
         result.sync = { ...sync, freshness: fresh };
         lines.push(`  sync to ${sync.standby} every ${sync.intervalSeconds} s; newest good checkpoint there: ${fresh ? `${fresh.checkpoint}, ${fresh.age.toFixed(1)} s old` : "none yet"}`);
       }
+      const auto = running[0] && (await agentManages(running[0], service));
+      result.failover = auto ? "auto" : "manual";
+      if (auto) {
+        const events = (await agentEvents(inventory, 100)).filter((e) => e.service === service || ["down", "up"].includes(e.kind)).slice(-10);
+        result.events = events;
+        lines.push(`  failover: automatic (failover agents); their latest events:`, ...events.map((e) => `    ${e.at.slice(0, 23).replace("T", " ")} ${e.node} ${e.kind}: ${e.message}`));
+      } else lines.push(`  failover: manual (npm run service -- failover ${service} --to NODE)`);
       return print(result, lines.join("\n"));
     }
     case "endpoint": {
       const host = await soleHost(inventory, service);
       const spec = await specOf(host, service);
-      const endpoint = new Endpoint({ listen: { host: "0.0.0.0", port: Number(values.listen) }, backend: { host: host.address, port: spec.hostPort } });
+      // With failover agents, the service may come back on any host: check them all, follow the one that answers.
+      const follow = await agentManages(host, service);
+      const endpoint = new Endpoint({ listen: { host: "0.0.0.0", port: Number(values.listen) }, ...(follow ? { healthCheck: { everyMs: 100, failures: 2 } } : {}) });
+      endpoint.setBackends([host, ...(follow ? inventory.hosts.filter((h) => h.name !== host.name) : [])].map((h) => ({ host: h.address, port: spec.hostPort })));
       await endpoint.start();
       serveControl(endpoint, Number(values.control));
       console.log(`${service}: clients connect to port ${values.listen} here, now sent to ${host.name} (${host.address}:${spec.hostPort}); control: http://127.0.0.1:${values.control}/ (Ctrl-C stops)`);

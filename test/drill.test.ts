@@ -29,7 +29,8 @@ test.before(async () => {
   const file = path.join(projectRoot, "stacks", "Pulumi.drilltest.yaml");
   const doc = parse(readFileSync(file, "utf8"));
   doc.config["edge-ha:services"] = [
-    { name: "counter", image: "counter", port: 18080, primary: "node1", standby: "node2", syncInterval: interval },
+    // By hand: this is the operator's failover; test/autofailover.test.ts has the agents'.
+    { name: "counter", image: "counter", port: 18080, primary: "node1", standby: "node2", syncInterval: interval, failover: "manual" },
     { name: "counter-swarm", image: "counter", port: 18090, mode: "swarm", replicas: 2 },
   ];
   writeFileSync(file, stringify(doc));

@@ -1,0 +1,162 @@
+import test from "ava";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { parse, stringify } from "yaml";
+import { agentEvents, agentPaths } from "../lib/agent";
+import { Endpoint } from "../lib/endpoint";
+import { findHost, loadInventory, type Host } from "../lib/inventory";
+import { boot, crash, heal, partition } from "../lib/lab/faults";
+import { down, labOptions } from "../lib/lab/lab";
+import { freshLabStack } from "../lib/lab/stack";
+import { Prober, summarize } from "../lib/prober";
+import { PulumiStack } from "../lib/pulumi";
+import { syncOn } from "../lib/replication";
+import { locate } from "../lib/service-container";
+import { sshExec } from "../lib/ssh";
+import { projectRoot } from "../lib/toolchain";
+
+/*
+ * Automatic failover on a lab of its own: the failover agents pulumi up
+ * installs restore the service with no command, fence a cut-off node, and take
+ * a returning node back as the standby. Real engines, CRIU, rsync daemons,
+ * crashes and partitions.
+ */
+const dir = mkdtempSync(path.join(tmpdir(), "edge-ha-auto-test-"));
+const lab = labOptions({ name: "autotest", subnetPrefix: "10.77.206", inventoryFile: path.join(dir, "inventory.yaml") });
+const stack = new PulumiStack(projectRoot, "autotest");
+const inventory = () => loadInventory(lab.inventoryFile);
+const host = (name: string) => findHost(inventory(), name);
+const interval = 2;
+const port = 18080;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const runningOn = async () => (await locate(inventory(), "counter")).map((h) => h.name);
+
+test.before(async () => {
+  await freshLabStack(lab, stack, 3);
+  const file = path.join(projectRoot, "stacks", "Pulumi.autotest.yaml");
+  const doc = parse(readFileSync(file, "utf8"));
+  doc.config["edge-ha:services"] = [{ name: "counter", image: "counter", port, primary: "node1", standby: "node2", syncInterval: interval, failover: "auto" }];
+  writeFileSync(file, stringify(doc));
+  await stack.up();
+});
+
+test.after.always(async () => {
+  await stack.forget();
+  await down(lab);
+});
+
+/** A client counting through an endpoint that checks every node and follows the one that answers. */
+async function client() {
+  const endpoint = new Endpoint({ listen: { host: "127.0.0.1", port: 0 }, healthCheck: { everyMs: 100, failures: 2 } });
+  endpoint.setBackends(inventory().hosts.map((h) => ({ host: h.address, port })));
+  await endpoint.start();
+  const prober = new Prober({ host: "127.0.0.1", port: endpoint.port() }, 10);
+  prober.start();
+  return {
+    prober,
+    async stop() {
+      const probes = await prober.stop();
+      await endpoint.stop();
+      return { probes, summary: summarize(probes) };
+    },
+  };
+}
+
+/** Polls until `check` holds (every 100 ms, at most `seconds`); what it returned last. */
+async function until<T>(seconds: number, check: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
+  let v = await check();
+  for (const end = Date.now() + seconds * 1000; !ok(v) && Date.now() < end; v = await check()) await sleep(100);
+  return v;
+}
+
+/** The checkpoint the agents restored after `since` (ms), and how old it was at `since`. */
+async function restoredSince(since: number, on: Host): Promise<{ checkpoint: string; ageMs: number }> {
+  const e = (await agentEvents({ ...inventory(), hosts: [on] })).reverse().find((x) => x.kind === "restored" && Date.parse(x.at) >= since - 1000);
+  const taken = /from checkpoint (s(\d+))/.exec(e?.message ?? "");
+  if (!taken) throw new Error(`no restore logged on ${on.name} since the fault`);
+  return { checkpoint: taken[1], ageMs: since - Number(BigInt(taken[2]) / 1_000_000n) };
+}
+
+test.serial("pulumi up runs an agent on every node, holding its lease; the managers are its controllers", async (t) => {
+  t.deepEqual(await runningOn(), ["node1"]);
+  for (const h of inventory().hosts) {
+    const state = JSON.parse((await until(10, async () => (await sshExec(h, `cat ${agentPaths.state} 2>/dev/null`, { nothrow: true })).stdout, (s) => s.includes("leaseMs"))) || "{}");
+    t.is(state.node, h.name);
+    t.is(state.controller, h.roles.includes("manager"));
+    t.true(state.leaseMs > 0 && !state.fenced, `${h.name} holds its lease`);
+  }
+  t.deepEqual(await syncOn(host("node1"), "counter"), { standby: "node2", intervalSeconds: interval });
+});
+
+test.serial("crash of the primary's node, which runs the acting controller too: served again from the standby with no command, state no older than the sync interval", async (t) => {
+  const c = await client();
+  await sleep(3 * interval * 1000);
+  await crash(lab, "node1");
+  const crashedAt = Date.now();
+  const probeClock = c.prober.now();
+  const others = { ...inventory(), hosts: inventory().hosts.filter((h) => h.name !== "node1") };
+  const on = await until(30, async () => (await locate(others, "counter")).map((h) => h.name), (r) => r.length === 1);
+  await sleep(1000);
+  const { probes, summary } = await c.stop();
+  t.deepEqual(on, ["node2"], "restored on the standby, once");
+  const back = probes.find((p) => p.ok && p.sent > probeClock);
+  t.truthy(back, "the client was served again");
+  const restored = await restoredSince(crashedAt, host("node2"));
+  const decidedBy = (await agentEvents(inventory())).find((e) => e.kind === "failover" && Date.parse(e.at) >= crashedAt - 1000);
+  t.truthy(decidedBy && decidedBy.node !== "node1", "another controller decided it");
+  t.true(restored.ageMs <= interval * 1000, `state lost: the checkpoint was ${restored.ageMs} ms old at the crash`);
+  t.log(`crash to serving ${Math.round(back!.sent - probeClock)} ms; checkpoint ${restored.ageMs} ms old at the crash; ${summary.lostIncrements} increments lost; ${summary.failed}/${summary.requests} failed; decided by ${decidedBy?.node}`);
+});
+
+test.serial("the old primary boots again: it never runs a second copy, and becomes the standby again", async (t) => {
+  await boot(lab, "node1");
+  let most = 0;
+  const sync = await until(
+    60,
+    async () => {
+      most = Math.max(most, (await runningOn()).length);
+      return syncOn(host("node2"), "counter");
+    },
+    (s) => s?.standby === "node1",
+  );
+  t.is(most, 1, "one copy at every look");
+  t.deepEqual(sync, { standby: "node1", intervalSeconds: interval });
+  t.is((await sshExec(host("node1"), "docker container inspect counter >/dev/null 2>&1", { nothrow: true })).exitCode, 1, "its stale copy is gone");
+});
+
+test.serial("partition of the primary's node: exactly one copy serves; after heal the cut-off copy is gone and its node is the standby", async (t) => {
+  await sleep(2 * interval * 1000);
+  const c = await client();
+  await sleep(1000);
+  let most = 0;
+  let cutAt = 0;
+  try {
+    await partition(lab, "node2");
+    cutAt = Date.now();
+    // This machine still reaches the cut-off node (the partition is between the nodes), so every copy is seen.
+    const on = await until(
+      30,
+      async () => {
+        const r = await runningOn();
+        most = Math.max(most, r.length);
+        return r;
+      },
+      (r) => r.length === 1 && r[0] === "node1",
+    );
+    t.deepEqual(on, ["node1"], "restored on the standby");
+    const fenced = (await agentEvents({ ...inventory(), hosts: [host("node2")] })).find((e) => e.kind === "fence" && Date.parse(e.at) >= cutAt - 1000);
+    t.regex(fenced?.message ?? "", /lease lapsed/, "the cut-off node killed its own copy");
+  } finally {
+    await heal(lab, "node2");
+  }
+  const { summary } = await c.stop();
+  t.is(most, 1, "never two copies at once");
+  const restored = await restoredSince(cutAt, host("node1"));
+  t.true(restored.ageMs <= interval * 1000, `state lost: the checkpoint was ${restored.ageMs} ms old at the cut`);
+  t.log(`longest gap ${Math.round(summary.longestGapMs)} ms (the cut-off copy served until it fenced itself); checkpoint ${restored.ageMs} ms old at the cut; ${summary.lostIncrements} increments lost`);
+  const sync = await until(60, () => syncOn(host("node1"), "counter"), (s) => s?.standby === "node2");
+  t.deepEqual(sync, { standby: "node2", intervalSeconds: interval }, "the healed node is the standby");
+  t.deepEqual(await runningOn(), ["node1"]);
+  t.is((await sshExec(host("node2"), "docker container inspect counter >/dev/null 2>&1", { nothrow: true })).exitCode, 1, "the cut-off copy is gone");
+});
