@@ -20,7 +20,11 @@ the service (its size from the migrations, the link's rate with rsync).
 
 Options:
   --migrations N     planned migrations (default 20)
-  --crashes N        crashes with failover, and crashes with swarm (default 5 each)
+  --crashes N        crashes of the CRIU service's node, each restored by the
+                     failover agents (failover "auto") or by the drill
+                     ("manual"); the swarm service is watched through the same
+                     crash (default 10)
+  --swarm-crashes N  crashes of a node serving the swarm service alone (default 5)
   --service NAME     the CRIU service (default counter)
   --swarm-service NAME  the swarm service (default counter-swarm)
   --lab NAME         (default: $EDGE_HA_LAB or "lab")
@@ -41,7 +45,8 @@ runMain(async () => {
     allowPositionals: true,
     options: {
       migrations: { type: "string", default: "20" },
-      crashes: { type: "string", default: "5" },
+      crashes: { type: "string", default: "10" },
+      "swarm-crashes": { type: "string", default: "5" },
       service: { type: "string", default: "counter" },
       "swarm-service": { type: "string", default: "counter-swarm" },
       lab: { type: "string", default: process.env.EDGE_HA_LAB ?? "lab" },
@@ -52,7 +57,7 @@ runMain(async () => {
   });
   if (values.help) return void process.stdout.write(help);
   if (positionals.length) throw new UserError(`unexpected arguments: ${positionals.join(" ")} (see --help)`);
-  const count = (flag: "migrations" | "crashes") => {
+  const count = (flag: "migrations" | "crashes" | "swarm-crashes") => {
     const n = Number(values[flag]);
     if (!Number.isInteger(n) || n < 0) throw new UserError(`--${flag}: expected a whole number, found "${values[flag]}"`);
     return n;
@@ -61,8 +66,8 @@ runMain(async () => {
   const ctx = { lab, inventory: loadInventory(lab.inventoryFile) };
   const plan: [string, () => Promise<DrillReport>][] = [
     ...Array.from({ length: count("migrations") }, () => ["migration", () => migrationDrill(ctx, values.service!)] as [string, () => Promise<DrillReport>]),
-    ...Array.from({ length: count("crashes") }, () => ["failover", () => failoverDrill(ctx, values.service!)] as [string, () => Promise<DrillReport>]),
-    ...Array.from({ length: count("crashes") }, () => ["swarm", () => swarmDrill(ctx, values["swarm-service"]!)] as [string, () => Promise<DrillReport>]),
+    ...Array.from({ length: count("crashes") }, () => ["failover", () => failoverDrill(ctx, values.service!, values["swarm-service"]!)] as [string, () => Promise<DrillReport>]),
+    ...Array.from({ length: count("swarm-crashes") }, () => ["swarm", () => swarmDrill(ctx, values["swarm-service"]!)] as [string, () => Promise<DrillReport>]),
   ];
   const reports: DrillReport[] = [];
   for (const [i, [kind, run]] of plan.entries()) {

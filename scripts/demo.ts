@@ -15,11 +15,12 @@ const help = `Usage: npm run demo [-- --keep]
 End-to-end demo on the local lab: starts 3 blank nodes, runs \`pulumi up\` of
 the "lab" stack, which provisions them over SSH (Docker engine with
 checkpoint/restore, CRIU built once and shipped, rsync daemons, a 3-manager
-swarm) and runs its services (stacks/Pulumi.lab.yaml: the stateful counter
-and 2048 on nginx, each synced to a standby, and the counter as a swarm
-service), checks that a second \`up\` changes nothing, runs the drills
-(planned migration, crash with failover, crash with swarm) under a 10 ms
-prober, prints the report (JSON and HTML in reports/), then runs
+swarm, the failover agents) and runs its services (stacks/Pulumi.lab.yaml:
+the stateful counter and 2048 on nginx, each synced to a standby and failed
+over by the agents, and the counter as a swarm service), checks that a second
+\`up\` changes nothing, runs the drills (planned migration, crash with
+automatic failover watched beside the swarm service, crash with swarm) under
+a 10 ms prober, prints the report (JSON and HTML in reports/), then runs
 \`pulumi destroy\` and removes the lab.
 
   --keep      leave the lab and the stack in place afterwards
@@ -55,7 +56,7 @@ runMain(async () => {
     console.log(JSON.stringify((await stack.outputs()).services, null, 2));
 
     took = clock();
-    progress("drills: planned migration, crash + failover, crash with swarm (about 2 minutes)");
+    progress("drills: planned migration, crash + automatic failover, crash with swarm (about 2 minutes)");
     const reports = await runDrills([...drillKinds], { lab: lab.name, service: "counter", swarmService: "counter-swarm" });
     const files = writeReports(reports, path.join(projectRoot, "reports"));
     console.log(`\n${renderTable(reports)}\n`);

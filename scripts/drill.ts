@@ -15,9 +15,13 @@ endpoint every 10 ms: what a client saw (longest gap, failed requests,
 latency), and the stateful counter's value before and after (state lost).
 
   migration  planned live migration of the CRIU service to its standby
-  failover   crash of the CRIU service's node, then failover on the standby
-             from the newest synced checkpoint (issued at the crash: no
-             detection time); the crashed node boots and becomes the standby
+  failover   crash of the CRIU service's node; it is restored on the standby
+             from the newest synced checkpoint: by the failover agents when
+             the service has failover "auto" (the drill only watches, through
+             an endpoint that checks every host; with the swarm drill in the
+             list the swarm service is watched through the same crash), else
+             by the drill at the crash (no detection time); the crashed node
+             boots and becomes the standby
   swarm      crash of the node serving the swarm service; the endpoint's
              health check moves clients to another replica; how long swarm
              takes to run its replicas again
