@@ -57,15 +57,20 @@ export function checkServiceName(name: string): void {
  * stack). Docker's default bridge hands out addresses in start order, and a
  * swarm task there would push the service to another.
  */
-export const serviceNetwork = { name: "edge-ha", subnet: "172.31.0.0/16" } as const;
+export const serviceNetwork = { name: "edge-ha", subnet: "172.31.0.0/16", bridge: "edge-ha0" } as const;
 
 /** The service's address on serviceNetwork: 172.31.<port / 256>.<port % 256>. */
 export function serviceAddress(hostPort: number): string {
   return `172.31.${hostPort >> 8}.${hostPort & 255}`;
 }
 
-/** Shell: creates serviceNetwork on the host unless it exists. */
-export const ensureNetwork = `{ docker network inspect ${serviceNetwork.name} >/dev/null 2>&1 || docker network create --subnet ${serviceNetwork.subnet} ${serviceNetwork.name} >/dev/null || docker network inspect ${serviceNetwork.name} >/dev/null; }`;
+/**
+ * Shell: creates serviceNetwork on the host unless it exists. Whether it does
+ * is read from the kernel (its bridge has a fixed name), not asked of Docker:
+ * on a swarm manager `docker network inspect` waits for the swarm's leader,
+ * ~20 s after the leader's node crashed, just when a failover needs it.
+ */
+export const ensureNetwork = `{ [ -d /sys/class/net/${serviceNetwork.bridge} ] || docker network create --subnet ${serviceNetwork.subnet} -o com.docker.network.bridge.name=${serviceNetwork.bridge} ${serviceNetwork.name} >/dev/null || docker network inspect ${serviceNetwork.name} >/dev/null; }`;
 
 /** `docker create` arguments of a service's container (options, then image), so that every host's copy is the same. */
 export function runOptions(spec: ServiceSpec): string {

@@ -106,6 +106,9 @@ test.serial("crash of the primary's node, which runs the acting controller too: 
   const decidedBy = (await agentEvents(inventory())).find((e) => e.kind === "failover" && Date.parse(e.at) >= crashedAt - 1000);
   t.truthy(decidedBy && decidedBy.node !== "node1", "another controller decided it");
   t.true(restored.ageMs <= interval * 1000, `state lost: the checkpoint was ${restored.ageMs} ms old at the crash`);
+  // Not a speed target (that is npm run bench's), a bound far above it: a failover that waits
+  // for something else (the swarm's ~20 s leader change once) fails here.
+  t.true(back!.sent - probeClock < 10_000, `served again ${Math.round(back!.sent - probeClock)} ms after the crash`);
   t.log(`crash to serving ${Math.round(back!.sent - probeClock)} ms; checkpoint ${restored.ageMs} ms old at the crash; ${summary.lostIncrements} increments lost; ${summary.failed}/${summary.requests} failed; decided by ${decidedBy?.node}`);
 });
 

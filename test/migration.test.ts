@@ -142,6 +142,9 @@ test.serial("crash of the primary, then failover: served from the standby with s
     t.true(ageAtCrash <= interval + 1, `the checkpoint was ${ageAtCrash.toFixed(2)} s old at the crash`);
     const restored = await counter("node3");
     t.true(restored.count <= acked && restored.count > 8, `restored ${restored.count}, last acknowledged ${acked}`);
+    // Not a speed target (npm run bench has those), a bound far above it: a failover that waits for
+    // something else (the swarm's ~20 s leader change, when node1 led it) fails here.
+    t.true(r.restore < 10, `failover took ${r.restore.toFixed(2)} s (checked ${r.steps.checked.toFixed(2)}, prepared ${r.steps.prepared.toFixed(2)})`);
     t.log(`failover restore ${r.restore.toFixed(2)} s (checked ${r.steps.checked.toFixed(2)}, prepared ${r.steps.prepared.toFixed(2)}); state lost: ${acked - restored.count} increments, checkpoint ${ageAtCrash.toFixed(2)} s old at the crash`);
     await t.throwsAsync(failover(inventory(), "counter", "node2"), { message: /still runs on node3/ }, "never a second copy");
   } finally {

@@ -5,6 +5,7 @@ import { agentConfig, agentPaths, ctlScript } from "../../lib/agent";
 import type { Arch, Inventory } from "../../lib/inventory";
 import { hostScript, shellQuote } from "../../lib/remote-shell";
 import type { FailoverSettings, ServiceSettings } from "../../lib/settings";
+import { ensureNetwork } from "../../lib/service-container";
 import { CopyToHost, RemoteCommand } from "../command";
 import { GeneratedSecret } from "../generated-secret";
 import type { ClusterNode } from "../host-facts";
@@ -55,6 +56,9 @@ changed=0
 echo "$AGENT_SHA256" | write_if_changed ${agentPaths.config}.sha256 0644 && changed=1
 printf '%s' ${shellQuote(ctlScript)} | write_if_changed ${agentPaths.ctl} 0755 && changed=1
 printf '%s' "$AGENT_CONFIG" | write_if_changed ${agentPaths.config} 0600 && changed=1
+# Made now, while the swarm has a leader: looked up on a host without it, the
+# name goes to the swarm, which blocks for ~20 s while a crashed leader is replaced.
+${ensureNetwork}
 service_install agent ${agentPaths.binary} -config ${agentPaths.config}
 if [ "$changed" = 1 ] || ! service_running agent; then service_restart agent; fi
 echo "agent on $(hostname)"`),

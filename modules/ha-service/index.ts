@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { hostScript } from "../../lib/remote-shell";
 import { servicesDir, syncInstallScript } from "../../lib/replication";
-import { createCommand, rsync, type ServiceSpec } from "../../lib/service-container";
+import { createCommand, ensureNetwork, rsync, type ServiceSpec } from "../../lib/service-container";
 import { RemoteCommand } from "../command";
 import type { ClusterNode } from "../host-facts";
 
@@ -59,10 +59,12 @@ esac`),
       { parent: this, dependsOn: primary.dependsOn },
     );
 
-    // The standby holds synced checkpoints, and the service after a failover.
+    // The standby holds synced checkpoints, and the service after a failover. Its
+    // network is made now: looked up later, while a crashed swarm leader is being
+    // replaced, the name would go to the swarm and block for ~20 s.
     new RemoteCommand(
       `${name}-standby`,
-      { connection: standby.connection, create: "true", delete: hostScript(cleanUp) },
+      { connection: standby.connection, create: hostScript(ensureNetwork), delete: hostScript(cleanUp) },
       { parent: this, dependsOn: standby.dependsOn },
     );
 
