@@ -267,9 +267,14 @@ export async function swarmDrill(ctx: DrillContext, service: string): Promise<Dr
   if (running.length < 1) throw new UserError(`${service} has no running replica; docker service ps ${service} on ${manager.name} tells why`);
   // Crash a node that runs no CRIU-managed service: this drill is about swarm's recovery, not theirs.
   const hosts = running.map((n) => findHost(ctx.inventory, n));
-  const busy = await Promise.all(hosts.map(async (h) => (await sshExec(h, `docker ps -q --filter label=${serviceLabel}`)).stdout.trim() !== ""));
-  const victim = hosts.find((_, i) => !busy[i]);
-  if (!victim) throw new UserError(`every node that runs ${service} (${hosts.map((h) => h.name).join(", ")}) also runs a CRIU-managed service; the swarm drill would crash that too`);
+  // (Or, when there is none, one whose CRIU services the failover agents restore by themselves.)
+  const criuServices = await Promise.all(hosts.map(async (h) => (await sshExec(h, `docker ps --filter label=${serviceLabel} --format '{{.Names}}'`)).stdout.split("\n").filter(Boolean)));
+  let victim = hosts.find((_, i) => criuServices[i].length === 0);
+  for (const [i, h] of hosts.entries()) {
+    if (victim) break;
+    if ((await Promise.all(criuServices[i].map((s) => agentManages(h, s)))).every(Boolean)) victim = h;
+  }
+  if (!victim) throw new UserError(`every node that runs ${service} (${hosts.map((h) => h.name).join(", ")}) also runs a CRIU service with failover "manual"; the swarm drill would crash that too`);
   // Clients are on the victim when it goes.
   const serving = [victim, ...hosts.filter((h) => h !== victim)];
   const observer = managers.find((m) => m.name !== victim.name);
