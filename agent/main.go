@@ -74,7 +74,8 @@ type Service struct {
 }
 
 // Local is what a node reports of one managed service: its container's state
-// (running, exited, created, absent) and the standby its sync loop feeds.
+// (running, exited, created, absent, or unknown when its engine did not
+// answer) and the standby its sync loop feeds.
 type Local struct {
 	Name    string `json:"name"`
 	State   string `json:"state"`
@@ -470,6 +471,12 @@ func (a *Agent) reportOf(node, service string) (Local, bool) {
 	return Local{}, false
 }
 
+// known: whether `node` could read the state of its copy of `service` (its engine answered).
+func (a *Agent) known(node, service string) bool {
+	l, ok := a.reportOf(node, service)
+	return ok && l.State != "unknown"
+}
+
 // holds reports whether condition `key` has held for at least d (and starts its clock).
 func (a *Agent) holds(key string, now time.Time, d time.Duration) bool {
 	t, ok := a.firstSeen[key]
@@ -545,7 +552,7 @@ func (a *Agent) control() {
 		switch {
 		case down[owner]:
 			a.takeover(s, fmt.Sprintf("its node %s is down", owner), alive)
-		case len(r) == 0 && alive(owner):
+		case len(r) == 0 && alive(owner) && a.known(owner, s.Name):
 			// Alive but not running it (it fenced itself, or the service died): after a hold,
 			// longer than a migration's pause, restore it from the standby.
 			seen["gone:"+s.Name] = true
@@ -627,7 +634,7 @@ func (a *Agent) reconcile(s Service, owner string, alive func(string) bool, now 
 		if n == owner || !alive(n) {
 			continue
 		}
-		if l, ok := a.reportOf(n, s.Name); ok && (l.State != "absent" || l.Standby != "") {
+		if l, ok := a.reportOf(n, s.Name); ok && l.State != "unknown" && (l.State != "absent" || l.Standby != "") {
 			key := "stale:" + s.Name + ":" + n
 			seen[key] = true
 			// Held longer than a migration, whose target has a created copy for a moment.

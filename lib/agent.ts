@@ -64,7 +64,7 @@ export function placement(s: Pick<ServiceSettings, "primary" | "standby">, inven
 
 /**
  * edge-ha-ctl, installed on every host:
- *   report NAME...         a line per service: NAME STATE(running, exited, created, absent) STANDBY(or -)
+ *   report NAME...         a line per service: NAME STATE(running, exited, created, absent, unknown) STANDBY(or -)
  *   restore NAME           starts NAME here from the newest good synced checkpoint (unless it runs here)
  *   sync NAME STANDBY ADDRESS INTERVAL_MS   (re)starts NAME's checkpoint sync to STANDBY
  *   fence NAME             kills and removes this host's copy of NAME and stops its sync
@@ -101,7 +101,11 @@ case "$1" in
   report)
     shift
     for s in "$@"; do
-      state=$(docker container inspect -f '{{.State.Status}}' "$s" 2>/dev/null) || state=absent
+      # Bounded (a daemon still starting after a boot may not answer), and "unknown" is
+      # not "absent": the controllers never act on a state nobody could read.
+      if out=$(timeout 5 docker container inspect -f '{{.State.Status}}' "$s" 2>&1); then state=$out
+      elif printf '%s' "$out" | grep -q 'No such'; then state=absent
+      else state=unknown; fi
       standby=$(cut -d' ' -f1 "$services/$s.sync" 2>/dev/null)
       [ -n "$standby" ] || standby=-
       echo "$s $state $standby"

@@ -204,7 +204,12 @@ async function watchSwarm(ctx: DrillContext, service: string, victim: Host) {
   const manager = ctx.inventory.hosts.find((h) => h.roles.includes("manager") && h.name !== victim.name);
   if (!manager) throw new UserError(`watching ${service} needs a manager other than ${victim.name}`);
   const port = Number((await sshExec(manager, `docker service inspect -f '{{range .Endpoint.Ports}}{{.PublishedPort}}{{end}}' ${service}`)).stdout.trim());
-  const nodes = await swarmTasks(manager, service);
+  // Just after pulumi up (or a boot) its tasks may still be starting.
+  let nodes = await swarmTasks(manager, service);
+  for (let i = 0; i < 40 && nodes.length === 0; i++) {
+    await sleep(500);
+    nodes = await swarmTasks(manager, service);
+  }
   if (!port || nodes.length === 0) throw new UserError(`${service} is not a running swarm service with a published port (docker service ps ${service} on ${manager.name})`);
   const onVictim = nodes.includes(victim.name);
   const ordered = [...nodes.filter((n) => n === victim.name), ...nodes.filter((n) => n !== victim.name)];
@@ -212,14 +217,14 @@ async function watchSwarm(ctx: DrillContext, service: string, victim: Host) {
   return { onVictim, stop: w.stop };
 }
 
-/** Waits (up to 60 s) until the agents have made `host` the standby of the service's primary. */
+/** Waits (up to 150 s) until the agents have made `host` the standby of the service's primary. */
 async function untilStandby(ctx: DrillContext, service: string, host: Host): Promise<void> {
-  for (let i = 0; i < 120; i++) {
+  for (let i = 0; i < 300; i++) {
     const [primary] = await locate(ctx.inventory, service);
     if (primary && primary.name !== host.name && (await syncOn(primary, service))?.standby === host.name) return;
     await sleep(500);
   }
-  throw new UserError(`${host.name} did not become the standby of ${service} within 60 s of its boot; 'npm run service -- status ${service}' shows the agents' events`);
+  throw new UserError(`${host.name} did not become the standby of ${service} within 150 s of its boot; 'npm run service -- status ${service}' shows the agents' events`);
 }
 
 /** Boots a crashed primary; its stale copy goes and it becomes the standby of the service's new primary. */
