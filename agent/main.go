@@ -125,7 +125,6 @@ type Agent struct {
 	reports    map[string][]Local
 	views      map[string]peerView
 	owner      map[string]string
-	standbyOf  map[string]string
 	busyUntil  map[string]time.Time
 	downSince  map[string]time.Time
 	firstSeen  map[string]time.Time // reconcile conditions, by key, since when they hold
@@ -160,7 +159,7 @@ func newAgent(cfg Config) (*Agent, error) {
 		lease:     time.Duration(cfg.LeaseMs) * time.Millisecond,
 		sentAt:    map[uint64]time.Time{}, acked: map[string]time.Time{},
 		heard: map[string]time.Time{}, reports: map[string][]Local{}, views: map[string]peerView{},
-		owner: map[string]string{}, standbyOf: map[string]string{}, busyUntil: map[string]time.Time{},
+		owner: map[string]string{}, busyUntil: map[string]time.Time{},
 		downSince: map[string]time.Time{}, firstSeen: map[string]time.Time{}, stuck: map[string]bool{},
 	}
 	if cfg.HeartbeatMs <= 0 || cfg.LeaseMs <= cfg.HeartbeatMs || cfg.DownAfterMs <= cfg.LeaseMs {
@@ -505,9 +504,6 @@ func (a *Agent) control() {
 		}
 		if r := running[s.Name]; len(r) == 1 && now.After(a.busyUntil[s.Name]) {
 			a.owner[s.Name] = r[0]
-			if l, _ := a.reportOf(r[0], s.Name); l.Standby != "" {
-				a.standbyOf[s.Name] = l.Standby
-			}
 		}
 	}
 	// The acting controller: the first manager, in inventory order, that this one hears;
@@ -576,37 +572,69 @@ func (a *Agent) control() {
 	}
 }
 
-// takeover has the service's standby restore it from its newest synced checkpoint.
+// takeover restores the service where the newest good synced checkpoint is:
+// every node that is up and may run it is asked (its standby should have it,
+// but the controllers' record of the standby can be a moment old), then told
+// to restore it and to sync to the next preferred node.
 func (a *Agent) takeover(s Service, why string, alive func(string) bool) {
-	standby := a.standbyOf[s.Name]
-	if standby == "" || !alive(standby) {
-		if !a.stuck[s.Name] {
-			a.stuck[s.Name] = true
-			a.eventLocked("stuck", s.Name, fmt.Sprintf("%s, but its standby %q is not up: nothing to restore from", why, orNone(standby)))
+	candidates := []string{}
+	for _, n := range s.Nodes {
+		if alive(n) {
+			candidates = append(candidates, n)
 		}
-		return
 	}
-	a.stuck[s.Name] = false
-	next := a.nextStandby(s, standby, alive)
-	a.eventLocked("failover", s.Name, fmt.Sprintf("%s: restoring on its standby %s, new standby %s", why, standby, orNone(next)))
-	args := map[string]any{"service": s.Name, "interval": s.SyncInterval}
-	if next != "" {
-		args["standby"], args["standbyAddress"] = next, a.byName[next].Address
-	}
+	a.eventLocked("failover", s.Name, fmt.Sprintf("%s: restoring it from the newest synced checkpoint among %s", why, strings.Join(candidates, ", ")))
 	a.busyUntil[s.Name] = time.Now().Add(60 * time.Second)
 	go func() {
-		out, err := a.post(standby, "takeover", args)
+		best, bestTaken := "", 0.0
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for _, n := range candidates {
+			wg.Add(1)
+			go func(n string) {
+				defer wg.Done()
+				out, err := a.post(n, "newest", map[string]any{"service": s.Name})
+				f := strings.Fields(out)
+				if err != nil || len(f) < 2 {
+					return
+				}
+				taken, _ := strconv.ParseFloat(f[1], 64)
+				mu.Lock()
+				if taken > bestTaken {
+					best, bestTaken = n, taken
+				}
+				mu.Unlock()
+			}(n)
+		}
+		wg.Wait()
+		a.mu.Lock()
+		if best == "" {
+			a.busyUntil[s.Name] = time.Now().Add(2 * time.Second)
+			if !a.stuck[s.Name] {
+				a.stuck[s.Name] = true
+				a.eventLocked("stuck", s.Name, fmt.Sprintf("%s, but no node that is up (%s) has a good synced checkpoint of it", why, strings.Join(candidates, ", ")))
+			}
+			a.mu.Unlock()
+			return
+		}
+		a.stuck[s.Name] = false
+		next := a.nextStandby(s, best, alive)
+		a.mu.Unlock()
+		args := map[string]any{"service": s.Name, "interval": s.SyncInterval}
+		if next != "" {
+			args["standby"], args["standbyAddress"] = next, a.byName[next].Address
+		}
+		out, err := a.post(best, "takeover", args)
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		if err != nil {
 			a.busyUntil[s.Name] = time.Now().Add(2 * time.Second)
-			a.eventLocked("error", s.Name, fmt.Sprintf("takeover on %s failed: %v", standby, err))
+			a.eventLocked("error", s.Name, fmt.Sprintf("takeover on %s failed: %v", best, err))
 			return
 		}
-		a.owner[s.Name] = standby
-		a.standbyOf[s.Name] = next
+		a.owner[s.Name] = best
 		a.busyUntil[s.Name] = time.Now().Add(a.heartbeat + time.Second) // until its reports say so
-		a.eventLocked("restored", s.Name, fmt.Sprintf("runs on %s: %s", standby, strings.TrimSpace(out)))
+		a.eventLocked("restored", s.Name, fmt.Sprintf("runs on %s, new standby %s: %s", best, orNone(next), strings.TrimSpace(out)))
 	}()
 }
 
@@ -742,6 +770,9 @@ func (a *Agent) serveOrders() {
 		a.event("restored", str(args, "service"), "restored here: "+strings.TrimSpace(out))
 		more, err := sync(args)
 		return strings.TrimSpace(out + "\n" + more), err
+	})
+	handle("newest", func(args map[string]any) (string, error) {
+		return a.ctl("newest", str(args, "service"))
 	})
 	handle("sync", func(args map[string]any) (string, error) {
 		out, err := sync(args)

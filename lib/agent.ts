@@ -65,6 +65,7 @@ export function placement(s: Pick<ServiceSettings, "primary" | "standby">, inven
 /**
  * edge-ha-ctl, installed on every host:
  *   report NAME...         a line per service: NAME STATE(running, exited, created, absent, unknown) STANDBY(or -)
+ *   newest NAME            the newest good synced checkpoint of NAME here: "<name> <taken>", or nothing
  *   restore NAME           starts NAME here from the newest good synced checkpoint (unless it runs here)
  *   sync NAME STANDBY ADDRESS INTERVAL_MS   (re)starts NAME's checkpoint sync to STANDBY
  *   fence NAME             kills and removes this host's copy of NAME and stops its sync
@@ -111,11 +112,12 @@ case "$1" in
       echo "$s $state $standby"
     done ;;
   restore) restore "$2" ;;
+  newest) ${newestGood("$2")} ;;
   sync)
     [ -f "$services/$2.run" ] || { echo "$2 has no settings in $services on $(hostname): it never ran here" >&2; exit 1; }
     sync_start "$2" "$3" "$4" "$5" ;;
   fence) fence "$2" ;;
-  *) echo "usage: edge-ha-ctl report NAME... | restore NAME | sync NAME STANDBY ADDRESS INTERVAL_MS | fence NAME" >&2; exit 2 ;;
+  *) echo "usage: edge-ha-ctl report NAME... | newest NAME | restore NAME | sync NAME STANDBY ADDRESS INTERVAL_MS | fence NAME" >&2; exit 2 ;;
 esac
 `);
 
