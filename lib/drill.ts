@@ -7,7 +7,7 @@ import type { LabOptions } from "./lab/lab";
 import { progress, UserError } from "./log";
 import { migrate } from "./migration";
 import { Prober, summarize, type Probe, type ProbeSummary } from "./prober";
-import { failover, startSync, stopSync, syncOn } from "./replication";
+import { failover, servicesDir, startSync, stopSync, syncOn } from "./replication";
 import { locate, serviceLabel, soleHost, specOf, type ServiceSpec } from "./service-container";
 import { sshExec } from "./ssh";
 
@@ -192,9 +192,9 @@ async function automaticFailover(ctx: DrillContext, spec: ServiceSpec, primary: 
     await w.stop();
     await swarm?.stop();
     if (crashed) {
-      progress(`boot ${primary.name}; the agents make it the standby of ${service} again`);
+      progress(`boot ${primary.name}; the agents remove its stale copy and keep ${service} synced to a standby`);
       await boot(ctx.lab, primary.name);
-      await untilStandby(ctx, service, primary);
+      progress(`${service} syncs to ${await untilSettled(ctx, service, primary)}`);
     }
   }
 }
@@ -217,14 +217,20 @@ async function watchSwarm(ctx: DrillContext, service: string, victim: Host) {
   return { onVictim, stop: w.stop };
 }
 
-/** Waits (up to 150 s) until the agents have made `host` the standby of the service's primary. */
-async function untilStandby(ctx: DrillContext, service: string, host: Host): Promise<void> {
+/**
+ * Waits (up to 150 s) until the agents have settled after `host` came back:
+ * its stale copy is gone and the service syncs to a standby that is up (the
+ * returning node itself when the service's placement prefers it).
+ */
+async function untilSettled(ctx: DrillContext, service: string, host: Host): Promise<string> {
   for (let i = 0; i < 300; i++) {
     const [primary] = await locate(ctx.inventory, service);
-    if (primary && primary.name !== host.name && (await syncOn(primary, service))?.standby === host.name) return;
+    const standby = primary && (await syncOn(primary, service))?.standby;
+    const stale = (await sshExec(host, `docker container inspect ${service} >/dev/null 2>&1 || test -f ${servicesDir}/${service}.sync`, { nothrow: true })).exitCode === 0;
+    if (standby && standby !== primary.name && !stale && (await sshExec(findHost(ctx.inventory, standby), "true", { nothrow: true, connectTimeout: 2 })).exitCode === 0) return standby;
     await sleep(500);
   }
-  throw new UserError(`${host.name} did not become the standby of ${service} within 150 s of its boot; 'npm run service -- status ${service}' shows the agents' events`);
+  throw new UserError(`the agents did not settle ${service} within 150 s of ${host.name}'s boot (a stale copy there, or no standby that is up); 'npm run service -- status ${service}' shows their events`);
 }
 
 /** Boots a crashed primary; its stale copy goes and it becomes the standby of the service's new primary. */
