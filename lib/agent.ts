@@ -1,13 +1,11 @@
-import { mkdirSync } from "node:fs";
 import * as path from "node:path";
-import { $ } from "zx";
 import type { Arch, Host, Inventory } from "./inventory";
 import { hostScript } from "./remote-shell";
 import { newestGood, servicesDir, syncDir, syncStart } from "./replication";
 import { ensureNetwork, restoreCommand } from "./service-container";
 import type { FailoverSettings, ServiceSettings } from "./settings";
 import { sshExec } from "./ssh";
-import { projectRoot, toolsDir } from "./toolchain";
+import { goBuild, toolsDir } from "./toolchain";
 
 /*
  * The failover agent (agent/main.go) on every node, and edge-ha-ctl, the
@@ -27,13 +25,10 @@ export const agentPaths = {
   state: "/run/edge-ha-agent.json",
 } as const;
 
-/** Builds the agent for an architecture (static Go binary, cached by Go); returns its path on this machine. */
+/** Builds the agent for an architecture (static Go binary); returns its path on this machine. */
 export async function buildAgent(arch: Arch): Promise<string> {
-  const goarch = { amd64: "amd64", arm64: "arm64", armhf: "arm" }[arch];
-  const dir = path.join(toolsDir, "agent", arch);
-  mkdirSync(dir, { recursive: true });
-  const binary = path.join(dir, "edge-ha-agent");
-  await $({ quiet: true, cwd: path.join(projectRoot, "agent"), env: { ...process.env, CGO_ENABLED: "0", GOARCH: goarch, ...(arch === "armhf" ? { GOARM: "7" } : {}) } })`go build -trimpath -ldflags=${"-s -w"} -o ${binary} .`;
+  const binary = path.join(toolsDir, "agent", arch, "edge-ha-agent");
+  await goBuild("agent", arch, binary);
   return binary;
 }
 

@@ -5,7 +5,7 @@ import { $ } from "zx";
 import type { Arch, Host } from "./inventory";
 import { progress, UserError } from "./log";
 import { sshArgs, sshExec } from "./ssh";
-import { projectRoot, toolsDir } from "./toolchain";
+import { goBuild, projectRoot, toolsDir } from "./toolchain";
 
 /*
  * Demo services as images made without a registry: a root file system built
@@ -50,13 +50,9 @@ async function packRootfs(root: string, tarball: string): Promise<void> {
 }
 
 async function buildCounter(arch: Arch): Promise<ServiceImage> {
-  const source = path.join(projectRoot, "services", "counter");
-  const goarch = { amd64: "amd64", arm64: "arm64", armhf: "arm" }[arch];
   const dir = path.join(toolsDir, "images", `counter-${arch}`);
-  mkdirSync(dir, { recursive: true });
   const binary = path.join(dir, "counter");
-  // Go caches the build; this is quick when nothing changed.
-  await $({ quiet: true, cwd: source, env: { ...process.env, CGO_ENABLED: "0", GOARCH: goarch, ...(arch === "armhf" ? { GOARM: "7" } : {}) } })`go build -trimpath -ldflags=${"-s -w"} -o ${binary} .`;
+  await goBuild(path.join("services", "counter"), arch, binary);
   const digest = digestOf(readFileSync(binary));
   const rootfs = path.join(dir, `${digest}.tar`);
   if (!existsSync(rootfs)) {

@@ -1,5 +1,7 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import * as path from "node:path";
+import { $ } from "zx";
+import type { Arch } from "./inventory";
 
 /** The project's root folder (where Pulumi.yaml is). */
 export const projectRoot = path.resolve(__dirname, "..");
@@ -24,4 +26,15 @@ export function pulumiEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.Process
     env[m[1]] = m[2].replace(/\$PATH/g, base.PATH ?? "");
   }
   return env;
+}
+
+/**
+ * Cross-compiles the Go program in `source` (a folder of the project) for a
+ * host architecture into `binary`: static (no cgo), stripped. Go caches the
+ * build, so this is quick when nothing changed.
+ */
+export async function goBuild(source: string, arch: Arch, binary: string): Promise<void> {
+  const goarch = { amd64: "amd64", arm64: "arm64", armhf: "arm" }[arch];
+  mkdirSync(path.dirname(binary), { recursive: true });
+  await $({ quiet: true, cwd: path.join(projectRoot, source), env: { ...process.env, CGO_ENABLED: "0", GOARCH: goarch, ...(arch === "armhf" ? { GOARM: "7" } : {}) } })`go build -trimpath -ldflags=${"-s -w"} -o ${binary} .`;
 }
