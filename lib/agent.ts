@@ -1,7 +1,7 @@
 import * as path from "node:path";
 import type { Arch, Host, Inventory } from "./inventory";
 import { hostScript } from "./remote-shell";
-import { newestGood, servicesDir, syncDir, syncStart } from "./replication";
+import { newestGood, servicesDir, syncDir, syncStart, syncStop } from "./replication";
 import { ensureNetwork, restoreCommand } from "./service-container";
 import type { FailoverSettings, ServiceSettings } from "./settings";
 import { sshExec } from "./ssh";
@@ -67,6 +67,7 @@ export function placement(s: Pick<ServiceSettings, "primary" | "standby">, inven
  */
 export const ctlScript = "#!/bin/bash\n" + hostScript(String.raw`
 ${syncStart}
+${syncStop}
 services=${servicesDir}
 restore() {
   s=$1
@@ -90,8 +91,9 @@ fence() {
   s=$1
   # The copy first: it must stop serving now; the rest can take its time.
   if docker container inspect "$s" >/dev/null 2>&1; then docker rm -f "$s" >/dev/null 2>&1; echo "removed its container"; fi
-  if [ -f "$services/$s.sync" ] || service_running "sync-$s"; then service_remove "sync-$s"; rm -f "$services/$s.sync"; echo "stopped its sync loop"; fi
-  rm -rf "/var/lib/edge-ha/sync-out/$s"
+  syncing=no; if [ -f "$services/$s.sync" ] || service_running "sync-$s"; then syncing=yes; fi
+  sync_stop "$s"
+  [ "$syncing" = no ] || echo "stopped its sync loop"
 }
 case "$1" in
   report)

@@ -2,7 +2,7 @@ import type { Host, Inventory } from "./inventory";
 import { findHost } from "./inventory";
 import { progress, UserError } from "./log";
 import { captureFiles, createCommand, locate, restoreCommand, rsync, runOptions, ServiceSpec, writeManifest } from "./service-container";
-import { hostScript, shellQuote } from "./remote-shell";
+import { hostScript, hostStateDir, shellQuote } from "./remote-shell";
 import { sshExec } from "./ssh";
 
 /*
@@ -19,6 +19,9 @@ import { sshExec } from "./ssh";
 
 export const syncDir = (service: string) => `${rsync.dir}/${service}/sync`;
 
+/** Where a primary stages the checkpoints its sync loop sends (a folder per service). */
+const syncOutDir = `${hostStateDir}/sync-out`;
+
 /**
  * The loop, with its settings as arguments; installed as /usr/local/sbin/edge-ha-sync.
  * The interval is the standby's staleness bound (the state a crash may lose):
@@ -31,7 +34,7 @@ const syncLoop = String.raw`#!/bin/bash
 # never older than INTERVAL_MS.
 set -u
 service=$1 standby=$2 interval_ms=$3
-stage=/var/lib/edge-ha/sync-out/$service
+stage=__SYNC_OUT__/$service
 mkdir -p "$stage"
 __CAPTURE__
 while :; do
@@ -61,6 +64,7 @@ while :; do
   sleep "$(printf '%d.%03d' $((rest / 1000)) $((rest % 1000)))"
 done
 `
+  .replace("__SYNC_OUT__", syncOutDir)
   .replace("__CAPTURE__", captureFiles)
   .replace("__MANIFEST__", writeManifest)
   .replace("__PASSWORD_FILE__", rsync.passwordFile)
@@ -80,6 +84,16 @@ export const syncStart = `sync_start() {
   echo "$2 $(awk "BEGIN { print $4 / 1000 }")" > ${servicesDir}/$1.sync
   service_install sync-$1 /usr/local/sbin/edge-ha-sync $1 $3 $4
   service_restart sync-$1
+}`;
+
+/**
+ * Shell (host prelude needed): defines sync_stop SERVICE, which stops a
+ * service's sync loop (a no-op where none runs) and removes its staged
+ * checkpoints and its settings here.
+ */
+export const syncStop = `sync_stop() {
+  service_remove sync-$1
+  rm -rf ${syncOutDir}/$1 ${servicesDir}/$1.sync ${servicesDir}/$1.spec.json ${servicesDir}/$1.run
 }`;
 
 /**
@@ -111,7 +125,7 @@ export async function startSync(primary: Host, standby: Host, spec: ServiceSpec,
 
 /** Stops a service's sync loop on a host (a no-op where none runs). */
 export async function stopSync(host: Host, service: string): Promise<void> {
-  await sshExec(host, hostScript(`service_remove sync-${service}; rm -rf /var/lib/edge-ha/sync-out/${service} ${servicesDir}/${service}.sync ${servicesDir}/${service}.spec.json ${servicesDir}/${service}.run`), { nothrow: true });
+  await sshExec(host, hostScript(`${syncStop}\nsync_stop ${service}`), { nothrow: true });
 }
 
 export interface SyncSettings {

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { hostScript } from "../../lib/remote-shell";
-import { servicesDir, syncInstallScript } from "../../lib/replication";
+import { syncInstallScript, syncStop } from "../../lib/replication";
 import { createCommand, ensureNetwork, rsync, type ServiceSpec } from "../../lib/service-container";
 import { RemoteCommand } from "../command";
 import type { ClusterNode } from "../host-facts";
@@ -38,9 +38,10 @@ export class HaService extends pulumi.ComponentResource {
     this.primary = primary.host.name;
     this.standby = standby.host.name;
     const service = spec.name;
-    const cleanUp = `service_remove sync-${service}
+    const cleanUp = `${syncStop}
+sync_stop ${service}
 docker rm -f ${service} >/dev/null 2>&1 || true
-rm -rf ${rsync.dir}/${service} /var/lib/edge-ha/sync-out/${service} ${servicesDir}/${service}.sync ${servicesDir}/${service}.spec.json ${servicesDir}/${service}.run`;
+rm -rf ${rsync.dir}/${service}`;
 
     const started = new RemoteCommand(
       `${name}-start`,
@@ -77,7 +78,7 @@ esac`),
 [ "$(docker container inspect -f '{{.State.Running}}' ${service} 2>/dev/null)" = true ] ||
   { echo "${service} does not run on $(hostname), so it cannot sync from there; set primary to where it runs ('npm run service -- status ${service}')" >&2; exit 1; }
 ${syncInstallScript(spec, standby.host, args.syncInterval)}`),
-        delete: hostScript(`service_remove sync-${service}; rm -rf /var/lib/edge-ha/sync-out/${service}`),
+        delete: hostScript(`${syncStop}\nsync_stop ${service}`),
       },
       { parent: this, dependsOn: [started] },
     );
