@@ -80,8 +80,8 @@ restore() {
   dir=${syncDir("$s")}/$name
   [ -f "$dir/RUN" ] || { echo "checkpoint $name of $s has no RUN file (an older edge-ha made it); use: npm run service -- failover $s" >&2; return 1; }
   docker rm -f "$s" >/dev/null 2>&1
-  # shellcheck disable=SC2046
   ${ensureNetwork} || return 1
+  # shellcheck disable=SC2046
   id=$(docker create $(cat "$dir/RUN")) || return 1
   if ! ( ${restoreCommand("$s", "$id", "$dir", "$name")} ) >/dev/null; then docker rm -f "$s" >/dev/null 2>&1; return 1; fi
   mkdir -p "$services"; cp "$dir/SPEC.json" "$services/$s.spec.json"; cp "$dir/RUN" "$services/$s.run"
@@ -127,10 +127,10 @@ export interface AgentEvent {
   message: string;
 }
 
-/** The events the agents logged, oldest first (from every host that answers; the newest `limit` of each). */
-export async function agentEvents(inventory: Inventory, limit = 50): Promise<AgentEvent[]> {
+/** The events the agents on `hosts` logged, oldest first (from every host that answers; the newest `limit` of each). */
+export async function agentEvents(hosts: Host[], limit = 50): Promise<AgentEvent[]> {
   const all = await Promise.all(
-    inventory.hosts.map(async (h) => {
+    hosts.map(async (h) => {
       const r = await sshExec(h, `tail -n ${limit} ${agentPaths.events} 2>/dev/null`, { nothrow: true, connectTimeout: 2 });
       return r.stdout
         .split("\n")
@@ -139,6 +139,19 @@ export async function agentEvents(inventory: Inventory, limit = 50): Promise<Age
     }),
   );
   return all.flat().sort((a, b) => a.at.localeCompare(b.at));
+}
+
+/**
+ * The checkpoint the agent on `host` restored `service` from at or after
+ * `sinceMs` (epoch ms), and how old it was at `sinceMs`: the state a fault at
+ * that moment lost. A synced checkpoint is named after the time it was taken
+ * (s<ns>); `undefined` when no such restore was logged there.
+ */
+export async function restoredSince(host: Host, service: string, sinceMs: number): Promise<{ checkpoint: string; ageMs: number } | undefined> {
+  const events = await agentEvents([host]);
+  const restored = events.reverse().find((e) => e.kind === "restored" && e.service === service && Date.parse(e.at) >= sinceMs - 1000);
+  const taken = /from checkpoint (s(\d+))/.exec(restored?.message ?? "");
+  return taken ? { checkpoint: taken[1], ageMs: sinceMs - Number(BigInt(taken[2]) / 1_000_000n) } : undefined;
 }
 
 /** Whether the failover agent on `host` runs and restores `service` (failover "auto"). */

@@ -1,4 +1,4 @@
-import { agentEvents, agentManages } from "./agent";
+import { agentManages, restoredSince } from "./agent";
 import { Endpoint, tcpAnswers, type Backend } from "./endpoint";
 import type { Host, Inventory } from "./inventory";
 import { findHost } from "./inventory";
@@ -174,13 +174,11 @@ async function automaticFailover(ctx: DrillContext, spec: ServiceSpec, primary: 
     await sleep(1000);
     const { probes, client } = await w.stop();
     const back = probes.find((p) => p.ok && p.sent > crashedAt);
-    // The restored checkpoint is named after the time it was taken (s<ns>): the state lost, in time.
-    const restored = (await agentEvents({ ...ctx.inventory, hosts: [on] })).reverse().find((e) => e.kind === "restored" && e.service === service && Date.parse(e.at) >= crashedWall - 1000);
-    const taken = /from checkpoint s(\d+)/.exec(restored?.message ?? "")?.[1];
+    const restored = await restoredSince(on, service, crashedWall);
     const details: Record<string, number | string> = {
       mode: "auto",
       crashToServing: back ? Math.round(back.sent - crashedAt) : "never",
-      checkpointAgeAtCrash: taken ? Math.round(crashedWall - Number(BigInt(taken) / 1_000_000n)) : "unknown",
+      checkpointAgeAtCrash: restored?.ageMs ?? "unknown",
       syncInterval: ms(intervalSeconds),
     };
     if (swarm) {
@@ -203,7 +201,7 @@ async function automaticFailover(ctx: DrillContext, spec: ServiceSpec, primary: 
 async function watchSwarm(ctx: DrillContext, service: string, victim: Host) {
   const manager = ctx.inventory.hosts.find((h) => h.roles.includes("manager") && h.name !== victim.name);
   if (!manager) throw new UserError(`watching ${service} needs a manager other than ${victim.name}`);
-  const port = Number((await sshExec(manager, `docker service inspect -f '{{range .Endpoint.Ports}}{{.PublishedPort}}{{end}}' ${service}`)).stdout.trim());
+  const port = await swarmPort(manager, service);
   // Just after pulumi up (or a boot) its tasks may still be starting.
   let nodes = await swarmTasks(manager, service);
   for (let i = 0; i < 40 && nodes.length === 0; i++) {
@@ -243,6 +241,11 @@ async function rejoinAsStandby(ctx: DrillContext, old: Host, primary: Host, spec
   if ((await locate(ctx.inventory, service)).some((h) => h.name === primary.name)) await startSync(primary, old, spec, intervalSeconds);
 }
 
+/** The port a swarm service publishes (0 when none), as the swarm manager `on` says. */
+async function swarmPort(on: Host, service: string): Promise<number> {
+  return Number((await sshExec(on, `docker service inspect -f '{{range .Endpoint.Ports}}{{.PublishedPort}}{{end}}' ${service}`)).stdout.trim());
+}
+
 /** The nodes where a swarm service's tasks run, as the swarm manager `on` sees them. */
 async function swarmTasks(on: Host, service: string): Promise<string[]> {
   return (await sshExec(on, `docker service ps ${service} --filter desired-state=running --format '{{.Node}} {{.CurrentState}}'`, { connectTimeout: 2 })).stdout
@@ -260,7 +263,7 @@ export async function swarmDrill(ctx: DrillContext, service: string): Promise<Dr
   const tasks = (on: Host) => swarmTasks(on, service);
   const replicas = Number((await sshExec(manager, `docker service inspect -f '{{.Spec.Mode.Replicated.Replicas}}' ${service}`, { nothrow: true })).stdout.trim());
   if (!replicas) throw new UserError(`${service} is not a replicated swarm service on ${manager.name} (declare it with mode: swarm in edge-ha:services)`);
-  const port = Number((await sshExec(manager, `docker service inspect -f '{{range .Endpoint.Ports}}{{.PublishedPort}}{{end}}' ${service}`)).stdout.trim());
+  const port = await swarmPort(manager, service);
   // Swarm's view lags behind a node that just crashed or booted: wait until the replicas it calls running answer.
   let running = await tasks(manager);
   for (let i = 0; i < 40; i++) {

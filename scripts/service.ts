@@ -130,7 +130,7 @@ runMain(async () => {
       const auto = running[0] && (await agentManages(running[0], service));
       result.failover = auto ? "auto" : "manual";
       if (auto) {
-        const events = (await agentEvents(inventory, 100)).filter((e) => e.service === service || ["down", "up"].includes(e.kind)).slice(-10);
+        const events = (await agentEvents(inventory.hosts, 100)).filter((e) => e.service === service || ["down", "up"].includes(e.kind)).slice(-10);
         result.events = events;
         lines.push(`  failover: automatic (failover agents); their latest events:`, ...events.map((e) => `    ${e.at.slice(0, 23).replace("T", " ")} ${e.node} ${e.kind}: ${e.message}`));
       } else lines.push(`  failover: manual (npm run service -- failover ${service} --to NODE)`);

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { parse, stringify } from "yaml";
-import { agentEvents, agentPaths } from "../lib/agent";
+import { agentEvents, agentPaths, restoredSince as restoredFrom } from "../lib/agent";
 import { Endpoint } from "../lib/endpoint";
 import { findHost, loadInventory, type Host } from "../lib/inventory";
 import { boot, crash, heal, partition } from "../lib/lab/faults";
@@ -70,12 +70,11 @@ async function until<T>(seconds: number, check: () => Promise<T>, ok: (v: T) => 
   return v;
 }
 
-/** The checkpoint the agents restored after `since` (ms), and how old it was at `since`. */
+/** The checkpoint the agent on `on` restored the counter from after `since` (ms), and its age then. */
 async function restoredSince(since: number, on: Host): Promise<{ checkpoint: string; ageMs: number }> {
-  const e = (await agentEvents({ ...inventory(), hosts: [on] })).reverse().find((x) => x.kind === "restored" && Date.parse(x.at) >= since - 1000);
-  const taken = /from checkpoint (s(\d+))/.exec(e?.message ?? "");
-  if (!taken) throw new Error(`no restore logged on ${on.name} since the fault`);
-  return { checkpoint: taken[1], ageMs: since - Number(BigInt(taken[2]) / 1_000_000n) };
+  const restored = await restoredFrom(on, "counter", since);
+  if (!restored) throw new Error(`no restore logged on ${on.name} since the fault`);
+  return restored;
 }
 
 test.serial("pulumi up runs an agent on every node, holding its lease; the managers are its controllers", async (t) => {
@@ -103,7 +102,7 @@ test.serial("crash of the primary's node, which runs the acting controller too: 
   const back = probes.find((p) => p.ok && p.sent > probeClock);
   t.truthy(back, "the client was served again");
   const restored = await restoredSince(crashedAt, host("node2"));
-  const decidedBy = (await agentEvents(inventory())).find((e) => e.kind === "failover" && Date.parse(e.at) >= crashedAt - 1000);
+  const decidedBy = (await agentEvents(inventory().hosts)).find((e) => e.kind === "failover" && Date.parse(e.at) >= crashedAt - 1000);
   t.truthy(decidedBy && decidedBy.node !== "node1", "another controller decided it");
   t.true(restored.ageMs <= interval * 1000, `state lost: the checkpoint was ${restored.ageMs} ms old at the crash`);
   // Not a speed target (that is npm run bench's), a bound far above it: a failover that waits
@@ -148,7 +147,7 @@ test.serial("partition of the primary's node: exactly one copy serves; after hea
       (r) => r.length === 1 && r[0] === "node1",
     );
     t.deepEqual(on, ["node1"], "restored on the standby");
-    const fenced = (await agentEvents({ ...inventory(), hosts: [host("node2")] })).find((e) => e.kind === "fence" && Date.parse(e.at) >= cutAt - 1000);
+    const fenced = (await agentEvents([host("node2")])).find((e) => e.kind === "fence" && Date.parse(e.at) >= cutAt - 1000);
     t.regex(fenced?.message ?? "", /lease lapsed/, "the cut-off node killed its own copy");
   } finally {
     await heal(lab, "node2");
