@@ -129,7 +129,6 @@ type Agent struct {
 	downSince  map[string]time.Time
 	firstSeen  map[string]time.Time // reconcile conditions, by key, since when they hold
 	stuck      map[string]bool      // services that cannot fail over, said once
-	events     []Event
 	eventsFile *os.File
 }
 
@@ -249,14 +248,19 @@ func (a *Agent) sendHeartbeats() {
 	}
 }
 
+// viewLocked: how many ms ago this controller heard each node.
+func (a *Agent) viewLocked(now time.Time) map[string]int64 {
+	view := map[string]int64{}
+	for _, n := range a.cfg.Nodes {
+		view[n.Name] = now.Sub(a.lastHeard(n.Name)).Milliseconds()
+	}
+	return view
+}
+
 // sendView tells the other controllers how long ago this one heard each node.
 func (a *Agent) sendView() {
 	a.mu.Lock()
-	now := time.Now()
-	msg := Message{Type: "view", From: a.cfg.Self, View: map[string]int64{}}
-	for _, n := range a.cfg.Nodes {
-		msg.View[n.Name] = now.Sub(a.lastHeard(n.Name)).Milliseconds()
-	}
+	msg := Message{Type: "view", From: a.cfg.Self, View: a.viewLocked(time.Now())}
 	a.mu.Unlock()
 	for _, m := range a.managers {
 		if m.Name != a.cfg.Self {
@@ -799,10 +803,6 @@ func (a *Agent) event(kind, service, message string) {
 
 func (a *Agent) eventLocked(kind, service, message string) {
 	e := Event{At: time.Now().UTC(), Node: a.cfg.Self, Kind: kind, Service: service, Message: message}
-	a.events = append(a.events, e)
-	if len(a.events) > 200 {
-		a.events = a.events[len(a.events)-200:]
-	}
 	line, _ := json.Marshal(e)
 	log.Printf("%s", line)
 	if a.eventsFile != nil {
@@ -819,9 +819,7 @@ func (a *Agent) writeState() {
 	now := time.Now()
 	view := map[string]int64{}
 	if a.isManager() {
-		for _, n := range a.cfg.Nodes {
-			view[n.Name] = now.Sub(a.lastHeard(n.Name)).Milliseconds()
-		}
+		view = a.viewLocked(now)
 	}
 	state := map[string]any{
 		"node": a.cfg.Self, "at": now.UTC(), "controller": a.isManager(),
