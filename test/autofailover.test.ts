@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { parse, stringify } from "yaml";
+import { $ } from "zx";
 import { agentEvents, agentPaths, restoredSince as restoredFrom } from "../lib/agent";
 import { Endpoint } from "../lib/endpoint";
 import { findHost, loadInventory, type Host } from "../lib/inventory";
@@ -161,4 +162,20 @@ test.serial("partition of the primary's node: exactly one copy serves; after hea
   t.deepEqual(sync, { standby: "node2", intervalSeconds: interval }, "the healed node is the standby");
   t.deepEqual(await runningOn(), ["node1"]);
   t.is((await sshExec(host("node2"), "docker container inspect counter >/dev/null 2>&1", { nothrow: true })).exitCode, 1, "the cut-off copy is gone");
+});
+
+test.serial("the service command: status shows the agents' events; a failover by hand of a service the agents manage is refused and changes nothing", async (t) => {
+  const service = (...args: string[]) => $({ quiet: true, nothrow: true, cwd: projectRoot })`npx tsx scripts/service.ts ${args} --inventory ${lab.inventoryFile}`;
+  const before = await runningOn();
+  const status = await service("status", "counter", "--json");
+  t.is(status.exitCode, 0, status.stderr);
+  const result = JSON.parse(status.stdout);
+  t.is(result.failover, "auto");
+  t.deepEqual(result.running, before);
+  t.true(result.events.some((e: { kind: string }) => e.kind === "restored"), "the restores of the tests above are among its events");
+  const standby = inventory().hosts.find((h) => !before.includes(h.name))!;
+  const refused = await service("failover", "counter", "--to", standby.name);
+  t.is(refused.exitCode, 1);
+  t.regex(refused.stderr, /counter has failover "auto": the failover agents restore it by themselves/);
+  t.deepEqual(await runningOn(), before);
 });
