@@ -23,6 +23,8 @@ export interface ServiceImage {
   ref: string;
   /** Root file system tarball on this machine. */
   rootfs: string;
+  /** sha256 of the tarball: hosts check their copy against it before importing. */
+  sha256: string;
   /** `docker import --change` lines. */
   changes: string[];
 }
@@ -41,6 +43,7 @@ export async function buildServiceImage(service: DemoService, arch: Arch): Promi
 }
 
 const digestOf = (data: string | Buffer) => createHash("sha256").update(data).digest("hex").slice(0, 12);
+const fileSha256 = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex");
 
 /** Writes a tarball atomically: a killed build leaves no tarball that looks finished. */
 async function packRootfs(root: string, tarball: string): Promise<void> {
@@ -62,7 +65,7 @@ async function buildCounter(arch: Arch): Promise<ServiceImage> {
     await $({ quiet: true })`cp ${binary} ${path.join(root, "counter")}`;
     await packRootfs(root, rootfs);
   }
-  return { ref: `edge-ha/counter:${digest}`, rootfs, changes: [`ENTRYPOINT ["/counter"]`, `EXPOSE 8080`] };
+  return { ref: `edge-ha/counter:${digest}`, rootfs, sha256: fileSha256(rootfs), changes: [`ENTRYPOINT ["/counter"]`, `EXPOSE 8080`] };
 }
 
 /** One worker and no access log: a small process tree to checkpoint, and no log growing on an SD card. */
@@ -112,7 +115,7 @@ async function buildWeb(arch: Arch): Promise<ServiceImage> {
     await $({ quiet: true })`sed -i -e ${"s/^worker_processes .*/worker_processes 1;/"} -e ${"s/^user .*/user root;/"} ${path.join(root, "etc", "nginx", "nginx.conf")}`;
     await packRootfs(root, rootfs);
   }
-  return { ref: `edge-ha/web:${digest}`, rootfs, changes: [`ENTRYPOINT ["/usr/sbin/nginx", "-g", "daemon off;"]`, `EXPOSE 80`] };
+  return { ref: `edge-ha/web:${digest}`, rootfs, sha256: fileSha256(rootfs), changes: [`ENTRYPOINT ["/usr/sbin/nginx", "-g", "daemon off;"]`, `EXPOSE 80`] };
 }
 
 /** Imports the image into a host's engine unless it has it already. */

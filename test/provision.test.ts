@@ -77,6 +77,22 @@ test.serial("a second up changes nothing", async (t) => {
   t.deepEqual(Object.keys(again.summary), ["unchanged"], JSON.stringify(again.summary));
 });
 
+test.serial("a forged host key in known_hosts makes up fail with the host's name and a host-key error, and changes nothing", async (t) => {
+  const file = host("node1").ssh.knownHostsFile;
+  const good = readFileSync(file, "utf8");
+  const keyOf = (name: string) => good.split("\n").find((l) => l.startsWith(`${host(name).address} `))!.split(" ").slice(1).join(" ");
+  // node2's entry now holds node1's key: an impostor at node2's address would present exactly that.
+  writeFileSync(file, good.replace(keyOf("node2"), keyOf("node1")));
+  try {
+    const out = await failure(stack.up());
+    t.regex(out, /node2-\w+[\s\S]*(host key mismatch|handshake failed)/);
+    t.notRegex(out, /node[13]-\w+.*(updated|created)/, "the other hosts are not touched either");
+  } finally {
+    writeFileSync(file, good);
+  }
+  t.deepEqual(Object.keys((await stack.preview()).summary), ["unchanged"], "the failed run recorded nothing");
+});
+
 test.serial("secrets never appear in plain text in the state or in pulumi's output", async (t) => {
   const state = await stack.exportState();
   const preview = await stack.preview();
@@ -168,7 +184,9 @@ test.serial("an unreachable host fails with its name and the others are still pr
   await crash(lab, "node3");
   try {
     const out = await failure(stack.up({ continueOnError: true }));
-    t.regex(out, /node3 \(10\.77\.203\.13\).*ssh could not connect/);
+    // @pulumi/command names the resource (each carries its host's name) and the address it could not dial.
+    t.regex(out, /node3-\w+[\s\S]*failed attempts: dial tcp 10\.77\.203\.13:22/);
+    t.notRegex(out, /unknown provider/, "what depends on the unreachable host is skipped, not failed");
     for (const n of ["node1", "node2"]) t.regex(await on(n, "cat /etc/docker/daemon.json"), /"max-size": "20m"/);
   } finally {
     await boot(lab, "node3");

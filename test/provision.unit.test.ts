@@ -15,6 +15,8 @@ import { runcConfig } from "../modules/criu";
 import { daemonConfig } from "../modules/docker-engine";
 import { rsyncdConfig } from "../modules/rsync-daemon";
 import { FailoverAgents } from "../modules/failover-agent";
+import { SwarmService } from "../modules/swarm-service";
+import { hostCommandScript } from "../modules/command";
 
 const dir = mkdtempSync(path.join(tmpdir(), "edge-ha-unit-"));
 writeFileSync(path.join(dir, "id"), "-----BEGIN OPENSSH PRIVATE KEY-----\nKEY\n-----END OPENSSH PRIVATE KEY-----\n");
@@ -32,7 +34,7 @@ hosts:
 );
 const settings = parseSettings({ inventory: "inventory.yaml" }, "stacks/Pulumi.unit.yaml");
 const cluster = new EdgeCluster("shop", { inventory, settings });
-const fakeImage = (image: string, arch: string) => ({ ref: `edge-ha/${image}:${arch}0000`, rootfs: `/images/${image}-${arch}.tar`, changes: [] });
+const fakeImage = (image: string, arch: string) => ({ ref: `edge-ha/${image}:${arch}0000`, rootfs: `/images/${image}-${arch}.tar`, sha256: "0".repeat(64), changes: [] });
 const services = new EdgeServices("shop-services", {
   inventory,
   services: parseSettings(
@@ -61,6 +63,11 @@ const serviceSettings = parseSettings(
   },
   "stacks/Pulumi.unit.yaml",
 );
+new SwarmService("counter-swarm", {
+  spec: { name: "counter-swarm", image: "edge-ha/counter:arm640000", containerPort: 8080, hostPort: 18090, volumes: [{ name: "cache", target: "/cache" }] },
+  replicas: 2,
+  manager: cluster.ready.pi1,
+});
 writeFileSync(path.join(dir, "agent-arm64"), "arm64 agent");
 writeFileSync(path.join(dir, "agent-amd64"), "amd64 agent");
 new FailoverAgents("shop-failover", {
@@ -70,6 +77,10 @@ new FailoverAgents("shop-failover", {
   nodes: cluster.ready,
   binaries: { arm64: path.join(dir, "agent-arm64"), amd64: path.join(dir, "agent-amd64") },
 });
+/** The script a host command sends on stdin (modules/command), and the environment it exports. */
+const script = (r: { inputs: Record<string, any> }): string => r.inputs.stdin ?? "";
+const envOf = (r: { inputs: Record<string, any> }): Record<string, string> =>
+  Object.fromEntries([...script(r).matchAll(/^export ([A-Z0-9_]+)='((?:[^']|'\\'')*)'$/gm)].map((m) => [m[1], m[2].replace(/'\\''/g, "'")]));
 const named = (name: string) => {
   const r = registered.find((x) => x.name === name);
   if (!r) throw new Error(`no resource ${name}; have: ${registered.map((x) => x.name).join(", ")}`);
@@ -81,44 +92,53 @@ test("every host gets its facts checked, a Docker engine, an rsync daemon and CR
   for (const [host, address] of [["pi1", "10.0.0.1"], ["pi2", "10.0.0.2"], ["vm1", "10.0.0.3"]]) {
     for (const name of [`${host}-facts`, `${host}-engine`, `${host}-rsyncd`, `shop-${host}`]) {
       const r = named(name);
+      t.is(r.type, "command:remote:Command", name);
       t.is(r.inputs.connection.host, address, name);
-      t.is(r.inputs.connection.knownHosts, `${address} ssh-ed25519 AAAA${address.slice(-1)}`, `${name} trusts only its host's key`);
+      t.is(r.inputs.connection.hostKey, `ssh-ed25519 AAAA${address.slice(-1)}`, `${name} trusts only its host's key`);
+      t.is(r.inputs.create, "bash -s -- create", `${name}: the script travels on stdin, not in the command line`);
     }
   }
-  t.regex(named("pi1-engine").inputs.create, /apt_install docker\.io/);
-  t.regex(named("pi1-facts").inputs.create, /aarch64/, "arm64 hosts must say aarch64");
+  t.regex(script(named("pi1-engine")), /apt_install docker\.io/);
+  t.regex(script(named("pi1-facts")), /aarch64/, "arm64 hosts must say aarch64");
 });
 
-test("CRIU is staged once per architecture and copied to the other hosts of that architecture", (t) => {
+test("CRIU is staged once per architecture; the other hosts of that architecture pull it from the first one's rsync daemon", (t) => {
   const stages = registered.filter((r) => r.name.endsWith("-stage")).map((r) => [r.name, r.inputs.connection.host]);
   t.deepEqual(stages.sort(), [["shop-amd64-stage", "10.0.0.3"], ["shop-arm64-stage", "10.0.0.1"]]);
-  const copies = registered.filter((r) => r.type.endsWith("CopyBetweenHosts"));
-  t.deepEqual(copies.map((c) => [c.name, c.inputs.source.connection.host, c.inputs.connection.host]), [["shop-pi2-copy", "10.0.0.1", "10.0.0.2"]]);
+  t.deepEqual(
+    ["pi1", "pi2", "vm1"].map((h) => [h, envOf(named(`shop-${h}`)).FROM_HOST]),
+    [["pi1", ""], ["pi2", "10.0.0.1"], ["vm1", ""]],
+  );
+  t.regex(script(named("shop-pi2")), /rsync:\/\/edge-ha@\$FROM_HOST\/artifacts\/criu\/criu/);
+  t.regex(script(named("shop-pi2")), /sha256sum/, "the pulled binary is checked against the sha256 its builder reported");
 });
 
 test("the swarm is initialized on the first manager; others join with the worker token, and labels are set from the manager", (t) => {
   t.is(named("shop-init").inputs.connection.host, "10.0.0.1");
   const member = named("shop-pi2-member");
   t.is(member.inputs.connection.host, "10.0.0.2");
-  t.is(member.inputs.environment.LEADER, "10.0.0.1");
-  t.true("TOKEN" in member.inputs.environment);
+  t.is(envOf(member).LEADER, "10.0.0.1");
+  t.true("TOKEN" in envOf(member));
   t.false(registered.some((r) => r.name === "shop-pi1-member"), "the first manager does not join itself");
   const settingsOfVm = named("shop-vm1-settings");
   t.is(settingsOfVm.inputs.connection.host, "10.0.0.1");
-  t.deepEqual([settingsOfVm.inputs.environment.LABELS, settingsOfVm.inputs.environment.ROLE], ["zone=c", "worker"]);
-  t.regex(settingsOfVm.inputs.delete, /--availability drain[\s\S]*demote[\s\S]*node rm/);
+  t.deepEqual([envOf(settingsOfVm).LABELS, envOf(settingsOfVm).ROLE], ["zone=c", "worker"]);
+  t.is(settingsOfVm.inputs.delete, "bash -s -- delete");
+  t.regex(script(settingsOfVm).split("edge_ha_delete()")[1], /--availability drain[\s\S]*demote[\s\S]*node rm/);
 });
 
 test("secrets stay secret: join tokens, the generated rsync password, and no secret inside any script", async (t) => {
   t.true((await unwrap(cluster.nodes.pi1.swarmNodeId)).value.length > 0);
-  const password = registered.find((r) => r.type.endsWith("GeneratedSecret"));
-  t.truthy(password);
-  for (const r of registered.filter((x) => x.type.endsWith("RemoteCommand"))) {
-    t.notRegex(r.inputs.create ?? "", /KEY|AAAA/, `${r.name}'s script carries no key`);
+  t.truthy(registered.find((r) => r.type === "edge-ha:secret:GeneratedSecret"));
+  t.is(named("shop-rsync-password-value").type, "command:local:Command", "generated on this machine by @pulumi/command");
+  for (const r of registered.filter((x) => x.type === "command:remote:Command")) {
+    t.notRegex(script(r), /KEY|AAAA/, `${r.name}'s script carries no key`);
   }
-  t.regex(named("pi1-rsyncd").inputs.create, /"\$RSYNC_SECRET"/, "the password reaches the host through the environment");
+  t.regex(script(named("pi1-rsyncd")), /"\$RSYNC_SECRET"/, "the password reaches the host through the environment");
   t.true(named("pi1-rsyncd").secretInputs.includes("connection"));
-  t.true(named("shop-pi2-member").secretInputs.includes("environment"), "the join token makes the environment secret");
+  t.true(named("pi1-rsyncd").secretInputs.includes("stdin"), "the generated password makes the script's stdin secret");
+  t.true(named("shop-pi2-member").secretInputs.includes("stdin"), "the join token makes the script's stdin secret");
+  t.false(named("pi1-facts").secretInputs.includes("stdin"), "a script without secrets stays readable in a preview's diff");
 });
 
 test("daemon.json, runc.conf and rsyncd.conf say what the settings ask", (t) => {
@@ -171,11 +191,13 @@ test("a CRIU service starts on its primary and syncs to its standby; its image g
   await new Promise((r) => setTimeout(r, 50));
   t.is(named("counter-start").inputs.connection.host, "10.0.0.1");
   // The same address on every host (172.31.<18080 / 256>.<18080 % 256>): CRIU restores TCP connections only there.
-  t.regex(named("counter-start").inputs.create, /docker run -d --name counter .* --network edge-ha --ip 172\.31\.70\.160 -p 18080:8080 -v data:\/data edge-ha\/counter:arm640000/);
+  t.regex(script(named("counter-start")), /docker run -d --name counter .* --network edge-ha --ip 172\.31\.70\.160 -p 18080:8080 -v data:\/data edge-ha\/counter:arm640000/);
   t.is(named("counter-sync").inputs.connection.host, "10.0.0.1");
-  t.regex(named("counter-sync").inputs.create, /sync_start counter pi2 10\.0\.0\.2 1000/);
+  t.regex(script(named("counter-sync")), /sync_start counter pi2 10\.0\.0\.2 1000/);
   t.is(named("counter-standby").inputs.connection.host, "10.0.0.2");
-  const copies = registered.filter((r) => r.type.endsWith("CopyToHost") && r.name.startsWith("shop-services-")).map((r) => [r.name, r.inputs.connection.host, r.inputs.source.path]);
+  const copies = await Promise.all(
+    registered.filter((r) => r.type === "command:remote:CopyToRemote" && r.name.startsWith("shop-services-")).map(async (r) => [r.name, r.inputs.connection.host, await r.inputs.source.path]),
+  );
   t.deepEqual(copies.sort(), [
     ["shop-services-counter-arm64-pi1-rootfs", "10.0.0.1", "/images/counter-arm64.tar"],
     ["shop-services-counter-arm64-pi2-rootfs", "10.0.0.2", "/images/counter-arm64.tar"],
@@ -210,12 +232,12 @@ test("failover agents: every host gets its architecture's agent; the managers co
   for (const [host, address, arch] of [["pi1", "10.0.0.1", "arm64"], ["pi2", "10.0.0.2", "arm64"], ["vm1", "10.0.0.3", "amd64"]]) {
     const copy = named(`shop-failover-${host}-binary`);
     t.is(copy.inputs.connection.host, address);
-    t.is(copy.inputs.source.path, path.join(dir, `agent-${arch}`));
+    t.is(await copy.inputs.source.path, path.join(dir, `agent-${arch}`));
     const agent = named(`shop-failover-${host}`);
-    t.true(agent.secretInputs.some((p) => p.startsWith("environment")), "the config carries the stack's secret: the environment is secret");
-    t.regex(agent.inputs.create, /service_install agent \/usr\/local\/sbin\/edge-ha-agent -config \/etc\/edge-ha\/agent\.json/);
-    t.notRegex(agent.inputs.create, /"secret"/, "the secret is not in the script");
-    const config = JSON.parse(agent.inputs.environment.AGENT_CONFIG);
+    t.true(agent.secretInputs.includes("stdin"), "the config carries the stack's secret: the script's stdin is secret");
+    t.regex(script(agent), /service_install agent \/usr\/local\/sbin\/edge-ha-agent -config \/etc\/edge-ha\/agent\.json/);
+    t.notRegex(script(agent).split("set -e\n").slice(0, -1).join(""), /"secret"/, "the secret is not in the script's body, only in its environment");
+    const config = JSON.parse(envOf(agent).AGENT_CONFIG);
     t.is(config.self, host);
     t.deepEqual(config.nodes.filter((n: { manager: boolean }) => n.manager).map((n: { name: string }) => n.name), ["pi1"], "controllers run on the managers");
     t.deepEqual(config.services, [{ name: "counter", nodes: ["pi1", "pi2"], syncInterval: 1 }], "manual and swarm services are not the agents'; placement: primary, standby, then the rest of its architecture");
@@ -232,4 +254,36 @@ test("failover settings: defaults decide within a second; a lease that one lost 
   t.regex(err!.message, /edge-ha:failover\.downAfterMs: expected at least leaseMs \+ 200 \(700\)/);
   t.regex(err!.message, /edge-ha:failover\.colour: unknown key/);
   t.throws(() => parseSettings({ inventory: "i", services: JSON.stringify([{ name: "a", image: "counter", port: 1, primary: "p", standby: "s", failover: "sometimes" }]) }, "f"), { message: /services\[0\]\.failover: expected auto or manual, found "sometimes"/ });
+});
+
+test("Docker objects are @pulumi/docker resources: a provider per host over SSH with strict host keys, the service network everywhere, a CRIU service's volumes, the swarm baseline", async (t) => {
+  await unwrap(cluster.nodes.pi1.docker);
+  await new Promise((r) => setTimeout(r, 50));
+  const provider = named("pi2-docker");
+  t.is(provider.type, "pulumi:providers:docker");
+  t.is(provider.inputs.host, "ssh://root@10.0.0.2:22");
+  const opts = JSON.parse(provider.inputs.sshOpts) as string[];
+  t.true(opts.includes("StrictHostKeyChecking=yes") && opts.includes(`UserKnownHostsFile=${path.join(dir, "known_hosts")}`), opts.join(" "));
+  for (const host of ["pi1", "pi2", "vm1"]) {
+    const network = named(`${host}-service-network`);
+    t.is(network.type, "docker:index/network:Network");
+    t.like(network.inputs, { name: "edge-ha", driver: "bridge", ipamConfigs: [{ subnet: "172.31.0.0/16" }], options: { "com.docker.network.bridge.name": "edge-ha0" } });
+  }
+  t.deepEqual(
+    registered.filter((r) => r.type === "docker:index/volume:Volume").map((r) => [r.name, r.inputs.name]).sort(),
+    [["counter-pi1-data", "data"], ["counter-pi2-data", "data"]],
+    "the counter's volume where it starts and where it fails over to",
+  );
+  const swarm = named("counter-swarm-service");
+  t.is(swarm.type, "docker:index/service:Service");
+  t.like(swarm.inputs, {
+    name: "counter-swarm",
+    mode: { replicated: { replicas: 2 } },
+    endpointSpec: { ports: [{ targetPort: 8080, publishedPort: 18090, publishMode: "host", protocol: "tcp" }] },
+    taskSpec: { containerSpec: { image: "edge-ha/counter:arm640000", mounts: [{ type: "volume", source: "cache", target: "/cache" }] } },
+  });
+});
+
+test("a host command's script: the bodies as functions, the environment quoted, stdin closed for what it runs", (t) => {
+  t.snapshot(hostCommandScript({ create: "echo made", delete: "echo gone" }, { NAME: "it's", EMPTY: "" }));
 });

@@ -1,298 +1,135 @@
+import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
+import { shellQuote } from "../../lib/remote-shell";
 
 /*
- * Commands as Pulumi resources, run locally or on a host over SSH.
+ * edge-ha's commands are @pulumi/command resources. This module only decides
+ * how edge-ha uses them, in one place:
  *
- * These are Pulumi dynamic resources rather than @pulumi/command: that
- * package's provider plugin cannot be built on machines whose Go module proxy
- * does not serve github.com/pulumi/pulumi-command/provider. Dynamic providers
- * run inside the Node.js language host, so the real engine drives them with no
- * extra plugin. The inputs follow @pulumi/command's (create/update/delete,
- * environment, triggers) so a later swap is mechanical.
- *
- * The provider functions are serialized into the state by Pulumi; everything
- * they use is required inside them, on purpose.
+ * - Every connection carries the host's key from the inventory's known_hosts.
+ *   @pulumi/command ignores host keys when `hostKey` is not given; a
+ *   HostConnection cannot be made without one.
+ * - A host script (create, update and delete bodies, and its environment) is
+ *   sent on the SSH session's standard input, and the command line is only
+ *   `bash -s -- create` (or update, delete). So secrets never show in a
+ *   process's arguments on the host, the host's sshd needs no AcceptEnv for
+ *   the environment (the provider's `environment` uses SSH setenv, which a
+ *   stock sshd refuses), and an error shows the script's output, not a
+ *   150-line command line.
+ * - The script's standard input is read in full before it runs (it is one
+ *   function call at the end), so a command in it that reads standard input
+ *   gets nothing rather than the rest of the script.
  */
 
-/** How to reach a host over SSH. The host key is always verified. */
-export interface Connection {
-  /** Address or name of the host. */
+/** How edge-ha reaches a host over SSH. The host key is always verified. */
+export interface HostConnection {
+  /** Address of the host. */
   host: string;
-  /** SSH port (default 22). */
-  port?: number;
-  /** Login user (default root). */
-  user?: string;
-  /** Private key (OpenSSH format). Keep it a Pulumi secret. */
-  privateKey: string;
-  /** known_hosts lines for this host; connections to a host whose key does not match are refused. */
-  knownHosts: string;
+  port: number;
+  user: string;
+  /** Private key (OpenSSH format); a Pulumi secret. */
+  privateKey: pulumi.Input<string>;
+  /** The host's public key (`TYPE BASE64`, as in known_hosts without the host field): only this key is accepted. */
+  hostKey: string;
   /** The host's inventory name, for messages. */
-  name?: string;
+  name: string;
 }
 
-export interface CommandArgs {
-  /** Shell script run when the resource is created (and on update when no `update` is given). */
-  create: pulumi.Input<string>;
-  /** Shell script run when inputs change; defaults to `create`. */
-  update?: pulumi.Input<string>;
-  /** Shell script run when the resource is deleted. */
-  delete?: pulumi.Input<string>;
-  /** Environment variables for the scripts. */
+/** Tries and time per try when the host does not answer: an unreachable host fails in about half a minute, not minutes. */
+const dial = { dialErrorLimit: 3, perDialTimeout: 10 } as const;
+
+/** @pulumi/command's connection for a host: its key pinned, its private key secret. */
+export function commandConnection(c: pulumi.Input<HostConnection>): pulumi.Output<command.types.input.remote.ConnectionArgs> {
+  return pulumi.output(c).apply((c) => {
+    if (!c.hostKey) throw new Error(`no host key for ${c.name} (${c.host}): edge-ha never connects without one`);
+    // The whole connection is secret (its private key is), and @pulumi/command keeps it so.
+    return { host: c.host, port: c.port, user: c.user, privateKey: c.privateKey, hostKey: c.hostKey, ...dial };
+  });
+}
+
+export interface HostCommandArgs {
+  /** The host to run on. */
+  connection: pulumi.Input<HostConnection>;
+  /** Script run when the resource is created, and on update when no `update` is given. */
+  create: string;
+  /** Script run when the inputs change. */
+  update?: string;
+  /** Script run when the resource is deleted. */
+  delete?: string;
+  /** Environment of the scripts. Values may be secrets: the script's text is then a secret in the state. */
   environment?: pulumi.Input<Record<string, pulumi.Input<string>>>;
   /** Any change to these values replaces the resource (delete, then create). */
   triggers?: pulumi.Input<unknown[]>;
-  /** Local only: stdin text for the scripts. */
-  stdin?: pulumi.Input<string>;
 }
 
-/** A Connection whose fields may be Pulumi inputs (the private key usually is a secret). */
-export type ConnectionArgs = { [K in keyof Connection]: pulumi.Input<Connection[K]> };
-
-export interface RemoteCommandArgs extends CommandArgs {
-  connection: pulumi.Input<ConnectionArgs>;
-}
-
-interface CommandState {
-  create: string;
-  update?: string;
-  delete?: string;
-  environment?: Record<string, string>;
-  triggers?: unknown[];
-  stdin?: string;
-  connection?: Connection;
-  stdout: string;
-  stderr: string;
-}
-
-/** Shared provider body for local and remote commands; `run` is the only difference. */
-function makeProvider(remote: boolean): pulumi.dynamic.ResourceProvider {
-  const run = async (script: string, inputs: CommandState): Promise<{ stdout: string; stderr: string }> => {
-    const { spawn } = require("node:child_process") as typeof import("node:child_process");
-    const session = remote ? openSsh(inputs.connection!) : undefined;
-    // The environment is sent as exports ahead of the script: sshd drops most SendEnv.
-    const exports = Object.entries(inputs.environment ?? {})
-      .map(([k, v]) => `export ${k}='${String(v).replace(/'/g, `'\\''`)}'\n`)
-      .join("");
-    const argv = session ? [...session.argv, "bash -s"] : ["bash", "-c", script];
-    try {
-      return await new Promise((resolve, reject) => {
-        const child = spawn(argv[0], argv.slice(1), {
-          env: remote ? process.env : { ...process.env, ...(inputs.environment ?? {}) },
-          stdio: ["pipe", "pipe", "pipe"],
-        });
-        let stdout = "";
-        let stderr = "";
-        child.stdout.on("data", (d: Buffer) => (stdout += d));
-        child.stderr.on("data", (d: Buffer) => (stderr += d));
-        child.on("error", reject);
-        child.on("close", (code: number | null) => {
-          if (code === 0) return resolve({ stdout: stdout.trimEnd(), stderr: stderr.trimEnd() });
-          // Never the exports in a message: they carry secrets.
-          const tail = stderr.trimEnd().split("\n").slice(-25).join("\n");
-          const where = session ? ` on ${session.label}` : "";
-          const hint = session && code === 255 ? " (ssh could not connect: host down or unreachable, or its key does not match known_hosts)" : "";
-          reject(new Error(`command failed${where} with exit code ${code}${hint}\n${tail}`));
-        });
-        child.stdin.end(session ? `set -e\n${exports}${script}` : inputs.stdin ?? "");
-      });
-    } finally {
-      session?.close();
-    }
-  };
-
-  const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
-
-  return {
-    async create(inputs: CommandState) {
-      const out = await run(inputs.create, inputs);
-      const id = require("node:crypto").randomBytes(8).toString("hex");
-      return { id, outs: { ...inputs, ...out } };
-    },
-    async diff(_id: string, olds: CommandState, news: CommandState) {
-      const keys = ["create", "update", "delete", "environment", "triggers", "stdin", "connection"] as const;
-      const changed = keys.filter((k) => !same(olds[k], news[k]));
-      const replaces = changed.filter((k) => k === "triggers" || (k === "connection" && !same(olds.connection?.host, news.connection?.host)));
-      return { changes: changed.length > 0, replaces, deleteBeforeReplace: true };
-    },
-    async update(_id: string, _olds: CommandState, news: CommandState) {
-      const out = await run(news.update ?? news.create, news);
-      return { outs: { ...news, ...out } };
-    },
-    async delete(_id: string, olds: CommandState) {
-      if (olds.delete) await run(olds.delete, olds);
-    },
-  };
+/** The text sent on a host command's standard input: the scripts as functions, the environment, then the call. */
+export function hostCommandScript(scripts: Pick<HostCommandArgs, "create" | "update" | "delete">, environment: Record<string, string> = {}): string {
+  const fn = (name: string, body: string | undefined) => (body === undefined ? "" : `edge_ha_${name}() {\n${body.trim()}\n}\n`);
+  const exports = Object.entries(environment)
+    .map(([k, v]) => `export ${k}=${shellQuote(v)}\n`)
+    .join("");
+  return `${fn("create", scripts.create)}${fn("update", scripts.update)}${fn("delete", scripts.delete)}set -e\n${exports}"edge_ha_$1" </dev/null\n`;
 }
 
 /**
- * An ssh invocation that reaches `c` with only its own host key trusted: the
- * key and known_hosts are written to a private scratch folder, removed by close().
+ * A script run on a host over SSH as a @pulumi/command `remote.Command`
+ * (see the top of this file for how the script travels). Its stdout is the
+ * resource's `stdout`; it is not logged (scripts may print secrets, such as
+ * join tokens, that the caller marks secret).
  */
-function openSsh(c: Connection): { argv: string[]; label: string; close: () => void } {
-  const fs = require("node:fs") as typeof import("node:fs");
-  const os = require("node:os") as typeof import("node:os");
-  const path = require("node:path") as typeof import("node:path");
-  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "edge-ha-ssh-"));
-  fs.writeFileSync(path.join(scratch, "key"), c.privateKey.endsWith("\n") ? c.privateKey : c.privateKey + "\n", { mode: 0o600 });
-  fs.writeFileSync(path.join(scratch, "known_hosts"), c.knownHosts);
-  const argv = [
-    "ssh", "-q", "-i", path.join(scratch, "key"),
-    "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
-    "-o", `UserKnownHostsFile=${path.join(scratch, "known_hosts")}`,
-    "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=6",
-    "-p", String(c.port ?? 22), `${c.user ?? "root"}@${c.host}`,
-  ];
-  const label = c.name ? `${c.name} (${c.host})` : c.host;
-  return { argv, label, close: () => fs.rmSync(scratch, { recursive: true, force: true }) };
-}
-
-interface CopyState {
-  /** Without a connection, the file is on this machine. */
-  source: { connection?: Connection; path: string };
-  connection: Connection;
-  path: string;
-  mode: string;
-  triggers?: unknown[];
-  sha256: string;
-}
-
-/**
- * Streams a file from one host to another through this machine (the hosts
- * need no keys for each other), then checks the copy's sha256 against the
- * source's before moving it into place, so a target never holds half a file.
- */
-const copyProvider: pulumi.dynamic.ResourceProvider = {
-  async create(inputs: CopyState) {
-    const { spawn } = require("node:child_process") as typeof import("node:child_process");
-    const local = !inputs.source.connection;
-    const from = local ? undefined : openSsh(inputs.source.connection!);
-    const to = openSsh(inputs.connection);
-    const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-    const tmp = `${inputs.path}.edge-ha-partial`;
-    const exec = (argv: string[], stdin: "pipe" | NodeJS.ReadableStream | null) =>
-      new Promise<string>((resolve, reject) => {
-        const child = spawn(argv[0], argv.slice(1), { stdio: ["pipe", "pipe", "pipe"] });
-        let out = "";
-        let err = "";
-        child.stdout.on("data", (d: Buffer) => (out += d));
-        child.stderr.on("data", (d: Buffer) => (err += d));
-        child.on("error", reject);
-        child.on("close", (code: number | null) => (code === 0 ? resolve(out.trim()) : reject(new Error(`${argv[argv.length - 1]} failed (exit ${code}): ${err.trim()}`))));
-        if (stdin && stdin !== "pipe") stdin.pipe(child.stdin);
-        else child.stdin.end();
-      });
-    try {
-      const fs = require("node:fs") as typeof import("node:fs");
-      const want = from
-        ? (await exec([...from.argv, `sha256sum ${q(inputs.source.path)}`], null)).split(" ")[0]
-        : (require("node:crypto") as typeof import("node:crypto")).createHash("sha256").update(fs.readFileSync(inputs.source.path)).digest("hex");
-      const reader = from
-        ? spawn(from.argv[0], [...from.argv.slice(1), `cat ${q(inputs.source.path)}`], { stdio: ["ignore", "pipe", "inherit"] }).stdout
-        : fs.createReadStream(inputs.source.path);
-      const got = (await exec([...to.argv, `mkdir -p "$(dirname ${q(inputs.path)})" && cat > ${q(tmp)} && sha256sum ${q(tmp)}`], reader)).split(" ")[0];
-      if (got !== want) {
-        await exec([...to.argv, `rm -f ${q(tmp)}`], null).catch(() => undefined);
-        throw new Error(`copy of ${inputs.source.path} from ${from?.label ?? "this machine"} to ${to.label} arrived damaged (sha256 ${got}, expected ${want}); nothing was installed`);
-      }
-      await exec([...to.argv, `chmod ${inputs.mode} ${q(tmp)} && mv -f ${q(tmp)} ${q(inputs.path)}`], null);
-      const id = require("node:crypto").randomBytes(8).toString("hex");
-      return { id, outs: { ...inputs, sha256: want } };
-    } finally {
-      from?.close();
-      to.close();
-    }
-  },
-  async diff(_id: string, olds: CopyState, news: CopyState) {
-    const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
-    const changes = !same(olds.triggers, news.triggers) || olds.path !== news.path || olds.mode !== news.mode ||
-      olds.source.path !== news.source.path || olds.source.connection?.host !== news.source.connection?.host || olds.connection.host !== news.connection.host;
-    return { changes, replaces: changes ? ["triggers"] : [], deleteBeforeReplace: true };
-  },
-};
-
-const localProvider = makeProvider(false);
-const remoteProvider = makeProvider(true);
-
-/** A command run on the machine that runs `pulumi up`. */
-export class LocalCommand extends pulumi.dynamic.Resource {
-  declare readonly stdout: pulumi.Output<string>;
-  declare readonly stderr: pulumi.Output<string>;
-
-  constructor(name: string, args: CommandArgs, opts?: pulumi.CustomResourceOptions) {
-    super(localProvider, name, { ...args, stdout: undefined, stderr: undefined }, opts, "edge-ha", "LocalCommand");
-  }
-}
-
-/** A command run on a remote host over SSH, with the host key verified. */
-export class RemoteCommand extends pulumi.dynamic.Resource {
-  declare readonly stdout: pulumi.Output<string>;
-  declare readonly stderr: pulumi.Output<string>;
-
-  constructor(name: string, args: RemoteCommandArgs, opts?: pulumi.CustomResourceOptions) {
+export class HostCommand extends command.remote.Command {
+  constructor(name: string, args: HostCommandArgs, opts?: pulumi.CustomResourceOptions) {
+    const scripts = { create: args.create, update: args.update, delete: args.delete };
     super(
-      remoteProvider,
       name,
-      { ...args, connection: pulumi.secret(args.connection), stdout: undefined, stderr: undefined },
-      // The environment is where scripts get their secrets (passwords, tokens).
-      { ...opts, additionalSecretOutputs: ["connection", "environment", ...(opts?.additionalSecretOutputs ?? [])] },
-      "edge-ha",
-      "RemoteCommand",
-    );
-  }
-}
-
-export interface CopyBetweenHostsArgs {
-  /** Where the file is: a host and an absolute path on it. */
-  source: pulumi.Input<{ connection: pulumi.Input<ConnectionArgs>; path: pulumi.Input<string> }>;
-  /** The host to copy to. */
-  connection: pulumi.Input<ConnectionArgs>;
-  /** Absolute path on the target. */
-  path: pulumi.Input<string>;
-  /** File mode on the target (default 0644). */
-  mode?: pulumi.Input<string>;
-  /** Any change copies the file again (for example the source's version or checksum). */
-  triggers?: pulumi.Input<unknown[]>;
-}
-
-/** A file copied from one host to another over SSH, verified by sha256; the counterpart of @pulumi/command's CopyToRemote for host-to-host copies. */
-export class CopyBetweenHosts extends pulumi.dynamic.Resource {
-  declare readonly sha256: pulumi.Output<string>;
-
-  constructor(name: string, args: CopyBetweenHostsArgs, opts?: pulumi.CustomResourceOptions) {
-    super(
-      copyProvider,
-      name,
-      { ...args, mode: args.mode ?? "0644", source: pulumi.secret(args.source), connection: pulumi.secret(args.connection), sha256: undefined },
-      { ...opts, additionalSecretOutputs: ["source", "connection", ...(opts?.additionalSecretOutputs ?? [])] },
-      "edge-ha",
-      "CopyBetweenHosts",
+      {
+        connection: commandConnection(args.connection),
+        create: "bash -s -- create",
+        update: args.update === undefined ? undefined : "bash -s -- update",
+        delete: args.delete === undefined ? undefined : "bash -s -- delete",
+        // Secret when any value of the environment is.
+        stdin: pulumi.output(args.environment ?? {}).apply((env) => hostCommandScript(scripts, env)),
+        triggers: args.triggers,
+        logging: "none",
+        addPreviousOutputInEnv: false,
+      },
+      opts,
     );
   }
 }
 
 export interface CopyToHostArgs {
   /** Path of the file on this machine. */
-  source: pulumi.Input<string>;
-  connection: pulumi.Input<ConnectionArgs>;
-  /** Absolute path on the host. */
-  path: pulumi.Input<string>;
-  mode?: pulumi.Input<string>;
-  /** Any change copies the file again (for example its checksum). */
-  triggers?: pulumi.Input<unknown[]>;
+  source: string;
+  connection: pulumi.Input<HostConnection>;
+  /** Absolute path on the host: a staging place; the command that uses the file checks its sha256 and moves it. */
+  remotePath: string;
 }
 
-/** A file copied from this machine to a host over SSH, verified by sha256; the counterpart of @pulumi/command's CopyToRemote. */
-export class CopyToHost extends pulumi.dynamic.Resource {
-  declare readonly sha256: pulumi.Output<string>;
-
+/**
+ * A file copied from this machine to a host (SFTP, host key verified) as a
+ * @pulumi/command `remote.CopyToRemote`; copied again when its content
+ * changes. It lands where it is staged, never over a file in use: the
+ * command that installs it checks its sha256 first (see `installStaged`).
+ */
+export class CopyToHost extends command.remote.CopyToRemote {
   constructor(name: string, args: CopyToHostArgs, opts?: pulumi.CustomResourceOptions) {
-    super(
-      copyProvider,
-      name,
-      { ...args, source: { path: args.source }, mode: args.mode ?? "0644", connection: pulumi.secret(args.connection), sha256: undefined },
-      { ...opts, additionalSecretOutputs: ["connection", ...(opts?.additionalSecretOutputs ?? [])] },
-      "edge-ha",
-      "CopyToHost",
-    );
+    super(name, { connection: commandConnection(args.connection), source: new pulumi.asset.FileAsset(args.source), remotePath: args.remotePath }, opts);
   }
+}
+
+/** Shell: fails, naming both checksums, unless FILE's sha256 is WANT (a word the shell expands, e.g. "$SHA256"). */
+export function checkSha256(file: string, want: string): string {
+  return `got=$(sha256sum ${file} | cut -d' ' -f1)
+[ "$got" = ${want} ] || { echo "${file} on $(hostname) has sha256 $got, expected ${want}: the copy is damaged; nothing was installed" >&2; exit 1; }`;
+}
+
+/**
+ * Shell: checks that the staged file FROM has the sha256 WANT, then puts it
+ * at TO with MODE by rename (a running binary at TO is replaced, not written
+ * over). A damaged copy fails with both checksums and installs nothing.
+ */
+export function installStaged(from: string, to: string, want: string, mode = "0644"): string {
+  return `${checkSha256(from, want)}
+install -m ${mode} ${from} ${to}.edge-ha-new && mv -f ${to}.edge-ha-new ${to}`;
 }

@@ -1,7 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
-import { hostScript, hostStateDir } from "../../lib/remote-shell";
-import { CopyBetweenHosts, RemoteCommand } from "../command";
+import { hostScript } from "../../lib/remote-shell";
+import { HostCommand, installStaged } from "../command";
 import type { ClusterNode } from "../host-facts";
+import { artifacts, rsyncDefaults, rsyncPasswordFile } from "../rsync-daemon";
 
 export type CriuSource = "auto" | "distro" | "build";
 
@@ -22,8 +23,14 @@ export interface RuncCriuOptions {
 }
 
 export interface CriuArgs {
-  /** The hosts; each waits for its dependsOn (for example its HostFacts). */
+  /**
+   * The hosts; each waits for its dependsOn, which must include its HostFacts
+   * and its RsyncDaemon: the other hosts of an architecture pull the CRIU built
+   * on the first one from that host's rsync daemon (module `artifacts`).
+   */
   nodes: ClusterNode[];
+  /** Port of the hosts' rsync daemons (default 873). */
+  rsyncPort?: number;
   /**
    * "auto" (default): the distro's CRIU where it passes `criu check`, else the pinned version built from source.
    * "distro": the distro's only (fails when it does not pass). "build": always the pinned version.
@@ -55,7 +62,8 @@ const buildPackages =
   "build-essential pkgconf libbsd-dev libcap-dev libgnutls28-dev libnet1-dev libnftables-dev libnl-3-dev " +
   "libprotobuf-c-dev libprotobuf-dev protobuf-c-compiler protobuf-compiler python3-protobuf uuid-dev curl xz-utils";
 
-const stage = `${hostStateDir}/criu`;
+/** Where the first host of an architecture stages its CRIU, in the rsync daemon's read-only `artifacts` module. */
+const stage = `${artifacts.dir}/criu`;
 
 /** The lines of /etc/criu/runc.conf for these options. */
 export function runcConfig(options: RuncCriuOptions = {}): string {
@@ -92,7 +100,7 @@ export class Criu extends pulumi.ComponentResource {
 
     for (const [arch, nodes] of byArch) {
       const builder = nodes[0];
-      const staged = new RemoteCommand(
+      const staged = new HostCommand(
         `${name}-${arch}-stage`,
         {
           connection: builder.connection,
@@ -103,36 +111,27 @@ export class Criu extends pulumi.ComponentResource {
         },
         { parent: this, dependsOn: builder.dependsOn },
       );
+      const [origin, binarySha256] = [0, 1].map((i) => staged.stdout.apply((s) => s.split("\n")[i] ?? ""));
 
       for (const node of nodes) {
-        const copied =
-          node === builder
-            ? []
-            : [
-                new CopyBetweenHosts(
-                  `${name}-${node.host.name}-copy`,
-                  {
-                    source: { connection: builder.connection, path: `${stage}/criu` },
-                    connection: node.connection,
-                    path: `${stage}/criu`,
-                    mode: "0755",
-                    triggers: [staged.stdout],
-                  },
-                  { parent: this, dependsOn: node.dependsOn },
-                ),
-              ];
-        const installed = new RemoteCommand(
+        const installed = new HostCommand(
           `${name}-${node.host.name}`,
           {
             connection: node.connection,
-            environment: { ORIGIN: staged.stdout.apply((s) => s.split("\n")[0]), RUNC_CONF: runcConfig(args.runc) },
+            environment: {
+              ORIGIN: origin,
+              CRIU_SHA256: binarySha256,
+              // Where the binary is: staged here, or pulled from the builder's rsync daemon.
+              FROM_HOST: node === builder ? "" : builder.host.address,
+              RSYNC_PORT: String(args.rsyncPort ?? rsyncDefaults.port),
+              RUNC_CONF: runcConfig(args.runc),
+            },
             create: hostScript(installScript),
             delete: hostScript(`rm -f /usr/local/sbin/criu /etc/criu/runc.conf; rmdir /etc/criu 2>/dev/null || true
 case "$ORIGIN" in distro*) apt_remove_ours criu ;; esac
-apt_remove_ours ${runtimePackages}
-rm -rf ${stage}`),
+apt_remove_ours ${runtimePackages}`),
           },
-          { parent: this, dependsOn: [staged, ...copied, ...(node.dependsOn ?? [])] },
+          { parent: this, dependsOn: [staged, ...(node.dependsOn ?? [])] },
         );
         this.origins[node.host.name] = installed.stdout.apply((s) => s.split("\n")[0]);
       }
@@ -192,12 +191,26 @@ echo "$origin"
 sha256sum ${stage}/criu | cut -d' ' -f1
 `;
 
-/* On every node: install the staged CRIU (or the distro's package) and runc's options for it. */
+/*
+ * On every node: install the staged CRIU (pulled from the first node of the
+ * architecture and checked against the sha256 it reported), or the distro's
+ * package, and runc's options for it.
+ */
 const installScript = `
 apt_install ${runtimePackages}
 case "$ORIGIN" in
   distro*) apt_install criu; bin=$(command -v criu) ;;
-  *) install -m 0755 ${stage}/criu /usr/local/sbin/criu; bin=/usr/local/sbin/criu ;;
+  *)
+    from=${stage}/criu
+    if [ -n "$FROM_HOST" ]; then
+      apt_install rsync
+      from=/var/tmp/edge-ha-criu.pulled
+      rsync -q --port="$RSYNC_PORT" --password-file=${rsyncPasswordFile} "rsync://${rsyncDefaults.user}@$FROM_HOST/${artifacts.module}/criu/criu" "$from" ||
+        { echo "cannot pull CRIU from the rsync daemon of $FROM_HOST (port $RSYNC_PORT) to $(hostname)" >&2; exit 1; }
+    fi
+    ${installStaged("$from", "/usr/local/sbin/criu", '"$CRIU_SHA256"', "0755")}
+    [ -z "$FROM_HOST" ] || rm -f "$from"
+    bin=/usr/local/sbin/criu ;;
 esac
 out=$($bin check 2>&1) || { echo "$out" | tail -n 5 >&2; echo "CRIU ($ORIGIN) fails 'criu check' on $(hostname), kernel $(uname -r)" >&2; exit 1; }
 mkdir -p /etc/criu

@@ -1,12 +1,16 @@
+import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
+import type { Host } from "../../lib/inventory";
 import { hostScript } from "../../lib/remote-shell";
-import { ConnectionArgs, RemoteCommand } from "../command";
+import { HostCommand, type HostConnection } from "../command";
 
 export type DockerSource = "debian" | "docker";
 
 export interface DockerEngineArgs {
+  /** The inventory host: its SSH settings also serve the Docker provider. */
+  host: Host;
   /** How to reach the host. */
-  connection: pulumi.Input<ConnectionArgs>;
+  connection: pulumi.Input<HostConnection>;
   /** "debian": Debian's docker.io (default). "docker": Docker's own docker-ce packages from download.docker.com. */
   source?: DockerSource;
   /** Size at which a container's log file is rotated (default "10m"). */
@@ -43,6 +47,14 @@ const packages: Record<DockerSource, string> = {
 export class DockerEngine extends pulumi.ComponentResource {
   /** The engine's version, as `docker version` reports it. */
   readonly version: pulumi.Output<string>;
+  /**
+   * A @pulumi/docker provider for this engine, reached over SSH with the
+   * inventory's key and known_hosts (strict host-key checking). It connects
+   * only when a resource needs it: such resources depend on this component,
+   * so they wait for the engine (and are skipped, not failed, when the host
+   * is unreachable).
+   */
+  readonly provider: docker.Provider;
 
   constructor(name: string, args: DockerEngineArgs, opts?: pulumi.ComponentResourceOptions) {
     super("edge-ha:node:DockerEngine", name, {}, opts);
@@ -60,7 +72,7 @@ fi
 apt_install ${packages.docker}`
         : `apt_install ${packages.debian}`;
 
-    const engine = new RemoteCommand(
+    const engine = new HostCommand(
       `${name}-engine`,
       {
         connection: args.connection,
@@ -93,6 +105,27 @@ fi`),
       { parent: this },
     );
     this.version = engine.stdout;
+    const { ssh } = args.host;
+    this.provider = new docker.Provider(
+      `${name}-docker`,
+      {
+        host: `ssh://${ssh.user}@${args.host.address}:${ssh.port}`,
+        sshOpts: dockerSshOptions(args.host),
+      },
+      { parent: this },
+    );
     this.registerOutputs({ version: this.version });
   }
+}
+
+/** ssh options of the Docker provider for a host: the inventory's key only, its known_hosts only, never a prompt. */
+export function dockerSshOptions(host: Host): string[] {
+  return [
+    "-i", host.ssh.privateKeyFile,
+    "-o", "IdentitiesOnly=yes",
+    "-o", "BatchMode=yes",
+    "-o", "StrictHostKeyChecking=yes",
+    "-o", `UserKnownHostsFile=${host.ssh.knownHostsFile}`,
+    "-o", "ConnectTimeout=10",
+  ];
 }

@@ -1,5 +1,7 @@
+import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { Inventory } from "../../lib/inventory";
+import { serviceNetwork } from "../../lib/service-container";
 import type { ClusterSettings } from "../../lib/settings";
 import { Criu } from "../criu";
 import { DockerEngine } from "../docker-engine";
@@ -53,9 +55,9 @@ export class EdgeCluster extends pulumi.ComponentResource {
     const perHost = inventory.hosts.map((host) => {
       const connection = connections.get(host.name)!;
       const facts = new HostFacts(host.name, { host }, parent);
-      const docker = new DockerEngine(
+      const engine = new DockerEngine(
         host.name,
-        { connection, source: settings.dockerSource, logMaxSize: settings.dockerLogMaxSize, logMaxFiles: settings.dockerLogMaxFiles },
+        { host, connection, source: settings.dockerSource, logMaxSize: settings.dockerLogMaxSize, logMaxFiles: settings.dockerLogMaxFiles },
         { ...parent, dependsOn: [facts] },
       );
       const rsync = new RsyncDaemon(
@@ -63,13 +65,27 @@ export class EdgeCluster extends pulumi.ComponentResource {
         { connection, address: host.address, password, allowedHosts, port: settings.rsyncPort },
         { ...parent, dependsOn: [facts] },
       );
-      return { host, connection, facts, docker, rsync };
+      // The services' network, made on every host now: a service may land on any of them, and looked up
+      // later (while a crashed swarm leader is replaced) the name would go to the swarm and block ~20 s.
+      const network = new docker.Network(
+        `${host.name}-service-network`,
+        {
+          name: serviceNetwork.name,
+          driver: "bridge",
+          ipamConfigs: [{ subnet: serviceNetwork.subnet }],
+          options: { "com.docker.network.bridge.name": serviceNetwork.bridge },
+        },
+        { ...parent, provider: engine.provider, dependsOn: [engine] },
+      );
+      return { host, connection, facts, engine, network, rsync };
     });
 
     const criu = new Criu(
       name,
       {
-        nodes: perHost.map(({ host, connection, facts }) => ({ host, connection, dependsOn: [facts] })),
+        // Each host's rsync daemon too: the first host of an architecture serves its CRIU to the others.
+        nodes: perHost.map(({ host, connection, facts, rsync }) => ({ host, connection, dependsOn: [facts, rsync] })),
+        rsyncPort: settings.rsyncPort,
         source: settings.criuSource,
         version: settings.criuVersion,
         runc: { tcpEstablished: settings.criuTcpEstablished, fileLocks: settings.criuFileLocks, skipInFlight: settings.criuSkipInFlight },
@@ -77,15 +93,15 @@ export class EdgeCluster extends pulumi.ComponentResource {
       parent,
     );
 
-    const swarm = new SwarmCluster(name, { nodes: perHost.map(({ host, connection, docker }) => ({ host, connection, dependsOn: [docker] })) }, parent);
+    const swarm = new SwarmCluster(name, { nodes: perHost.map(({ host, connection, engine }) => ({ host, connection, dependsOn: [engine] })) }, parent);
     this.swarmLeader = swarm.leaderAddress;
 
-    for (const { host, connection, facts, docker, rsync } of perHost) {
-      this.ready[host.name] = { host, connection, dependsOn: [facts, docker, rsync, criu, swarm] };
+    for (const { host, connection, facts, engine, network, rsync } of perHost) {
+      this.ready[host.name] = { host, connection, dependsOn: [facts, engine, network, rsync, criu, swarm], docker: engine.provider };
       this.nodes[host.name] = {
         address: host.address,
         kernel: facts.kernel,
-        docker: docker.version,
+        docker: engine.version,
         criu: criu.origins[host.name],
         rsync: rsync.url,
         swarmNodeId: swarm.nodeIds[host.name],

@@ -5,8 +5,7 @@ import { agentConfig, agentPaths, ctlScript } from "../../lib/agent";
 import type { Arch, Inventory } from "../../lib/inventory";
 import { hostScript, shellQuote } from "../../lib/remote-shell";
 import type { FailoverSettings, ServiceSettings } from "../../lib/settings";
-import { ensureNetwork } from "../../lib/service-container";
-import { CopyToHost, RemoteCommand } from "../command";
+import { CopyToHost, HostCommand, installStaged } from "../command";
 import { GeneratedSecret } from "../generated-secret";
 import type { ClusterNode } from "../host-facts";
 
@@ -39,31 +38,29 @@ export class FailoverAgents extends pulumi.ComponentResource {
       const binary = args.binaries[host.arch];
       if (!binary) throw new Error(`no agent built for ${host.arch}`);
       const digest = createHash("sha256").update(readFileSync(binary)).digest("hex");
-      const copied = new CopyToHost(
-        `${name}-${host.name}-binary`,
-        { source: binary, connection: node.connection, path: agentPaths.binary, mode: "0755", triggers: [digest] },
-        { parent: this, dependsOn: node.dependsOn },
-      );
-      new RemoteCommand(
+      // Staged beside the binary, then put in place by rename: the running agent's file is never written over.
+      const staged = `${agentPaths.binary}.staged`;
+      const copied = new CopyToHost(`${name}-${host.name}-binary`, { source: binary, connection: node.connection, remotePath: staged }, { parent: this, dependsOn: node.dependsOn });
+      new HostCommand(
         `${name}-${host.name}`,
         {
           connection: node.connection,
-          // A new binary is an update that restarts the agent. Not a replacement: the old
-          // resource's removal would delete the binary its replacement had just been given.
+          // A new binary is an update that restarts the agent.
           environment: { AGENT_CONFIG: pulumi.secret(secret.apply((s) => agentConfig(host, args.inventory, args.failover, args.services, s))), AGENT_SHA256: digest },
           create: hostScript(`
 changed=0
+if [ -f ${staged} ]; then
+  ${installStaged(staged, agentPaths.binary, '"$AGENT_SHA256"', "0755")}
+  rm -f ${staged}
+fi
 echo "$AGENT_SHA256" | write_if_changed ${agentPaths.config}.sha256 0644 && changed=1
 printf '%s' ${shellQuote(ctlScript)} | write_if_changed ${agentPaths.ctl} 0755 && changed=1
 printf '%s' "$AGENT_CONFIG" | write_if_changed ${agentPaths.config} 0600 && changed=1
-# Made now, while the swarm has a leader: looked up on a host without it, the
-# name goes to the swarm, which blocks for ~20 s while a crashed leader is replaced.
-${ensureNetwork}
 service_install agent ${agentPaths.binary} -config ${agentPaths.config}
 if [ "$changed" = 1 ] || ! service_running agent; then service_restart agent; fi
 echo "agent on $(hostname)"`),
           delete: hostScript(`service_remove agent
-rm -f ${agentPaths.ctl} ${agentPaths.config} ${agentPaths.config}.sha256 ${agentPaths.state} ${agentPaths.binary} ${agentPaths.events} ${agentPaths.events}.1`),
+rm -f ${agentPaths.ctl} ${agentPaths.config} ${agentPaths.config}.sha256 ${agentPaths.state} ${agentPaths.binary} ${staged} ${agentPaths.events} ${agentPaths.events}.1`),
         },
         { parent: this, dependsOn: [copied] },
       );

@@ -1,8 +1,9 @@
+import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { hostScript } from "../../lib/remote-shell";
 import { syncInstallScript, syncStop } from "../../lib/replication";
-import { createCommand, ensureNetwork, rsync, type ServiceSpec } from "../../lib/service-container";
-import { RemoteCommand } from "../command";
+import { createCommand, rsync, type ServiceSpec } from "../../lib/service-container";
+import { HostCommand } from "../command";
 import type { ClusterNode } from "../host-facts";
 
 export interface HaServiceArgs {
@@ -43,7 +44,14 @@ sync_stop ${service}
 docker rm -f ${service} >/dev/null 2>&1 || true
 rm -rf ${rsync.dir}/${service}`;
 
-    const started = new RemoteCommand(
+    // Its named volumes where it starts and where it fails over to, as @pulumi/docker volumes. Kept on
+    // removal: they hold the service's data (a migration carries their content; docker makes them elsewhere).
+    const volumes = (node: ClusterNode) =>
+      (spec.volumes ?? []).map(
+        (v) => new docker.Volume(`${name}-${node.host.name}-${v.name}`, { name: v.name }, { parent: this, provider: node.docker, dependsOn: node.dependsOn, retainOnDelete: true }),
+      );
+
+    const started = new HostCommand(
       `${name}-start`,
       {
         connection: primary.connection,
@@ -57,19 +65,17 @@ case "$state" in
 esac`),
         delete: hostScript(cleanUp),
       },
-      { parent: this, dependsOn: primary.dependsOn },
+      { parent: this, dependsOn: [...(primary.dependsOn ?? []), ...volumes(primary)] },
     );
 
-    // The standby holds synced checkpoints, and the service after a failover. Its
-    // network is made now: looked up later, while a crashed swarm leader is being
-    // replaced, the name would go to the swarm and block for ~20 s.
-    new RemoteCommand(
+    // The standby holds synced checkpoints, and the service after a failover: both go when the service does.
+    new HostCommand(
       `${name}-standby`,
-      { connection: standby.connection, create: hostScript(ensureNetwork), delete: hostScript(cleanUp) },
-      { parent: this, dependsOn: standby.dependsOn },
+      { connection: standby.connection, create: ":", delete: hostScript(cleanUp) },
+      { parent: this, dependsOn: [...(standby.dependsOn ?? []), ...volumes(standby)] },
     );
 
-    new RemoteCommand(
+    new HostCommand(
       `${name}-sync`,
       {
         connection: primary.connection,

@@ -1,16 +1,32 @@
+import type * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { readFileSync } from "node:fs";
 import type { Host } from "../../lib/inventory";
 import { UserError } from "../../lib/log";
-import { ConnectionArgs, RemoteCommand } from "../command";
+import { HostCommand, type HostConnection } from "../command";
 
-/** The SSH connection to an inventory host, with its private key as a secret and only its own host key trusted. */
-export function connectionFor(host: Host): ConnectionArgs {
-  const knownHosts = readFileSync(host.ssh.knownHostsFile, "utf8")
+/** Host key types in the order edge-ha prefers them when known_hosts has several for a host. */
+const keyPreference = ["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa"];
+
+/** The host's key from a known_hosts text (`TYPE BASE64`), or undefined when it has none for the host. */
+export function hostKeyFrom(knownHosts: string, address: string, port: number): string | undefined {
+  const names = port === 22 ? [address, `[${address}]:22`] : [`[${address}]:${port}`];
+  const keys = knownHosts
     .split("\n")
-    .filter((line) => line.split(" ")[0].split(",").includes(host.address))
-    .join("\n");
-  if (!knownHosts) {
+    .map((line) => line.trim().split(/\s+/))
+    .filter((f) => f.length >= 3 && !f[0].startsWith("#") && !f[0].startsWith("@") && f[0].split(",").some((n) => names.includes(n)))
+    .map((f) => `${f[1]} ${f[2]}`);
+  const rank = (key: string) => {
+    const i = keyPreference.indexOf(key.split(" ")[0]);
+    return i < 0 ? keyPreference.length : i;
+  };
+  return keys.sort((a, b) => rank(a) - rank(b))[0];
+}
+
+/** The SSH connection to an inventory host: its private key a secret, only its own host key trusted. */
+export function connectionFor(host: Host): HostConnection {
+  const hostKey = hostKeyFrom(readFileSync(host.ssh.knownHostsFile, "utf8"), host.address, host.ssh.port);
+  if (!hostKey) {
     throw new UserError(`${host.ssh.knownHostsFile} has no key for ${host.name} (${host.address}); add its host key (ssh-keyscan, checked by hand) before provisioning`);
   }
   return {
@@ -18,7 +34,7 @@ export function connectionFor(host: Host): ConnectionArgs {
     port: host.ssh.port,
     user: host.ssh.user,
     privateKey: pulumi.secret(readFileSync(host.ssh.privateKeyFile, "utf8")),
-    knownHosts,
+    hostKey,
     name: host.name,
   };
 }
@@ -26,8 +42,10 @@ export function connectionFor(host: Host): ConnectionArgs {
 /** An inventory host as a cluster-wide component receives it: how to reach it, and what must be ready there first. */
 export interface ClusterNode {
   host: Host;
-  connection: pulumi.Input<ConnectionArgs>;
+  connection: pulumi.Input<HostConnection>;
   dependsOn?: pulumi.Input<pulumi.Resource>[];
+  /** The @pulumi/docker provider of the host's engine, once the engine is there (EdgeCluster.ready has it). */
+  docker?: docker.Provider;
 }
 
 export interface HostFactsArgs {
@@ -47,7 +65,7 @@ export class HostFacts extends pulumi.ComponentResource {
     super("edge-ha:host:HostFacts", name, {}, opts);
     // Checks the inventory's arch against the host before anything is installed: CRIU is built per arch.
     const { host } = args;
-    const facts = new RemoteCommand(
+    const facts = new HostCommand(
       `${name}-facts`,
       {
         create: `hostname; uname -r; m=$(uname -m); echo "$m"

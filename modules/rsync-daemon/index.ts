@@ -1,9 +1,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import { hostScript, hostStateDir } from "../../lib/remote-shell";
-import { ConnectionArgs, RemoteCommand } from "../command";
+import { HostCommand, type HostConnection } from "../command";
 
 export interface RsyncDaemonArgs {
-  connection: pulumi.Input<ConnectionArgs>;
+  connection: pulumi.Input<HostConnection>;
   /** The host's address, as the other hosts reach it. */
   address: string;
   /** Password of the module's user; keep it a Pulumi secret. */
@@ -23,11 +23,30 @@ export const rsyncDefaults = { port: 873, module: "checkpoints", user: "edge-ha"
 /** Where checkpoint images received by the daemon are kept on a host. */
 export const checkpointsDir = `${hostStateDir}/checkpoints`;
 
+/**
+ * The read-only module `artifacts`: files one host made for the others (the
+ * CRIU built on the first host of an architecture), pulled peer to peer and
+ * checked against the sha256 their maker reported over SSH.
+ */
+export const artifacts = { module: "artifacts", dir: `${hostStateDir}/artifacts` } as const;
+
 /** The client's password file on every host, so a host can push to the others' daemons. */
 export const rsyncPasswordFile = "/etc/edge-ha/rsync.password";
 
 /** rsyncd.conf for these settings (the password lives in the secrets file, not here). */
 export function rsyncdConfig(args: Pick<RsyncDaemonArgs, "allowedHosts" | "port" | "module" | "user">): string {
+  // Both modules: the same user, and only the cluster's hosts.
+  const section = (name: string, dir: string, readOnly: boolean) => [
+    `[${name}]`,
+    `  path = ${dir}`,
+    `  read only = ${readOnly}`,
+    `  auth users = ${args.user ?? rsyncDefaults.user}`,
+    "  secrets file = /etc/edge-ha/rsyncd.secrets",
+    "  strict modes = yes",
+    `  hosts allow = ${["127.0.0.1", ...args.allowedHosts].join(" ")}`,
+    "  hosts deny = *",
+    "",
+  ];
   return [
     "# Written by edge-ha: receives checkpoint images from the other nodes.",
     `port = ${args.port ?? rsyncDefaults.port}`,
@@ -37,21 +56,15 @@ export function rsyncdConfig(args: Pick<RsyncDaemonArgs, "allowedHosts" | "port"
     "max connections = 16",
     "reverse lookup = no",
     "",
-    `[${args.module ?? rsyncDefaults.module}]`,
-    `  path = ${checkpointsDir}`,
-    "  read only = false",
-    `  auth users = ${args.user ?? rsyncDefaults.user}`,
-    "  secrets file = /etc/edge-ha/rsyncd.secrets",
-    "  strict modes = yes",
-    `  hosts allow = ${["127.0.0.1", ...args.allowedHosts].join(" ")}`,
-    "  hosts deny = *",
-    "",
+    ...section(args.module ?? rsyncDefaults.module, checkpointsDir, false),
+    ...section(artifacts.module, artifacts.dir, true),
   ].join("\n");
 }
 
 /**
- * An rsync daemon with one module for checkpoint images, password-protected
- * and open only to the cluster's hosts, running as a supervised service.
+ * An rsync daemon with a module for checkpoint images and a read-only one for
+ * artifacts, password-protected and open only to the cluster's hosts,
+ * running as a supervised service.
  */
 export class RsyncDaemon extends pulumi.ComponentResource {
   /** rsync URL of the module, without credentials. */
@@ -61,14 +74,14 @@ export class RsyncDaemon extends pulumi.ComponentResource {
     super("edge-ha:node:RsyncDaemon", name, {}, opts);
     const user = args.user ?? rsyncDefaults.user;
     const port = args.port ?? rsyncDefaults.port;
-    const daemon = new RemoteCommand(
+    const daemon = new HostCommand(
       `${name}-rsyncd`,
       {
         connection: args.connection,
         environment: { RSYNCD_CONF: rsyncdConfig(args), RSYNC_USER: user, RSYNC_SECRET: args.password, PORT: String(port) },
         create: hostScript(`
 apt_install rsync
-mkdir -p ${checkpointsDir}
+mkdir -p ${checkpointsDir} ${artifacts.dir}
 changed=0
 printf '%s' "$RSYNCD_CONF" | write_if_changed /etc/edge-ha/rsyncd.conf 0644 && changed=1
 printf '%s:%s\\n' "$RSYNC_USER" "$RSYNC_SECRET" | write_if_changed /etc/edge-ha/rsyncd.secrets 0600 && changed=1
@@ -79,7 +92,7 @@ wait_for 10 "the rsync daemon on port $PORT" rsync --list-only --port="$PORT" --
 echo "$(hostname) rsync daemon on port $PORT"`),
         delete: hostScript(`
 service_remove rsyncd
-rm -rf /etc/edge-ha/rsyncd.conf /etc/edge-ha/rsyncd.secrets ${rsyncPasswordFile} ${checkpointsDir}
+rm -rf /etc/edge-ha/rsyncd.conf /etc/edge-ha/rsyncd.secrets ${rsyncPasswordFile} ${checkpointsDir} ${artifacts.dir}
 apt_remove_ours rsync`),
       },
       { parent: this },

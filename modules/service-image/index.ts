@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as path from "node:path";
 import { hostScript, hostStateDir } from "../../lib/remote-shell";
 import { importCommand, type ServiceImage as BuiltImage } from "../../lib/services";
-import { CopyToHost, RemoteCommand } from "../command";
+import { checkSha256, CopyToHost, HostCommand } from "../command";
 import type { ClusterNode } from "../host-facts";
 
 export interface ServiceImageArgs {
@@ -14,7 +14,8 @@ export interface ServiceImageArgs {
 
 /**
  * An image on hosts' Docker engines without a registry: its root file system
- * is copied from this machine (sha256-checked) and `docker import`ed. The
+ * is copied from this machine (@pulumi/command's CopyToRemote), checked
+ * against its sha256 and `docker import`ed. The
  * reference is tagged by content, so an unchanged image is never copied again.
  * Removal untags it where no container uses it.
  */
@@ -29,15 +30,18 @@ export class ServiceImage extends pulumi.ComponentResource {
     for (const node of args.nodes) {
       const copied = new CopyToHost(
         `${name}-${node.host.name}-rootfs`,
-        { source: image.rootfs, connection: node.connection, path: remoteTar, triggers: [image.ref] },
+        { source: image.rootfs, connection: node.connection, remotePath: remoteTar },
         { parent: this, dependsOn: node.dependsOn },
       );
-      new RemoteCommand(
+      new HostCommand(
         `${name}-${node.host.name}`,
         {
           connection: node.connection,
           triggers: [image.ref],
-          create: hostScript(`docker image inspect ${image.ref} >/dev/null 2>&1 || ${importCommand(image, remoteTar)}
+          create: hostScript(`if ! docker image inspect ${image.ref} >/dev/null 2>&1; then
+  ${checkSha256(remoteTar, image.sha256)}
+  ${importCommand(image, remoteTar)}
+fi
 rm -f ${remoteTar}`),
           delete: hostScript(`docker image rm ${image.ref} >/dev/null 2>&1 || true`),
         },

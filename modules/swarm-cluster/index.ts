@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { hostScript } from "../../lib/remote-shell";
-import { RemoteCommand } from "../command";
+import { HostCommand } from "../command";
 import type { ClusterNode } from "../host-facts";
 
 export interface SwarmClusterArgs {
@@ -32,7 +32,7 @@ export class SwarmCluster extends pulumi.ComponentResource {
     if (!leader) throw new Error("a swarm needs at least one host with roles: [manager]");
     this.leaderAddress = leader.host.address;
 
-    const init = new RemoteCommand(
+    const init = new HostCommand(
       `${name}-init`,
       {
         connection: leader.connection,
@@ -58,9 +58,9 @@ docker swarm join-token -q manager`),
     for (const node of args.nodes) {
       const isLeader = node === leader;
       let nodeId = this.nodeIds[leader.host.name];
-      let member: RemoteCommand | undefined;
+      let member: HostCommand | undefined;
       if (!isLeader) {
-        member = new RemoteCommand(
+        member = new HostCommand(
           `${name}-${node.host.name}-member`,
           {
             connection: node.connection,
@@ -80,7 +80,7 @@ docker info -f '{{.Swarm.NodeID}}'`),
       }
 
       const labels = Object.entries(node.host.labels).map(([k, v]) => `${k}=${v}`).join("\n");
-      new RemoteCommand(
+      new HostCommand(
         `${name}-${node.host.name}-settings`,
         {
           connection: leader.connection,
