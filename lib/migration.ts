@@ -3,8 +3,8 @@ import type { EndpointControl } from "./endpoint";
 import type { Host, Inventory } from "./inventory";
 import { findHost } from "./inventory";
 import { progress, UserError } from "./log";
-import { startSync, stopSync, syncOn } from "./replication";
-import { captureFiles, checkServiceName, copyImage, locate, restoreCommand, rsync, createCommand, specOf, writeManifest } from "./service-container";
+import { failover, startSync, stopSync, syncOn, type SyncSettings } from "./replication";
+import { captureFiles, checkpointLocked, checkServiceName, copyImage, locate, restoreCommand, rsync, createCommand, specOf, truthCommand, writeManifest, type ServiceSpec } from "./service-container";
 import { sshExec } from "./ssh";
 
 /*
@@ -21,8 +21,13 @@ import { sshExec } from "./ssh";
  *   restore   the target checks the manifest (never restores a partial
  *             checkpoint), then docker start --checkpoint
  *
- * Any failure after the dump resumes the service on the source from the same
- * checkpoint, so it ends up running exactly once, with its state.
+ * After any failure, the exit codes are not trusted: the migration reads what
+ * is true on both hosts (which copy runs, whether the dump's images are whole)
+ * and acts on that (see `recover`): a service that runs on the target is
+ * finished there; one dumped but not restored is resumed on the source from
+ * that very checkpoint; only when no image of its state is left anywhere is it
+ * restored from its synced checkpoint, and the message says what was lost.
+ * The service ends up running exactly once, and its sync runs again.
  */
 
 export interface MigrationResult {
@@ -34,6 +39,8 @@ export interface MigrationResult {
   phases: { prepare: number; dump: number; transfer: number; restore: number; switch: number };
   downtime: number;
   bytes: number;
+  /** What went wrong on the way although the service runs on the target with its state (an error after the restore). */
+  warning?: string;
 }
 
 const seconds = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e9;
@@ -58,7 +65,6 @@ export async function migrate(inventory: Inventory, service: string, toName: str
   }
 
   const spec = await specOf(source, service);
-  const volumes = (spec.volumes ?? []).map((v) => v.name);
   const sourceId = (await sshExec(source, `docker container inspect -f '{{.Id}}' ${service}`)).stdout.trim();
   const checkpoint = `m${Date.now()}`;
   const staging = `${rsync.dir}/${service}/${checkpoint}`;
@@ -74,13 +80,14 @@ export async function migrate(inventory: Inventory, service: string, toName: str
   const prepare = seconds(t);
 
   const phases = { prepare, dump: 0, transfer: 0, restore: 0, switch: 0 };
-  let dumped = false;
+  const dumpDir = `/var/lib/docker/containers/${sourceId}/checkpoints/${checkpoint}`;
+  const move: Move = { inventory, service, spec, source, target, checkpoint, dumpDir, staging, sync, options };
+  let bytes = 0;
   try {
     t = process.hrtime.bigint();
     progress(`dump: checkpoint ${checkpoint} of ${service} on ${source.name}`);
     await options.endpoint?.hold();
-    await sshExec(source, `docker checkpoint create ${service} ${checkpoint} >/dev/null`);
-    dumped = true;
+    await sshExec(source, `${checkpointLocked}\ncheckpoint_locked docker checkpoint create ${service} ${checkpoint} >/dev/null`);
     phases.dump = seconds(t);
 
     t = process.hrtime.bigint();
@@ -89,14 +96,14 @@ export async function migrate(inventory: Inventory, service: string, toName: str
       source,
       [
         captureFiles,
-        `cd /var/lib/docker/containers/${sourceId}/checkpoints/${checkpoint}`,
+        `cd ${dumpDir}`,
         `capture_files ${sourceId}`,
         writeManifest,
         `du -sb . | cut -f1`,
         `rsync -a --mkpath --timeout=10 --contimeout=5 --password-file=${rsync.passwordFile} ./ rsync://${rsync.user}@${target.address}/${rsync.module}/${service}/${checkpoint}/`,
       ].join(" && "),
     );
-    const bytes = Number(transferred.stdout.trim().split("\n")[0]);
+    bytes = Number(transferred.stdout.trim().split("\n")[0]);
     phases.transfer = seconds(t);
 
     t = process.hrtime.bigint();
@@ -104,37 +111,125 @@ export async function migrate(inventory: Inventory, service: string, toName: str
     await sshExec(target, restoreCommand(service, targetId, staging, checkpoint));
     phases.restore = seconds(t);
     t = process.hrtime.bigint();
-    await options.endpoint?.switchTo({ host: target.address, port: spec.hostPort });
+    await finish(move);
     phases.switch = seconds(t);
-
-    // The service runs on the target: the source's stopped copy, its volumes (moved) and the checkpoints go.
-    await sshExec(source, `docker rm -f ${service} >/dev/null${volumes.length ? ` && docker volume rm ${volumes.join(" ")} >/dev/null` : ""}`, { nothrow: true });
-    await sshExec(target, `rm -rf ${rsync.dir}/${service}/${checkpoint}; docker checkpoint rm ${service} ${checkpoint} 2>/dev/null || true`, { nothrow: true });
-    if (sync) {
-      const standby = sync.standby === target.name ? source : findHost(inventory, sync.standby);
-      await startSync(target, standby, spec, sync.intervalSeconds);
-    }
     return { service, from: source.name, to: target.name, checkpoint, phases, downtime: phases.dump + phases.transfer + phases.restore + phases.switch, bytes };
   } catch (err) {
-    await rollBack(source, target, service, checkpoint, dumped, volumes);
-    await options.endpoint?.switchTo({ host: source.address, port: spec.hostPort });
-    if (sync) await startSync(source, findHost(inventory, sync.standby), spec, sync.intervalSeconds);
     const why = err instanceof ProcessOutput ? err.stderr.trim().split("\n").slice(-2).join(" | ") : err instanceof Error ? err.message : String(err);
-    throw new UserError(`migration of ${service} from ${source.name} to ${target.name} failed, ${dumped ? "resumed on" : "still running on"} ${source.name}: ${why}`);
+    const outcome = await recover(move);
+    if (outcome.finished) {
+      return { service, from: source.name, to: target.name, checkpoint, phases, downtime: phases.dump + phases.transfer + phases.restore + phases.switch, bytes, warning: `${why} (${outcome.what})` };
+    }
+    throw new UserError(`migration of ${service} from ${source.name} to ${target.name} failed: ${why}\n${outcome.what}`);
   }
 }
 
-/** Puts the service back on the source, from the checkpoint when it was dumped, and clears the target. */
-async function rollBack(source: Host, target: Host, service: string, checkpoint: string, dumped: boolean, volumes: string[]): Promise<void> {
-  // The target may be unreachable (that may be why we are here); its stopped copy never runs by itself.
-  const clear = [`docker rm -f ${service}`, ...(volumes.length ? [`docker volume rm ${volumes.join(" ")}`] : []), `rm -rf ${rsync.dir}/${service}/${checkpoint}`];
-  await sshExec(target, clear.map((c) => `${c} >/dev/null 2>&1`).join("; "), { nothrow: true, connectTimeout: 2 });
-  if (!dumped) return;
-  progress(`rolling back: resuming ${service} on ${source.name} from ${checkpoint}`);
-  const resumed = await sshExec(source, `docker start --checkpoint ${checkpoint} ${service} >/dev/null && docker checkpoint rm ${service} ${checkpoint}`, { nothrow: true });
-  if (resumed.exitCode !== 0) {
-    // Without its checkpoint the service at least runs again, from its start.
-    await sshExec(source, `docker start ${service} >/dev/null`, { nothrow: true });
-    throw new UserError(`${service} could not be resumed from ${checkpoint} on ${source.name} and was restarted without its state: ${resumed.stderr.trim()}`);
+/** What a migration works on, for its finishing and its recovery. */
+interface Move {
+  inventory: Inventory;
+  service: string;
+  spec: ServiceSpec;
+  source: Host;
+  target: Host;
+  checkpoint: string;
+  /** The dump's folder on the source. */
+  dumpDir: string;
+  /** Where the target's rsync daemon received it. */
+  staging: string;
+  sync: SyncSettings | undefined;
+  options: MigrateOptions;
+}
+
+/** The service runs on the target: clients go there, the source's copy, volumes (moved) and the checkpoints go, the sync follows it. */
+async function finish(m: Move): Promise<void> {
+  await m.options.endpoint?.switchTo({ host: m.target.address, port: m.spec.hostPort });
+  const volumes = (m.spec.volumes ?? []).map((v) => v.name);
+  await sshExec(m.source, `docker rm -f ${m.service} >/dev/null${volumes.length ? ` && docker volume rm ${volumes.join(" ")} >/dev/null` : ""}`, { nothrow: true });
+  await sshExec(m.target, `rm -rf ${m.staging}; docker checkpoint rm ${m.service} ${m.checkpoint} 2>/dev/null || true`, { nothrow: true });
+  if (m.sync) {
+    const standby = m.sync.standby === m.target.name ? m.source : findHost(m.inventory, m.sync.standby);
+    await startSync(m.target, standby, m.spec, m.sync.intervalSeconds);
   }
+}
+
+/** What the hosts say after a failure: which copy runs (undefined: the host did not answer) and whether the dump is whole on the source. */
+async function truthAfter(m: Move): Promise<{ source?: string; dumpComplete: boolean; target?: string }> {
+  const [source, target] = await Promise.all([
+    sshExec(m.source, truthCommand(m.service, m.dumpDir), { nothrow: true, connectTimeout: 2 }),
+    sshExec(m.target, truthCommand(m.service), { nothrow: true, connectTimeout: 2 }),
+  ]);
+  const lines = (r: ProcessOutput) => (r.exitCode === 0 ? r.stdout.trim().split("\n") : []);
+  return { source: lines(source)[0], dumpComplete: lines(source)[1] === "complete", target: lines(target)[0] };
+}
+
+/**
+ * After a failure: reads what is true on both hosts and acts on it, so that
+ * the service runs exactly once, with as much of its state as exists anywhere.
+ * `finished` when it runs on the target after all; `what` says where it runs
+ * and with which state, in words a person can act on.
+ */
+async function recover(m: Move): Promise<{ finished: boolean; what: string }> {
+  const truth = await truthAfter(m);
+  const { service, source, target } = m;
+  const clearTarget = async () => {
+    const volumes = (m.spec.volumes ?? []).map((v) => v.name);
+    const clear = [`docker rm -f ${service}`, ...(volumes.length ? [`docker volume rm ${volumes.join(" ")}`] : []), `rm -rf ${m.staging}`];
+    const r = await sshExec(target, clear.map((c) => `${c} >/dev/null 2>&1`).join("; "), { nothrow: true, connectTimeout: 2 });
+    return r.exitCode === 0 ? "" : ` ${target.name} did not answer, so its stopped copy is still there (it never starts by itself; 'edge-ha service status ${service}' shows it).`;
+  };
+  const syncAgain = async (on: Host) => {
+    if (!m.sync) return "";
+    const standby = m.sync.standby === on.name ? (on === source ? target : source) : findHost(m.inventory, m.sync.standby);
+    const r = await startSync(on, standby, m.spec, m.sync.intervalSeconds).then(() => "", (e: Error) => ` Its sync to ${standby.name} could not be started again: ${e.message}`);
+    return r;
+  };
+
+  if (truth.target === "running" && truth.source !== "running") {
+    // Restored after all (the error came later, or the restore's own report was wrong).
+    await finish(m);
+    return { finished: true, what: `${service} runs on ${target.name}, restored from ${m.checkpoint} with its state` };
+  }
+  if (truth.source === "running") {
+    const cleared = await clearTarget();
+    await m.options.endpoint?.switchTo({ host: source.address, port: m.spec.hostPort });
+    return { finished: false, what: `${service} still runs on ${source.name}, untouched: it was not frozen, or CRIU let it go on.${cleared}${await syncAgain(source)}` };
+  }
+  if (truth.source === undefined) {
+    return { finished: false, what: `${source.name} does not answer: where ${service} runs is unknown; the failover agents (or 'edge-ha service failover') restore it from its synced checkpoint once that host is gone.` };
+  }
+  const cleared = await clearTarget();
+  if (truth.dumpComplete) {
+    progress(`recovering: resuming ${service} on ${source.name} from ${m.checkpoint}`);
+    const resumed = await sshExec(source, `${checkpointLocked}\ncheckpoint_locked docker start --checkpoint ${m.checkpoint} ${service} >/dev/null`, { nothrow: true });
+    const now = (await sshExec(source, truthCommand(service), { nothrow: true })).stdout.trim();
+    if (now === "running") {
+      await sshExec(source, `docker checkpoint rm ${service} ${m.checkpoint}`, { nothrow: true });
+      await m.options.endpoint?.switchTo({ host: source.address, port: m.spec.hostPort });
+      return { finished: false, what: `${service} was dumped, then resumed on ${source.name} from that checkpoint (${m.checkpoint}): it runs there with the state it had at the dump.${cleared}${await syncAgain(source)}` };
+    }
+    progress(`recovering: resuming from ${m.checkpoint} failed: ${resumed.stderr.trim()}`);
+  }
+  // No image of the state at the dump could be restored: the next best is its synced checkpoint.
+  if (m.sync) {
+    const standby = findHost(m.inventory, m.sync.standby);
+    const restored = await failover(m.inventory, service, standby.name).then(
+      (r) => ({ ok: true as const, r }),
+      (e: Error) => ({ ok: false as const, e }),
+    );
+    if (restored.ok) {
+      await m.options.endpoint?.switchTo({ host: standby.address, port: m.spec.hostPort });
+      const back = standby.name === source.name ? target : source;
+      const synced = await startSync(standby, back, m.spec, m.sync.intervalSeconds).then(() => "", (e: Error) => ` Its sync could not be started: ${e.message}`);
+      return { finished: false, what: `${service} could not be resumed from its dump; it was restored on ${standby.name} from its synced checkpoint ${restored.r.checkpoint}, ${restored.r.checkpointAge.toFixed(1)} s old: what it did since then is lost.${cleared}${synced}` };
+    }
+  }
+  await sshExec(source, `docker start ${service} >/dev/null`, { nothrow: true });
+  const now = (await sshExec(source, truthCommand(service), { nothrow: true })).stdout.trim();
+  await m.options.endpoint?.switchTo({ host: source.address, port: m.spec.hostPort });
+  return {
+    finished: false,
+    what: now === "running"
+      ? `${service} could not be restored from any checkpoint; it was restarted on ${source.name} WITHOUT its state.${cleared}${await syncAgain(source)}`
+      : `${service} runs NOWHERE: it could not be restored or restarted on ${source.name}; start it by hand ('docker start ${service}' there) or fail it over.${cleared}`,
+  };
 }

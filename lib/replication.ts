@@ -1,7 +1,7 @@
 import type { Host, Inventory } from "./inventory";
 import { findHost } from "./inventory";
 import { progress, UserError } from "./log";
-import { captureFiles, createCommand, locate, restoreCommand, rsync, runOptions, ServiceSpec, writeManifest } from "./service-container";
+import { captureFiles, checkpointLocked, createCommand, locate, restoreCommand, rsync, runOptions, ServiceSpec, writeManifest } from "./service-container";
 import { hostScript, hostStateDir, shellQuote } from "./remote-shell";
 import { sshExec } from "./ssh";
 
@@ -37,13 +37,14 @@ service=$1 standby=$2 interval_ms=$3
 stage=__SYNC_OUT__/$service
 mkdir -p "$stage"
 __CAPTURE__
+__CHECKPOINT_LOCKED__
 while :; do
   started=$(date +%s%3N)
   name=s$(date +%s%N)
   # TAKEN is when CRIU froze the service: the state is that moment's.
   taken=$(date +%s.%N)
   if id=$(docker container inspect -f '{{.Id}}' "$service" 2>/dev/null) &&
-     docker checkpoint create --leave-running "$service" "$name" >/dev/null 2>>/var/log/edge-ha-sync.log; then
+     checkpoint_locked docker checkpoint create --leave-running "$service" "$name" >/dev/null 2>>/var/log/edge-ha-sync.log; then
     src=/var/lib/docker/containers/$id/checkpoints/$name
     mv "$src" "$stage/$name"
     if (cd "$stage/$name" && echo "$taken" > TAKEN && capture_files "$id" &&
@@ -66,6 +67,7 @@ done
 `
   .replace("__SYNC_OUT__", syncOutDir)
   .replace("__CAPTURE__", captureFiles)
+  .replace("__CHECKPOINT_LOCKED__", checkpointLocked)
   .replace("__MANIFEST__", writeManifest)
   .replace("__PASSWORD_FILE__", rsync.passwordFile)
   .replace("__USER__", rsync.user)

@@ -160,6 +160,50 @@ export const applyFiles = String.raw`apply_files() {
   done
 }`;
 
+/**
+ * Shell: defines checkpoint_locked COMMAND..., which runs a `docker
+ * checkpoint create` or `docker start --checkpoint` alone on the host, with
+ * the checkpoint blobs cleared from containerd's content store before and
+ * after it.
+ *
+ * Why: Docker 20.10 leaves each checkpoint's blobs (its image tar, config and
+ * index) in containerd's content store until containerd's garbage collector
+ * gets to them. A checkpoint or restore that writes identical content before
+ * then (the same container's config again; restoring the checkpoint just
+ * made, as a rollback does) fails with "content sha256:…: already exists",
+ * and for a dump that is AFTER CRIU has frozen, dumped and killed the
+ * processes: the images never reach the checkpoint folder, and the state is
+ * gone (moby#42900, containerd#8401; seen within a few moves in the lab).
+ * One at a time per host, so clearing never pulls a blob from under another
+ * service's checkpoint. While the engine uses the overlay2 graph driver
+ * (capture_files requires it), the store's moby namespace holds only
+ * checkpoint blobs: images live in the graph driver.
+ */
+export const checkpointLocked = String.raw`clear_checkpoint_blobs() {
+  for sock in /run/docker/containerd/containerd.sock /run/containerd/containerd.sock; do
+    [ -S "$sock" ] || continue
+    ctr --address "$sock" -n moby content ls -q 2>/dev/null | xargs -r ctr --address "$sock" -n moby content rm >/dev/null 2>&1 || true
+  done
+}
+checkpoint_locked() {
+  ( flock 8
+    clear_checkpoint_blobs
+    rc=0; "$@" || rc=$?
+    clear_checkpoint_blobs
+    exit "$rc"
+  ) 8>/run/edge-ha-checkpoint.lock
+}`;
+
+/**
+ * Shell printing "running" or "stopped" (or "absent"), then "complete" when
+ * the CRIU images in DIR are whole: CRIU writes inventory.img as its dump's
+ * last image, and runc adds descriptors.json after CRIU has finished.
+ */
+export function truthCommand(service: string, dir?: string): string {
+  const state = `s=$(docker container inspect -f '{{.State.Status}}' ${service} 2>/dev/null) || s=absent; [ "$s" = running ] || [ "$s" = absent ] || s=stopped; echo "$s"`;
+  return dir ? `${state}; [ -f ${dir}/inventory.img ] && [ -f ${dir}/pstree.img ] && [ -f ${dir}/descriptors.json ] && echo complete; true` : state;
+}
+
 /** Shell: writes MANIFEST.sha256 (every file's sha256) in the current checkpoint folder. */
 export const writeManifest = `find . -type f ! -name MANIFEST.sha256 -exec sha256sum {} + > MANIFEST.sha256`;
 
@@ -171,6 +215,7 @@ export const writeManifest = `find . -type f ! -name MANIFEST.sha256 -exec sha25
 export function restoreCommand(service: string, containerId: string, dir: string, name: string): string {
   const into = `/var/lib/docker/containers/${containerId}/checkpoints/${name}`;
   return [
+    `{ ${checkpointLocked}; }`,
     applyFiles,
     `cd ${dir}`,
     `sha256sum -c --quiet --strict MANIFEST.sha256`,
@@ -178,6 +223,6 @@ export function restoreCommand(service: string, containerId: string, dir: string
     `mkdir -p ${into}`,
     // The CRIU images only: the packed files are in place already.
     `find . -mindepth 1 -maxdepth 1 ! -name rootfs.tar ! -name volumes -exec cp -a -t ${into} {} +`,
-    `docker start --checkpoint ${name} ${service}`,
+    `checkpoint_locked docker start --checkpoint ${name} ${service}`,
   ].join(" && ");
 }

@@ -106,7 +106,8 @@ runMain(async () => {
       const ms = (s: number) => `${Math.round(s * 1000)} ms`;
       return print(
         r,
-        `${service}: ${r.from} -> ${r.to}; downtime ${ms(r.downtime)} (dump ${ms(r.phases.dump)}, transfer ${ms(r.phases.transfer)} for ${(r.bytes / 1e6).toFixed(1)} MB, restore ${ms(r.phases.restore)}, switch ${ms(r.phases.switch)}); prepared in ${ms(r.phases.prepare)}`,
+        `${service}: ${r.from} -> ${r.to}; downtime ${ms(r.downtime)} (dump ${ms(r.phases.dump)}, transfer ${ms(r.phases.transfer)} for ${(r.bytes / 1e6).toFixed(1)} MB, restore ${ms(r.phases.restore)}, switch ${ms(r.phases.switch)}); prepared in ${ms(r.phases.prepare)}` +
+          (r.warning ? `\nwarning: ${r.warning}` : ""),
       );
     }
     case "failover": {

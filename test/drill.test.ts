@@ -30,7 +30,7 @@ test.before(async () => {
   const doc = parse(readFileSync(file, "utf8"));
   doc.config["edge-ha:services"] = [
     // By hand: this is the operator's failover; test/autofailover.test.ts has the agents'.
-    { name: "counter", image: "counter", port: 18080, primary: "node1", standby: "node2", syncInterval: interval, failover: "manual" },
+    { name: "counter", image: "counter", port: 18080, primary: "node1", standby: "node2", syncInterval: interval, failover: "manual", volumes: ["counterdata:/data"] },
     { name: "counter-swarm", image: "counter", port: 18090, mode: "swarm", replicas: 2 },
   ];
   writeFileSync(file, stringify(doc));
@@ -80,4 +80,32 @@ test.serial("after the drills moved the service, pulumi up changes nothing and s
   const r = await stack.up();
   t.deepEqual(Object.keys(r.summary), ["unchanged"], JSON.stringify(r.summary));
   t.is((await locate(inventory(), "counter")).length, 1);
+});
+
+test.serial("the service network, the volumes and the swarm service are docker resources; removing the swarm service from the stack removes it from the swarm", async (t) => {
+  const resources = JSON.parse(await stack.exportState()).deployment.resources as { type: string; urn: string }[];
+  const count = (type: string) => resources.filter((r) => r.type === type).length;
+  t.is(count("pulumi:providers:docker"), 3, "one Docker provider per host");
+  t.is(count("docker:index/network:Network"), 3, "the service network on every host");
+  t.is(count("docker:index/volume:Volume"), 2, "the counter's volume on its primary and its standby");
+  t.is(count("docker:index/service:Service"), 1, "the swarm baseline");
+  t.is(resources.filter((r) => r.type.startsWith("pulumi-nodejs:dynamic")).length, 0, "no dynamic resources");
+
+  const file = path.join(projectRoot, "stacks", "Pulumi.drilltest.yaml");
+  const doc = parse(readFileSync(file, "utf8"));
+  doc.config["edge-ha:services"] = doc.config["edge-ha:services"].filter((s: { name: string }) => s.name !== "counter-swarm");
+  writeFileSync(file, stringify(doc));
+  const r = await stack.up();
+  t.is(r.summary.deleted, 2, `the SwarmService component and its docker Service: ${JSON.stringify(r.summary)}`);
+  const manager = (await Promise.all(inventory().hosts.map(async (h) => ((await sshExec(h, "docker node ls >/dev/null 2>&1", { nothrow: true })).exitCode === 0 ? h : undefined)))).find((h) => h);
+  t.truthy(manager, "a manager answers");
+  t.is((await sshExec(manager!, "docker service ls --format '{{.Name}}'")).stdout.trim(), "", "the swarm has no service left");
+  let tasks = "";
+  for (let i = 0; i < 60; i++) {
+    tasks = (await Promise.all(inventory().hosts.map((h) => sshExec(h, "docker ps -q --filter label=com.docker.swarm.service.name=counter-swarm", { nothrow: true })))).map((x) => x.stdout.trim()).join("");
+    if (!tasks) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  t.is(tasks, "", "its task containers are gone from every node");
+  t.deepEqual((await locate(inventory(), "counter")).length, 1, "the CRIU service is untouched");
 });

@@ -115,10 +115,57 @@ test.serial("a target cut off during the transfer leaves the service running on 
     await unshape(lab, "node2");
   }
   t.true(error instanceof UserError);
-  t.regex((error as Error).message, /failed, resumed on node1/);
+  t.regex((error as Error).message, /counter was dumped, then resumed on node1 from that checkpoint/);
   t.deepEqual(await runningOn(), ["node1"]);
   t.is((await counter("node1")).count, 8, "resumed from the checkpoint: state kept");
   t.is((await sshExec(host("node2"), "docker ps -aq --filter name=^counter$")).stdout.trim(), "", "no copy left on the target");
+});
+
+test.serial("a failure after the dump (the target's rsync daemon refuses) resumes the service on the source with the state it had at the dump, and says so", async (t) => {
+  const before = await counter("node1");
+  // Refused at once: the dump happened, the transfer cannot.
+  await sshExec(host("node2"), "iptables -I INPUT -p tcp --dport 873 -j REJECT --reject-with tcp-reset");
+  let error: unknown;
+  try {
+    await migrate(inventory(), "counter", "node2").catch((e) => (error = e));
+  } finally {
+    await sshExec(host("node2"), "iptables -D INPUT -p tcp --dport 873 -j REJECT --reject-with tcp-reset");
+  }
+  t.true(error instanceof UserError, String(error));
+  const message = (error as Error).message;
+  t.regex(message, /^migration of counter from node1 to node2 failed: .*rsync/);
+  t.regex(message, /counter was dumped, then resumed on node1 from that checkpoint \(m\d+\): it runs there with the state it had at the dump/);
+  t.deepEqual(await runningOn(), ["node1"]);
+  t.deepEqual(await counter("node1"), before, "same count and same process: the state at the dump, not a restart");
+  t.is((await sshExec(host("node2"), "docker ps -aq --filter name=^counter$")).stdout.trim(), "", "no copy left on the target");
+});
+
+test.serial("a service moves back and forth ten times in a row, with its volume and file changes: state kept and one copy after every move", async (t) => {
+  const spec = { name: "keeper", image: (await specOf(host("node1"), "counter")).image, containerPort: 8080, hostPort: 18082, volumes: [{ name: "keeperdata", target: "/data" }] };
+  await deploy(host("node1"), spec);
+  const keeper = async (name: string, method = "GET") => (await (await fetch(`http://${host(name).address}:18082/${method === "POST" ? "incr" : ""}`, { method })).json()) as { count: number; started: string };
+  try {
+    for (let i = 0; i < 50 && !(await keeper("node1").catch(() => undefined)); i++) await new Promise((r) => setTimeout(r, 100));
+    // The counter image has no shell: a file in its volume and one in its own layer, written from the host.
+    await sshExec(host("node1"), `echo volume > "$(docker volume inspect -f '{{.Mountpoint}}' keeperdata)/v.txt"; echo layer > "$(docker container inspect -f '{{.GraphDriver.Data.UpperDir}}' keeper)/l.txt"`);
+    const started = (await keeper("node1")).started;
+    const downtimes: number[] = [];
+    let on = "node1";
+    for (let move = 1; move <= 10; move++) {
+      const count = (await keeper(on, "POST")).count;
+      const to = on === "node1" ? "node2" : "node1";
+      const r = await migrate(inventory(), "keeper", to);
+      downtimes.push(Math.round(r.downtime * 1000));
+      t.deepEqual((await locate(inventory(), "keeper")).map((h) => h.name), [to], `move ${move}: one copy, on ${to}`);
+      t.like(await keeper(to), { count, started }, `move ${move}: same count, same process`);
+      const files = await sshExec(host(to), `cat "$(docker volume inspect -f '{{.Mountpoint}}' keeperdata)/v.txt" "$(docker container inspect -f '{{.GraphDriver.Data.UpperDir}}' keeper)/l.txt"`);
+      t.is(files.stdout, "volume\nlayer\n", `move ${move}: the volume's file and the container's own file came along`);
+      on = to;
+    }
+    t.log(`downtime per move (ms): ${downtimes.join(" ")}`);
+  } finally {
+    for (const h of inventory().hosts) await sshExec(h, "docker rm -f keeper; docker volume rm keeperdata", { nothrow: true });
+  }
 });
 
 test.serial("crash of the primary, then failover: served from the standby with state no older than the interval plus one second", async (t) => {
