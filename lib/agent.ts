@@ -78,7 +78,7 @@ restore() {
   # shellcheck disable=SC2086
   set -- $found; name=$1 taken=$2
   dir=${syncDir("$s")}/$name
-  [ -f "$dir/RUN" ] || { echo "checkpoint $name of $s has no RUN file (an older edge-ha made it); use: npm run service -- failover $s" >&2; return 1; }
+  [ -f "$dir/RUN" ] || { echo "checkpoint $name of $s has no RUN file (an older edge-ha made it); use: edge-ha service failover $s" >&2; return 1; }
   docker rm -f "$s" >/dev/null 2>&1
   ${ensureNetwork} || return 1
   # shellcheck disable=SC2046

@@ -104,7 +104,7 @@ export async function migrationDrill(ctx: DrillContext, service: string, toName?
 export async function failoverDrill(ctx: DrillContext, service: string, swarmService?: string): Promise<DrillReport> {
   const primary = await soleHost(ctx.inventory, service);
   const sync = await syncOn(primary, service);
-  if (!sync) throw new UserError(`${service} has no checkpoint sync on ${primary.name}; declare its standby and syncInterval in the stack (edge-ha:services) or run: npm run service -- sync ${service} --standby NODE`);
+  if (!sync) throw new UserError(`${service} has no checkpoint sync on ${primary.name}; declare its standby and syncInterval in the stack (edge-ha:services) or run: edge-ha service sync ${service} --standby NODE`);
   const standby = findHost(ctx.inventory, sync.standby);
   const spec = await specOf(primary, service);
   if (await agentManages(primary, service)) return automaticFailover(ctx, spec, primary, sync.intervalSeconds, swarmService);
@@ -169,7 +169,7 @@ async function automaticFailover(ctx: DrillContext, spec: ServiceSpec, primary: 
       if (hosts.length === 1 && (await tcpAnswers(hosts[0].address, spec.hostPort, 300))) on = hosts[0];
       else await sleep(100);
     }
-    if (!on) throw new UserError(`the agents did not restore ${service} within 30 s of ${primary.name}'s crash; 'npm run service -- status ${service}' shows their events`);
+    if (!on) throw new UserError(`the agents did not restore ${service} within 30 s of ${primary.name}'s crash; 'edge-ha service status ${service}' shows their events`);
     w.mark(`${service} serves on ${on.name}`);
     await sleep(1000);
     const { probes, client } = await w.stop();
@@ -228,7 +228,7 @@ async function untilSettled(ctx: DrillContext, service: string, host: Host): Pro
     if (standby && standby !== primary.name && !stale && (await sshExec(findHost(ctx.inventory, standby), "true", { nothrow: true, connectTimeout: 2 })).exitCode === 0) return standby;
     await sleep(500);
   }
-  throw new UserError(`the agents did not settle ${service} within 150 s of ${host.name}'s boot (a stale copy there, or no standby that is up); 'npm run service -- status ${service}' shows their events`);
+  throw new UserError(`the agents did not settle ${service} within 150 s of ${host.name}'s boot (a stale copy there, or no standby that is up); 'edge-ha service status ${service}' shows their events`);
 }
 
 /** Boots a crashed primary; its stale copy goes and it becomes the standby of the service's new primary. */

@@ -3,19 +3,35 @@ export function progress(message: string): void {
   if (process.env.EDGE_HA_QUIET !== "1") process.stderr.write(`• ${message}\n`);
 }
 
-/** An error meant for the user: printed without a stack trace by the CLI entry points. */
+/** An error meant for the user: printed without a stack trace by the CLI entry points (exit code 1). */
 export class UserError extends Error {
   override name = "UserError";
 }
 
-/** Runs a CLI entry point, printing user errors plainly and exiting non-zero. */
+/** A command line that is wrong: unknown group, command or option (exit code 2). */
+export class UsageError extends UserError {
+  override name = "UsageError";
+}
+
+/** node:util parseArgs's errors for unknown or malformed options. */
+const isParseArgsError = (err: unknown) => err instanceof TypeError && String((err as { code?: string }).code).startsWith("ERR_PARSE_ARGS");
+
+/**
+ * Runs a CLI entry point. Errors end in one line (`error: …`); an unexpected
+ * one adds its stack trace only with EDGE_HA_VERBOSE=1. Exit codes: 1 for a
+ * failure, 2 for a wrong command line.
+ */
 export function runMain(main: () => Promise<void>): void {
   main().catch((err: unknown) => {
-    if (err instanceof UserError) {
-      process.stderr.write(`error: ${err.message}\n`);
+    const usage = err instanceof UsageError || isParseArgsError(err);
+    if (err instanceof UserError || usage) {
+      process.stderr.write(`error: ${(err as Error).message}${usage ? " (see --help)" : ""}\n`);
     } else {
-      process.stderr.write(`${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+      const message = err instanceof Error ? err.message : String(err);
+      process.stderr.write(`error: ${message.trim().split("\n")[0]}\n`);
+      if (process.env.EDGE_HA_VERBOSE === "1") process.stderr.write(`${err instanceof Error ? err.stack : ""}\n`);
+      else process.stderr.write("(an unexpected error: EDGE_HA_VERBOSE=1 shows where it came from)\n");
     }
-    process.exit(1);
+    process.exit(usage ? 2 : 1);
   });
 }

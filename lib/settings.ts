@@ -63,7 +63,7 @@ export interface ServiceSettings {
   replicas: number;
   /** Named volumes, as NAME:/path/in/container. */
   volumes: Volume[];
-  /** criu: "auto" (the agents restore it on its standby when its node dies) or "manual" (npm run service -- failover). */
+  /** criu: "auto" (the agents restore it on its standby when its node dies) or "manual" (edge-ha service failover). */
   failover: "auto" | "manual";
 }
 

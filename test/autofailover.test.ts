@@ -165,7 +165,7 @@ test.serial("partition of the primary's node: exactly one copy serves; after hea
 });
 
 test.serial("the service command: status shows the agents' events; a failover by hand of a service the agents manage is refused and changes nothing", async (t) => {
-  const service = (...args: string[]) => $({ quiet: true, nothrow: true, cwd: projectRoot })`npx tsx scripts/service.ts ${args} --inventory ${lab.inventoryFile}`;
+  const service = (...args: string[]) => $({ quiet: true, nothrow: true, cwd: projectRoot })`bin/edge-ha service ${args} --inventory ${lab.inventoryFile}`;
   const before = await runningOn();
   const status = await service("status", "counter", "--json");
   t.is(status.exitCode, 0, status.stderr);

@@ -12,7 +12,7 @@ import { syncOn } from "../lib/replication";
 import { locate } from "../lib/service-container";
 import { sshExec } from "../lib/ssh";
 import { projectRoot } from "../lib/toolchain";
-import { runDrills, writeReports } from "../scripts/drill";
+import { runDrills, writeReports } from "../scripts/commands/drill";
 
 /*
  * Services declared in the stack, then the three drills on them, on a lab of

@@ -129,14 +129,17 @@ test.serial("bad input is one clear error and changes nothing", async (t) => {
   await t.throwsAsync(crash(lab, "node9"), { instanceOf: UserError, message: /no node "node9".*node1, node2, node3/ });
   await t.throwsAsync(up(lab, 0), { instanceOf: UserError, message: /--nodes/ });
   await t.throwsAsync(shape(lab, "node1", { rate: "fast" }), { instanceOf: UserError, message: /--rate/ });
-  const cli = await $({ quiet: true, nothrow: true })`npx tsx scripts/lab.ts --lab labtest crash nodeX`;
+  const cli = await $({ quiet: true, nothrow: true })`bin/edge-ha lab --lab labtest crash nodeX`;
   t.is(cli.exitCode, 1);
   t.regex(cli.stderr, /error: no node "nodeX"/);
   const badInventory = path.join(dir, "bad.yaml");
   writeFileSync(badInventory, "cluster: x\nhosts:\n  - name: a\n");
-  const check = await $({ quiet: true, nothrow: true })`npx tsx scripts/lab.ts check-inventory ${badInventory}`;
+  const check = await $({ quiet: true, nothrow: true })`bin/edge-ha inventory check ${badInventory}`;
   t.is(check.exitCode, 1);
   t.regex(check.stderr, /bad\.yaml is not a valid inventory[\s\S]*hosts\[0\] \(a\)\.address/);
+  const usage = await $({ quiet: true, nothrow: true })`bin/edge-ha lab --lab labtest explode`;
+  t.is(usage.exitCode, 2, "a wrong command line exits 2");
+  t.regex(usage.stderr, /^error: unknown command "explode" \(see --help\)\n$/);
   t.deepEqual(await listNodes(lab), before);
 });
 

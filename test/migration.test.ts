@@ -94,7 +94,7 @@ test.serial("bad input is one clear error and changes nothing", async (t) => {
   } finally {
     await sshExec(host("node3"), "mv /usr/local/sbin/criu.away /usr/local/sbin/criu");
   }
-  const cli = await $({ quiet: true, nothrow: true })`npx tsx scripts/service.ts --inventory ${lab.inventoryFile} migrate counter --to node1`;
+  const cli = await $({ quiet: true, nothrow: true })`bin/edge-ha service --inventory ${lab.inventoryFile} migrate counter --to node1`;
   t.is(cli.exitCode, 1);
   t.regex(cli.stderr, /error: service "counter" already runs on node1/);
   t.deepEqual(await runningOn(), ["node1"]);

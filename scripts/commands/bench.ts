@@ -1,18 +1,20 @@
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { migrationDrill, failoverDrill, swarmDrill, type DrillReport } from "../lib/drill";
-import { loadInventory } from "../lib/inventory";
-import { labOptions } from "../lib/lab/lab";
-import { progress, runMain, UserError } from "../lib/log";
-import { table } from "../lib/report";
-import { rsync } from "../lib/service-container";
-import { sshExec } from "../lib/ssh";
-import { projectRoot } from "../lib/toolchain";
+import { migrationDrill, failoverDrill, swarmDrill, type DrillReport } from "../../lib/drill";
+import { loadInventory } from "../../lib/inventory";
+import { labOptions } from "../../lib/lab/lab";
+import { progress, UserError } from "../../lib/log";
+import { table } from "../../lib/report";
+import { rsync } from "../../lib/service-container";
+import { sshExec } from "../../lib/ssh";
+import { projectRoot } from "../../lib/toolchain";
 import { writeReports } from "./drill";
 
-const help = `Usage: npm run bench -- [options]
+const help = `Usage: edge-ha bench [options]
+       edge-ha bench provision [--runs N]   time pulumi up on 3 blank nodes (cold, no-op) and destroy
+       edge-ha bench lab [--skip-cold]      time lab up
 
-Repeats the drills on a provisioned lab stack (see npm run drill -- --help)
+Repeats the drills on a provisioned lab stack (see edge-ha drill --help)
 and prints medians and maxima side by side: client-visible downtime, failed
 requests, state lost, and each drill's own numbers. For reference it measures
 the physical floor: the time the lab link needs to carry one checkpoint of
@@ -40,8 +42,12 @@ const median = (xs: number[]) => {
 const max = (xs: number[]) => (xs.length ? Math.max(...xs) : NaN);
 const fmt = (v: number) => (Number.isNaN(v) ? "-" : String(Math.round(v)));
 
-runMain(async () => {
+/** `edge-ha bench`: the drills repeated; `bench provision` and `bench lab` time provisioning and the lab. */
+export async function main(args: string[]): Promise<void> {
+  if (args[0] === "provision") return (require("./bench-provision") as typeof import("./bench-provision")).main(args.slice(1));
+  if (args[0] === "lab") return (require("./bench-lab") as typeof import("./bench-lab")).main(args.slice(1));
   const { values, positionals } = parseArgs({
+    args,
     allowPositionals: true,
     options: {
       migrations: { type: "string", default: "20" },
@@ -107,4 +113,4 @@ runMain(async () => {
   const files = writeReports(reports, values.out!, `bench-${new Date().toISOString().replace(/[:.]/g, "-")}`);
   console.log(table(["drill", "measure", "runs", "median", "max"], body));
   console.log(`\nreports: ${path.relative(process.cwd(), files.json)}, ${path.relative(process.cwd(), files.html)}`);
-});
+}

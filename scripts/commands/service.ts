@@ -1,16 +1,16 @@
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { findHost, loadInventory } from "../lib/inventory";
-import { Endpoint, remoteEndpoint, serveControl } from "../lib/endpoint";
-import { runMain, UserError } from "../lib/log";
-import { migrate } from "../lib/migration";
-import { copyImage, deploy, locate, parseVolume, soleHost, specOf } from "../lib/service-container";
-import { failover, freshness, startSync, syncOn } from "../lib/replication";
-import { buildServiceImage, demoServices, ensureImageOn, isDemoService } from "../lib/services";
-import { projectRoot } from "../lib/toolchain";
-import { agentEvents, agentManages } from "../lib/agent";
+import { findHost, loadInventory } from "../../lib/inventory";
+import { Endpoint, remoteEndpoint, serveControl } from "../../lib/endpoint";
+import { UsageError, UserError } from "../../lib/log";
+import { migrate } from "../../lib/migration";
+import { copyImage, deploy, locate, parseVolume, soleHost, specOf } from "../../lib/service-container";
+import { failover, freshness, startSync, syncOn } from "../../lib/replication";
+import { buildServiceImage, demoServices, ensureImageOn, isDemoService } from "../../lib/services";
+import { projectRoot } from "../../lib/toolchain";
+import { agentEvents, agentManages } from "../../lib/agent";
 
-const help = `Usage: npm run service -- <command> [options]
+export const help = `Usage: edge-ha service <command> [options]
 
 Highly available services on a provisioned cluster (see pulumi up).
 
@@ -43,8 +43,10 @@ Options:
   -h, --help         this text
 `;
 
-runMain(async () => {
+/** The `edge-ha` subcommand group of this file. */
+export async function main(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
+    args,
     allowPositionals: true,
     options: {
       inventory: { type: "string", default: path.join(projectRoot, "inventory", "lab.yaml") },
@@ -112,7 +114,7 @@ runMain(async () => {
     }
     case "failover": {
       const standby = need("to");
-      if (await agentManages(standby, service)) throw new UserError(`${service} has failover "auto": the failover agents restore it by themselves ('npm run service -- status ${service}' shows what they did); set failover: manual in edge-ha:services to fail it over by hand`);
+      if (await agentManages(standby, service)) throw new UserError(`${service} has failover "auto": the failover agents restore it by themselves ('edge-ha service status ${service}' shows what they did); set failover: manual in edge-ha:services to fail it over by hand`);
       const r = await failover(inventory, service, standby.name);
       await endpoint?.switchTo({ host: standby.address, port: r.spec.hostPort });
       return print(r, `${service} restored on ${r.to} from ${r.checkpoint} (${r.checkpointAge.toFixed(1)} s old) in ${r.restore.toFixed(2)} s`);
@@ -134,7 +136,7 @@ runMain(async () => {
         const events = (await agentEvents(inventory.hosts, 100)).filter((e) => e.service === service || ["down", "up"].includes(e.kind)).slice(-10);
         result.events = events;
         lines.push(`  failover: automatic (failover agents); their latest events:`, ...events.map((e) => `    ${e.at.slice(0, 23).replace("T", " ")} ${e.node} ${e.kind}: ${e.message}`));
-      } else lines.push(`  failover: manual (npm run service -- failover ${service} --to NODE)`);
+      } else lines.push(`  failover: manual (edge-ha service failover ${service} --to NODE)`);
       return print(result, lines.join("\n"));
     }
     case "endpoint": {
@@ -150,6 +152,6 @@ runMain(async () => {
       return new Promise<void>(() => undefined);
     }
     default:
-      throw new UserError(`unknown command "${command}" (see --help)`);
+      throw new UsageError(`unknown command "${command}"`);
   }
-});
+}

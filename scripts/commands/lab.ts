@@ -1,10 +1,9 @@
 import { parseArgs } from "node:util";
-import { loadInventory } from "../lib/inventory";
-import { boot, crash, heal, partition, shape, unshape } from "../lib/lab/faults";
-import { down, labOptions, listNodes, up } from "../lib/lab/lab";
-import { runMain, UserError } from "../lib/log";
+import { boot, crash, heal, partition, shape, unshape } from "../../lib/lab/faults";
+import { down, labOptions, listNodes, up } from "../../lib/lab/lab";
+import { UsageError, UserError } from "../../lib/log";
 
-const help = `Usage: npm run lab -- <command> [options]
+export const help = `Usage: edge-ha lab <command> [options]
 
 The local lab: blank Debian hosts as containers on this machine, reached over
 SSH like real Pis. Needs root and a running Docker engine (bash scripts/setup).
@@ -21,7 +20,6 @@ Commands:
                                        slow a node's link both ways (R like 10mbit, L in %, D like 20ms;
                                        delay needs the kernel's netem queue)
   unshape NODE                         undo shape
-  check-inventory FILE                 validate an inventory file
 
 Options:
   --lab NAME          which lab (default: $EDGE_HA_LAB or "lab"); several can coexist
@@ -30,8 +28,10 @@ Options:
   -h, --help          this text
 `;
 
-runMain(async () => {
+/** The `edge-ha` subcommand group of this file. */
+export async function main(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
+    args,
     allowPositionals: true,
     options: {
       nodes: { type: "string" },
@@ -49,7 +49,7 @@ runMain(async () => {
     process.stdout.write(help);
     return;
   }
-  if (extra.length) throw new UserError(`unexpected arguments: ${extra.join(" ")} (see --help)`);
+  if (extra.length) throw new UsageError(`unexpected arguments: ${extra.join(" ")}`);
   const lab = labOptions({ name: values.lab, subnetPrefix: values.subnet, inventoryFile: values.inventory });
   const node = () => {
     if (!nodeName) throw new UserError(`${command} needs a node name, e.g.: lab ${command} node1`);
@@ -92,12 +92,7 @@ runMain(async () => {
     }
     case "unshape":
       return unshape(lab, node());
-    case "check-inventory": {
-      const inv = loadInventory(node());
-      console.log(`${inv.file}: cluster "${inv.cluster}", ${inv.hosts.length} hosts, valid`);
-      return;
-    }
     default:
-      throw new UserError(`unknown command "${command}" (see --help)`);
+      throw new UsageError(`unknown command "${command}"`);
   }
-});
+}

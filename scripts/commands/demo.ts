@@ -1,16 +1,16 @@
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { loadInventory } from "../lib/inventory";
-import { down, labOptions, up } from "../lib/lab/lab";
-import { progress, runMain } from "../lib/log";
-import { PulumiStack } from "../lib/pulumi";
-import { drillKinds } from "../lib/drill";
-import { renderTable } from "../lib/report";
-import { sshExec } from "../lib/ssh";
-import { projectRoot } from "../lib/toolchain";
+import { loadInventory } from "../../lib/inventory";
+import { down, labOptions, up } from "../../lib/lab/lab";
+import { progress } from "../../lib/log";
+import { PulumiStack } from "../../lib/pulumi";
+import { drillKinds } from "../../lib/drill";
+import { renderTable } from "../../lib/report";
+import { sshExec } from "../../lib/ssh";
+import { projectRoot } from "../../lib/toolchain";
 import { runDrills, writeReports } from "./drill";
 
-const help = `Usage: npm run demo [-- --keep]
+export const help = `Usage: edge-ha demo [--keep]   (npm run demo: setup first, then this)
 
 End-to-end demo on the local lab: starts 3 blank nodes, runs \`pulumi up\` of
 the "lab" stack, which provisions them over SSH (Docker engine with
@@ -27,8 +27,9 @@ a 10 ms prober, prints the report (JSON and HTML in reports/), then runs
   -h, --help  this text
 `;
 
-runMain(async () => {
-  const { values } = parseArgs({ options: { keep: { type: "boolean" }, help: { type: "boolean", short: "h" } } });
+/** The `edge-ha` subcommand group of this file. */
+export async function main(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { keep: { type: "boolean" }, help: { type: "boolean", short: "h" } } });
   if (values.help) return void process.stdout.write(help);
 
   const lab = labOptions({ name: "lab" });
@@ -69,4 +70,4 @@ runMain(async () => {
     }
   }
   progress("demo done");
-});
+}

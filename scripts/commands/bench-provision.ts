@@ -2,13 +2,13 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { down, labOptions } from "../lib/lab/lab";
-import { freshLabStack } from "../lib/lab/stack";
-import { progress, runMain } from "../lib/log";
-import { PulumiStack } from "../lib/pulumi";
-import { projectRoot } from "../lib/toolchain";
+import { down, labOptions } from "../../lib/lab/lab";
+import { freshLabStack } from "../../lib/lab/stack";
+import { progress } from "../../lib/log";
+import { PulumiStack } from "../../lib/pulumi";
+import { projectRoot } from "../../lib/toolchain";
 
-const help = `Usage: npm run bench:provision [-- --runs N]
+export const help = `Usage: edge-ha bench provision [--runs N]
 
 Times \`pulumi up\` of the edge-ha program on a lab of 3 blank nodes: cold
 (blank nodes: Docker, CRIU build, rsync, swarm) and no-op (a second up), N
@@ -16,8 +16,9 @@ times (default 1), then destroys the stack and the lab. Goals: cold <= 5 min,
 no-op <= 20 s. Uses its own lab ("bench", 10.77.211.0/24) and stack.
 `;
 
-runMain(async () => {
-  const { values } = parseArgs({ options: { runs: { type: "string", default: "1" }, help: { type: "boolean", short: "h" } } });
+/** `edge-ha bench provision`. */
+export async function main(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { runs: { type: "string", default: "1" }, help: { type: "boolean", short: "h" } } });
   if (values.help) return void process.stdout.write(help);
   const runs = Number(values.runs);
   const dir = mkdtempSync(path.join(tmpdir(), "edge-ha-bench-"));
@@ -43,4 +44,4 @@ runMain(async () => {
     await stack.forget();
     await down(lab);
   }
-});
+}

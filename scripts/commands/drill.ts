@@ -1,14 +1,14 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { drillKinds, failoverDrill, migrationDrill, swarmDrill, type DrillKind, type DrillReport } from "../lib/drill";
-import { loadInventory } from "../lib/inventory";
-import { labOptions } from "../lib/lab/lab";
-import { progress, runMain, UserError } from "../lib/log";
-import { renderHtml, renderTable } from "../lib/report";
-import { projectRoot } from "../lib/toolchain";
+import { drillKinds, failoverDrill, migrationDrill, swarmDrill, type DrillKind, type DrillReport } from "../../lib/drill";
+import { loadInventory } from "../../lib/inventory";
+import { labOptions } from "../../lib/lab/lab";
+import { progress, UserError } from "../../lib/log";
+import { renderHtml, renderTable } from "../../lib/report";
+import { projectRoot } from "../../lib/toolchain";
 
-const help = `Usage: npm run drill -- [options]
+export const help = `Usage: edge-ha drill [options]
 
 Drills on the local lab, each while a client asks the service through its
 endpoint every 10 ms: what a client saw (longest gap, failed requests,
@@ -26,8 +26,8 @@ latency), and the stateful counter's value before and after (state lost).
              health check moves clients to another replica; how long swarm
              takes to run its replicas again
 
-Needs a provisioned lab stack with the services (npm run demo -- --keep, or
-npm run lab -- up and pulumi up --stack lab).
+Needs a provisioned lab stack with the services (edge-ha demo --keep, or
+edge-ha lab up and pulumi up --stack lab).
 
 Options:
   --drills LIST        comma-separated, in order (default: migration,failover,swarm)
@@ -70,26 +70,26 @@ export function parseKinds(list: string): DrillKind[] {
   return kinds as DrillKind[];
 }
 
-if (require.main === module) {
-  runMain(async () => {
-    const { values, positionals } = parseArgs({
-      allowPositionals: true,
-      options: {
-        drills: { type: "string", default: drillKinds.join(",") },
-        service: { type: "string", default: "counter" },
-        "swarm-service": { type: "string", default: "counter-swarm" },
-        inventory: { type: "string" },
-        lab: { type: "string", default: process.env.EDGE_HA_LAB ?? "lab" },
-        out: { type: "string", default: path.join(projectRoot, "reports") },
-        json: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-    if (values.help) return void process.stdout.write(help);
-    if (positionals.length) throw new UserError(`unexpected arguments: ${positionals.join(" ")} (see --help)`);
-    const reports = await runDrills(parseKinds(values.drills!), { lab: values.lab!, inventory: values.inventory, service: values.service!, swarmService: values["swarm-service"]! });
-    const files = writeReports(reports, values.out!);
-    if (values.json) console.log(JSON.stringify({ reports: reports.map(({ probes, ...r }) => r), files }));
-    else console.log(`${renderTable(reports)}\n\nreports: ${path.relative(process.cwd(), files.json)}, ${path.relative(process.cwd(), files.html)}`);
+/** `edge-ha drill`: runs the drills named by --drills and writes their reports. */
+export async function main(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      drills: { type: "string", default: drillKinds.join(",") },
+      service: { type: "string", default: "counter" },
+      "swarm-service": { type: "string", default: "counter-swarm" },
+      inventory: { type: "string" },
+      lab: { type: "string", default: process.env.EDGE_HA_LAB ?? "lab" },
+      out: { type: "string", default: path.join(projectRoot, "reports") },
+      json: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
   });
+  if (values.help) return void process.stdout.write(help);
+  if (positionals.length) throw new UserError(`unexpected arguments: ${positionals.join(" ")} (see --help)`);
+  const reports = await runDrills(parseKinds(values.drills!), { lab: values.lab!, inventory: values.inventory, service: values.service!, swarmService: values["swarm-service"]! });
+  const files = writeReports(reports, values.out!);
+  if (values.json) console.log(JSON.stringify({ reports: reports.map(({ probes, ...r }) => r), files }));
+  else console.log(`${renderTable(reports)}\n\nreports: ${path.relative(process.cwd(), files.json)}, ${path.relative(process.cwd(), files.html)}`);
 }

@@ -1,14 +1,20 @@
 import { $ } from "zx";
-import { down, labOptions, up } from "../lib/lab/lab";
-import { nodeImage } from "../lib/lab/image";
-import { runMain } from "../lib/log";
+import { UsageError } from "../../lib/log";
+import { down, labOptions, up } from "../../lib/lab/lab";
+import { nodeImage } from "../../lib/lab/image";
 
-/*
- * Benchmark: time of `lab up` for 3 nodes, cold (node image built from
- * scratch with debootstrap) and warm (image cached, nodes new). Goal: warm < 60 s.
- * Usage: npm run bench:lab [-- --skip-cold]
- */
-runMain(async () => {
+export const help = `Usage: edge-ha bench lab [--skip-cold]
+
+Times \`lab up\` for 3 nodes: cold (the node image built from scratch with
+debootstrap, unless --skip-cold) and warm (image cached, nodes new), and a
+no-op \`lab up\`. Goal: warm < 60 s. Uses its own lab ("bench", 10.77.210.0/24).
+`;
+
+/** `edge-ha bench lab`. */
+export async function main(args: string[]): Promise<void> {
+  if (args.includes("--help") || args.includes("-h")) return void process.stdout.write(help);
+  const unknown = args.filter((a) => a !== "--skip-cold");
+  if (unknown.length) throw new UsageError(`unexpected arguments: ${unknown.join(" ")}`);
   const lab = labOptions({ name: "bench", subnetPrefix: "10.77.210", inventoryFile: "/tmp/edge-ha-bench-inventory.yaml" });
   const time = async (what: string, fn: () => Promise<unknown>) => {
     const t = process.hrtime.bigint();
@@ -19,7 +25,7 @@ runMain(async () => {
   };
   try {
     await down(lab);
-    if (!process.argv.includes("--skip-cold")) {
+    if (!args.includes("--skip-cold")) {
       const cache = process.env.EDGE_HA_CACHE ?? "/var/cache/edge-ha";
       await $({ quiet: true, nothrow: true })`docker image rm ${nodeImage}`;
       await $({ quiet: true })`rm -f ${`${cache}/${nodeImage.replace(/[/:]/g, "_")}.tar`}`;
@@ -34,4 +40,4 @@ runMain(async () => {
   } finally {
     await down(lab);
   }
-});
+}
