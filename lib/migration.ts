@@ -111,8 +111,9 @@ export async function migrate(inventory: Inventory, service: string, toName: str
     await sshExec(target, restoreCommand(service, targetId, staging, checkpoint));
     phases.restore = seconds(t);
     t = process.hrtime.bigint();
-    await finish(move);
+    await options.endpoint?.switchTo({ host: target.address, port: spec.hostPort });
     phases.switch = seconds(t);
+    await finish(move);
     return { service, from: source.name, to: target.name, checkpoint, phases, downtime: phases.dump + phases.transfer + phases.restore + phases.switch, bytes };
   } catch (err) {
     const why = err instanceof ProcessOutput ? err.stderr.trim().split("\n").slice(-2).join(" | ") : err instanceof Error ? err.message : String(err);
@@ -140,9 +141,8 @@ interface Move {
   options: MigrateOptions;
 }
 
-/** The service runs on the target: clients go there, the source's copy, volumes (moved) and the checkpoints go, the sync follows it. */
+/** The service runs on the target (and clients go there): the source's copy, volumes (moved) and the checkpoints go, the sync follows it. */
 async function finish(m: Move): Promise<void> {
-  await m.options.endpoint?.switchTo({ host: m.target.address, port: m.spec.hostPort });
   const volumes = (m.spec.volumes ?? []).map((v) => v.name);
   await sshExec(m.source, `docker rm -f ${m.service} >/dev/null${volumes.length ? ` && docker volume rm ${volumes.join(" ")} >/dev/null` : ""}`, { nothrow: true });
   await sshExec(m.target, `rm -rf ${m.staging}; docker checkpoint rm ${m.service} ${m.checkpoint} 2>/dev/null || true`, { nothrow: true });
@@ -186,6 +186,7 @@ async function recover(m: Move): Promise<{ finished: boolean; what: string }> {
 
   if (truth.target === "running" && truth.source !== "running") {
     // Restored after all (the error came later, or the restore's own report was wrong).
+    await m.options.endpoint?.switchTo({ host: target.address, port: m.spec.hostPort });
     await finish(m);
     return { finished: true, what: `${service} runs on ${target.name}, restored from ${m.checkpoint} with its state` };
   }

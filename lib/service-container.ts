@@ -189,7 +189,8 @@ checkpoint_locked() {
   ( flock 8
     clear_checkpoint_blobs
     rc=0; "$@" || rc=$?
-    clear_checkpoint_blobs
+    # Afterwards, out of the caller's way: the child keeps fd 8, so the lock, until it is done.
+    clear_checkpoint_blobs </dev/null >/dev/null 2>&1 &
     exit "$rc"
   ) 8>/run/edge-ha-checkpoint.lock
 }`;

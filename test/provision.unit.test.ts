@@ -15,6 +15,7 @@ import { runcConfig } from "../modules/criu";
 import { daemonConfig } from "../modules/docker-engine";
 import { rsyncdConfig } from "../modules/rsync-daemon";
 import { FailoverAgents } from "../modules/failover-agent";
+import { agentConfig } from "../lib/agent";
 import { SwarmService } from "../modules/swarm-service";
 import { hostCommandScript } from "../modules/command";
 
@@ -286,4 +287,14 @@ test("Docker objects are @pulumi/docker resources: a provider per host over SSH 
 
 test("a host command's script: the bodies as functions, the environment quoted, stdin closed for what it runs", (t) => {
   t.snapshot(hostCommandScript({ create: "echo made", delete: "echo gone" }, { NAME: "it's", EMPTY: "" }));
+});
+
+test("the agent's config has one shape: the Go struct (agent/config.go) reads every key lib/agent.ts writes, and no other", (t) => {
+  const go = readFileSync(path.join(__dirname, "..", "agent", "config.go"), "utf8");
+  const struct = (name: string) => [.../type (\w+) struct \{([^}]*)\}/g[Symbol.matchAll](go)].find((m) => m[1] === name)![2];
+  const tags = (name: string) => [...struct(name).matchAll(/json:"(\w+)/g)].map((m) => m[1]).sort();
+  const config = JSON.parse(agentConfig(inventory.hosts[0], inventory, serviceSettings.failover, serviceSettings.services, "s3cret"));
+  t.deepEqual(Object.keys(config).sort(), tags("Config"));
+  t.deepEqual(Object.keys(config.nodes[0]).sort(), tags("Node"));
+  t.deepEqual(Object.keys(config.services[0]).sort(), tags("Service"));
 });

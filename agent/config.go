@@ -1,0 +1,98 @@
+// The agent's configuration (written by pulumi up, lib/agent.ts agentConfig),
+// what nodes report, and the agent's own state.
+
+package main
+
+import (
+	"net"
+	"os"
+	"sync"
+	"time"
+)
+
+type Config struct {
+	Self        string    `json:"self"`
+	Port        int       `json:"port"`
+	Secret      string    `json:"secret"`
+	HeartbeatMs int       `json:"heartbeatMs"`
+	DownAfterMs int       `json:"downAfterMs"`
+	LeaseMs     int       `json:"leaseMs"`
+	Nodes       []Node    `json:"nodes"`
+	Services    []Service `json:"services"`
+	Ctl         string    `json:"ctl"`
+	Events      string    `json:"events"`
+	State       string    `json:"state"`
+}
+
+type Node struct {
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	Manager bool   `json:"manager"`
+}
+
+// Service is one service the controllers fail over; Nodes is its placement
+// preference: declared primary, declared standby, then the other hosts.
+type Service struct {
+	Name         string   `json:"name"`
+	Nodes        []string `json:"nodes"`
+	SyncInterval float64  `json:"syncInterval"`
+}
+
+// Local is what a node reports of one managed service: its container's state
+// (running, exited, created, absent, or unknown when its engine did not
+// answer) and the standby its sync loop feeds.
+type Local struct {
+	Name    string `json:"name"`
+	State   string `json:"state"`
+	Standby string `json:"standby,omitempty"`
+}
+
+type Message struct {
+	Type  string           `json:"type"` // hb, ack (to a heartbeat), view (controller to controller)
+	From  string           `json:"from"`
+	Seq   uint64           `json:"seq"`
+	Local []Local          `json:"local,omitempty"`
+	View  map[string]int64 `json:"view,omitempty"` // controllers: ms since each node was last heard
+}
+
+type Event struct {
+	At      time.Time `json:"at"`
+	Node    string    `json:"node"`
+	Kind    string    `json:"kind"`
+	Service string    `json:"service,omitempty"`
+	Message string    `json:"message"`
+}
+
+type peerView struct {
+	received time.Time
+	ages     map[string]int64
+}
+
+type Agent struct {
+	cfg       Config
+	start     time.Time
+	conn      *net.UDPConn
+	heartbeat time.Duration
+	downAfter time.Duration
+	lease     time.Duration
+	byName    map[string]Node
+	managers  []Node
+
+	mu     sync.Mutex
+	seq    uint64
+	sentAt map[uint64]time.Time
+	acked  map[string]time.Time // manager -> send time of the newest heartbeat it acknowledged
+	local  []Local
+	fenced bool // the lease lapsed and this node's copies were killed
+
+	// controller
+	heard      map[string]time.Time
+	reports    map[string][]Local
+	views      map[string]peerView
+	owner      map[string]string
+	busyUntil  map[string]time.Time
+	downSince  map[string]time.Time
+	firstSeen  map[string]time.Time // reconcile conditions, by key, since when they hold
+	stuck      map[string]bool      // services that cannot fail over, said once
+	eventsFile *os.File
+}

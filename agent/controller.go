@@ -1,0 +1,290 @@
+// The controller, on every manager: who is down, who restores, who is the
+// standby, which stale copies go.
+
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+func (a *Agent) lastHeard(name string) time.Time {
+	if name == a.cfg.Self {
+		return time.Now()
+	}
+	if t, ok := a.heard[name]; ok {
+		return t
+	}
+	return a.start // nobody is suspected before downAfter has passed since this controller started
+}
+
+func (a *Agent) suspect(name string, now time.Time) bool {
+	return now.Sub(a.lastHeard(name)) >= a.downAfter
+}
+
+// downVotes: how many controllers, this one included, have not heard `name`
+// for downAfter. A peer's view counts only while it is fresh.
+func (a *Agent) downVotes(name string, now time.Time) int {
+	votes := 0
+	for _, m := range a.managers {
+		if m.Name == a.cfg.Self {
+			if a.suspect(name, now) {
+				votes++
+			}
+			continue
+		}
+		v, ok := a.views[m.Name]
+		if !ok || now.Sub(v.received) >= a.downAfter || m.Name == name {
+			continue
+		}
+		if age, ok := v.ages[name]; ok && time.Duration(age)*time.Millisecond >= a.downAfter {
+			votes++
+		}
+	}
+	return votes
+}
+
+func (a *Agent) reportOf(node, service string) (Local, bool) {
+	for _, l := range a.reports[node] {
+		if l.Name == service {
+			return l, true
+		}
+	}
+	return Local{}, false
+}
+
+// known: whether `node` could read the state of its copy of `service` (its engine answered).
+func (a *Agent) known(node, service string) bool {
+	l, ok := a.reportOf(node, service)
+	return ok && l.State != "unknown"
+}
+
+// holds reports whether condition `key` has held for at least d (and starts its clock).
+func (a *Agent) holds(key string, now time.Time, d time.Duration) bool {
+	t, ok := a.firstSeen[key]
+	if !ok {
+		a.firstSeen[key] = now
+		return false
+	}
+	return now.Sub(t) >= d
+}
+
+func (a *Agent) control() {
+	now := time.Now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	down := map[string]bool{}
+	for _, n := range a.cfg.Nodes {
+		down[n.Name] = a.downVotes(n.Name, now) >= majority(len(a.managers))
+	}
+	// Every controller keeps track of where each service runs, so that any of them can act.
+	running := map[string][]string{}
+	for _, s := range a.cfg.Services {
+		for _, n := range s.Nodes {
+			if l, ok := a.reportOf(n, s.Name); ok && l.State == "running" && !down[n] {
+				running[s.Name] = append(running[s.Name], n)
+			}
+		}
+		if r := running[s.Name]; len(r) == 1 && now.After(a.busyUntil[s.Name]) {
+			a.owner[s.Name] = r[0]
+		}
+	}
+	// The acting controller: the first manager, in inventory order, that this one hears;
+	// and only while it hears a majority (a cut-off minority never acts).
+	heard := 0
+	for _, m := range a.managers {
+		if !a.suspect(m.Name, now) {
+			heard++
+		}
+	}
+	if heard < majority(len(a.managers)) {
+		return
+	}
+	for _, m := range a.managers {
+		if m.Name == a.cfg.Self {
+			break
+		}
+		if !a.suspect(m.Name, now) {
+			return
+		}
+	}
+	for _, n := range a.cfg.Nodes {
+		if _, was := a.downSince[n.Name]; down[n.Name] && !was {
+			a.downSince[n.Name] = now
+			a.eventLocked("down", "", fmt.Sprintf("%s is down: no heartbeat for %v at a majority of controllers", n.Name, a.downAfter))
+		} else if was && !down[n.Name] && !a.suspect(n.Name, now) {
+			delete(a.downSince, n.Name)
+			a.eventLocked("up", "", fmt.Sprintf("%s is back", n.Name))
+		}
+	}
+	alive := func(n string) bool { return !down[n] && !a.suspect(n, now) }
+	seen := map[string]bool{}
+	for _, s := range a.cfg.Services {
+		if now.Before(a.busyUntil[s.Name]) {
+			continue
+		}
+		owner := a.owner[s.Name]
+		if owner == "" {
+			continue
+		}
+		r := running[s.Name]
+		switch {
+		case down[owner]:
+			a.takeover(s, fmt.Sprintf("its node %s is down", owner), alive)
+		case len(r) == 0 && alive(owner) && a.known(owner, s.Name):
+			// Alive but not running it (it fenced itself, or the service died): after a hold,
+			// longer than a migration's pause, restore it from the standby.
+			seen["gone:"+s.Name] = true
+			if a.holds("gone:"+s.Name, now, 5*time.Second) {
+				a.takeover(s, fmt.Sprintf("it no longer runs on %s", owner), alive)
+			}
+		case len(r) > 1:
+			for _, n := range r {
+				if n != owner {
+					a.order(s.Name, n, "fence", map[string]any{"service": s.Name}, fmt.Sprintf("a second copy runs on %s (owner %s)", n, owner))
+				}
+			}
+		default:
+			a.reconcile(s, owner, alive, now, seen)
+		}
+	}
+	for k := range a.firstSeen {
+		if !seen[k] {
+			delete(a.firstSeen, k)
+		}
+	}
+}
+
+// takeover restores the service where the newest good synced checkpoint is:
+// every node that is up and may run it is asked (its standby should have it,
+// but the controllers' record of the standby can be a moment old), then told
+// to restore it and to sync to the next preferred node.
+func (a *Agent) takeover(s Service, why string, alive func(string) bool) {
+	candidates := []string{}
+	for _, n := range s.Nodes {
+		if alive(n) {
+			candidates = append(candidates, n)
+		}
+	}
+	a.eventLocked("failover", s.Name, fmt.Sprintf("%s: restoring it from the newest synced checkpoint among %s", why, strings.Join(candidates, ", ")))
+	a.busyUntil[s.Name] = time.Now().Add(60 * time.Second)
+	go func() {
+		best, bestTaken := "", 0.0
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for _, n := range candidates {
+			wg.Add(1)
+			go func(n string) {
+				defer wg.Done()
+				out, err := a.post(n, "newest", map[string]any{"service": s.Name})
+				f := strings.Fields(out)
+				if err != nil || len(f) < 2 {
+					return
+				}
+				taken, _ := strconv.ParseFloat(f[1], 64)
+				mu.Lock()
+				if taken > bestTaken {
+					best, bestTaken = n, taken
+				}
+				mu.Unlock()
+			}(n)
+		}
+		wg.Wait()
+		a.mu.Lock()
+		if best == "" {
+			a.busyUntil[s.Name] = time.Now().Add(2 * time.Second)
+			if !a.stuck[s.Name] {
+				a.stuck[s.Name] = true
+				a.eventLocked("stuck", s.Name, fmt.Sprintf("%s, but no node that is up (%s) has a good synced checkpoint of it", why, strings.Join(candidates, ", ")))
+			}
+			a.mu.Unlock()
+			return
+		}
+		a.stuck[s.Name] = false
+		next := a.nextStandby(s, best, alive)
+		a.mu.Unlock()
+		args := map[string]any{"service": s.Name, "interval": s.SyncInterval}
+		if next != "" {
+			args["standby"], args["standbyAddress"] = next, a.byName[next].Address
+		}
+		out, err := a.post(best, "takeover", args)
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if err != nil {
+			a.busyUntil[s.Name] = time.Now().Add(2 * time.Second)
+			a.eventLocked("error", s.Name, fmt.Sprintf("takeover on %s failed: %v", best, err))
+			return
+		}
+		a.owner[s.Name] = best
+		a.busyUntil[s.Name] = time.Now().Add(a.heartbeat + time.Second) // until its reports say so
+		a.eventLocked("restored", s.Name, fmt.Sprintf("runs on %s, new standby %s: %s", best, orNone(next), strings.TrimSpace(out)))
+	}()
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none (no other node is up)"
+	}
+	return s
+}
+
+// nextStandby: the first node in the service's preference that is up and is not `primary`.
+func (a *Agent) nextStandby(s Service, primary string, alive func(string) bool) string {
+	for _, n := range s.Nodes {
+		if n != primary && alive(n) {
+			return n
+		}
+	}
+	return ""
+}
+
+// reconcile, for a service running once on `owner`: copies left elsewhere are
+// removed, and the standby is the preferred node that is up.
+func (a *Agent) reconcile(s Service, owner string, alive func(string) bool, now time.Time, seen map[string]bool) {
+	for _, n := range s.Nodes {
+		if n == owner || !alive(n) {
+			continue
+		}
+		if l, ok := a.reportOf(n, s.Name); ok && l.State != "unknown" && (l.State != "absent" || l.Standby != "") {
+			key := "stale:" + s.Name + ":" + n
+			seen[key] = true
+			// Held longer than a migration, whose target has a created copy for a moment.
+			if a.holds(key, now, 5*time.Second) {
+				a.order(s.Name, n, "fence", map[string]any{"service": s.Name}, fmt.Sprintf("%s has a stale copy of it (%s)", n, l.State))
+				return
+			}
+		}
+	}
+	want := a.nextStandby(s, owner, func(n string) bool {
+		l, _ := a.reportOf(n, s.Name)
+		return alive(n) && l.State == "absent" && l.Standby == ""
+	})
+	have, _ := a.reportOf(owner, s.Name)
+	if want == "" || have.Standby == want {
+		return
+	}
+	key := "standby:" + s.Name + ":" + want
+	seen[key] = true
+	if a.holds(key, now, 3*time.Second) {
+		a.order(s.Name, owner, "sync", map[string]any{"service": s.Name, "standby": want, "standbyAddress": a.byName[want].Address, "interval": s.SyncInterval},
+			fmt.Sprintf("its standby should be %s (now %s)", want, orNone(have.Standby)))
+	}
+}
+
+// order sends an order to a node's agent in the background; the service is busy meanwhile.
+func (a *Agent) order(service, node, what string, args map[string]any, why string) {
+	a.eventLocked(what, service, fmt.Sprintf("%s: %s on %s", why, what, node))
+	a.busyUntil[service] = time.Now().Add(60 * time.Second)
+	go func() {
+		_, err := a.post(node, what, args)
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.busyUntil[service] = time.Now().Add(2 * time.Second) // its reports catch up
+		if err != nil {
+			a.eventLocked("error", service, fmt.Sprintf("%s on %s failed: %v", what, node, err))
+		}
+	}()
+}

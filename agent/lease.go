@@ -1,0 +1,124 @@
+// The lease and fencing, on every node: a node whose lease lapses kills its
+// copies of the managed services.
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"sort"
+	"strings"
+	"time"
+)
+
+func majority(n int) int { return n/2 + 1 }
+
+// leaseExpiry: the send time of the newest heartbeat a majority acknowledged,
+// plus the lease. A fresh agent has one lease from its start, so that its
+// restart does not kill a healthy service.
+func (a *Agent) leaseExpiry() time.Time {
+	times := []time.Time{}
+	for _, m := range a.managers {
+		if t, ok := a.acked[m.Name]; ok {
+			times = append(times, t)
+		}
+	}
+	sort.Slice(times, func(i, j int) bool { return times[i].After(times[j]) })
+	expiry := a.start.Add(a.lease)
+	if k := majority(len(a.managers)); len(times) >= k && times[k-1].Add(a.lease).After(expiry) {
+		expiry = times[k-1].Add(a.lease)
+	}
+	return expiry
+}
+
+func (a *Agent) checkLease() {
+	a.mu.Lock()
+	valid := time.Now().Before(a.leaseExpiry())
+	wasFenced := a.fenced
+	local := append([]Local(nil), a.local...)
+	a.mu.Unlock()
+	if valid {
+		if wasFenced {
+			a.mu.Lock()
+			a.fenced = false
+			a.mu.Unlock()
+			a.event("lease", "", "a majority of controllers hears this node again")
+		}
+		return
+	}
+	if !wasFenced {
+		a.mu.Lock()
+		a.fenced = true
+		a.mu.Unlock()
+		// Every managed service, not only those the last report saw: one may have started since.
+		for _, s := range a.cfg.Services {
+			a.fence(s.Name, "lease lapsed: no majority of controllers acknowledged this node's heartbeats")
+		}
+		a.refreshLocal()
+		return
+	}
+	for _, l := range local {
+		if l.State == "running" {
+			a.fence(l.Name, "started while this node holds no lease")
+		}
+	}
+}
+
+func (a *Agent) fence(service, why string) {
+	out, err := a.ctl("fence", service)
+	if strings.TrimSpace(out) == "" && err == nil {
+		return // nothing of it here
+	}
+	a.event("fence", service, fmt.Sprintf("%s: %s%s", why, strings.Join(strings.Fields(strings.ReplaceAll(strings.TrimSpace(out), "\n", "; ")), " "), errText(err)))
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return " (" + err.Error() + ")"
+}
+
+// refreshLocal reads which managed services this node has (edge-ha-ctl report).
+func (a *Agent) refreshLocal() {
+	names := []string{}
+	for _, s := range a.cfg.Services {
+		names = append(names, s.Name)
+	}
+	if len(names) == 0 {
+		return
+	}
+	out, err := a.ctl(append([]string{"report"}, names...)...)
+	if err != nil {
+		return
+	}
+	local := []Local{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		l := Local{Name: f[0], State: f[1]}
+		if len(f) > 2 && f[2] != "-" {
+			l.Standby = f[2]
+		}
+		local = append(local, l)
+	}
+	a.mu.Lock()
+	a.local = local
+	a.mu.Unlock()
+}
+
+func (a *Agent) ctl(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, a.cfg.Ctl, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("%s %s: %v: %s", a.cfg.Ctl, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.String(), nil
+}
