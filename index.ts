@@ -1,13 +1,13 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as path from "node:path";
-import { loadInventory, type Arch, type Inventory } from "./lib/inventory";
+import { loadInventory, type Arch, type Inventory } from "./lib/config/inventory";
 import { UserError } from "./lib/log";
-import { buildServiceImage, type ServiceImage } from "./lib/services";
-import { checkServicePlacement, parseSettings, type ClusterSettings } from "./lib/settings";
+import { buildServiceImage, type ServiceImage } from "./lib/ha/images";
+import { checkServicePlacement, parseSettings, type ClusterSettings } from "./lib/config/settings";
 import { EdgeCluster } from "./modules/edge-cluster";
 import { EdgeServices } from "./modules/edge-services";
 import { FailoverAgents } from "./modules/failover-agent";
-import { buildAgent } from "./lib/agent";
+import { buildAgent } from "./lib/ha/agent";
 
 /*
  * The edge-ha program: the inventory named by the stack's settings becomes an

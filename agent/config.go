@@ -1,4 +1,4 @@
-// The agent's configuration (written by pulumi up, lib/agent.ts agentConfig),
+// The agent's configuration (written by pulumi up, lib/ha/agent.ts agentConfig),
 // what nodes report, and the agent's own state.
 
 package main

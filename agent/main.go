@@ -13,7 +13,7 @@
 //     checkpoint and sync to a new standby;
 //   - orders (takeover, sync, fence) arrive over HTTP signed with the
 //     cluster's secret and are carried out by edge-ha-ctl, the shell side that
-//     edge-ha's TypeScript generates (lib/agent.ts).
+//     edge-ha's TypeScript generates (lib/ha/agent.ts).
 //
 // Why fencing is safe: a node's lease runs from the send time of the newest
 // heartbeat that a majority of controllers acknowledged, plus leaseMs. The

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import * as path from "node:path";
 import { $ } from "zx";
-import type { Arch } from "./inventory";
+import type { Arch } from "./config/inventory";
 
 /** The project's root folder (where Pulumi.yaml is). */
 export const projectRoot = path.resolve(__dirname, "..");

@@ -4,17 +4,17 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { parse, stringify } from "yaml";
 import { $ } from "zx";
-import { agentEvents, agentPaths, restoredSince as restoredFrom } from "../lib/agent";
-import { Endpoint } from "../lib/endpoint";
-import { findHost, loadInventory, type Host } from "../lib/inventory";
+import { agentEvents, agentPaths, restoredSince as restoredFrom } from "../lib/ha/agent";
+import { Endpoint } from "../lib/ha/endpoint";
+import { findHost, loadInventory, type Host } from "../lib/config/inventory";
 import { boot, crash, heal, partition } from "../lib/lab/faults";
 import { down, labOptions } from "../lib/lab/lab";
 import { freshLabStack } from "../lib/lab/stack";
-import { Prober, summarize } from "../lib/prober";
+import { Prober, summarize } from "../lib/lab/prober";
 import { PulumiStack } from "../lib/pulumi";
-import { syncOn } from "../lib/replication";
-import { locate } from "../lib/service-container";
-import { sshExec } from "../lib/ssh";
+import { syncOn } from "../lib/ha/replication";
+import { locate } from "../lib/ha/service-container";
+import { sshExec } from "../lib/host/ssh";
 import { projectRoot } from "../lib/toolchain";
 
 /*

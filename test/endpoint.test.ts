@@ -1,8 +1,8 @@
 import test from "ava";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
-import { Endpoint } from "../lib/endpoint";
-import { Prober, summarize } from "../lib/prober";
+import { Endpoint } from "../lib/ha/endpoint";
+import { Prober, summarize } from "../lib/lab/prober";
 
 /** A stand-in for the counter service: real HTTP on loopback, its count given at start. */
 async function counterServer(start: number): Promise<{ port: number; close: () => Promise<void> }> {

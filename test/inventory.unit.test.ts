@@ -1,7 +1,7 @@
 import test from "ava";
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
-import { InventoryError, parseInventory } from "../lib/inventory";
+import { InventoryError, parseInventory } from "../lib/config/inventory";
 
 const valid = `
 cluster: pis

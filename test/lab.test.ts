@@ -3,11 +3,11 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { $ } from "zx";
-import { findHost, loadInventory } from "../lib/inventory";
+import { findHost, loadInventory } from "../lib/config/inventory";
 import { boot, crash, heal, partition, shape, unshape } from "../lib/lab/faults";
 import { down, labOptions, listNodes, up } from "../lib/lab/lab";
 import { UserError } from "../lib/log";
-import { sshExec } from "../lib/ssh";
+import { sshExec } from "../lib/host/ssh";
 
 // A lab of its own (name and subnet), so a developer's lab is never touched.
 const dir = mkdtempSync(path.join(tmpdir(), "edge-ha-lab-test-"));

@@ -3,17 +3,17 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { $ } from "zx";
-import { findHost, loadInventory } from "../lib/inventory";
+import { findHost, loadInventory } from "../lib/config/inventory";
 import { boot, crash, heal, partition, shape, unshape } from "../lib/lab/faults";
 import { down, labOptions } from "../lib/lab/lab";
 import { freshLabStack } from "../lib/lab/stack";
 import { UserError } from "../lib/log";
-import { migrate } from "../lib/migration";
-import { deploy, locate, specOf } from "../lib/service-container";
-import { failover, startSync } from "../lib/replication";
-import { buildServiceImage, ensureImageOn } from "../lib/services";
+import { migrate } from "../lib/ha/migration";
+import { deploy, locate, specOf } from "../lib/ha/service-container";
+import { failover, startSync } from "../lib/ha/replication";
+import { buildServiceImage, ensureImageOn } from "../lib/ha/images";
 import { PulumiStack } from "../lib/pulumi";
-import { sshExec } from "../lib/ssh";
+import { sshExec } from "../lib/host/ssh";
 import { projectRoot } from "../lib/toolchain";
 
 /*

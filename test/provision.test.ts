@@ -4,12 +4,12 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { ProcessOutput } from "zx";
 import { parse, stringify } from "yaml";
-import { findHost, loadInventory } from "../lib/inventory";
+import { findHost, loadInventory } from "../lib/config/inventory";
 import { boot, crash } from "../lib/lab/faults";
 import { down, labOptions, up } from "../lib/lab/lab";
 import { freshLabStack } from "../lib/lab/stack";
 import { PulumiStack } from "../lib/pulumi";
-import { sshExec } from "../lib/ssh";
+import { sshExec } from "../lib/host/ssh";
 import { projectRoot } from "../lib/toolchain";
 
 /*

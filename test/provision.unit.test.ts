@@ -7,15 +7,15 @@ import { recordResources, unwrap } from "./helpers/mocks";
 
 const registered = recordResources();
 // Imported after the mocks are in place, as Pulumi's unit-testing guide asks.
-import { parseInventory } from "../lib/inventory";
-import { checkServicePlacement, parseSettings, SettingsError } from "../lib/settings";
+import { parseInventory } from "../lib/config/inventory";
+import { checkServicePlacement, parseSettings, SettingsError } from "../lib/config/settings";
 import { EdgeCluster } from "../modules/edge-cluster";
 import { EdgeServices } from "../modules/edge-services";
 import { runcConfig } from "../modules/criu";
 import { daemonConfig } from "../modules/docker-engine";
 import { rsyncdConfig } from "../modules/rsync-daemon";
 import { FailoverAgents } from "../modules/failover-agent";
-import { agentConfig } from "../lib/agent";
+import { agentConfig } from "../lib/ha/agent";
 import { SwarmService } from "../modules/swarm-service";
 import { hostCommandScript } from "../modules/command";
 
@@ -289,7 +289,7 @@ test("a host command's script: the bodies as functions, the environment quoted, 
   t.snapshot(hostCommandScript({ create: "echo made", delete: "echo gone" }, { NAME: "it's", EMPTY: "" }));
 });
 
-test("the agent's config has one shape: the Go struct (agent/config.go) reads every key lib/agent.ts writes, and no other", (t) => {
+test("the agent's config has one shape: the Go struct (agent/config.go) reads every key lib/ha/agent.ts writes, and no other", (t) => {
   const go = readFileSync(path.join(__dirname, "..", "agent", "config.go"), "utf8");
   const struct = (name: string) => [.../type (\w+) struct \{([^}]*)\}/g[Symbol.matchAll](go)].find((m) => m[1] === name)![2];
   const tags = (name: string) => [...struct(name).matchAll(/json:"(\w+)/g)].map((m) => m[1]).sort();

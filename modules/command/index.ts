@@ -1,6 +1,6 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import { shellQuote } from "../../lib/remote-shell";
+import { shellQuote } from "../../lib/host/shell";
 
 /*
  * edge-ha's commands are @pulumi/command resources. This module only decides

@@ -1,10 +1,10 @@
 import * as pulumi from "@pulumi/pulumi";
-import { hostScript } from "../../lib/remote-shell";
+import { hostScript } from "../../lib/host/shell";
 import { HostCommand, installStaged } from "../command";
 import type { ClusterNode } from "../host-facts";
-import { artifacts, rsyncDefaults, rsyncPasswordFile } from "../rsync-daemon";
+import { defaultCriuVersion, knownSourceSha256, type CriuSource } from "../../lib/config/versions";
+import { artifacts, rsyncDefaults, rsyncPasswordFile } from "../../lib/host/paths";
 
-export type CriuSource = "auto" | "distro" | "build";
 
 /** How runc asks CRIU to treat what a container holds open (written to /etc/criu/runc.conf). */
 export interface RuncCriuOptions {
@@ -45,16 +45,6 @@ export interface CriuArgs {
   runc?: RuncCriuOptions;
 }
 
-/*
- * 4.2.1 by default: 4.1.1 passes `criu check` on 6.16+ kernels but cannot dump
- * any process with an inet socket there ("Can't get 1:16 opt: Operation not
- * supported", SO_PASSCRED is refused for non-unix sockets since 6.16).
- */
-export const defaultCriuVersion = "4.2.1";
-export const knownSourceSha256: Record<string, string> = {
-  "4.2.1": "29ec0ee09e296479fe7048c80980e8ef1d0684d0b0204c2b101dfea19f6725b9",
-  "4.1.1": "f80a66cb3726bb2116266d4759ce3bcbfab7abdb6b6d430bf20dd41911717afe",
-};
 
 /** What the built binary links against (Debian package names), also needed where it is shipped to. */
 const runtimePackages = "libbsd0 libgnutls30 libnftables1 libprotobuf-c1 libnl-3-200 libnet1 libuuid1 iptables";

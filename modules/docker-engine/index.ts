@@ -1,10 +1,10 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import type { Host } from "../../lib/inventory";
-import { hostScript } from "../../lib/remote-shell";
+import type { Host } from "../../lib/config/inventory";
+import type { DockerSource } from "../../lib/config/versions";
+import { hostScript } from "../../lib/host/shell";
 import { HostCommand, type HostConnection } from "../command";
 
-export type DockerSource = "debian" | "docker";
 
 export interface DockerEngineArgs {
   /** The inventory host: its SSH settings also serve the Docker provider. */

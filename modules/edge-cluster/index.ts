@@ -1,8 +1,8 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import type { Inventory } from "../../lib/inventory";
-import { serviceNetwork } from "../../lib/service-container";
-import type { ClusterSettings } from "../../lib/settings";
+import type { Inventory } from "../../lib/config/inventory";
+import { serviceNetwork } from "../../lib/ha/service-container";
+import type { ClusterSettings } from "../../lib/config/settings";
 import { Criu } from "../criu";
 import { DockerEngine } from "../docker-engine";
 import { GeneratedSecret } from "../generated-secret";
@@ -11,9 +11,9 @@ import { RsyncDaemon } from "../rsync-daemon";
 import { SwarmCluster } from "../swarm-cluster";
 
 export interface EdgeClusterArgs {
-  /** The fleet, already validated (lib/inventory). */
+  /** The fleet, already validated (lib/config/inventory). */
   inventory: Inventory;
-  /** The stack's settings, already validated (lib/settings). */
+  /** The stack's settings, already validated (lib/config/settings). */
   settings: ClusterSettings;
   /** Password of the rsync daemons; generated once and kept in the state when not given. */
   rsyncPassword?: pulumi.Input<string>;

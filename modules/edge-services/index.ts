@@ -1,18 +1,19 @@
 import * as pulumi from "@pulumi/pulumi";
-import type { Arch, Inventory } from "../../lib/inventory";
-import { demoServices, type ServiceImage as BuiltImage } from "../../lib/services";
-import type { ServiceSettings } from "../../lib/settings";
+import type { Arch, Inventory } from "../../lib/config/inventory";
+import { type ServiceImage as BuiltImage } from "../../lib/ha/images";
+import type { ServiceSettings } from "../../lib/config/settings";
 import { HaService } from "../ha-service";
 import type { ClusterNode } from "../host-facts";
 import { ServiceImage } from "../service-image";
 import { SwarmService } from "../swarm-service";
+import { demoServices } from "../../lib/config/service-spec";
 
 export interface EdgeServicesArgs {
   inventory: Inventory;
   services: ServiceSettings[];
   /** The cluster's hosts, ready for services (EdgeCluster.ready). */
   nodes: Record<string, ClusterNode>;
-  /** Built images by "<image>-<arch>" (lib/services buildServiceImage), for every image and architecture the services need. */
+  /** Built images by "<image>-<arch>" (lib/ha/images buildServiceImage), for every image and architecture the services need. */
   images: Record<string, BuiltImage>;
 }
 

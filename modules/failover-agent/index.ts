@@ -1,10 +1,10 @@
 import * as pulumi from "@pulumi/pulumi";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { agentConfig, agentPaths, ctlScript } from "../../lib/agent";
-import type { Arch, Inventory } from "../../lib/inventory";
-import { hostScript, shellQuote } from "../../lib/remote-shell";
-import type { FailoverSettings, ServiceSettings } from "../../lib/settings";
+import { agentConfig, agentPaths, ctlScript } from "../../lib/ha/agent";
+import type { Arch, Inventory } from "../../lib/config/inventory";
+import { hostScript, shellQuote } from "../../lib/host/shell";
+import type { FailoverSettings, ServiceSettings } from "../../lib/config/settings";
 import { CopyToHost, HostCommand, installStaged } from "../command";
 import { GeneratedSecret } from "../generated-secret";
 import type { ClusterNode } from "../host-facts";
@@ -16,7 +16,7 @@ export interface FailoverAgentsArgs {
   services: ServiceSettings[];
   /** The cluster's hosts, ready for services (EdgeCluster.ready). */
   nodes: Record<string, ClusterNode>;
-  /** The agent built for each architecture of the fleet (lib/agent buildAgent): path on this machine. */
+  /** The agent built for each architecture of the fleet (lib/ha/agent buildAgent): path on this machine. */
   binaries: Partial<Record<Arch, string>>;
 }
 

@@ -1,8 +1,8 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { hostScript } from "../../lib/remote-shell";
-import { syncInstallScript, syncStop } from "../../lib/replication";
-import { createCommand, rsync, type ServiceSpec } from "../../lib/service-container";
+import { hostScript } from "../../lib/host/shell";
+import { syncInstallScript, syncStop } from "../../lib/ha/replication";
+import { createCommand, rsync, type ServiceSpec } from "../../lib/ha/service-container";
 import { HostCommand } from "../command";
 import type { ClusterNode } from "../host-facts";
 
@@ -19,7 +19,7 @@ export interface HaServiceArgs {
 /**
  * A service run as one container that CRIU can move: started on its primary,
  * checkpointed every interval without stopping and synced to its standby's
- * rsync daemon (lib/replication), so that `migrate` can move it and
+ * rsync daemon (lib/ha/replication), so that `migrate` can move it and
  * `failover` can restore it when its node dies.
  *
  * The declared primary is where it starts. Once `migrate` or `failover` has

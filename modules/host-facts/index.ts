@@ -1,7 +1,7 @@
 import type * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { readFileSync } from "node:fs";
-import type { Host } from "../../lib/inventory";
+import type { Host } from "../../lib/config/inventory";
 import { UserError } from "../../lib/log";
 import { HostCommand, type HostConnection } from "../command";
 

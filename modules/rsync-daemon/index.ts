@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
-import { hostScript, hostStateDir } from "../../lib/remote-shell";
+import { artifacts, checkpointsDir, rsyncDefaults, rsyncPasswordFile } from "../../lib/host/paths";
+import { hostScript } from "../../lib/host/shell";
 import { HostCommand, type HostConnection } from "../command";
 
 export interface RsyncDaemonArgs {
@@ -17,21 +18,6 @@ export interface RsyncDaemonArgs {
   /** User name clients authenticate as (default "edge-ha"). */
   user?: string;
 }
-
-export const rsyncDefaults = { port: 873, module: "checkpoints", user: "edge-ha" } as const;
-
-/** Where checkpoint images received by the daemon are kept on a host. */
-export const checkpointsDir = `${hostStateDir}/checkpoints`;
-
-/**
- * The read-only module `artifacts`: files one host made for the others (the
- * CRIU built on the first host of an architecture), pulled peer to peer and
- * checked against the sha256 their maker reported over SSH.
- */
-export const artifacts = { module: "artifacts", dir: `${hostStateDir}/artifacts` } as const;
-
-/** The client's password file on every host, so a host can push to the others' daemons. */
-export const rsyncPasswordFile = "/etc/edge-ha/rsync.password";
 
 /** rsyncd.conf for these settings (the password lives in the secrets file, not here). */
 export function rsyncdConfig(args: Pick<RsyncDaemonArgs, "allowedHosts" | "port" | "module" | "user">): string {

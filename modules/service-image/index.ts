@@ -1,12 +1,13 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as path from "node:path";
-import { hostScript, hostStateDir } from "../../lib/remote-shell";
-import { importCommand, type ServiceImage as BuiltImage } from "../../lib/services";
+import { hostStateDir } from "../../lib/host/paths";
+import { hostScript } from "../../lib/host/shell";
+import { importCommand, type ServiceImage as BuiltImage } from "../../lib/ha/images";
 import { checkSha256, CopyToHost, HostCommand } from "../command";
 import type { ClusterNode } from "../host-facts";
 
 export interface ServiceImageArgs {
-  /** The image as built on this machine (lib/services): reference, root file system tarball, import changes. */
+  /** The image as built on this machine (lib/ha/images): reference, root file system tarball, import changes. */
   image: BuiltImage;
   /** Hosts that get it (all of one architecture: the image's). */
   nodes: ClusterNode[];

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { hostScript } from "../../lib/remote-shell";
+import { hostScript } from "../../lib/host/shell";
 import { HostCommand } from "../command";
 import type { ClusterNode } from "../host-facts";
 

@@ -1,6 +1,6 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { serviceLabel, type ServiceSpec } from "../../lib/service-container";
+import { serviceLabel, type ServiceSpec } from "../../lib/ha/service-container";
 import type { ClusterNode } from "../host-facts";
 
 export interface SwarmServiceArgs {

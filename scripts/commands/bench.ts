@@ -1,12 +1,12 @@
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { migrationDrill, failoverDrill, swarmDrill, type DrillReport } from "../../lib/drill";
-import { loadInventory } from "../../lib/inventory";
+import { migrationDrill, failoverDrill, swarmDrill, type DrillReport } from "../../lib/lab/drill";
+import { loadInventory } from "../../lib/config/inventory";
 import { labOptions } from "../../lib/lab/lab";
 import { progress, UserError } from "../../lib/log";
-import { table } from "../../lib/report";
-import { rsync } from "../../lib/service-container";
-import { sshExec } from "../../lib/ssh";
+import { table } from "../../lib/lab/report";
+import { rsync } from "../../lib/ha/service-container";
+import { sshExec } from "../../lib/host/ssh";
 import { projectRoot } from "../../lib/toolchain";
 import { writeReports } from "./drill";
 

@@ -1,12 +1,12 @@
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { loadInventory } from "../../lib/inventory";
+import { loadInventory } from "../../lib/config/inventory";
 import { down, labOptions, up } from "../../lib/lab/lab";
 import { progress } from "../../lib/log";
 import { PulumiStack } from "../../lib/pulumi";
-import { drillKinds } from "../../lib/drill";
-import { renderTable } from "../../lib/report";
-import { sshExec } from "../../lib/ssh";
+import { drillKinds } from "../../lib/lab/drill";
+import { renderTable } from "../../lib/lab/report";
+import { sshExec } from "../../lib/host/ssh";
 import { projectRoot } from "../../lib/toolchain";
 import { runDrills, writeReports } from "./drill";
 

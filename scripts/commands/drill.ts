@@ -1,11 +1,11 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { drillKinds, failoverDrill, migrationDrill, swarmDrill, type DrillKind, type DrillReport } from "../../lib/drill";
-import { loadInventory } from "../../lib/inventory";
+import { drillKinds, failoverDrill, migrationDrill, swarmDrill, type DrillKind, type DrillReport } from "../../lib/lab/drill";
+import { loadInventory } from "../../lib/config/inventory";
 import { labOptions } from "../../lib/lab/lab";
 import { progress, UserError } from "../../lib/log";
-import { renderHtml, renderTable } from "../../lib/report";
+import { renderHtml, renderTable } from "../../lib/lab/report";
 import { projectRoot } from "../../lib/toolchain";
 
 export const help = `Usage: edge-ha drill [options]

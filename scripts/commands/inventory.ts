@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { loadInventory } from "../../lib/inventory";
+import { loadInventory } from "../../lib/config/inventory";
 import { UsageError } from "../../lib/log";
 
 export const help = `Usage: edge-ha inventory check FILE [--json]

@@ -1,14 +1,15 @@
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { findHost, loadInventory } from "../../lib/inventory";
-import { Endpoint, remoteEndpoint, serveControl } from "../../lib/endpoint";
+import { findHost, loadInventory } from "../../lib/config/inventory";
+import { Endpoint, remoteEndpoint, serveControl } from "../../lib/ha/endpoint";
 import { UsageError, UserError } from "../../lib/log";
-import { migrate } from "../../lib/migration";
-import { copyImage, deploy, locate, parseVolume, soleHost, specOf } from "../../lib/service-container";
-import { failover, freshness, startSync, syncOn } from "../../lib/replication";
-import { buildServiceImage, demoServices, ensureImageOn, isDemoService } from "../../lib/services";
+import { migrate } from "../../lib/ha/migration";
+import { copyImage, deploy, locate, soleHost, specOf } from "../../lib/ha/service-container";
+import { failover, freshness, startSync, syncOn } from "../../lib/ha/replication";
+import { buildServiceImage, ensureImageOn } from "../../lib/ha/images";
 import { projectRoot } from "../../lib/toolchain";
-import { agentEvents, agentManages } from "../../lib/agent";
+import { agentEvents, agentManages } from "../../lib/ha/agent";
+import { demoServices, isDemoService, parseVolume } from "../../lib/config/service-spec";
 
 export const help = `Usage: edge-ha service <command> [options]
 

@@ -1,11 +1,12 @@
 import { ProcessOutput } from "zx";
 import type { EndpointControl } from "./endpoint";
-import type { Host, Inventory } from "./inventory";
-import { findHost } from "./inventory";
-import { progress, UserError } from "./log";
+import type { Host, Inventory } from "../config/inventory";
+import { findHost } from "../config/inventory";
+import { progress, UserError } from "../log";
 import { failover, startSync, stopSync, syncOn, type SyncSettings } from "./replication";
-import { captureFiles, checkpointLocked, checkServiceName, copyImage, locate, restoreCommand, rsync, createCommand, specOf, truthCommand, writeManifest, type ServiceSpec } from "./service-container";
-import { sshExec } from "./ssh";
+import { captureFiles, checkpointLocked, copyImage, locate, restoreCommand, rsync, createCommand, specOf, truthCommand, writeManifest, type ServiceSpec } from "./service-container";
+import { sshExec } from "../host/ssh";
+import { checkServiceName } from "../config/service-spec";
 
 /*
  * Live migration of a service's container between hosts with CRIU, through

@@ -1,9 +1,11 @@
-import type { Host, Inventory } from "./inventory";
-import { findHost } from "./inventory";
-import { progress, UserError } from "./log";
+import type { Host, Inventory } from "../config/inventory";
+import { findHost } from "../config/inventory";
+import { progress, UserError } from "../log";
 import { captureFiles, checkpointLocked, createCommand, locate, restoreCommand, rsync, runOptions, ServiceSpec, writeManifest } from "./service-container";
-import { hostScript, hostStateDir, shellQuote } from "./remote-shell";
-import { sshExec } from "./ssh";
+import { hostStateDir } from "../host/paths";
+import { hostScript, shellQuote } from "../host/shell";
+import { sshExec } from "../host/ssh";
+import { isSyncInterval } from "../config/service-spec";
 
 /*
  * Periodic checkpoint sync (the paper's rsync approach) and failover from it.
@@ -113,12 +115,6 @@ printf '%s' ${shellQuote(runOptions(spec))} > ${servicesDir}/${spec.name}.run
 sync_start ${spec.name} ${standby.name} ${standby.address} ${Math.round(intervalSeconds * 1000)}`;
 }
 
-/** Whether `seconds` is a sync interval edge-ha accepts (from 0.5 to 3600). */
-export function isSyncInterval(seconds: number): boolean {
-  return seconds >= 0.5 && seconds <= 3600;
-}
-
-/** Starts (or restarts with new settings) the sync of a service (as `primary` runs it, see specOf) from `primary` to `standby`. */
 export async function startSync(primary: Host, standby: Host, spec: ServiceSpec, intervalSeconds: number): Promise<void> {
   if (!isSyncInterval(intervalSeconds)) throw new UserError(`--interval: expected seconds from 0.5 to 3600, found ${intervalSeconds}`);
   if (primary.name === standby.name) throw new UserError(`the standby of ${spec.name} must be another host than its primary (${primary.name})`);

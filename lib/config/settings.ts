@@ -1,10 +1,7 @@
 import type { Inventory } from "./inventory";
-import { UserError } from "./log";
-import { defaultCriuVersion, knownSourceSha256, type CriuSource } from "../modules/criu";
-import type { DockerSource } from "../modules/docker-engine";
-import { isSyncInterval } from "./replication";
-import { isServiceName, parseVolume, type Volume } from "./service-container";
-import { demoServices, isDemoService, type DemoService } from "./services";
+import { UserError } from "../log";
+import { defaultCriuVersion, knownSourceSha256, type CriuSource, type DockerSource } from "./versions";
+import { type DemoService, type Volume, demoServices, isDemoService, isServiceName, isSyncInterval, parseVolume } from "./service-spec";
 
 /*
  * The stack's settings: the `edge-ha:*` keys of stacks/Pulumi.<stack>.yaml,

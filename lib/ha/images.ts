@@ -2,10 +2,11 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { $ } from "zx";
-import type { Arch, Host } from "./inventory";
-import { progress, UserError } from "./log";
-import { sshArgs, sshExec } from "./ssh";
-import { goBuild, projectRoot, toolsDir } from "./toolchain";
+import type { Arch, Host } from "../config/inventory";
+import { progress, UserError } from "../log";
+import { sshArgs, sshExec } from "../host/ssh";
+import { goBuild, projectRoot, toolsDir } from "../toolchain";
+import { type DemoService } from "../config/service-spec";
 
 /*
  * Demo services as images made without a registry: a root file system built
@@ -27,14 +28,6 @@ export interface ServiceImage {
   sha256: string;
   /** `docker import --change` lines. */
   changes: string[];
-}
-
-/** The services edge-ha ships, by name: port inside the container. */
-export const demoServices = { counter: { port: 8080 }, web: { port: 80 } } as const;
-export type DemoService = keyof typeof demoServices;
-
-export function isDemoService(name: string): name is DemoService {
-  return Object.hasOwn(demoServices, name);
 }
 
 /** Builds (once per content and architecture) the root file system of a demo service. */

@@ -1,12 +1,13 @@
-import type { Host, Inventory } from "./inventory";
-import { UserError } from "./log";
+import type { Host, Inventory } from "../config/inventory";
+import { UserError } from "../log";
 import { $ } from "zx";
-import { sshArgs, sshExec } from "./ssh";
-import { checkpointsDir, rsyncDefaults, rsyncPasswordFile } from "../modules/rsync-daemon";
+import { sshArgs, sshExec } from "../host/ssh";
+import { checkpointsDir, rsyncDefaults, rsyncPasswordFile } from "../host/paths";
+import { type Volume, checkServiceName } from "../config/service-spec";
 
 /*
  * A service's container on the hosts, and its checkpoints: what migration
- * (lib/migration.ts) and checkpoint sync with failover (lib/replication.ts)
+ * (./migration.ts) and checkpoint sync with failover (./replication.ts)
  * both do to it.
  */
 
@@ -26,28 +27,6 @@ export interface ServiceSpec {
   hostPort: number;
   /** Named volumes mounted into the container; they move with it. */
   volumes?: Volume[];
-}
-
-/** A named volume and where the container mounts it. */
-export interface Volume {
-  name: string;
-  target: string;
-}
-
-/** A volume written as NAME:/path/in/container, or undefined when the text is not one. */
-export function parseVolume(text: string): Volume | undefined {
-  const m = /^([a-zA-Z0-9][a-zA-Z0-9_.-]*):(\/.*)$/.exec(text);
-  return m ? { name: m[1], target: m[2] } : undefined;
-}
-
-/** Whether `name` can name a service (and its container). */
-export function isServiceName(name: string): boolean {
-  return /^[a-z][a-z0-9-]{0,40}$/.test(name);
-}
-
-/** Throws a UserError unless `name` can name a service (and its container). */
-export function checkServiceName(name: string): void {
-  if (!isServiceName(name)) throw new UserError(`service name: expected lower-case letters, digits and dashes, found "${name}"`);
 }
 
 /*

@@ -1,15 +1,15 @@
-import { agentManages, restoredSince } from "./agent";
-import { Endpoint, tcpAnswers, type Backend } from "./endpoint";
-import type { Host, Inventory } from "./inventory";
-import { findHost } from "./inventory";
-import { boot, crash } from "./lab/faults";
-import type { LabOptions } from "./lab/lab";
-import { progress, UserError } from "./log";
-import { migrate } from "./migration";
+import { agentManages, restoredSince } from "../ha/agent";
+import { Endpoint, tcpAnswers, type Backend } from "../ha/endpoint";
+import type { Host, Inventory } from "../config/inventory";
+import { findHost } from "../config/inventory";
+import { boot, crash } from "./faults";
+import type { LabOptions } from "./lab";
+import { progress, UserError } from "../log";
+import { migrate } from "../ha/migration";
 import { Prober, summarize, type Probe, type ProbeSummary } from "./prober";
-import { failover, servicesDir, startSync, stopSync, syncOn } from "./replication";
-import { locate, serviceLabel, soleHost, specOf, type ServiceSpec } from "./service-container";
-import { sshExec } from "./ssh";
+import { failover, servicesDir, startSync, stopSync, syncOn } from "../ha/replication";
+import { locate, serviceLabel, soleHost, specOf, type ServiceSpec } from "../ha/service-container";
+import { sshExec } from "../host/ssh";
 
 /*
  * Drills on the lab: a fault or a move while a client (lib/prober) asks the

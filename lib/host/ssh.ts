@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { $, ProcessOutput } from "zx";
-import type { Host } from "./inventory";
+import type { Host } from "../config/inventory";
 
 const credentialsTag = (host: Host) => createHash("sha256").update(`${host.ssh.privateKeyFile}\0${host.ssh.knownHostsFile}`).digest("hex").slice(0, 10);
 

@@ -1,18 +1,18 @@
 import * as path from "node:path";
-import type { Arch, Host, Inventory } from "./inventory";
-import { hostScript } from "./remote-shell";
+import type { Arch, Host, Inventory } from "../config/inventory";
+import { hostScript } from "../host/shell";
 import { newestGood, servicesDir, syncDir, syncStart, syncStop } from "./replication";
 import { ensureNetwork, restoreCommand } from "./service-container";
-import type { FailoverSettings, ServiceSettings } from "./settings";
-import { sshExec } from "./ssh";
-import { goBuild, toolsDir } from "./toolchain";
+import type { FailoverSettings, ServiceSettings } from "../config/settings";
+import { sshExec } from "../host/ssh";
+import { goBuild, toolsDir } from "../toolchain";
 
 /*
  * The failover agent (agent/main.go) on every node, and edge-ha-ctl, the
  * shell through which it acts on the node's services. The agent decides
  * (heartbeats, leases, who is down, who restores); edge-ha-ctl does, with the
- * same shell pieces the operator's commands use (lib/replication,
- * lib/service-container), so a restore by the agent is the one `failover`
+ * same shell pieces the operator's commands use (lib/ha/replication,
+ * lib/ha/service-container), so a restore by the agent is the one `failover`
  * does.
  */
 

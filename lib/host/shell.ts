@@ -1,3 +1,5 @@
+import { hostStateDir } from "./paths";
+
 /*
  * Shell functions shared by the provisioning scripts that run on the hosts.
  * Every RemoteCommand script of the modules starts with `prelude`, so package
@@ -11,8 +13,6 @@
  *   reboot either way.
  */
 
-/** Where edge-ha keeps its state on a host. */
-export const hostStateDir = "/var/lib/edge-ha";
 
 export const prelude = String.raw`
 export DEBIAN_FRONTEND=noninteractive

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import { LineCounter, parseDocument } from "yaml";
-import { UserError } from "./log";
+import { UserError } from "../log";
 
 /*
  * The inventory: a YAML file listing the hosts of one fleet, the same format
