@@ -82,7 +82,7 @@ export class Criu extends pulumi.ComponentResource {
     const source = args.source ?? "auto";
     const version = args.version ?? defaultCriuVersion;
     const sha256 = args.sourceSha256 ?? knownSourceSha256[version];
-    if (!sha256) throw new Error(`CRIU ${version}: no known sha256 for its source tarball; give sourceSha256`);
+    if (!sha256) throw new pulumi.ResourceError(`CRIU ${version}: expected a version with a known sha256 (${Object.keys(knownSourceSha256).join(", ")}) or sourceSha256 for its tarball, found neither`, this);
     const mirror = args.mirror ?? "http://deb.debian.org/debian";
 
     const byArch = new Map<string, ClusterNode[]>();

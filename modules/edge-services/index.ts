@@ -44,7 +44,7 @@ export class EdgeServices extends pulumi.ComponentResource {
     const imageFor = (image: string, arch: Arch) => {
       const key = `${image}-${arch}`;
       const built = args.images[key];
-      if (!built) throw new Error(`no built image ${key}`);
+      if (!built) throw new pulumi.ResourceError(`expected a built image ${key} (lib/ha/images buildServiceImage, for every image and architecture the services need), found none`, this);
       if (!distributed.has(key)) distributed.set(key, new ServiceImage(`${name}-${key}`, { image: built, nodes: byArch.get(arch)! }, parent));
       return distributed.get(key)!;
     };
@@ -69,7 +69,7 @@ export class EdgeServices extends pulumi.ComponentResource {
       } else {
         const manager = args.nodes[args.inventory.hosts.find((h) => h.roles.includes("manager"))!.name];
         const archs = [...byArch.keys()];
-        if (archs.length > 1) throw new Error(`swarm service ${s.name}: the swarm has hosts of ${archs.join(" and ")}; edge-ha's swarm services need one architecture`);
+        if (archs.length > 1) throw new pulumi.ResourceError(`swarm service ${s.name}: expected a swarm of one architecture, found ${archs.join(" and ")} hosts; declare it mode: criu, or keep the swarm to one architecture`, this);
         const image = imageFor(s.image, archs[0]);
         new SwarmService(
           s.name,

@@ -36,7 +36,7 @@ export class FailoverAgents extends pulumi.ComponentResource {
     for (const host of args.inventory.hosts) {
       const node = args.nodes[host.name];
       const binary = args.binaries[host.arch];
-      if (!binary) throw new Error(`no agent built for ${host.arch}`);
+      if (!binary) throw new pulumi.ResourceError(`expected the agent built for ${host.arch} (lib/ha/agent buildAgent), found none for ${host.name}`, this);
       const digest = createHash("sha256").update(readFileSync(binary)).digest("hex");
       // Staged beside the binary, then put in place by rename: the running agent's file is never written over.
       const staged = `${agentPaths.binary}.staged`;

@@ -29,7 +29,7 @@ export class SwarmCluster extends pulumi.ComponentResource {
   constructor(name: string, args: SwarmClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("edge-ha:cluster:SwarmCluster", name, {}, opts);
     const leader = args.nodes.find((n) => n.host.roles.includes("manager"));
-    if (!leader) throw new Error("a swarm needs at least one host with roles: [manager]");
+    if (!leader) throw new pulumi.ResourceError("expected at least one host with roles: [manager] to start the swarm on, found none; give one host that role in the inventory", this);
     this.leaderAddress = leader.host.address;
 
     const init = new HostCommand(

@@ -9,16 +9,14 @@ export interface RegisteredResource {
   secretInputs: string[];
 }
 
-/** The mock monitor hands secrets over as {<signature>: <secret sig>, value}. */
-const secretSignature = "4dabf18193072939515e22adb298388d";
-
 function unwrapSecrets(value: any, at: string, found: string[]): any {
   if (value === null || typeof value !== "object") return value;
   // Assets and archives as the program made them: their path is a promise (`await r.inputs.source.path`).
   if (value instanceof pulumi.asset.Asset || value instanceof pulumi.asset.Archive) return value;
-  if (value[secretSignature] === "1b47061264138c4ac30d75fd1eb44270") {
+  // The mock monitor hands secrets over in their RPC form; Pulumi's own runtime tells them.
+  if (pulumi.runtime.isRpcSecret(value)) {
     found.push(at);
-    return unwrapSecrets(value.value, at, found);
+    return unwrapSecrets(pulumi.runtime.unwrapRpcSecret(value), at, found);
   }
   if (Array.isArray(value)) return value.map((v, i) => unwrapSecrets(v, `${at}[${i}]`, found));
   return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, unwrapSecrets(v, at ? `${at}.${k}` : k, found)]));
