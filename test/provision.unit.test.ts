@@ -15,7 +15,8 @@ import { runcConfig } from "../modules/criu";
 import { daemonConfig } from "../modules/docker-engine";
 import { rsyncdConfig } from "../modules/rsync-daemon";
 import { FailoverAgents } from "../modules/failover-agent";
-import { agentConfig } from "../lib/ha/agent";
+import { agentConfig, ctlScript } from "../lib/ha/agent";
+import { syncLoop } from "../lib/ha/replication";
 import { SwarmService } from "../modules/swarm-service";
 import { hostCommandScript } from "../modules/command";
 
@@ -297,4 +298,12 @@ test("the agent's config has one shape: the Go struct (agent/config.go) reads ev
   t.deepEqual(Object.keys(config).sort(), tags("Config"));
   t.deepEqual(Object.keys(config.nodes[0]).sort(), tags("Node"));
   t.deepEqual(Object.keys(config.services[0]).sort(), tags("Service"));
+});
+
+test("what lands on the hosts, as a reviewer sees it: rsyncd.conf, runc.conf, daemon.json, the sync loop and edge-ha-ctl", (t) => {
+  t.snapshot(rsyncdConfig({ allowedHosts: ["10.0.0.1", "10.0.0.2", "10.0.0.3"] }), "rsyncd.conf");
+  t.snapshot(runcConfig(), "runc.conf");
+  t.snapshot(JSON.stringify(daemonConfig({}), null, 2), "daemon.json");
+  t.snapshot(syncLoop, "edge-ha-sync");
+  t.snapshot(ctlScript, "edge-ha-ctl");
 });

@@ -30,7 +30,7 @@ const syncOutDir = `${hostStateDir}/sync-out`;
  * a checkpoint takes a while to reach the standby, so the next one starts
  * that much earlier than a plain period would.
  */
-const syncLoop = String.raw`#!/bin/bash
+export const syncLoop = String.raw`#!/bin/bash
 # edge-ha-sync SERVICE STANDBY INTERVAL_MS: checkpoints SERVICE, leaving it
 # running, and mirrors the newest two to STANDBY, so that STANDBY's newest is
 # never older than INTERVAL_MS.
