@@ -17,6 +17,8 @@ import { rsyncdConfig } from "../modules/rsync-daemon";
 import { FailoverAgents } from "../modules/failover-agent";
 import { agentConfig, ctlScript } from "../lib/ha/agent";
 import { syncLoop } from "../lib/ha/replication";
+import { restoreCommand } from "../lib/ha/service-container";
+import { spawnSync } from "node:child_process";
 import { SwarmService } from "../modules/swarm-service";
 import { hostCommandScript } from "../modules/command";
 
@@ -306,4 +308,19 @@ test("what lands on the hosts, as a reviewer sees it: rsyncd.conf, runc.conf, da
   t.snapshot(JSON.stringify(daemonConfig({}), null, 2), "daemon.json");
   t.snapshot(syncLoop, "edge-ha-sync");
   t.snapshot(ctlScript, "edge-ha-ctl");
+});
+
+test("every script edge-ha composes parses as bash: each host command's stdin, the sync loop, edge-ha-ctl, a restore", async (t) => {
+  await new Promise((r) => setTimeout(r, 50));
+  const scripts: [string, string][] = [
+    ...registered.filter((r) => r.type === "command:remote:Command").map((r) => [r.name, script(r)] as [string, string]),
+    ["edge-ha-sync", syncLoop],
+    ["edge-ha-ctl", ctlScript],
+    ["restore", restoreCommand("counter", "0123abcd", "/var/lib/edge-ha/checkpoints/counter/m1", "m1")],
+  ];
+  t.true(scripts.length > 20);
+  for (const [name, text] of scripts) {
+    const r = spawnSync("bash", ["-n"], { input: text, encoding: "utf8" });
+    t.is(r.status, 0, `${name}: ${r.stderr}`);
+  }
 });

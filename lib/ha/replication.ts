@@ -1,9 +1,9 @@
 import type { Host, Inventory } from "../config/inventory";
 import { findHost } from "../config/inventory";
 import { progress, UserError } from "../log";
-import { captureFiles, checkpointLocked, createCommand, locate, restoreCommand, rsync, runOptions, ServiceSpec, writeManifest } from "./service-container";
+import { checkpointFunctions, createCommand, locate, restoreCommand, rsync, runOptions, ServiceSpec } from "./service-container";
 import { hostStateDir } from "../host/paths";
-import { hostScript, shellQuote } from "../host/shell";
+import { hostFile, hostScript, shellQuote } from "../host/shell";
 import { sshExec } from "../host/ssh";
 import { isSyncInterval } from "../config/service-spec";
 
@@ -24,59 +24,20 @@ export const syncDir = (service: string) => `${rsync.dir}/${service}/sync`;
 /** Where a primary stages the checkpoints its sync loop sends (a folder per service). */
 const syncOutDir = `${hostStateDir}/sync-out`;
 
-/**
- * The loop, with its settings as arguments; installed as /usr/local/sbin/edge-ha-sync.
- * The interval is the standby's staleness bound (the state a crash may lose):
- * a checkpoint takes a while to reach the standby, so the next one starts
- * that much earlier than a plain period would.
- */
-export const syncLoop = String.raw`#!/bin/bash
-# edge-ha-sync SERVICE STANDBY INTERVAL_MS: checkpoints SERVICE, leaving it
-# running, and mirrors the newest two to STANDBY, so that STANDBY's newest is
-# never older than INTERVAL_MS.
-set -u
-service=$1 standby=$2 interval_ms=$3
-stage=__SYNC_OUT__/$service
-mkdir -p "$stage"
-__CAPTURE__
-__CHECKPOINT_LOCKED__
-while :; do
-  started=$(date +%s%3N)
-  name=s$(date +%s%N)
-  # TAKEN is when CRIU froze the service: the state is that moment's.
-  taken=$(date +%s.%N)
-  if id=$(docker container inspect -f '{{.Id}}' "$service" 2>/dev/null) &&
-     checkpoint_locked docker checkpoint create --leave-running "$service" "$name" >/dev/null 2>>/var/log/edge-ha-sync.log; then
-    src=/var/lib/docker/containers/$id/checkpoints/$name
-    mv "$src" "$stage/$name"
-    if (cd "$stage/$name" && echo "$taken" > TAKEN && capture_files "$id" &&
-        cp /etc/edge-ha/services/$service.spec.json SPEC.json && cp /etc/edge-ha/services/$service.run RUN && __MANIFEST__) 2>>/var/log/edge-ha-sync.log; then
-      ls -1d "$stage"/s* | head -n -2 | xargs -r rm -rf
-      rsync -a --mkpath --delete --timeout=5 --contimeout=3 --password-file=__PASSWORD_FILE__ \
-        "$stage/" "rsync://__USER__@$standby/__MODULE__/$service/sync/" 2>>/var/log/edge-ha-sync.log
-    else
-      # Never a half-packed checkpoint; the loop still waits out its interval.
-      rm -rf "$stage/$name"
-    fi
-  fi
-  took=$(($(date +%s%3N) - started))
-  # The next one arrives an interval after this one was taken (a tenth kept for
-  # a slower round); never back to back.
-  rest=$((interval_ms * 9 / 10 - 2 * took))
-  [ "$rest" -lt $((interval_ms / 4)) ] && rest=$((interval_ms / 4))
-  sleep "$(printf '%d.%03d' $((rest / 1000)) $((rest % 1000)))"
-done
-`
-  .replace("__SYNC_OUT__", syncOutDir)
-  .replace("__CAPTURE__", captureFiles)
-  .replace("__CHECKPOINT_LOCKED__", checkpointLocked)
-  .replace("__MANIFEST__", writeManifest)
-  .replace("__PASSWORD_FILE__", rsync.passwordFile)
-  .replace("__USER__", rsync.user)
-  .replace("__MODULE__", rsync.module);
+/** The loop (host/edge-ha-sync), installed as /usr/local/sbin/edge-ha-sync; see there. */
+export const syncLoop = hostFile("edge-ha-sync");
+
+/** Where the loop finds the checkpoint functions, and its settings (host/edge-ha-sync sources both). */
+const syncFiles = { functions: "/usr/local/lib/edge-ha/checkpoint.sh", settings: "/etc/edge-ha/sync.env" } as const;
 
 /** Where a host keeps the settings of the services it syncs: NAME.spec.json, NAME.run (docker create arguments), NAME.sync. */
 export const servicesDir = "/etc/edge-ha/services";
+
+/** /etc/edge-ha/sync.env: the names and places the loop uses, from the one place that declares them. */
+function syncSettings(): string {
+  const settings = { SYNC_OUT: syncOutDir, SERVICES_DIR: servicesDir, RSYNC_PASSWORD_FILE: rsync.passwordFile, RSYNC_USER: rsync.user, RSYNC_MODULE: rsync.module };
+  return Object.entries(settings).map(([k, v]) => `${k}=${shellQuote(v)}\n`).join("");
+}
 
 /**
  * Shell (host prelude needed): defines sync_start SERVICE STANDBY_NAME
@@ -84,6 +45,9 @@ export const servicesDir = "/etc/edge-ha/services";
  * NAME.spec.json and NAME.run are in place and (re)starts it.
  */
 export const syncStart = `sync_start() {
+  mkdir -p "$(dirname ${syncFiles.functions})" ${servicesDir}
+  printf '%s' ${shellQuote(checkpointFunctions)} | write_if_changed ${syncFiles.functions} 0644 || true
+  printf '%s' ${shellQuote(syncSettings())} | write_if_changed ${syncFiles.settings} 0644 || true
   printf '%s' ${shellQuote(syncLoop)} | write_if_changed /usr/local/sbin/edge-ha-sync 0755 || true
   echo "$2 $(awk "BEGIN { print $4 / 1000 }")" > ${servicesDir}/$1.sync
   service_install sync-$1 /usr/local/sbin/edge-ha-sync $1 $3 $4

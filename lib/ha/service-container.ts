@@ -3,6 +3,7 @@ import { UserError } from "../log";
 import { $ } from "zx";
 import { sshArgs, sshExec } from "../host/ssh";
 import { checkpointsDir, rsyncDefaults, rsyncPasswordFile } from "../host/paths";
+import { hostFile } from "../host/shell";
 import { type Volume, checkServiceName } from "../config/service-spec";
 
 /*
@@ -107,72 +108,12 @@ export async function specOf(host: Host, service: string): Promise<ServiceSpec> 
   return { name: service, image, hostPort: Number(hostPort), containerPort: Number(binding.split("/")[0]), volumes };
 }
 
-/*
- * A checkpoint holds the processes, not the files: the container's own
- * changes to its file system (overlay2's upper layer, whiteouts and opaque
- * folders included) and its named volumes are packed beside the CRIU images
- * as rootfs.tar and volumes/NAME.tar, covered by the same manifest.
- */
-
-/** Shell: defines capture_files ID, which packs container ID's files into the current checkpoint folder. */
-export const captureFiles = String.raw`capture_files() {
-  # One inspect (it runs while the service is down): driver and upper layer, then a line per volume.
-  info=$(docker container inspect -f '{{.GraphDriver.Name}} {{.GraphDriver.Data.UpperDir}}{{println}}{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{.Source}}{{println}}{{end}}{{end}}' "$1") || return 1
-  read -r driver upper <<<"$info"
-  [ "$driver" = overlay2 ] || { echo "the engine's storage driver is $driver; edge-ha carries file changes with overlay2 only" >&2; return 1; }
-  tar --xattrs --xattrs-include='trusted.*' -C "$upper" -cf rootfs.tar . || return 1
-  printf '%s\n' "$info" | tail -n +2 |
-    while read -r name src; do [ -n "$name" ] || continue; mkdir -p volumes; tar -C "$src" -cf "volumes/$name.tar" . || return 1; done
-}`;
-
-/** Shell: defines apply_files ID, which unpacks the current checkpoint folder's files into container ID (created, not started). */
-export const applyFiles = String.raw`apply_files() {
-  if [ -f rootfs.tar ]; then
-    upper=$(docker container inspect -f '{{.GraphDriver.Data.UpperDir}}' "$1")
-    [ -d "$upper" ] || { echo "container $1 has no overlay2 upper layer to restore its files into" >&2; return 1; }
-    tar --xattrs --xattrs-include='trusted.*' -C "$upper" -xf rootfs.tar
-  fi
-  for f in volumes/*.tar; do
-    [ -f "$f" ] || continue
-    src=$(docker volume inspect -f '{{.Mountpoint}}' "$(basename "$f" .tar)") || return 1
-    find "$src" -mindepth 1 -delete && tar -C "$src" -xf "$f" || return 1
-  done
-}`;
-
 /**
- * Shell: defines checkpoint_locked COMMAND..., which runs a `docker
- * checkpoint create` or `docker start --checkpoint` alone on the host, with
- * the checkpoint blobs cleared from containerd's content store before and
- * after it.
- *
- * Why: Docker 20.10 leaves each checkpoint's blobs (its image tar, config and
- * index) in containerd's content store until containerd's garbage collector
- * gets to them. A checkpoint or restore that writes identical content before
- * then (the same container's config again; restoring the checkpoint just
- * made, as a rollback does) fails with "content sha256:…: already exists",
- * and for a dump that is AFTER CRIU has frozen, dumped and killed the
- * processes: the images never reach the checkpoint folder, and the state is
- * gone (moby#42900, containerd#8401; seen within a few moves in the lab).
- * One at a time per host, so clearing never pulls a blob from under another
- * service's checkpoint. While the engine uses the overlay2 graph driver
- * (capture_files requires it), the store's moby namespace holds only
- * checkpoint blobs: images live in the graph driver.
+ * Shell functions of host/checkpoint.sh: capture_files, apply_files,
+ * write_manifest, checkpoint_locked (see there). Embedded in the scripts that
+ * migrate, sync and restore, and installed beside the sync loop.
  */
-export const checkpointLocked = String.raw`clear_checkpoint_blobs() {
-  for sock in /run/docker/containerd/containerd.sock /run/containerd/containerd.sock; do
-    [ -S "$sock" ] || continue
-    ctr --address "$sock" -n moby content ls -q 2>/dev/null | xargs -r ctr --address "$sock" -n moby content rm >/dev/null 2>&1 || true
-  done
-}
-checkpoint_locked() {
-  ( flock 8
-    clear_checkpoint_blobs
-    rc=0; "$@" || rc=$?
-    # Afterwards, out of the caller's way: the child keeps fd 8, so the lock, until it is done.
-    clear_checkpoint_blobs </dev/null >/dev/null 2>&1 &
-    exit "$rc"
-  ) 8>/run/edge-ha-checkpoint.lock
-}`;
+export const checkpointFunctions = hostFile("checkpoint.sh");
 
 /**
  * Shell printing "running" or "stopped" (or "absent"), then "complete" when
@@ -184,9 +125,6 @@ export function truthCommand(service: string, dir?: string): string {
   return dir ? `${state}; [ -f ${dir}/inventory.img ] && [ -f ${dir}/pstree.img ] && [ -f ${dir}/descriptors.json ] && echo complete; true` : state;
 }
 
-/** Shell: writes MANIFEST.sha256 (every file's sha256) in the current checkpoint folder. */
-export const writeManifest = `find . -type f ! -name MANIFEST.sha256 -exec sha256sum {} + > MANIFEST.sha256`;
-
 /**
  * Shell: checks the checkpoint folder DIR against its manifest (a partial or
  * damaged one fails), puts its files into container ID, copies its CRIU
@@ -194,9 +132,7 @@ export const writeManifest = `find . -type f ! -name MANIFEST.sha256 -exec sha25
  */
 export function restoreCommand(service: string, containerId: string, dir: string, name: string): string {
   const into = `/var/lib/docker/containers/${containerId}/checkpoints/${name}`;
-  return [
-    `{ ${checkpointLocked}; }`,
-    applyFiles,
+  return `${checkpointFunctions}\n${[
     `cd ${dir}`,
     `sha256sum -c --quiet --strict MANIFEST.sha256`,
     `apply_files ${containerId}`,
@@ -204,5 +140,5 @@ export function restoreCommand(service: string, containerId: string, dir: string
     // The CRIU images only: the packed files are in place already.
     `find . -mindepth 1 -maxdepth 1 ! -name rootfs.tar ! -name volumes -exec cp -a -t ${into} {} +`,
     `checkpoint_locked docker start --checkpoint ${name} ${service}`,
-  ].join(" && ");
+  ].join(" && ")}`;
 }

@@ -1,0 +1,77 @@
+# shellcheck shell=bash
+# A service's checkpoints on a host: what migration, the sync loop and the
+# failover agents all do. edge-ha embeds this file in the scripts it runs on
+# the hosts (lib/ha/service-container.ts checkpointFunctions).
+#
+# A checkpoint holds the processes, not the files: the container's own
+# changes to its file system (overlay2's upper layer, whiteouts and opaque
+# folders included) and its named volumes are packed beside the CRIU images
+# as rootfs.tar and volumes/NAME.tar, covered by the same manifest.
+
+# capture_files ID: packs container ID's files into the current checkpoint folder.
+capture_files() {
+  local info driver upper
+  # One inspect (it runs while the service is down): driver and upper layer, then a line per volume.
+  info=$(docker container inspect -f '{{.GraphDriver.Name}} {{.GraphDriver.Data.UpperDir}}{{println}}{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{.Source}}{{println}}{{end}}{{end}}' "$1") || return 1
+  read -r driver upper <<<"$info"
+  [ "$driver" = overlay2 ] || { echo "the engine's storage driver is $driver; edge-ha carries file changes with overlay2 only" >&2; return 1; }
+  tar --xattrs --xattrs-include='trusted.*' -C "$upper" -cf rootfs.tar . || return 1
+  printf '%s\n' "$info" | tail -n +2 |
+    while read -r name src; do [ -n "$name" ] || continue; mkdir -p volumes; tar -C "$src" -cf "volumes/$name.tar" . || return 1; done
+}
+
+# apply_files ID: unpacks the current checkpoint folder's files into container ID (created, not started).
+apply_files() {
+  local upper f src
+  if [ -f rootfs.tar ]; then
+    upper=$(docker container inspect -f '{{.GraphDriver.Data.UpperDir}}' "$1")
+    [ -d "$upper" ] || { echo "container $1 has no overlay2 upper layer to restore its files into" >&2; return 1; }
+    tar --xattrs --xattrs-include='trusted.*' -C "$upper" -xf rootfs.tar
+  fi
+  for f in volumes/*.tar; do
+    [ -f "$f" ] || continue
+    src=$(docker volume inspect -f '{{.Mountpoint}}' "$(basename "$f" .tar)") || return 1
+    { find "$src" -mindepth 1 -delete && tar -C "$src" -xf "$f"; } || return 1
+  done
+}
+
+# write_manifest: MANIFEST.sha256 (every file's sha256) in the current checkpoint folder.
+write_manifest() {
+  # shellcheck disable=SC2094 # the manifest leaves itself out (-name)
+  find . -type f ! -name MANIFEST.sha256 -exec sha256sum {} + >MANIFEST.sha256
+}
+
+# checkpoint_locked COMMAND...: runs a `docker checkpoint create` or `docker
+# start --checkpoint` alone on the host, with the checkpoint blobs cleared
+# from containerd's content store before and after it.
+#
+# Why: Docker 20.10 leaves each checkpoint's blobs (its image tar, config and
+# index) in containerd's content store until containerd's garbage collector
+# gets to them. A checkpoint or restore that writes identical content before
+# then (the same container's config again; restoring the checkpoint just
+# made, as a rollback does) fails with "content sha256:...: already exists",
+# and for a dump that is AFTER CRIU has frozen, dumped and killed the
+# processes: the images never reach the checkpoint folder, and the state is
+# gone (moby#42900, containerd#8401; seen within a few moves in the lab).
+# One at a time per host, so clearing never pulls a blob from under another
+# service's checkpoint. While the engine uses the overlay2 graph driver
+# (capture_files requires it), the store's moby namespace holds only
+# checkpoint blobs: images live in the graph driver.
+clear_checkpoint_blobs() {
+  local sock
+  for sock in /run/docker/containerd/containerd.sock /run/containerd/containerd.sock; do
+    [ -S "$sock" ] || continue
+    ctr --address "$sock" -n moby content ls -q 2>/dev/null | xargs -r ctr --address "$sock" -n moby content rm >/dev/null 2>&1 || true
+  done
+}
+checkpoint_locked() {
+  (
+    flock 8
+    clear_checkpoint_blobs
+    rc=0
+    "$@" || rc=$?
+    # Afterwards, out of the caller's way: the child keeps fd 8, so the lock, until it is done.
+    clear_checkpoint_blobs </dev/null >/dev/null 2>&1 &
+    exit "$rc"
+  ) 8>/run/edge-ha-checkpoint.lock
+}
