@@ -42,36 +42,45 @@ write_manifest() {
 }
 
 # checkpoint_locked COMMAND...: runs a `docker checkpoint create` or `docker
-# start --checkpoint` alone on the host, with the checkpoint blobs cleared
-# from containerd's content store before and after it.
+# start --checkpoint` with containerd's leftover checkpoint content collected
+# before and after it.
 #
-# Why: Docker 20.10 leaves each checkpoint's blobs (its image tar, config and
-# index) in containerd's content store until containerd's garbage collector
-# gets to them. A checkpoint or restore that writes identical content before
-# then (the same container's config again; restoring the checkpoint just
-# made, as a rollback does) fails with "content sha256:...: already exists",
-# and for a dump that is AFTER CRIU has frozen, dumped and killed the
-# processes: the images never reach the checkpoint folder, and the state is
-# gone (moby#42900, containerd#8401; seen within a few moves in the lab).
-# One at a time per host, so clearing never pulls a blob from under another
-# service's checkpoint. While the engine uses the overlay2 graph driver
-# (capture_files requires it), the store's moby namespace holds only
-# checkpoint blobs: images live in the graph driver.
-clear_checkpoint_blobs() {
-  local sock
-  for sock in /run/docker/containerd/containerd.sock /run/containerd/containerd.sock; do
-    [ -S "$sock" ] || continue
-    ctr --address "$sock" -n moby content ls -q 2>/dev/null | xargs -r ctr --address "$sock" -n moby content rm >/dev/null 2>&1 || true
-  done
+# Why: Docker 20.10 leaves each checkpoint's blobs (its image tar, the
+# container's spec, the index) in containerd's content store until
+# containerd's garbage collector gets to them. A checkpoint or restore that
+# writes identical content before then (the same container's spec again;
+# restoring the checkpoint just made, as a rollback does) fails with "content
+# sha256:...: already exists", and for a dump that is AFTER CRIU has frozen,
+# dumped and killed the processes: the images never reach the checkpoint
+# folder, and the state is gone (moby#42900, containerd#8401; seen within a
+# few moves in the lab).
+#
+# The collection is containerd's own garbage collector, run now (a lease made
+# and dropped with --sync): it removes only what nothing references, so a
+# checkpoint of another service that is under way keeps its blobs (they are
+# leased, then held by its checkpoint image). The one thing it could take is
+# the checkpoint a restore has uploaded and not yet started from (moby holds
+# no lease on it): restores hold this host's lock shared, collections hold it
+# alone, so neither waits for more than the other's few milliseconds.
+collect_checkpoint_garbage() {
+  local sock lease
+  (
+    flock -x 8
+    for sock in /run/docker/containerd/containerd.sock /run/containerd/containerd.sock; do
+      [ -S "$sock" ] || continue
+      lease=$(ctr --address "$sock" -n moby leases create --expires 1m 2>/dev/null) || continue
+      ctr --address "$sock" -n moby leases rm --sync "$lease" >/dev/null 2>&1 || true
+    done
+  ) 8>/run/edge-ha-checkpoint.lock
 }
 checkpoint_locked() {
+  local rc=0
+  collect_checkpoint_garbage
   (
-    flock 8
-    clear_checkpoint_blobs
-    rc=0
-    "$@" || rc=$?
-    # Afterwards, out of the caller's way: the child keeps fd 8, so the lock, until it is done.
-    clear_checkpoint_blobs </dev/null >/dev/null 2>&1 &
-    exit "$rc"
-  ) 8>/run/edge-ha-checkpoint.lock
+    flock -s 8
+    "$@"
+  ) 8>/run/edge-ha-checkpoint.lock || rc=$?
+  # Afterwards, out of the caller's way.
+  collect_checkpoint_garbage </dev/null >/dev/null 2>&1 &
+  return "$rc"
 }
