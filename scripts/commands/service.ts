@@ -9,6 +9,7 @@ import { failover, freshness, startSync, syncOn } from "../../lib/ha/replication
 import { buildServiceImage, ensureImageOn } from "../../lib/ha/images";
 import { projectRoot } from "../../lib/toolchain";
 import { agentEvents, agentManages } from "../../lib/ha/agent";
+import { sshExec } from "../../lib/host/ssh";
 import { demoServices, isDemoService, parseVolume } from "../../lib/config/service-spec";
 
 export const help = `Usage: edge-ha service <command> [options]
@@ -31,6 +32,8 @@ Commands:
                                          the failover agents restore the others by themselves)
   status SERVICE                         where SERVICE runs, its sync, the standby's freshness, and for
                                          failover "auto" the agents' recent events about it
+  logs SERVICE [--tail N]                the last N lines (default 100) of SERVICE's container log, from the
+                                         host it runs on now
   endpoint SERVICE [--listen P] [--control C]
                                          run SERVICE's stable client endpoint here until Ctrl-C: clients
                                          connect to port P (default 28080); migrate/failover given
@@ -59,6 +62,7 @@ export async function main(args: string[]): Promise<void> {
       listen: { type: "string", default: "28080" },
       control: { type: "string", default: "28081" },
       volume: { type: "string", multiple: true },
+      tail: { type: "string", default: "100" },
       endpoint: { type: "string" },
       json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
@@ -139,6 +143,15 @@ export async function main(args: string[]): Promise<void> {
         lines.push(`  failover: automatic (failover agents); their latest events:`, ...events.map((e) => `    ${e.at.slice(0, 23).replace("T", " ")} ${e.node} ${e.kind}: ${e.message}`));
       } else lines.push(`  failover: manual (edge-ha service failover ${service} --to NODE)`);
       return print(result, lines.join("\n"));
+    }
+    case "logs": {
+      // Wherever it runs now: a migration or failover moved its container, and with it the log.
+      const host = await soleHost(inventory, service);
+      const tail = Number(values.tail);
+      if (!Number.isInteger(tail) || tail < 1) throw new UsageError(`--tail: expected a whole number from 1, found "${values.tail}"`);
+      const out = await sshExec(host, `docker logs --timestamps --tail ${tail} ${service} 2>&1`);
+      const lines = out.stdout.split("\n").filter(Boolean);
+      return print({ service, host: host.name, lines }, `# ${service} on ${host.name}, last ${tail} lines\n${lines.join("\n")}`);
     }
     case "endpoint": {
       const host = await soleHost(inventory, service);
