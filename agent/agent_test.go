@@ -130,3 +130,19 @@ func TestBadConfigsAreRefusedWithWhatWasFound(t *testing.T) {
 		}
 	}
 }
+
+func TestAMigrationUnderWayIsLeftAlone(t *testing.T) {
+	a := threeManagers(t, "a")
+	a.reports["b"] = []Local{{Name: "counter", State: "exited"}}
+	a.reports["c"] = []Local{{Name: "counter", State: "created"}}
+	if a.moving("counter") {
+		t.Error("no node reports a move: not moving")
+	}
+	a.reports["c"] = []Local{{Name: "counter", State: "created", Moving: true}}
+	if !a.moving("counter") {
+		t.Error("the target reports the move: moving")
+	}
+	if a.moving("web") {
+		t.Error("another service is not moving")
+	}
+}

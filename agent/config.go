@@ -45,6 +45,9 @@ type Local struct {
 	Name    string `json:"name"`
 	State   string `json:"state"`
 	Standby string `json:"standby,omitempty"`
+	// Moving: a planned migration of the service touches this node now (edge-ha
+	// migrate marks both ends); the controllers leave the service alone meanwhile.
+	Moving bool `json:"moving,omitempty"`
 }
 
 type Message struct {

@@ -56,6 +56,18 @@ func (a *Agent) reportOf(node, service string) (Local, bool) {
 	return Local{}, false
 }
 
+// moving: whether any node reports a planned migration of `service` under way.
+func (a *Agent) moving(service string) bool {
+	for _, locals := range a.reports {
+		for _, l := range locals {
+			if l.Name == service && l.Moving {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // known: whether `node` could read the state of its copy of `service` (its engine answered).
 func (a *Agent) known(node, service string) bool {
 	l, ok := a.reportOf(node, service)
@@ -131,6 +143,11 @@ func (a *Agent) control() {
 			continue
 		}
 		r := running[s.Name]
+		if a.moving(s.Name) && !down[owner] {
+			// A planned migration: between its dump and its restore the service runs nowhere
+			// and its target holds a created copy; that is neither gone nor stale.
+			continue
+		}
 		switch {
 		case down[owner]:
 			a.takeover(s, fmt.Sprintf("its node %s is down", owner), alive)

@@ -104,6 +104,7 @@ func (a *Agent) refreshLocal() {
 		if len(f) > 2 && f[2] != "-" {
 			l.Standby = f[2]
 		}
+		l.Moving = len(f) > 3 && f[3] == "moving"
 		local = append(local, l)
 	}
 	a.mu.Lock()

@@ -73,9 +73,21 @@ collect_checkpoint_garbage() {
     done
   ) 8>/run/edge-ha-checkpoint.lock
 }
+# checkpoint_content_left: whether containerd's store holds any checkpoint
+# content now (one listing, ~12 ms; a collection is ~30-90 ms on a busy node).
+checkpoint_content_left() {
+  local sock
+  for sock in /run/docker/containerd/containerd.sock /run/containerd/containerd.sock; do
+    [ -S "$sock" ] || continue
+    [ -n "$(ctr --address "$sock" -n moby content ls -q 2>/dev/null | head -n 1)" ] && return 0
+  done
+  return 1
+}
 checkpoint_locked() {
   local rc=0
-  collect_checkpoint_garbage
+  # Before: only when something is left (the collection after the previous
+  # checkpoint has usually taken it), as this time is often a frozen service's.
+  if checkpoint_content_left; then collect_checkpoint_garbage; fi
   (
     flock -s 8
     "$@"

@@ -1,5 +1,6 @@
 import * as path from "node:path";
 import type { Arch, Host, Inventory } from "../config/inventory";
+import { movingMark } from "../host/paths";
 import { hostScript } from "../host/shell";
 import { newestGood, servicesDir, syncDir, syncStart, syncStop } from "./replication";
 import { ensureNetwork, restoreCommand } from "./service-container";
@@ -59,7 +60,7 @@ export function placement(s: Pick<ServiceSettings, "primary" | "standby">, inven
 
 /**
  * edge-ha-ctl, installed on every host:
- *   report NAME...         a line per service: NAME STATE(running, exited, created, absent, unknown) STANDBY(or -)
+ *   report NAME...         a line per service: NAME STATE(running, exited, created, absent, unknown) STANDBY(or -) MOVING(moving or -)
  *   newest NAME            the newest good synced checkpoint of NAME here: "<name> <taken>", or nothing
  *   restore NAME           starts NAME here from the newest good synced checkpoint (unless it runs here)
  *   sync NAME STANDBY ADDRESS INTERVAL_MS   (re)starts NAME's checkpoint sync to STANDBY
@@ -106,7 +107,9 @@ case "$1" in
       else state=unknown; fi
       standby=$(cut -d' ' -f1 "$services/$s.sync" 2>/dev/null)
       [ -n "$standby" ] || standby=-
-      echo "$s $state $standby"
+      # A planned migration's mark (lib/ha/migration.ts), younger than two minutes.
+      moving=-; [ -n "$(find "${movingMark("$s")}" -mmin -2 2>/dev/null)" ] && moving=moving
+      echo "$s $state $standby $moving"
     done ;;
   restore) restore "$2" ;;
   newest) ${newestGood("$2")} ;;

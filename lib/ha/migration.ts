@@ -5,6 +5,7 @@ import { findHost } from "../config/inventory";
 import { progress, UserError } from "../log";
 import { failover, startSync, stopSync, syncOn, type SyncSettings } from "./replication";
 import { checkpointFunctions, copyImage, locate, restoreCommand, rsync, createCommand, specOf, truthCommand, type ServiceSpec } from "./service-container";
+import { movingMark } from "../host/paths";
 import { sshExec } from "../host/ssh";
 import { checkServiceName } from "../config/service-spec";
 
@@ -72,12 +73,22 @@ export async function migrate(inventory: Inventory, service: string, toName: str
 
   // prepare: everything that can happen while the service still runs.
   let t = process.hrtime.bigint();
+  await Promise.all([source, target].map((h) => sshExec(h, `touch ${movingMark(service)}`)));
   progress(`prepare: ${spec.image} and a stopped copy of ${service} on ${target.name}`);
-  await copyImage(source, target, spec.image);
-  const targetId = (await sshExec(target, createCommand(spec))).stdout.trim();
-  // A sync loop's own checkpoints must not run into this one; it moves with the service.
-  const sync = await syncOn(source, service);
-  if (sync) await stopSync(source, service);
+  let targetId: string;
+  let sync: SyncSettings | undefined;
+  try {
+    await copyImage(source, target, spec.image);
+    targetId = (await sshExec(target, createCommand(spec))).stdout.trim();
+    // A sync loop's own checkpoints must not run into this one; it moves with the service.
+    sync = await syncOn(source, service);
+    if (sync) await stopSync(source, service);
+  } catch (err) {
+    // Nothing was frozen yet: the service runs on the source as before.
+    await sshExec(target, `docker rm -f ${service} >/dev/null 2>&1`, { nothrow: true, connectTimeout: 2 });
+    await unmark(service, [source, target]);
+    throw err;
+  }
   const prepare = seconds(t);
 
   const phases = { prepare, dump: 0, transfer: 0, restore: 0, switch: 0 };
@@ -115,10 +126,12 @@ export async function migrate(inventory: Inventory, service: string, toName: str
     await options.endpoint?.switchTo({ host: target.address, port: spec.hostPort });
     phases.switch = seconds(t);
     await finish(move);
+    await unmark(service, [source, target]);
     return { service, from: source.name, to: target.name, checkpoint, phases, downtime: phases.dump + phases.transfer + phases.restore + phases.switch, bytes };
   } catch (err) {
     const why = err instanceof ProcessOutput ? err.stderr.trim().split("\n").slice(-2).join(" | ") : err instanceof Error ? err.message : String(err);
     const outcome = await recover(move);
+    await unmark(service, [source, target]);
     if (outcome.finished) {
       return { service, from: source.name, to: target.name, checkpoint, phases, downtime: phases.dump + phases.transfer + phases.restore + phases.switch, bytes, warning: `${why} (${outcome.what})` };
     }
@@ -151,6 +164,11 @@ async function finish(m: Move): Promise<void> {
     const standby = m.sync.standby === m.target.name ? m.source : findHost(m.inventory, m.sync.standby);
     await startSync(m.target, standby, m.spec, m.sync.intervalSeconds);
   }
+}
+
+/** Lifts the migration's mark on both ends (on a host that does not answer, it expires by itself). */
+async function unmark(service: string, hosts: Host[]): Promise<void> {
+  await Promise.all(hosts.map((h) => sshExec(h, `rm -f ${movingMark(service)}`, { nothrow: true, connectTimeout: 2 })));
 }
 
 /** What the hosts say after a failure: which copy runs (undefined: the host did not answer) and whether the dump is whole on the source. */

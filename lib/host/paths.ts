@@ -21,3 +21,11 @@ export const rsyncPasswordFile = "/etc/edge-ha/rsync.password";
  * checked against the sha256 their maker reported over SSH.
  */
 export const artifacts = { module: "artifacts", dir: `${hostStateDir}/artifacts` } as const;
+
+/**
+ * Set on both ends of a planned migration while it runs: the failover agents
+ * leave the service alone meanwhile (it runs nowhere between the dump and the
+ * restore, and its target holds a created copy). A mark older than two
+ * minutes is ignored, so a migrator that died cannot hold them off.
+ */
+export const movingMark = (service: string) => `/run/edge-ha-moving-${service}`;
