@@ -102,7 +102,10 @@ case "$1" in
     for s in "$@"; do
       # Bounded (a daemon still starting after a boot may not answer), and "unknown" is
       # not "absent": the controllers never act on a state nobody could read.
-      if out=$(timeout 5 docker container inspect -f '{{.State.Status}}' "$s" 2>&1); then state=$out
+      # "paused" is a copy CRIU has frozen for a checkpoint (--leave-running): it runs a moment
+      # later with its state, so it counts as running (and is fenced like one); read as not
+      # running, reports that fell on a checkpoint again and again made it look gone.
+      if out=$(timeout 5 docker container inspect -f '{{.State.Status}}' "$s" 2>&1); then state=$out; [ "$state" != paused ] || state=running
       elif printf '%s' "$out" | grep -q 'No such'; then state=absent
       else state=unknown; fi
       standby=$(cut -d' ' -f1 "$services/$s.sync" 2>/dev/null)
