@@ -99,7 +99,7 @@ export async function migrate(inventory: Inventory, service: string, toName: str
     t = process.hrtime.bigint();
     progress(`dump: checkpoint ${checkpoint} of ${service} on ${source.name}`);
     await options.endpoint?.hold();
-    await sshExec(source, `${checkpointFunctions}\ncheckpoint_locked docker checkpoint create ${service} ${checkpoint} >/dev/null`);
+    await sshExec(source, `${checkpointFunctions}\ncheckpoint_locked ${service} docker checkpoint create ${service} ${checkpoint} >/dev/null`);
     phases.dump = seconds(t);
 
     t = process.hrtime.bigint();
@@ -220,7 +220,7 @@ async function recover(m: Move): Promise<{ finished: boolean; what: string }> {
   const cleared = await clearTarget();
   if (truth.dumpComplete) {
     progress(`recovering: resuming ${service} on ${source.name} from ${m.checkpoint}`);
-    const resumed = await sshExec(source, `${checkpointFunctions}\ncheckpoint_locked docker start --checkpoint ${m.checkpoint} ${service} >/dev/null`, { nothrow: true });
+    const resumed = await sshExec(source, `${checkpointFunctions}\ncheckpoint_locked ${service} docker start --checkpoint ${m.checkpoint} ${service} >/dev/null`, { nothrow: true });
     const now = (await sshExec(source, truthCommand(service), { nothrow: true })).stdout.trim();
     if (now === "running") {
       await sshExec(source, `docker checkpoint rm ${service} ${m.checkpoint}`, { nothrow: true });

@@ -139,6 +139,6 @@ export function restoreCommand(service: string, containerId: string, dir: string
     `mkdir -p ${into}`,
     // The CRIU images only: the packed files are in place already.
     `find . -mindepth 1 -maxdepth 1 ! -name rootfs.tar ! -name volumes -exec cp -a -t ${into} {} +`,
-    `checkpoint_locked docker start --checkpoint ${name} ${service}`,
+    `checkpoint_locked ${service} docker start --checkpoint ${name} ${service}`,
   ].join(" && ")}`;
 }
