@@ -41,9 +41,10 @@ write_manifest() {
   find . -type f ! -name MANIFEST.sha256 -exec sha256sum {} + >MANIFEST.sha256
 }
 
-# checkpoint_locked SERVICE COMMAND...: runs a `docker checkpoint create` or
-# `docker start --checkpoint` of SERVICE, alone for that service, with
-# containerd's leftover checkpoint content collected before and after it.
+# checkpoint_locked [--no-collect-before] SERVICE COMMAND...: runs a `docker
+# checkpoint create` or `docker start --checkpoint` of SERVICE, alone for that
+# service, with containerd's leftover checkpoint content collected before
+# (unless told not to) and after it.
 #
 # Why: Docker 20.10 leaves each checkpoint's blobs (its image tar, the
 # container's spec, the index) in containerd's content store until
@@ -84,11 +85,13 @@ checkpoint_content_left() {
   return 1
 }
 checkpoint_locked() {
-  local service=$1 rc=0
+  local before=1 service rc=0
+  if [ "$1" = --no-collect-before ]; then before=0; shift; fi
+  service=$1
   shift
   # Before: only when something is left (the collection after the previous
   # checkpoint has usually taken it), as this time is often a frozen service's.
-  if checkpoint_content_left; then collect_checkpoint_garbage; fi
+  if [ "$before" = 1 ] && checkpoint_content_left; then collect_checkpoint_garbage; fi
   # One checkpoint or restore of a service at a time: two at once write the
   # same container spec, and the second fails the same way (seen when a
   # migration's dump met the checkpoint its stopped sync loop had left running).
