@@ -127,16 +127,21 @@ export async function migrate(inventory: Inventory, service: string, toName: str
     phases.switch = seconds(t);
     await finish(move);
     await unmark(service, [source, target]);
-    return { service, from: source.name, to: target.name, checkpoint, phases, downtime: phases.dump + phases.transfer + phases.restore + phases.switch, bytes };
+    return { service, from: source.name, to: target.name, checkpoint, phases, downtime: downtimeOf(phases), bytes };
   } catch (err) {
     const why = err instanceof ProcessOutput ? err.stderr.trim().split("\n").slice(-2).join(" | ") : err instanceof Error ? err.message : String(err);
     const outcome = await recover(move);
     await unmark(service, [source, target]);
     if (outcome.finished) {
-      return { service, from: source.name, to: target.name, checkpoint, phases, downtime: phases.dump + phases.transfer + phases.restore + phases.switch, bytes, warning: `${why} (${outcome.what})` };
+      return { service, from: source.name, to: target.name, checkpoint, phases, downtime: downtimeOf(phases), bytes, warning: `${why} (${outcome.what})` };
     }
     throw new UserError(`migration of ${service} from ${source.name} to ${target.name} failed: ${why}\n${outcome.what}`);
   }
+}
+
+/** The service's time out of reach: everything but the preparation, which runs while it serves. */
+function downtimeOf(phases: MigrationResult["phases"]): number {
+  return phases.dump + phases.transfer + phases.restore + phases.switch;
 }
 
 /** What a migration works on, for its finishing and its recovery. */
