@@ -2,7 +2,8 @@
 # Shell functions shared by the provisioning scripts that run on the hosts:
 # every host command of the modules starts with this file (lib/host/shell.ts
 # hostScript), so package installs, service supervision and cleanup behave
-# the same in every module. EDGE_HA_STATE is set before it.
+# the same in every module. The EDGE_HA_* variables of lib/host/shell.ts are
+# set before it.
 #
 # Two facts shape them:
 # - Several components provision one host at the same time, so apt runs under
@@ -154,4 +155,19 @@ wait_for() {
     [ "$i" -ge $((limit * 5)) ] && { echo "timed out after $limit s waiting for $what on $(hostname)" >&2; return 1; }
     sleep 0.2
   done
+}
+
+# check_sha256 FILE WANT: fails, naming both checksums, unless FILE's sha256 is WANT.
+check_sha256() {
+  local got
+  got=$(sha256sum "$1" | cut -d' ' -f1)
+  [ "$got" = "$2" ] || { echo "$1 on $(hostname) has sha256 $got, expected $2: the copy is damaged; nothing was installed" >&2; return 1; }
+}
+
+# install_staged FROM TO WANT MODE: checks that the staged file FROM has the
+# sha256 WANT, then puts it at TO with MODE by rename (a running binary at TO
+# is replaced, not written over). A damaged copy installs nothing.
+install_staged() {
+  check_sha256 "$1" "$3" || return 1
+  install -m "$4" "$1" "$2.edge-ha-new" && mv -f "$2.edge-ha-new" "$2"
 }

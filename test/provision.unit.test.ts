@@ -1,5 +1,5 @@
 import test from "ava";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { parse } from "yaml";
@@ -15,9 +15,11 @@ import { runcConfig } from "../modules/criu";
 import { daemonConfig } from "../modules/docker-engine";
 import { rsyncdConfig } from "../modules/rsync-daemon";
 import { FailoverAgents } from "../modules/failover-agent";
-import { agentConfig, ctlScript } from "../lib/ha/agent";
-import { syncLoop } from "../lib/ha/replication";
+import { agentConfig } from "../lib/ha/agent";
+import { syncInstallScript } from "../lib/ha/replication";
 import { restoreCommand } from "../lib/ha/service-container";
+import { hostTools } from "../lib/host/paths";
+import { hostFile, hostVariables } from "../lib/host/shell";
 import { spawnSync } from "node:child_process";
 import { SwarmService } from "../modules/swarm-service";
 import { hostCommandScript } from "../modules/command";
@@ -102,7 +104,8 @@ test("every host gets its facts checked, a Docker engine, an rsync daemon and CR
       t.is(r.inputs.create, "bash -s -- create", `${name}: the script travels on stdin, not in the command line`);
     }
   }
-  t.regex(script(named("pi1-engine")), /apt_install docker\.io/);
+  t.is(envOf(named("pi1-engine")).PACKAGES, "docker.io");
+  t.is(named("pi1-host-tools").inputs.connection.host, "10.0.0.1", "edge-ha's host library goes to every host");
   t.regex(script(named("pi1-facts")), /aarch64/, "arm64 hosts must say aarch64");
 });
 
@@ -113,8 +116,8 @@ test("CRIU is staged once per architecture; the other hosts of that architecture
     ["pi1", "pi2", "vm1"].map((h) => [h, envOf(named(`shop-${h}`)).FROM_HOST]),
     [["pi1", ""], ["pi2", "10.0.0.1"], ["vm1", ""]],
   );
-  t.regex(script(named("shop-pi2")), /rsync:\/\/edge-ha@\$FROM_HOST\/artifacts\/criu\/criu/);
-  t.regex(script(named("shop-pi2")), /sha256sum/, "the pulled binary is checked against the sha256 its builder reported");
+  t.regex(script(named("shop-pi2")), /rsync:\/\/\$RSYNC_USER@\$FROM_HOST\/\$EDGE_HA_ARTIFACTS_MODULE\/criu\/criu/);
+  t.regex(script(named("shop-pi2")), /install_staged "\$from" \/usr\/local\/sbin\/criu "\$CRIU_SHA256"/, "the pulled binary is checked against the sha256 its builder reported");
 });
 
 test("the swarm is initialized on the first manager; others join with the worker token, and labels are set from the manager", (t) => {
@@ -195,9 +198,11 @@ test("a CRIU service starts on its primary and syncs to its standby; its image g
   await new Promise((r) => setTimeout(r, 50));
   t.is(named("counter-start").inputs.connection.host, "10.0.0.1");
   // The same address on every host (172.31.<18080 / 256>.<18080 % 256>): CRIU restores TCP connections only there.
-  t.regex(script(named("counter-start")), /docker run -d --name counter .* --network edge-ha --ip 172\.31\.70\.160 -p 18080:8080 -v data:\/data edge-ha\/counter:arm640000/);
+  t.is(envOf(named("counter-start")).RUN_ARGS, "--name counter --label edge-ha.service=counter --label edge-ha.port=18080 --network edge-ha --ip 172.31.70.160 -p 18080:8080 -v data:/data edge-ha/counter:arm640000");
+  t.regex(script(named("counter-start")), /service_replace run "\$SERVICE" \$RUN_ARGS/);
   t.is(named("counter-sync").inputs.connection.host, "10.0.0.1");
-  t.regex(script(named("counter-sync")), /sync_start counter pi2 10\.0\.0\.2 1000/);
+  t.like(envOf(named("counter-sync")), { SERVICE: "counter", STANDBY_NAME: "pi2", STANDBY_ADDRESS: "10.0.0.2", INTERVAL_MS: "1000" });
+  t.snapshot(script(named("counter-sync")), "the sync's host command, as sent on stdin");
   t.is(named("counter-standby").inputs.connection.host, "10.0.0.2");
   const copies = await Promise.all(
     registered.filter((r) => r.type === "command:remote:CopyToRemote" && r.name.startsWith("shop-services-")).map(async (r) => [r.name, r.inputs.connection.host, await r.inputs.source.path]),
@@ -239,7 +244,8 @@ test("failover agents: every host gets its architecture's agent; the managers co
     t.is(await copy.inputs.source.path, path.join(dir, `agent-${arch}`));
     const agent = named(`shop-failover-${host}`);
     t.true(agent.secretInputs.includes("stdin"), "the config carries the stack's secret: the script's stdin is secret");
-    t.regex(script(agent), /service_install agent \/usr\/local\/sbin\/edge-ha-agent -config \/etc\/edge-ha\/agent\.json/);
+    t.like(envOf(agent), { BINARY: "/usr/local/sbin/edge-ha-agent", CONFIG: "/etc/edge-ha/agent.json" });
+    t.regex(script(agent), /service_install agent "\$BINARY" -config "\$CONFIG"/);
     t.notRegex(script(agent).split("set -e\n").slice(0, -1).join(""), /"secret"/, "the secret is not in the script's body, only in its environment");
     const config = JSON.parse(envOf(agent).AGENT_CONFIG);
     t.is(config.self, host);
@@ -302,21 +308,32 @@ test("the agent's config has one shape: the Go struct (agent/config.go) reads ev
   t.deepEqual(Object.keys(config.services[0]).sort(), tags("Service"));
 });
 
-test("what lands on the hosts, as a reviewer sees it: rsyncd.conf, runc.conf, daemon.json, the sync loop and edge-ha-ctl", (t) => {
+test("what lands on the hosts, as a reviewer sees it: rsyncd.conf, runc.conf, daemon.json, the host library's values", (t) => {
   t.snapshot(rsyncdConfig({ allowedHosts: ["10.0.0.1", "10.0.0.2", "10.0.0.3"] }), "rsyncd.conf");
   t.snapshot(runcConfig(), "runc.conf");
   t.snapshot(JSON.stringify(daemonConfig({}), null, 2), "daemon.json");
-  t.snapshot(syncLoop, "edge-ha-sync");
-  t.snapshot(ctlScript, "edge-ha-ctl");
+  t.snapshot(hostVariables, "the variables every host script reads");
 });
 
-test("every script edge-ha composes parses as bash: each host command's stdin, the sync loop, edge-ha-ctl, a restore", async (t) => {
+test("the host files find what they read: the library where modules/host-tools installs it, and every EDGE_HA_ value in lib/host/shell.ts", (t) => {
+  const root = path.join(__dirname, "..");
+  const files = [
+    ...["edge-ha-sync", "edge-ha-ctl", "prelude.sh", "checkpoint.sh", "service.sh"].map((f) => [`host/${f}`, hostFile(f)]),
+    ...readdirSync(path.join(root, "modules"), { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".sh")).map((f) => [`modules/${f}`, readFileSync(path.join(root, "modules", f), "utf8")]),
+  ];
+  t.true(files.length > 15);
+  for (const [name, text] of files) {
+    for (const m of text.matchAll(/\$\{?(EDGE_HA_[A-Z_]+)/g)) t.true(m[1] in hostVariables, `${name} reads ${m[1]}, which lib/host/shell.ts hostVariables does not set`);
+  }
+  for (const tool of ["edge-ha-sync", "edge-ha-ctl"]) t.true(hostFile(tool).includes(`. ${hostTools.library}\n`), `${tool} sources ${hostTools.library}`);
+});
+
+test("every script edge-ha composes parses as bash: each host command's stdin, a restore, a sync start", async (t) => {
   await new Promise((r) => setTimeout(r, 50));
   const scripts: [string, string][] = [
     ...registered.filter((r) => r.type === "command:remote:Command").map((r) => [r.name, script(r)] as [string, string]),
-    ["edge-ha-sync", syncLoop],
-    ["edge-ha-ctl", ctlScript],
     ["restore", restoreCommand("counter", "0123abcd", "/var/lib/edge-ha/checkpoints/counter/m1", "m1")],
+    ["sync start", syncInstallScript({ name: "counter", image: "edge-ha/counter:1", containerPort: 8080, hostPort: 18080 }, { name: "pi2", address: "10.0.0.2" }, 1)],
   ];
   t.true(scripts.length > 20);
   for (const [name, text] of scripts) {

@@ -4,8 +4,9 @@ import type { Host, Inventory } from "../config/inventory";
 import { findHost } from "../config/inventory";
 import { progress, UserError } from "../log";
 import { failover, startSync, stopSync, syncOn, type SyncSettings } from "./replication";
-import { checkpointFunctions, copyImage, locate, restoreCommand, rsync, createCommand, specOf, truthCommand, type ServiceSpec } from "./service-container";
+import { copyImage, locate, restoreCommand, rsync, createCommand, specOf, truthCommand, type ServiceSpec } from "./service-container";
 import { movingMark } from "../host/paths";
+import { hostScript } from "../host/shell";
 import { sshExec } from "../host/ssh";
 import { checkServiceName } from "../config/service-spec";
 
@@ -99,21 +100,20 @@ export async function migrate(inventory: Inventory, service: string, toName: str
     t = process.hrtime.bigint();
     progress(`dump: checkpoint ${checkpoint} of ${service} on ${source.name}`);
     await options.endpoint?.hold();
-    await sshExec(source, `${checkpointFunctions}\ncheckpoint_locked ${service} docker checkpoint create ${service} ${checkpoint} >/dev/null`);
+    await sshExec(source, hostScript(`checkpoint_locked ${service} docker checkpoint create ${service} ${checkpoint} >/dev/null`));
     phases.dump = seconds(t);
 
     t = process.hrtime.bigint();
     progress(`transfer: ${source.name} -> rsync://${target.address}/${rsync.module}`);
     const transferred = await sshExec(
       source,
-      `${checkpointFunctions}\n` +
-      [
+      hostScript([
         `cd ${dumpDir}`,
         `capture_files ${sourceId}`,
         `write_manifest`,
         `du -sb . | cut -f1`,
         `rsync -a --mkpath --timeout=10 --contimeout=5 --password-file=${rsync.passwordFile} ./ rsync://${rsync.user}@${target.address}/${rsync.module}/${service}/${checkpoint}/`,
-      ].join(" && "),
+      ].join(" && ")),
     );
     bytes = Number(transferred.stdout.trim().split("\n")[0]);
     phases.transfer = seconds(t);
@@ -225,7 +225,7 @@ async function recover(m: Move): Promise<{ finished: boolean; what: string }> {
   const cleared = await clearTarget();
   if (truth.dumpComplete) {
     progress(`recovering: resuming ${service} on ${source.name} from ${m.checkpoint}`);
-    const resumed = await sshExec(source, `${checkpointFunctions}\ncheckpoint_locked ${service} docker start --checkpoint ${m.checkpoint} ${service} >/dev/null`, { nothrow: true });
+    const resumed = await sshExec(source, hostScript(`checkpoint_locked ${service} docker start --checkpoint ${m.checkpoint} ${service} >/dev/null`), { nothrow: true });
     const now = (await sshExec(source, truthCommand(service), { nothrow: true })).stdout.trim();
     if (now === "running") {
       await sshExec(source, `docker checkpoint rm ${service} ${m.checkpoint}`, { nothrow: true });

@@ -1,9 +1,9 @@
 import type { Host, Inventory } from "../config/inventory";
 import { findHost } from "../config/inventory";
 import { progress, UserError } from "../log";
-import { checkpointFunctions, createCommand, locate, restoreCommand, rsync, runOptions, ServiceSpec } from "./service-container";
-import { hostStateDir } from "../host/paths";
-import { hostFile, hostScript, shellQuote } from "../host/shell";
+import { createCommand, locate, restoreCommand, rsync, runOptions, ServiceSpec } from "./service-container";
+import { servicesDir } from "../host/paths";
+import { hostScript, shellQuote } from "../host/shell";
 import { sshExec } from "../host/ssh";
 import { isSyncInterval } from "../config/service-spec";
 
@@ -21,73 +21,26 @@ import { isSyncInterval } from "../config/service-spec";
 
 export const syncDir = (service: string) => `${rsync.dir}/${service}/sync`;
 
-/** Where a primary stages the checkpoints its sync loop sends (a folder per service). */
-const syncOutDir = `${hostStateDir}/sync-out`;
-
-/** The loop (host/edge-ha-sync), installed as /usr/local/sbin/edge-ha-sync; see there. */
-export const syncLoop = hostFile("edge-ha-sync");
-
-/** Where the loop finds the checkpoint functions, and its settings (host/edge-ha-sync sources both). */
-const syncFiles = { functions: "/usr/local/lib/edge-ha/checkpoint.sh", settings: "/etc/edge-ha/sync.env" } as const;
-
-/** Where a host keeps the settings of the services it syncs: NAME.spec.json, NAME.run (docker create arguments), NAME.sync. */
-export const servicesDir = "/etc/edge-ha/services";
-
-/** /etc/edge-ha/sync.env: the names and places the loop uses, from the one place that declares them. */
-function syncSettings(): string {
-  const settings = { SYNC_OUT: syncOutDir, SERVICES_DIR: servicesDir, RSYNC_PASSWORD_FILE: rsync.passwordFile, RSYNC_USER: rsync.user, RSYNC_MODULE: rsync.module };
-  return Object.entries(settings).map(([k, v]) => `${k}=${shellQuote(v)}\n`).join("");
-}
-
 /**
- * Shell (host prelude needed): defines sync_start SERVICE STANDBY_NAME
- * STANDBY_ADDRESS INTERVAL_MS, which installs the sync loop of a service whose
- * NAME.spec.json and NAME.run are in place and (re)starts it.
- */
-export const syncStart = `sync_start() {
-  mkdir -p "$(dirname ${syncFiles.functions})" ${servicesDir}
-  printf '%s' ${shellQuote(checkpointFunctions)} | write_if_changed ${syncFiles.functions} 0644 || true
-  printf '%s' ${shellQuote(syncSettings())} | write_if_changed ${syncFiles.settings} 0644 || true
-  printf '%s' ${shellQuote(syncLoop)} | write_if_changed /usr/local/sbin/edge-ha-sync 0755 || true
-  echo "$2 $(awk "BEGIN { print $4 / 1000 }")" > ${servicesDir}/$1.sync
-  service_install sync-$1 /usr/local/sbin/edge-ha-sync $1 $3 $4
-  service_restart sync-$1
-}`;
-
-/**
- * Shell (host prelude needed): defines sync_stop SERVICE, which stops a
- * service's sync loop (a no-op where none runs) and removes its staged
- * checkpoints and its settings here.
- */
-export const syncStop = `sync_stop() {
-  service_remove sync-$1
-  rm -rf ${syncOutDir}/$1 ${servicesDir}/$1.sync ${servicesDir}/$1.spec.json ${servicesDir}/$1.run
-}`;
-
-/**
- * Shell (host prelude needed): installs the sync loop of a service and starts
- * or restarts it. Each checkpoint carries the container's settings (SPEC.json,
- * and RUN: its docker create arguments), so that a failover needs nothing
- * from the dead primary.
+ * Host script: keeps the service's settings on the primary (each checkpoint
+ * carries them: SPEC.json, and RUN, its docker create arguments, so that a
+ * failover needs nothing from the dead primary), then starts or restarts its
+ * sync loop (host/service.sh sync_settings, sync_start).
  */
 export function syncInstallScript(spec: ServiceSpec, standby: Pick<Host, "name" | "address">, intervalSeconds: number): string {
-  return `
-${syncStart}
-mkdir -p ${servicesDir}
-printf '%s' ${shellQuote(JSON.stringify(spec))} > ${servicesDir}/${spec.name}.spec.json
-printf '%s' ${shellQuote(runOptions(spec))} > ${servicesDir}/${spec.name}.run
-sync_start ${spec.name} ${standby.name} ${standby.address} ${Math.round(intervalSeconds * 1000)}`;
+  return hostScript(`sync_settings ${spec.name} ${shellQuote(JSON.stringify(spec))} ${shellQuote(runOptions(spec))}
+sync_start ${spec.name} ${standby.name} ${standby.address} ${Math.round(intervalSeconds * 1000)}`);
 }
 
 export async function startSync(primary: Host, standby: Host, spec: ServiceSpec, intervalSeconds: number): Promise<void> {
   if (!isSyncInterval(intervalSeconds)) throw new UserError(`--interval: expected seconds from 0.5 to 3600, found ${intervalSeconds}`);
   if (primary.name === standby.name) throw new UserError(`the standby of ${spec.name} must be another host than its primary (${primary.name})`);
-  await sshExec(primary, hostScript(syncInstallScript(spec, standby, intervalSeconds)));
+  await sshExec(primary, syncInstallScript(spec, standby, intervalSeconds));
 }
 
 /** Stops a service's sync loop on a host (a no-op where none runs). */
 export async function stopSync(host: Host, service: string): Promise<void> {
-  await sshExec(host, hostScript(`${syncStop}\nsync_stop ${service}`), { nothrow: true });
+  await sshExec(host, hostScript(`sync_stop ${service}`), { nothrow: true });
 }
 
 export interface SyncSettings {
@@ -108,13 +61,9 @@ export interface Freshness {
   age: number;
 }
 
-/** Shell printing "<name> <taken>" of the newest checkpoint in the sync folder whose manifest verifies. */
-export const newestGood = (service: string) =>
-  `for d in $(ls -1d ${syncDir(service)}/s* 2>/dev/null | sort -r); do (cd "$d" && sha256sum -c --quiet --strict MANIFEST.sha256 >/dev/null 2>&1) && { echo "$(basename "$d") $(cat "$d/TAKEN")"; break; }; done`;
-
 /** Age of the standby's newest good checkpoint of a service, or undefined when it has none. */
 export async function freshness(standby: Host, service: string): Promise<Freshness | undefined> {
-  const r = await sshExec(standby, `${newestGood(service)}; echo now $(date +%s.%N)`);
+  const r = await sshExec(standby, hostScript(`newest_good ${service}; echo now $(date +%s.%N)`));
   const lines = r.stdout.trim().split("\n");
   const now = Number(lines.pop()!.split(" ")[1]);
   if (lines.length === 0) return undefined;

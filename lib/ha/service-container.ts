@@ -2,8 +2,8 @@ import type { Host, Inventory } from "../config/inventory";
 import { UserError } from "../log";
 import { $ } from "zx";
 import { sshArgs, sshExec } from "../host/ssh";
-import { checkpointsDir, rsyncDefaults, rsyncPasswordFile } from "../host/paths";
-import { hostFile } from "../host/shell";
+import { checkpointsDir, rsyncDefaults, rsyncPasswordFile, serviceNetwork } from "../host/paths";
+import { hostScript } from "../host/shell";
 import { type Volume, checkServiceName } from "../config/service-spec";
 
 /*
@@ -30,27 +30,10 @@ export interface ServiceSpec {
   volumes?: Volume[];
 }
 
-/*
- * CRIU restores established TCP connections only at the address they had, so
- * a service's container has the same address on every host: on a bridge
- * network of edge-ha's own, at an address made of its host port (unique in a
- * stack). Docker's default bridge hands out addresses in start order, and a
- * swarm task there would push the service to another.
- */
-export const serviceNetwork = { name: "edge-ha", subnet: "172.31.0.0/16", bridge: "edge-ha0" } as const;
-
-/** The service's address on serviceNetwork: 172.31.<port / 256>.<port % 256>. */
+/** The service's address on edge-ha's service network (lib/host/paths serviceNetwork): 172.31.<port / 256>.<port % 256>. */
 export function serviceAddress(hostPort: number): string {
   return `172.31.${hostPort >> 8}.${hostPort & 255}`;
 }
-
-/**
- * Shell: creates serviceNetwork on the host unless it exists. Whether it does
- * is read from the kernel (its bridge has a fixed name), not asked of Docker:
- * on a swarm manager `docker network inspect` waits for the swarm's leader,
- * ~20 s after the leader's node crashed, just when a failover needs it.
- */
-export const ensureNetwork = `{ [ -d /sys/class/net/${serviceNetwork.bridge} ] || docker network create --subnet ${serviceNetwork.subnet} -o com.docker.network.bridge.name=${serviceNetwork.bridge} ${serviceNetwork.name} >/dev/null || docker network inspect ${serviceNetwork.name} >/dev/null; }`;
 
 /** `docker create` arguments of a service's container (options, then image), so that every host's copy is the same. */
 export function runOptions(spec: ServiceSpec): string {
@@ -58,15 +41,15 @@ export function runOptions(spec: ServiceSpec): string {
   return `--name ${spec.name} --label ${serviceLabel}=${spec.name} --label ${portLabel}=${spec.hostPort} --network ${serviceNetwork.name} --ip ${serviceAddress(spec.hostPort)} -p ${spec.hostPort}:${spec.containerPort}${volumes} ${spec.image}`;
 }
 
-/** Shell: replaces any container of the service by a new one, created (prints its id) or, with `start`, running. */
+/** Host script: replaces any container of the service by a new one, created (prints its id) or, with `start`, running. */
 export function createCommand(spec: ServiceSpec, start = false): string {
-  return `${ensureNetwork} && { docker rm -f ${spec.name} >/dev/null 2>&1; true; } && docker ${start ? "run -d" : "create"} ${runOptions(spec)}`;
+  return hostScript(`service_replace ${start ? "run" : "create"} ${spec.name} ${runOptions(spec)}`);
 }
 
 /** Starts a service on a host (its image must be there). */
 export async function deploy(host: Host, spec: ServiceSpec): Promise<void> {
   checkServiceName(spec.name);
-  await sshExec(host, `${createCommand(spec, true)} >/dev/null`);
+  await sshExec(host, createCommand(spec, true).trimEnd() + " >/dev/null\n");
 }
 
 /** Copies an image from one host's engine to another's (docker save | docker load) unless it has it. */
@@ -108,37 +91,16 @@ export async function specOf(host: Host, service: string): Promise<ServiceSpec> 
   return { name: service, image, hostPort: Number(hostPort), containerPort: Number(binding.split("/")[0]), volumes };
 }
 
-/**
- * Shell functions of host/checkpoint.sh: capture_files, apply_files,
- * write_manifest, checkpoint_locked (see there). Embedded in the scripts that
- * migrate, sync and restore, and installed beside the sync loop.
- */
-export const checkpointFunctions = hostFile("checkpoint.sh");
-
-/**
- * Shell printing "running" or "stopped" (or "absent"), then "complete" when
- * the CRIU images in DIR are whole: CRIU writes inventory.img as its dump's
- * last image, and runc adds descriptors.json after CRIU has finished.
- */
+/** Host script printing "running", "stopped" or "absent", then "complete" when the CRIU images in DIR are whole (host/service.sh service_state). */
 export function truthCommand(service: string, dir?: string): string {
-  const state = `s=$(docker container inspect -f '{{.State.Status}}' ${service} 2>/dev/null) || s=absent; [ "$s" = running ] || [ "$s" = absent ] || s=stopped; echo "$s"`;
-  return dir ? `${state}; [ -f ${dir}/inventory.img ] && [ -f ${dir}/pstree.img ] && [ -f ${dir}/descriptors.json ] && echo complete; true` : state;
+  return hostScript(`service_state ${service}${dir ? ` ${dir}` : ""}`);
 }
 
 /**
- * Shell: checks the checkpoint folder DIR against its manifest (a partial or
- * damaged one fails), puts its files into container ID, copies its CRIU
- * images into the container's checkpoints as NAME, and starts it from them.
+ * Host script: checks the checkpoint folder DIR against its manifest, puts
+ * its files into container ID and starts the service from its CRIU images
+ * as NAME (host/service.sh restore_checkpoint).
  */
 export function restoreCommand(service: string, containerId: string, dir: string, name: string): string {
-  const into = `/var/lib/docker/containers/${containerId}/checkpoints/${name}`;
-  return `${checkpointFunctions}\n${[
-    `cd ${dir}`,
-    `sha256sum -c --quiet --strict MANIFEST.sha256`,
-    `apply_files ${containerId}`,
-    `mkdir -p ${into}`,
-    // The CRIU images only: the packed files are in place already.
-    `find . -mindepth 1 -maxdepth 1 ! -name rootfs.tar ! -name volumes -exec cp -a -t ${into} {} +`,
-    `checkpoint_locked ${service} docker start --checkpoint ${name} ${service}`,
-  ].join(" && ")}`;
+  return hostScript(`restore_checkpoint ${service} ${containerId} ${dir} ${name}`);
 }

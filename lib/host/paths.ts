@@ -28,4 +28,30 @@ export const artifacts = { module: "artifacts", dir: `${hostStateDir}/artifacts`
  * restore, and its target holds a created copy). A mark older than two
  * minutes is ignored, so a migrator that died cannot hold them off.
  */
-export const movingMark = (service: string) => `/run/edge-ha-moving-${service}`;
+export const movingMarkPrefix = "/run/edge-ha-moving-";
+export const movingMark = (service: string) => `${movingMarkPrefix}${service}`;
+
+/** Where a host keeps the settings of the services it syncs: NAME.spec.json, NAME.run (docker create arguments), NAME.sync. */
+export const servicesDir = "/etc/edge-ha/services";
+
+/** Where a primary stages the checkpoints its sync loop sends (a folder per service). */
+export const syncOutDir = `${hostStateDir}/sync-out`;
+
+/**
+ * edge-ha's shell on a host (modules/host-tools): the function library every
+ * host script runs with, and the two commands built on it.
+ */
+export const hostTools = {
+  library: "/usr/local/lib/edge-ha/library.sh",
+  sync: "/usr/local/sbin/edge-ha-sync",
+  ctl: "/usr/local/sbin/edge-ha-ctl",
+} as const;
+
+/*
+ * CRIU restores established TCP connections only at the address they had, so
+ * a service's container has the same address on every host: on a bridge
+ * network of edge-ha's own, at an address made of its host port (unique in a
+ * stack). Docker's default bridge hands out addresses in start order, and a
+ * swarm task there would push the service to another.
+ */
+export const serviceNetwork = { name: "edge-ha", subnet: "172.31.0.0/16", bridge: "edge-ha0" } as const;

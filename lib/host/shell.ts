@@ -1,18 +1,67 @@
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
-import { hostStateDir } from "./paths";
+import { artifacts, checkpointsDir, hostStateDir, hostTools, movingMarkPrefix, rsyncDefaults, rsyncPasswordFile, serviceNetwork, servicesDir, syncOutDir } from "./paths";
+
+/*
+ * The shell that runs on the hosts lives in files: host/*.sh (functions every
+ * host script may call) and the host scripts of each component beside it
+ * (modules/<component>/*.sh). A script gets its values from the environment
+ * or its arguments; the names and places below are the only values every
+ * one of them shares.
+ */
 
 /** A file of host/ (the shell that runs on the hosts, checked by shellcheck), as text. */
 export function hostFile(name: string): string {
   return readFileSync(path.join(__dirname, "..", "..", "host", name), "utf8");
 }
 
-/** host/prelude.sh (the functions every host command starts with), after the one value it needs. */
-export const prelude = `EDGE_HA_STATE=${hostStateDir}\n${hostFile("prelude.sh")}`;
+/** The names and places of lib/host/paths.ts, as the shell variables the host files read. */
+export const hostVariables: Record<string, string> = {
+  EDGE_HA_STATE: hostStateDir,
+  EDGE_HA_CHECKPOINTS: checkpointsDir,
+  EDGE_HA_ARTIFACTS: artifacts.dir,
+  EDGE_HA_ARTIFACTS_MODULE: artifacts.module,
+  EDGE_HA_SERVICES: servicesDir,
+  EDGE_HA_SYNC_OUT: syncOutDir,
+  EDGE_HA_SYNC: hostTools.sync,
+  EDGE_HA_MOVING_MARK: movingMarkPrefix,
+  EDGE_HA_NETWORK: serviceNetwork.name,
+  EDGE_HA_SUBNET: serviceNetwork.subnet,
+  EDGE_HA_BRIDGE: serviceNetwork.bridge,
+  RSYNC_USER: rsyncDefaults.user,
+  RSYNC_MODULE: rsyncDefaults.module,
+  RSYNC_PASSWORD_FILE: rsyncPasswordFile,
+};
 
-/** A host script: the prelude, then `body`. */
+/**
+ * The function library of every host script: the variables above, then
+ * host/prelude.sh (apt, services, waits), host/checkpoint.sh (a service's
+ * checkpoints) and host/service.sh (a service's container and its sync).
+ * Installed on each host as hostTools.library (modules/host-tools) for
+ * edge-ha-sync and edge-ha-ctl; sent ahead of every other script.
+ */
+export const hostLibrary =
+  "# shellcheck shell=bash\n# edge-ha's host library, written by edge-ha (lib/host/shell.ts): do not edit.\n" +
+  Object.entries(hostVariables).map(([k, v]) => `${k}=${shellQuote(v)}\n`).join("") +
+  ["prelude.sh", "checkpoint.sh", "service.sh"].map(hostFile).join("\n");
+
+/** A host script that carries the library: the library, then `body` (the operator's commands, and what installs the library). */
 export function hostScript(body: string): string {
-  return `${prelude}\n${body.trim()}\n`;
+  return `${hostLibrary}\n${body.trim()}\n`;
+}
+
+/**
+ * A host script from a file of a component (modules/<component>/<file>),
+ * run with the library installed on the host (modules/host-tools, which every
+ * component waits for). It does not carry the library: a change to the
+ * library updates the hosts' copy only, not every command.
+ */
+export function componentScript(componentDir: string, file: string): string {
+  const library = hostTools.library;
+  return `[ -r ${library} ] || { echo "edge-ha's host library ${library} is missing on $(hostname): 'pulumi up' installs it" >&2; exit 1; }
+. ${library}
+${readFileSync(path.join(componentDir, file), "utf8").trim()}
+`;
 }
 
 /** Quotes a value for a POSIX shell. */

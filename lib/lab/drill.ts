@@ -7,7 +7,8 @@ import type { LabOptions } from "./lab";
 import { progress, UserError } from "../log";
 import { migrate } from "../ha/migration";
 import { Prober, summarize, type Probe, type ProbeSummary } from "./prober";
-import { failover, servicesDir, startSync, stopSync, syncOn } from "../ha/replication";
+import { failover, startSync, stopSync, syncOn } from "../ha/replication";
+import { servicesDir } from "../host/paths";
 import { locate, serviceLabel, soleHost, specOf, type ServiceSpec } from "../ha/service-container";
 import { sshExec } from "../host/ssh";
 

@@ -110,26 +110,10 @@ export interface CopyToHostArgs {
  * A file copied from this machine to a host (SFTP, host key verified) as a
  * @pulumi/command `remote.CopyToRemote`; copied again when its content
  * changes. It lands where it is staged, never over a file in use: the
- * command that installs it checks its sha256 first (see `installStaged`).
+ * command that installs it checks its sha256 first (host/prelude.sh install_staged).
  */
 export class CopyToHost extends command.remote.CopyToRemote {
   constructor(name: string, args: CopyToHostArgs, opts?: pulumi.CustomResourceOptions) {
     super(name, { connection: commandConnection(args.connection), source: new pulumi.asset.FileAsset(args.source), remotePath: args.remotePath }, opts);
   }
-}
-
-/** Shell: fails, naming both checksums, unless FILE's sha256 is WANT (a word the shell expands, e.g. "$SHA256"). */
-export function checkSha256(file: string, want: string): string {
-  return `got=$(sha256sum ${file} | cut -d' ' -f1)
-[ "$got" = ${want} ] || { echo "${file} on $(hostname) has sha256 $got, expected ${want}: the copy is damaged; nothing was installed" >&2; exit 1; }`;
-}
-
-/**
- * Shell: checks that the staged file FROM has the sha256 WANT, then puts it
- * at TO with MODE by rename (a running binary at TO is replaced, not written
- * over). A damaged copy fails with both checksums and installs nothing.
- */
-export function installStaged(from: string, to: string, want: string, mode = "0644"): string {
-  return `${checkSha256(from, want)}
-install -m ${mode} ${from} ${to}.edge-ha-new && mv -f ${to}.edge-ha-new ${to}`;
 }

@@ -1,9 +1,9 @@
 import * as pulumi from "@pulumi/pulumi";
-import { hostScript } from "../../lib/host/shell";
-import { HostCommand, installStaged } from "../command";
+import { componentScript } from "../../lib/host/shell";
+import { HostCommand } from "../command";
 import type { ClusterNode } from "../host-facts";
 import { defaultCriuVersion, knownSourceSha256, type CriuSource } from "../../lib/config/versions";
-import { artifacts, rsyncDefaults, rsyncPasswordFile } from "../../lib/host/paths";
+import { artifacts, rsyncDefaults } from "../../lib/host/paths";
 
 
 /** How runc asks CRIU to treat what a container holds open (written to /etc/criu/runc.conf). */
@@ -52,7 +52,7 @@ const buildPackages =
   "build-essential pkgconf libbsd-dev libcap-dev libgnutls28-dev libnet1-dev libnftables-dev libnl-3-dev " +
   "libprotobuf-c-dev libprotobuf-dev protobuf-c-compiler protobuf-compiler python3-protobuf uuid-dev curl xz-utils";
 
-/** Where the first host of an architecture stages its CRIU, in the rsync daemon's read-only `artifacts` module. */
+/** Where the first host of an architecture stages its CRIU (stage.sh), in the rsync daemon's read-only `artifacts` module. */
 const stage = `${artifacts.dir}/criu`;
 
 /** The lines of /etc/criu/runc.conf for these options. */
@@ -94,10 +94,10 @@ export class Criu extends pulumi.ComponentResource {
         `${name}-${arch}-stage`,
         {
           connection: builder.connection,
-          environment: { SOURCE: source, VERSION: version, SHA256: sha256, MIRROR: mirror },
+          environment: { SOURCE: source, VERSION: version, SHA256: sha256, MIRROR: mirror, RUNTIME_PACKAGES: runtimePackages, BUILD_PACKAGES: buildPackages, STAGE: stage },
           triggers: [source, version, sha256],
-          create: hostScript(stageScript),
-          delete: hostScript(`rm -rf ${stage}; apt_remove_ours ${buildPackages}`),
+          create: componentScript(__dirname, "stage.sh"),
+          delete: componentScript(__dirname, "unstage.sh"),
         },
         { parent: this, dependsOn: builder.dependsOn },
       );
@@ -115,11 +115,11 @@ export class Criu extends pulumi.ComponentResource {
               FROM_HOST: node === builder ? "" : builder.host.address,
               RSYNC_PORT: String(args.rsyncPort ?? rsyncDefaults.port),
               RUNC_CONF: runcConfig(args.runc),
+              RUNTIME_PACKAGES: runtimePackages,
+              STAGE: stage,
             },
-            create: hostScript(installScript),
-            delete: hostScript(`rm -f /usr/local/sbin/criu /etc/criu/runc.conf; rmdir /etc/criu 2>/dev/null || true
-case "$ORIGIN" in distro*) apt_remove_ours criu ;; esac
-apt_remove_ours ${runtimePackages}`),
+            create: componentScript(__dirname, "install.sh"),
+            delete: componentScript(__dirname, "remove.sh"),
           },
           { parent: this, dependsOn: [staged, ...(node.dependsOn ?? [])] },
         );
@@ -129,82 +129,3 @@ apt_remove_ours ${runtimePackages}`),
     this.registerOutputs({ origins: this.origins });
   }
 }
-
-/*
- * On the first node of an architecture: stage a CRIU that passes `criu check`
- * at ${stage}/criu and print where it came from, then its sha256.
- */
-const stageScript = `
-apt_install ${runtimePackages}
-mkdir -p ${stage}
-passes() { "$1" check >/dev/null 2>&1; }
-want="$SOURCE $VERSION"
-if [ -x ${stage}/criu ] && [ "$(cat ${stage}/wanted 2>/dev/null)" = "$want" ] && passes ${stage}/criu; then
-  origin=$(cat ${stage}/origin)
-else
-  origin=""
-  if [ "$SOURCE" != build ]; then
-    # Try the distro's binary without installing the package.
-    probe=/var/tmp/edge-ha-criu-probe; rm -rf $probe; mkdir -p $probe
-    if (cd $probe && apt_locked apt_refresh && apt_locked apt-get download -qq criu >/dev/null 2>&1) &&
-       dpkg-deb -x $probe/criu_*.deb $probe/root && passes $probe/root/usr/sbin/criu; then
-      cp $probe/root/usr/sbin/criu ${stage}/criu
-      origin="distro $(dpkg-deb -f $probe/criu_*.deb Version)"
-    fi
-    rm -rf $probe
-    if [ -z "$origin" ] && [ "$SOURCE" = distro ]; then
-      echo "the distro's CRIU does not pass 'criu check' on $(hostname) (kernel $(uname -r)); set edge-ha:criuSource to auto or build" >&2
-      exit 1
-    fi
-  fi
-  if [ -z "$origin" ]; then
-    apt_install ${buildPackages}
-    build=/var/tmp/edge-ha-criu-build; rm -rf $build; mkdir -p $build
-    curl -fsS -o $build/src.tar.xz "$MIRROR/pool/main/c/criu/criu_$VERSION.orig.tar.xz" ||
-      { echo "cannot download criu_$VERSION.orig.tar.xz from $MIRROR on $(hostname)" >&2; exit 1; }
-    echo "$SHA256  $build/src.tar.xz" | sha256sum -c --quiet ||
-      { echo "criu_$VERSION.orig.tar.xz from $MIRROR has the wrong sha256 (expected $SHA256)" >&2; exit 1; }
-    tar -C $build -xf $build/src.tar.xz
-    # /var/tmp, not /tmp: the build runs its own tools, and /tmp may be noexec.
-    make -C $build/criu-$VERSION -j"$(nproc)" criu >$build/make.log 2>&1 ||
-      { tail -n 20 $build/make.log >&2; echo "building CRIU $VERSION failed on $(hostname)" >&2; exit 1; }
-    install -m 0755 $build/criu-$VERSION/criu/criu ${stage}/criu
-    rm -rf $build
-    passes ${stage}/criu || { ${stage}/criu check >&2; echo "CRIU $VERSION built on $(hostname) fails 'criu check' on kernel $(uname -r)" >&2; exit 1; }
-    origin="built $VERSION"
-    apt_remove_ours ${buildPackages}
-  fi
-  echo "$origin" >${stage}/origin
-  echo "$want" >${stage}/wanted
-fi
-echo "$origin"
-sha256sum ${stage}/criu | cut -d' ' -f1
-`;
-
-/*
- * On every node: install the staged CRIU (pulled from the first node of the
- * architecture and checked against the sha256 it reported), or the distro's
- * package, and runc's options for it.
- */
-const installScript = `
-apt_install ${runtimePackages}
-case "$ORIGIN" in
-  distro*) apt_install criu; bin=$(command -v criu) ;;
-  *)
-    from=${stage}/criu
-    if [ -n "$FROM_HOST" ]; then
-      apt_install rsync
-      from=/var/tmp/edge-ha-criu.pulled
-      rsync -q --port="$RSYNC_PORT" --password-file=${rsyncPasswordFile} "rsync://${rsyncDefaults.user}@$FROM_HOST/${artifacts.module}/criu/criu" "$from" ||
-        { echo "cannot pull CRIU from the rsync daemon of $FROM_HOST (port $RSYNC_PORT) to $(hostname)" >&2; exit 1; }
-    fi
-    ${installStaged("$from", "/usr/local/sbin/criu", '"$CRIU_SHA256"', "0755")}
-    [ -z "$FROM_HOST" ] || rm -f "$from"
-    bin=/usr/local/sbin/criu ;;
-esac
-out=$($bin check 2>&1) || { echo "$out" | tail -n 5 >&2; echo "CRIU ($ORIGIN) fails 'criu check' on $(hostname), kernel $(uname -r)" >&2; exit 1; }
-mkdir -p /etc/criu
-printf '%s' "$RUNC_CONF" | write_if_changed /etc/criu/runc.conf 0644 || true
-echo "$ORIGIN"
-$bin --version | head -n 1
-`;

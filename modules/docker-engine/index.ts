@@ -2,7 +2,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { Host } from "../../lib/config/inventory";
 import type { DockerSource } from "../../lib/config/versions";
-import { hostScript } from "../../lib/host/shell";
+import { componentScript } from "../../lib/host/shell";
 import { HostCommand, type HostConnection } from "../command";
 
 
@@ -59,48 +59,13 @@ export class DockerEngine extends pulumi.ComponentResource {
   constructor(name: string, args: DockerEngineArgs, opts?: pulumi.ComponentResourceOptions) {
     super("edge-ha:node:DockerEngine", name, {}, opts);
     const source = args.source ?? "debian";
-    const install =
-      source === "docker"
-        ? `apt_install ca-certificates curl
-if [ ! -f /etc/apt/sources.list.d/docker.list ]; then
-  . /etc/os-release
-  install -m 0755 -d /etc/apt/keyrings
-  curl -fsSL "https://download.docker.com/linux/$ID/gpg" -o /etc/apt/keyrings/docker.asc
-  echo "deb [signed-by=/etc/apt/keyrings/docker.asc] https://download.docker.com/linux/$ID $VERSION_CODENAME stable" >/etc/apt/sources.list.d/docker.list
-  apt-get update -qq
-fi
-apt_install ${packages.docker}`
-        : `apt_install ${packages.debian}`;
-
     const engine = new HostCommand(
       `${name}-engine`,
       {
         connection: args.connection,
-        environment: { DAEMON_JSON: JSON.stringify(daemonConfig(args), null, 2) },
-        create: hostScript(`
-${install}
-mkdir -p /etc/docker
-changed=0
-printf '%s\\n' "$DAEMON_JSON" | write_if_changed /etc/docker/daemon.json 0644 && changed=1
-if has_systemd; then
-  systemctl enable -q docker
-  if [ $changed = 1 ]; then systemctl restart docker; else systemctl start docker; fi
-else
-  service_install dockerd "$(command -v dockerd)"
-  if [ $changed = 1 ]; then service_restart dockerd; else service_start dockerd; fi
-fi
-wait_for 60 "the Docker engine" docker info
-if [ "$(docker info -f '{{.ExperimentalBuild}}')" != true ]; then
-  echo "dockerd on $(hostname) runs without experimental features, so it cannot checkpoint; /etc/docker/daemon.json or its command line overrides them" >&2
-  exit 1
-fi
-docker version -f '{{.Server.Version}}'`),
-        delete: hostScript(`
-if [ -e "$EDGE_HA_STATE/installed/${packages[source].split(" ")[0]}" ]; then
-  if has_systemd; then systemctl disable -q --now docker docker.socket 2>/dev/null || true; else service_remove dockerd; fi
-  rm -f /etc/docker/daemon.json
-  apt_remove_ours ${packages[source]}
-fi`),
+        environment: { SOURCE: source, PACKAGES: packages[source], DAEMON_JSON: JSON.stringify(daemonConfig(args), null, 2) },
+        create: componentScript(__dirname, "install.sh"),
+        delete: componentScript(__dirname, "remove.sh"),
       },
       { parent: this },
     );

@@ -1,12 +1,13 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { Inventory } from "../../lib/config/inventory";
-import { serviceNetwork } from "../../lib/ha/service-container";
+import { serviceNetwork } from "../../lib/host/paths";
 import type { ClusterSettings } from "../../lib/config/settings";
 import { Criu } from "../criu";
 import { DockerEngine } from "../docker-engine";
 import { GeneratedSecret } from "../generated-secret";
 import { connectionFor, HostFacts, type ClusterNode } from "../host-facts";
+import { HostTools } from "../host-tools";
 import { RsyncDaemon } from "../rsync-daemon";
 import { SwarmCluster } from "../swarm-cluster";
 
@@ -29,8 +30,8 @@ export interface NodeOutputs {
 }
 
 /**
- * An HA-ready edge cluster from an inventory of blank hosts: on every host a
- * Docker engine able to checkpoint, a CRIU that passes on its kernel and an
+ * An HA-ready edge cluster from an inventory of blank hosts: on every host
+ * edge-ha's shell library and tools (edge-ha-sync, edge-ha-ctl), a Docker engine able to checkpoint, a CRIU that passes on its kernel and an
  * rsync daemon for checkpoint images; all hosts in one Docker Swarm. Each host
  * is checked first (reachable, architecture as listed), and each host's chain
  * depends only on itself, so one unreachable host does not hold up the others
@@ -55,15 +56,17 @@ export class EdgeCluster extends pulumi.ComponentResource {
     const perHost = inventory.hosts.map((host) => {
       const connection = connections.get(host.name)!;
       const facts = new HostFacts(host.name, { host }, parent);
+      // edge-ha's shell library first: every other host script runs with it.
+      const tools = new HostTools(host.name, { connection }, { ...parent, dependsOn: [facts] });
       const engine = new DockerEngine(
         host.name,
         { host, connection, source: settings.dockerSource, logMaxSize: settings.dockerLogMaxSize, logMaxFiles: settings.dockerLogMaxFiles },
-        { ...parent, dependsOn: [facts] },
+        { ...parent, dependsOn: [tools] },
       );
       const rsync = new RsyncDaemon(
         host.name,
         { connection, address: host.address, password, allowedHosts, port: settings.rsyncPort },
-        { ...parent, dependsOn: [facts] },
+        { ...parent, dependsOn: [tools] },
       );
       // The services' network, made on every host now: a service may land on any of them, and looked up
       // later (while a crashed swarm leader is replaced) the name would go to the swarm and block ~20 s.
@@ -77,7 +80,7 @@ export class EdgeCluster extends pulumi.ComponentResource {
         },
         { ...parent, provider: engine.provider, dependsOn: [engine] },
       );
-      return { host, connection, facts, engine, network, rsync };
+      return { host, connection, facts, tools, engine, network, rsync };
     });
 
     const criu = new Criu(
@@ -96,8 +99,8 @@ export class EdgeCluster extends pulumi.ComponentResource {
     const swarm = new SwarmCluster(name, { nodes: perHost.map(({ host, connection, engine }) => ({ host, connection, dependsOn: [engine] })) }, parent);
     this.swarmLeader = swarm.leaderAddress;
 
-    for (const { host, connection, facts, engine, network, rsync } of perHost) {
-      this.ready[host.name] = { host, connection, dependsOn: [facts, engine, network, rsync, criu, swarm], docker: engine.provider };
+    for (const { host, connection, facts, tools, engine, network, rsync } of perHost) {
+      this.ready[host.name] = { host, connection, dependsOn: [facts, tools, engine, network, rsync, criu, swarm], docker: engine.provider };
       this.nodes[host.name] = {
         address: host.address,
         kernel: facts.kernel,

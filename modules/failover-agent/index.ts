@@ -1,11 +1,11 @@
 import * as pulumi from "@pulumi/pulumi";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { agentConfig, agentPaths, ctlScript } from "../../lib/ha/agent";
+import { agentConfig, agentPaths } from "../../lib/ha/agent";
 import type { Arch, Inventory } from "../../lib/config/inventory";
-import { hostScript, shellQuote } from "../../lib/host/shell";
+import { componentScript } from "../../lib/host/shell";
 import type { FailoverSettings, ServiceSettings } from "../../lib/config/settings";
-import { CopyToHost, HostCommand, installStaged } from "../command";
+import { CopyToHost, HostCommand } from "../command";
 import { GeneratedSecret } from "../generated-secret";
 import type { ClusterNode } from "../host-facts";
 
@@ -41,26 +41,22 @@ export class FailoverAgents extends pulumi.ComponentResource {
       // Staged beside the binary, then put in place by rename: the running agent's file is never written over.
       const staged = `${agentPaths.binary}.staged`;
       const copied = new CopyToHost(`${name}-${host.name}-binary`, { source: binary, connection: node.connection, remotePath: staged }, { parent: this, dependsOn: node.dependsOn });
+      // A new binary or configuration is an update that restarts the agent.
       new HostCommand(
         `${name}-${host.name}`,
         {
           connection: node.connection,
-          // A new binary is an update that restarts the agent.
-          environment: { AGENT_CONFIG: pulumi.secret(secret.apply((s) => agentConfig(host, args.inventory, args.failover, args.services, s))), AGENT_SHA256: digest },
-          create: hostScript(`
-changed=0
-if [ -f ${staged} ]; then
-  ${installStaged(staged, agentPaths.binary, '"$AGENT_SHA256"', "0755")}
-  rm -f ${staged}
-fi
-echo "$AGENT_SHA256" | write_if_changed ${agentPaths.config}.sha256 0644 && changed=1
-printf '%s' ${shellQuote(ctlScript)} | write_if_changed ${agentPaths.ctl} 0755 && changed=1
-printf '%s' "$AGENT_CONFIG" | write_if_changed ${agentPaths.config} 0600 && changed=1
-service_install agent ${agentPaths.binary} -config ${agentPaths.config}
-if [ "$changed" = 1 ] || ! service_running agent; then service_restart agent; fi
-echo "agent on $(hostname)"`),
-          delete: hostScript(`service_remove agent
-rm -f ${agentPaths.ctl} ${agentPaths.config} ${agentPaths.config}.sha256 ${agentPaths.state} ${agentPaths.binary} ${staged} ${agentPaths.events} ${agentPaths.events}.1`),
+          environment: {
+            AGENT_CONFIG: pulumi.secret(secret.apply((s) => agentConfig(host, args.inventory, args.failover, args.services, s))),
+            AGENT_SHA256: digest,
+            STAGED: staged,
+            BINARY: agentPaths.binary,
+            CONFIG: agentPaths.config,
+            STATE: agentPaths.state,
+            EVENTS: agentPaths.events,
+          },
+          create: componentScript(__dirname, "install.sh"),
+          delete: componentScript(__dirname, "remove.sh"),
         },
         { parent: this, dependsOn: [copied] },
       );

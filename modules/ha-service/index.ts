@@ -1,8 +1,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { hostScript } from "../../lib/host/shell";
-import { syncInstallScript, syncStop } from "../../lib/ha/replication";
-import { createCommand, rsync, type ServiceSpec } from "../../lib/ha/service-container";
+import { componentScript } from "../../lib/host/shell";
+import { runOptions, type ServiceSpec } from "../../lib/ha/service-container";
 import { HostCommand } from "../command";
 import type { ClusterNode } from "../host-facts";
 
@@ -39,11 +38,6 @@ export class HaService extends pulumi.ComponentResource {
     this.primary = primary.host.name;
     this.standby = standby.host.name;
     const service = spec.name;
-    const cleanUp = `${syncStop}
-sync_stop ${service}
-docker rm -f ${service} >/dev/null 2>&1 || true
-rm -rf ${rsync.dir}/${service}`;
-
     // Its named volumes where it starts and where it fails over to, as @pulumi/docker volumes. Kept on
     // removal: they hold the service's data (a migration carries their content; docker makes them elsewhere).
     const volumes = (node: ClusterNode) =>
@@ -56,14 +50,9 @@ rm -rf ${rsync.dir}/${service}`;
       {
         connection: primary.connection,
         triggers: [spec],
-        create: hostScript(`
-state=$(docker container inspect -f '{{.State.Status}}' ${service} 2>/dev/null) || state=absent
-case "$state" in
-  running) echo "adopted" ;;
-  absent) ${createCommand(spec, true)} >/dev/null; echo "started" ;;
-  *) echo "${service} has a $state container on $(hostname): it was moved away (migrate/failover) or stopped; 'npm run service -- status ${service}' tells where it runs, set primary there" >&2; exit 1 ;;
-esac`),
-        delete: hostScript(cleanUp),
+        environment: { SERVICE: service, RUN_ARGS: runOptions(spec) },
+        create: componentScript(__dirname, "start.sh"),
+        delete: componentScript(__dirname, "remove.sh"),
       },
       { parent: this, dependsOn: [...(primary.dependsOn ?? []), ...volumes(primary)] },
     );
@@ -71,7 +60,7 @@ esac`),
     // The standby holds synced checkpoints, and the service after a failover: both go when the service does.
     new HostCommand(
       `${name}-standby`,
-      { connection: standby.connection, create: ":", delete: hostScript(cleanUp) },
+      { connection: standby.connection, environment: { SERVICE: service }, create: ":", delete: componentScript(__dirname, "remove.sh") },
       { parent: this, dependsOn: [...(standby.dependsOn ?? []), ...volumes(standby)] },
     );
 
@@ -80,11 +69,16 @@ esac`),
       {
         connection: primary.connection,
         triggers: [args.syncInterval, standby.host.address],
-        create: hostScript(`
-[ "$(docker container inspect -f '{{.State.Running}}' ${service} 2>/dev/null)" = true ] ||
-  { echo "${service} does not run on $(hostname), so it cannot sync from there; set primary to where it runs ('npm run service -- status ${service}')" >&2; exit 1; }
-${syncInstallScript(spec, standby.host, args.syncInterval)}`),
-        delete: hostScript(`${syncStop}\nsync_stop ${service}`),
+        environment: {
+          SERVICE: service,
+          SPEC_JSON: JSON.stringify(spec),
+          RUN_ARGS: runOptions(spec),
+          STANDBY_NAME: standby.host.name,
+          STANDBY_ADDRESS: standby.host.address,
+          INTERVAL_MS: String(Math.round(args.syncInterval * 1000)),
+        },
+        create: componentScript(__dirname, "sync.sh"),
+        delete: componentScript(__dirname, "stop-sync.sh"),
       },
       { parent: this, dependsOn: [started] },
     );

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
-import { artifacts, checkpointsDir, rsyncDefaults, rsyncPasswordFile } from "../../lib/host/paths";
-import { hostScript } from "../../lib/host/shell";
+import { artifacts, checkpointsDir, rsyncDefaults } from "../../lib/host/paths";
+import { componentScript } from "../../lib/host/shell";
 import { HostCommand, type HostConnection } from "../command";
 
 export interface RsyncDaemonArgs {
@@ -64,22 +64,9 @@ export class RsyncDaemon extends pulumi.ComponentResource {
       `${name}-rsyncd`,
       {
         connection: args.connection,
-        environment: { RSYNCD_CONF: rsyncdConfig(args), RSYNC_USER: user, RSYNC_SECRET: args.password, PORT: String(port) },
-        create: hostScript(`
-apt_install rsync
-mkdir -p ${checkpointsDir} ${artifacts.dir}
-changed=0
-printf '%s' "$RSYNCD_CONF" | write_if_changed /etc/edge-ha/rsyncd.conf 0644 && changed=1
-printf '%s:%s\\n' "$RSYNC_USER" "$RSYNC_SECRET" | write_if_changed /etc/edge-ha/rsyncd.secrets 0600 && changed=1
-printf '%s\\n' "$RSYNC_SECRET" | write_if_changed ${rsyncPasswordFile} 0600 || true
-service_install rsyncd /usr/bin/rsync --daemon --no-detach --config=/etc/edge-ha/rsyncd.conf
-if [ $changed = 1 ]; then service_restart rsyncd; else service_start rsyncd; fi
-wait_for 10 "the rsync daemon on port $PORT" rsync --list-only --port="$PORT" --password-file=${rsyncPasswordFile} "rsync://$RSYNC_USER@127.0.0.1/"
-echo "$(hostname) rsync daemon on port $PORT"`),
-        delete: hostScript(`
-service_remove rsyncd
-rm -rf /etc/edge-ha/rsyncd.conf /etc/edge-ha/rsyncd.secrets ${rsyncPasswordFile} ${checkpointsDir} ${artifacts.dir}
-apt_remove_ours rsync`),
+        environment: { RSYNCD_CONF: rsyncdConfig(args), DAEMON_USER: user, RSYNC_SECRET: args.password, PORT: String(port) },
+        create: componentScript(__dirname, "install.sh"),
+        delete: componentScript(__dirname, "remove.sh"),
       },
       { parent: this },
     );

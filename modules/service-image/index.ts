@@ -1,9 +1,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as path from "node:path";
 import { hostStateDir } from "../../lib/host/paths";
-import { hostScript } from "../../lib/host/shell";
-import { importCommand, type ServiceImage as BuiltImage } from "../../lib/ha/images";
-import { checkSha256, CopyToHost, HostCommand } from "../command";
+import { componentScript } from "../../lib/host/shell";
+import type { ServiceImage as BuiltImage } from "../../lib/ha/images";
+import { CopyToHost, HostCommand } from "../command";
 import type { ClusterNode } from "../host-facts";
 
 export interface ServiceImageArgs {
@@ -39,12 +39,9 @@ export class ServiceImage extends pulumi.ComponentResource {
         {
           connection: node.connection,
           triggers: [image.ref],
-          create: hostScript(`if ! docker image inspect ${image.ref} >/dev/null 2>&1; then
-  ${checkSha256(remoteTar, image.sha256)}
-  ${importCommand(image, remoteTar)}
-fi
-rm -f ${remoteTar}`),
-          delete: hostScript(`docker image rm ${image.ref} >/dev/null 2>&1 || true`),
+          environment: { REF: image.ref, TARBALL: remoteTar, SHA256: image.sha256, CHANGES: image.changes.join("\n") },
+          create: componentScript(__dirname, "import.sh"),
+          delete: componentScript(__dirname, "untag.sh"),
         },
         { parent: this, dependsOn: [copied] },
       );

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { hostScript } from "../../lib/host/shell";
+import { componentScript } from "../../lib/host/shell";
 import { HostCommand } from "../command";
 import type { ClusterNode } from "../host-facts";
 
@@ -7,9 +7,6 @@ export interface SwarmClusterArgs {
   /** The swarm's nodes, each after its dependsOn (its Docker engine); the first with role manager initializes the swarm. */
   nodes: ClusterNode[];
 }
-
-/** Resolves the host's inventory address to the IPv4 address swarm advertises. */
-const advertiseAddress = `ip=$(getent ahostsv4 "$ADDR" | awk 'NR==1{print $1}'); [ -n "$ip" ] || ip=$ADDR`;
 
 /**
  * Docker Swarm over the inventory's hosts. The first manager initializes it;
@@ -37,15 +34,8 @@ export class SwarmCluster extends pulumi.ComponentResource {
       {
         connection: leader.connection,
         environment: { ADDR: leader.host.address },
-        create: hostScript(`
-${advertiseAddress}
-if [ "$(docker info -f '{{.Swarm.LocalNodeState}}')" != active ]; then
-  docker swarm init --advertise-addr "$ip" --listen-addr "$ip:2377" >/dev/null
-fi
-docker info -f '{{.Swarm.NodeID}}'
-docker swarm join-token -q worker
-docker swarm join-token -q manager`),
-        delete: `docker swarm leave --force >/dev/null 2>&1 || true`,
+        create: componentScript(__dirname, "init.sh"),
+        delete: componentScript(__dirname, "leave.sh"),
       },
       { parent: this, dependsOn: leader.dependsOn, additionalSecretOutputs: ["stdout"] },
     );
@@ -65,13 +55,8 @@ docker swarm join-token -q manager`),
           {
             connection: node.connection,
             environment: { ADDR: node.host.address, LEADER: leader.host.address, TOKEN: this.workerToken },
-            create: hostScript(`
-${advertiseAddress}
-if [ "$(docker info -f '{{.Swarm.LocalNodeState}}')" != active ]; then
-  docker swarm join --token "$TOKEN" --advertise-addr "$ip" --listen-addr "$ip:2377" "$LEADER:2377" >/dev/null
-fi
-docker info -f '{{.Swarm.NodeID}}'`),
-            delete: `docker swarm leave --force >/dev/null 2>&1 || true`,
+            create: componentScript(__dirname, "join.sh"),
+            delete: componentScript(__dirname, "leave.sh"),
           },
           { parent: this, dependsOn: [init, ...(node.dependsOn ?? [])] },
         );
@@ -85,31 +70,9 @@ docker info -f '{{.Swarm.NodeID}}'`),
         {
           connection: leader.connection,
           environment: { NODE_ID: nodeId, LABELS: labels, ROLE: node.host.roles[0] },
-          create: hostScript(`
-wanted=()
-while IFS= read -r kv; do [ -n "$kv" ] && wanted+=("$kv"); done <<<"$LABELS"
-args=()
-while IFS= read -r kv; do
-  [ -z "$kv" ] && continue
-  keep=0
-  for w in "\${wanted[@]}"; do [ "\${w%%=*}" = "\${kv%%=*}" ] && keep=1; done
-  [ $keep = 1 ] || args+=(--label-rm "\${kv%%=*}")
-done < <(docker node inspect -f '{{range $k, $v := .Spec.Labels}}{{$k}}={{$v}}{{println}}{{end}}' "$NODE_ID")
-for w in "\${wanted[@]}"; do args+=(--label-add "$w"); done
-retry 5 docker node update --availability active "\${args[@]}" "$NODE_ID" >/dev/null
-if [ "$(docker node inspect -f '{{.Spec.Role}}' "$NODE_ID")" != "$ROLE" ]; then
-  if [ "$ROLE" = manager ]; then retry 5 docker node promote "$NODE_ID" >/dev/null; else retry 5 docker node demote "$NODE_ID" >/dev/null; fi
-fi
-docker node inspect -f '{{.Spec.Role}} {{range $k, $v := .Spec.Labels}}{{$k}}={{$v}} {{end}}' "$NODE_ID"`),
+          create: componentScript(__dirname, "node-settings.sh"),
           // The first manager keeps its place until the swarm itself goes.
-          delete: isLeader
-            ? undefined
-            : hostScript(`
-docker node inspect "$NODE_ID" >/dev/null 2>&1 || exit 0
-retry 5 docker node update --availability drain "$NODE_ID" >/dev/null
-wait_for 60 "the tasks of $NODE_ID to move away" sh -c "[ -z \\"\\$(docker node ps -q --filter desired-state=running $NODE_ID)\\" ]" || true
-[ "$(docker node inspect -f '{{.Spec.Role}}' "$NODE_ID")" = manager ] && retry 5 docker node demote "$NODE_ID" >/dev/null
-retry 5 docker node rm --force "$NODE_ID" >/dev/null`),
+          delete: isLeader ? undefined : componentScript(__dirname, "remove-node.sh"),
         },
         { parent: this, dependsOn: member ? [member] : [init] },
       );

@@ -1,0 +1,89 @@
+# shellcheck shell=bash
+# A service's container on a host and its checkpoint sync: what the
+# provisioning (modules/ha-service), the operator's commands (lib/ha) and
+# the failover agents (edge-ha-ctl) all do to it, so that a restore by an
+# agent is the one `edge-ha service failover` does. Needs checkpoint.sh.
+
+# ensure_network: creates edge-ha's service network unless it exists. Whether
+# it does is read from the kernel (its bridge has a fixed name), not asked of
+# Docker: on a swarm manager `docker network inspect` waits for the swarm's
+# leader, ~20 s after the leader's node crashed, just when a failover needs it.
+ensure_network() {
+  [ -d "/sys/class/net/$EDGE_HA_BRIDGE" ] ||
+    docker network create --subnet "$EDGE_HA_SUBNET" -o "com.docker.network.bridge.name=$EDGE_HA_BRIDGE" "$EDGE_HA_NETWORK" >/dev/null ||
+    docker network inspect "$EDGE_HA_NETWORK" >/dev/null
+}
+
+# service_replace create|run NAME DOCKER_ARGS...: replaces any container NAME
+# by a new one, created (prints its id) or running (`run -d`).
+service_replace() {
+  local how=$1 name=$2
+  shift 2
+  ensure_network || return 1
+  docker rm -f "$name" >/dev/null 2>&1 || true
+  if [ "$how" = run ]; then docker run -d "$@"; else docker create "$@"; fi
+}
+
+# service_state NAME [DIR]: prints "running", "stopped" or "absent", then
+# "complete" when the CRIU images in DIR are whole: CRIU writes
+# inventory.img as its dump's last image, and runc adds descriptors.json
+# after CRIU has finished.
+service_state() {
+  local s
+  s=$(docker container inspect -f '{{.State.Status}}' "$1" 2>/dev/null) || s=absent
+  [ "$s" = running ] || [ "$s" = absent ] || s=stopped
+  echo "$s"
+  if [ -n "${2:-}" ] && [ -f "$2/inventory.img" ] && [ -f "$2/pstree.img" ] && [ -f "$2/descriptors.json" ]; then echo complete; fi
+}
+
+# newest_good NAME: prints "<checkpoint> <taken>" of the newest synced
+# checkpoint of NAME here whose manifest verifies, or nothing.
+newest_good() {
+  local d
+  for d in $(find "$EDGE_HA_CHECKPOINTS/$1/sync" -mindepth 1 -maxdepth 1 -name 's*' 2>/dev/null | sort -r); do
+    if (cd "$d" && sha256sum -c --quiet --strict MANIFEST.sha256 >/dev/null 2>&1); then
+      echo "$(basename "$d") $(cat "$d/TAKEN")"
+      return 0
+    fi
+  done
+}
+
+# restore_checkpoint NAME ID DIR CHECKPOINT: checks the checkpoint folder DIR
+# against its manifest (a partial or damaged one fails), puts its files into
+# container ID (created, not started), copies its CRIU images into the
+# container's checkpoints as CHECKPOINT, and starts NAME from them.
+restore_checkpoint() {
+  local into=/var/lib/docker/containers/$2/checkpoints/$4
+  (
+    cd "$3" && sha256sum -c --quiet --strict MANIFEST.sha256 && apply_files "$2" && mkdir -p "$into" &&
+      # The CRIU images only: the packed files are in place already.
+      find . -mindepth 1 -maxdepth 1 ! -name rootfs.tar ! -name volumes -exec cp -a -t "$into" {} +
+  ) || return 1
+  checkpoint_locked "$1" docker start --checkpoint "$4" "$1"
+}
+
+# sync_settings NAME SPEC_JSON RUN_ARGS: keeps NAME's container settings here,
+# for the sync loop to put in every checkpoint (a failover needs nothing from
+# the dead primary).
+sync_settings() {
+  mkdir -p "$EDGE_HA_SERVICES"
+  printf '%s' "$2" >"$EDGE_HA_SERVICES/$1.spec.json"
+  printf '%s' "$3" >"$EDGE_HA_SERVICES/$1.run"
+}
+
+# sync_start NAME STANDBY_NAME STANDBY_ADDRESS INTERVAL_MS: (re)starts the
+# sync loop of NAME (edge-ha-sync, modules/host-tools), whose settings are in
+# place, to STANDBY.
+sync_start() {
+  [ -x "$EDGE_HA_SYNC" ] || { echo "$EDGE_HA_SYNC is missing on $(hostname): it is installed by 'pulumi up' (modules/host-tools)" >&2; return 1; }
+  echo "$2 $(awk "BEGIN { print $4 / 1000 }")" >"$EDGE_HA_SERVICES/$1.sync"
+  service_install "sync-$1" "$EDGE_HA_SYNC" "$1" "$3" "$4"
+  service_restart "sync-$1"
+}
+
+# sync_stop NAME: stops NAME's sync loop (a no-op where none runs) and removes
+# its staged checkpoints and its settings here.
+sync_stop() {
+  service_remove "sync-$1"
+  rm -rf "${EDGE_HA_SYNC_OUT:?}/$1" "$EDGE_HA_SERVICES/$1.sync" "$EDGE_HA_SERVICES/$1.spec.json" "$EDGE_HA_SERVICES/$1.run"
+}

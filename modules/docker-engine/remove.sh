@@ -1,0 +1,11 @@
+# shellcheck shell=bash
+# Stops and removes the engine only when edge-ha installed it (its first
+# package is on edge-ha's list); /var/lib/docker (images, volumes) stays.
+set -euo pipefail
+first=${PACKAGES%% *}
+if [ -e "$EDGE_HA_STATE/installed/$first" ]; then
+  if has_systemd; then systemctl disable -q --now docker docker.socket 2>/dev/null || true; else service_remove dockerd; fi
+  rm -f /etc/docker/daemon.json
+  # shellcheck disable=SC2086 # a list of package names
+  apt_remove_ours $PACKAGES
+fi
