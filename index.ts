@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as path from "node:path";
-import { loadInventory, type Arch, type Inventory } from "./lib/config/inventory";
+import { loadInventory, serviceHosts, type Arch, type Inventory } from "./lib/config/inventory";
 import { UserError } from "./lib/log";
 import { buildServiceImage, type ServiceImage } from "./lib/ha/images";
 import { checkServicePlacement, parseSettings, type ClusterSettings } from "./lib/config/settings";
@@ -50,7 +50,7 @@ async function program() {
 /** Builds, on this machine, every image the services need for every architecture of the fleet. */
 async function buildImages(settings: ClusterSettings, inventory: Inventory): Promise<Record<string, ServiceImage>> {
   const images: Record<string, ServiceImage> = {};
-  const archs = new Set<Arch>(inventory.hosts.map((h) => h.arch));
+  const archs = new Set<Arch>(serviceHosts(inventory).map((h) => h.arch));
   for (const name of new Set(settings.services.map((s) => s.image))) {
     for (const arch of archs) images[`${name}-${arch}`] = await buildServiceImage(name, arch);
   }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -124,6 +126,7 @@ func TestBadConfigsAreRefusedWithWhatWasFound(t *testing.T) {
 		{Config{Self: "a", HeartbeatMs: 500, LeaseMs: 500, DownAfterMs: 800, Nodes: []Node{{Name: "a", Manager: true}}}, "expected 0 < heartbeatMs < leaseMs < downAfterMs, found 500, 500, 800"},
 		{Config{Self: "x", HeartbeatMs: 200, LeaseMs: 500, DownAfterMs: 800, Nodes: []Node{{Name: "a", Manager: true}}}, `self "x" is not among the nodes`},
 		{Config{Self: "a", HeartbeatMs: 200, LeaseMs: 500, DownAfterMs: 800, Nodes: []Node{{Name: "a"}}}, "no manager among the nodes"},
+		{Config{Self: "a", HeartbeatMs: 200, LeaseMs: 500, DownAfterMs: 800, NoQuorum: "ignore", Nodes: []Node{{Name: "a", Manager: true}}}, `noQuorum: expected stop or freeze, found "ignore"`},
 	} {
 		if _, err := newState(c.cfg, t0); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("got %v, want an error with %q", err, c.want)
@@ -144,5 +147,67 @@ func TestAMigrationUnderWayIsLeftAlone(t *testing.T) {
 	}
 	if a.moving("web") {
 		t.Error("another service is not moving")
+	}
+}
+
+func TestOneMoreLossIsWarnedOfWhenTheVotersUpAreJustAMajority(t *testing.T) {
+	a := threeManagers(t, "a")
+	if got := a.quorumWarning(map[string]bool{}); got != "" {
+		t.Errorf("all three up: no warning, got %q", got)
+	}
+	if got := a.quorumWarning(map[string]bool{"w": true}); got != "" {
+		t.Errorf("a node that does not vote is down: no warning, got %q", got)
+	}
+	if got, want := a.quorumWarning(map[string]bool{"c": true}), "2 of 3 voters are up (c down): one more loss stops automatic failover"; got != want {
+		t.Errorf("c down: got %q, want %q", got, want)
+	}
+	if got := a.quorumWarning(map[string]bool{"b": true, "c": true}); got != "" {
+		t.Errorf("no majority left: nothing to warn of (nothing acts), got %q", got)
+	}
+}
+
+// agentWithCtl: a node (not a controller) whose edge-ha-ctl records its calls in the returned file.
+func agentWithCtl(t *testing.T, cfg Config) (*Agent, string) {
+	t.Helper()
+	dir := t.TempDir()
+	calls := filepath.Join(dir, "calls")
+	ctl := filepath.Join(dir, "edge-ha-ctl")
+	if err := os.WriteFile(ctl, []byte("#!/bin/sh\necho \"$*\" >>"+calls+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg.HeartbeatMs, cfg.LeaseMs, cfg.DownAfterMs, cfg.Ctl = 200, 500, 800, ctl
+	cfg.Services = []Service{{Name: "counter", Nodes: []string{"n", "m"}}}
+	a, err := newState(cfg, t0) // started long ago: its lease has lapsed
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, calls
+}
+
+func ctlCalls(calls string) string {
+	out, _ := os.ReadFile(calls)
+	return strings.TrimSpace(string(out))
+}
+
+func TestALapsedLeaseStopsTheNodesCopiesUnlessTheSiteChoseFreeze(t *testing.T) {
+	nodes := []Node{{Name: "a", Manager: true}, {Name: "b", Manager: true}, {Name: "w", Manager: true, Witness: true}, {Name: "n"}, {Name: "m"}}
+	stop, calls := agentWithCtl(t, Config{Self: "n", Nodes: nodes})
+	stop.checkLease()
+	if got := ctlCalls(calls); !strings.HasPrefix(got, "fence counter") {
+		t.Errorf("noQuorum stop (the default): the lapsed lease fences its copies; edge-ha-ctl got %q", got)
+	}
+	freeze, calls := agentWithCtl(t, Config{Self: "n", Nodes: nodes, NoQuorum: "freeze"})
+	freeze.checkLease()
+	if got := ctlCalls(calls); got != "" {
+		t.Errorf("noQuorum freeze: what runs is kept; edge-ha-ctl got %q", got)
+	}
+	if !freeze.fenced {
+		t.Error("noQuorum freeze: the node knows it holds no lease (it refuses takeovers)")
+	}
+	witness, calls := agentWithCtl(t, Config{Self: "w", Nodes: nodes})
+	witness.checkLease()
+	witness.refreshLocal()
+	if got := ctlCalls(calls); got != "" {
+		t.Errorf("a witness runs no services: it neither reports nor fences; edge-ha-ctl got %q", got)
 	}
 }

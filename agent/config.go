@@ -11,23 +11,29 @@ import (
 )
 
 type Config struct {
-	Self        string    `json:"self"`
-	Port        int       `json:"port"`
-	Secret      string    `json:"secret"`
-	HeartbeatMs int       `json:"heartbeatMs"`
-	DownAfterMs int       `json:"downAfterMs"`
-	LeaseMs     int       `json:"leaseMs"`
-	Nodes       []Node    `json:"nodes"`
-	Services    []Service `json:"services"`
-	Ctl         string    `json:"ctl"`
-	Events      string    `json:"events"`
-	State       string    `json:"state"`
+	Self        string `json:"self"`
+	Port        int    `json:"port"`
+	Secret      string `json:"secret"`
+	HeartbeatMs int    `json:"heartbeatMs"`
+	DownAfterMs int    `json:"downAfterMs"`
+	LeaseMs     int    `json:"leaseMs"`
+	// NoQuorum: what this node does when its lease lapses: "stop" kills its
+	// copies of the managed services, "freeze" keeps what runs.
+	NoQuorum string    `json:"noQuorum"`
+	Nodes    []Node    `json:"nodes"`
+	Services []Service `json:"services"`
+	Ctl      string    `json:"ctl"`
+	Events   string    `json:"events"`
+	State    string    `json:"state"`
 }
 
 type Node struct {
 	Name    string `json:"name"`
 	Address string `json:"address"`
-	Manager bool   `json:"manager"`
+	// Manager: a voter and a controller (swarm managers and witnesses).
+	Manager bool `json:"manager"`
+	// Witness: it votes and controls but runs no services (no Docker there).
+	Witness bool `json:"witness"`
 }
 
 // Service is one service the controllers fail over; Nodes is its placement
@@ -97,5 +103,6 @@ type Agent struct {
 	downSince  map[string]time.Time
 	firstSeen  map[string]time.Time // reconcile conditions, by key, since when they hold
 	stuck      map[string]bool      // services that cannot fail over, said once
+	warned     string               // the quorum warning last given ("" when none holds)
 	eventsFile *os.File
 }

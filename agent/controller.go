@@ -132,6 +132,12 @@ func (a *Agent) control() {
 			a.eventLocked("up", "", fmt.Sprintf("%s is back", n.Name))
 		}
 	}
+	if warning := a.quorumWarning(down); warning != a.warned {
+		a.warned = warning
+		if warning != "" {
+			a.eventLocked("warning", "", warning)
+		}
+	}
 	alive := func(n string) bool { return !down[n] && !a.suspect(n, now) }
 	seen := map[string]bool{}
 	for _, s := range a.cfg.Services {
@@ -173,6 +179,22 @@ func (a *Agent) control() {
 			delete(a.firstSeen, k)
 		}
 	}
+}
+
+// quorumWarning: when the voters still up are just a majority, what one more
+// loss would do (nothing else: "" when there is room for a loss, or none left).
+func (a *Agent) quorumWarning(down map[string]bool) string {
+	gone := []string{}
+	for _, m := range a.managers {
+		if down[m.Name] {
+			gone = append(gone, m.Name)
+		}
+	}
+	up := len(a.managers) - len(gone)
+	if len(gone) == 0 || up != majority(len(a.managers)) {
+		return ""
+	}
+	return fmt.Sprintf("%d of %d voters are up (%s down): one more loss stops automatic failover", up, len(a.managers), strings.Join(gone, ", "))
 }
 
 // takeover restores the service where the newest good synced checkpoint is:

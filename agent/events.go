@@ -35,8 +35,12 @@ func (a *Agent) writeState() {
 	if a.isManager() {
 		view = a.viewLocked(now)
 	}
+	services := []string{}
+	for _, s := range a.cfg.Services {
+		services = append(services, s.Name)
+	}
 	state := map[string]any{
-		"node": a.cfg.Self, "at": now.UTC(), "controller": a.isManager(),
+		"node": a.cfg.Self, "at": now.UTC(), "controller": a.isManager(), "witness": a.isWitness(), "services": services,
 		"leaseMs": a.leaseExpiry().Sub(now).Milliseconds(), "fenced": a.fenced,
 		"local": a.local, "heardMsAgo": view, "owners": a.owner,
 	}

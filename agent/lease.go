@@ -34,6 +34,9 @@ func (a *Agent) leaseExpiry() time.Time {
 }
 
 func (a *Agent) checkLease() {
+	if a.isWitness() {
+		return // it runs no services: nothing to fence
+	}
 	a.mu.Lock()
 	valid := time.Now().Before(a.leaseExpiry())
 	wasFenced := a.fenced
@@ -45,6 +48,16 @@ func (a *Agent) checkLease() {
 			a.fenced = false
 			a.mu.Unlock()
 			a.event("lease", "", "a majority of controllers hears this node again")
+		}
+		return
+	}
+	if a.noQuorum() == "freeze" {
+		// What runs goes on and nothing starts here (takeover is refused without a lease).
+		if !wasFenced {
+			a.mu.Lock()
+			a.fenced = true
+			a.mu.Unlock()
+			a.event("freeze", "", "lease lapsed: no majority of controllers acknowledged this node's heartbeats; noQuorum freeze: keeping what runs here, starting nothing")
 		}
 		return
 	}
@@ -83,6 +96,9 @@ func errText(err error) string {
 
 // refreshLocal reads which managed services this node has (edge-ha-ctl report).
 func (a *Agent) refreshLocal() {
+	if a.isWitness() {
+		return // no services, no Docker
+	}
 	names := []string{}
 	for _, s := range a.cfg.Services {
 		names = append(names, s.Name)

@@ -86,6 +86,9 @@ func newState(cfg Config, start time.Time) (*Agent, error) {
 		owner: map[string]string{}, busyUntil: map[string]time.Time{},
 		downSince: map[string]time.Time{}, firstSeen: map[string]time.Time{}, stuck: map[string]bool{},
 	}
+	if cfg.NoQuorum != "" && cfg.NoQuorum != "stop" && cfg.NoQuorum != "freeze" {
+		return nil, fmt.Errorf("noQuorum: expected stop or freeze, found %q", cfg.NoQuorum)
+	}
 	if cfg.HeartbeatMs <= 0 || cfg.LeaseMs <= cfg.HeartbeatMs || cfg.DownAfterMs <= cfg.LeaseMs {
 		return nil, fmt.Errorf("expected 0 < heartbeatMs < leaseMs < downAfterMs, found %d, %d, %d", cfg.HeartbeatMs, cfg.LeaseMs, cfg.DownAfterMs)
 	}
@@ -106,8 +109,18 @@ func newState(cfg Config, start time.Time) (*Agent, error) {
 
 func (a *Agent) isManager() bool { return a.byName[a.cfg.Self].Manager }
 
+func (a *Agent) isWitness() bool { return a.byName[a.cfg.Self].Witness }
+
+// noQuorum: what this node does when its lease lapses (stop unless told freeze).
+func (a *Agent) noQuorum() string {
+	if a.cfg.NoQuorum == "freeze" {
+		return "freeze"
+	}
+	return "stop"
+}
+
 func (a *Agent) run() {
-	a.event("start", "", fmt.Sprintf("agent started (heartbeat %v, down after %v, lease %v, controller: %v)", a.heartbeat, a.downAfter, a.lease, a.isManager()))
+	a.event("start", "", fmt.Sprintf("agent started (heartbeat %v, down after %v, lease %v, controller: %v, witness: %v, no quorum: %s)", a.heartbeat, a.downAfter, a.lease, a.isManager(), a.isWitness(), a.noQuorum()))
 	go a.receive()
 	go a.serveOrders()
 	go a.every(time.Second, a.refreshLocal)

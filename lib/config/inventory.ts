@@ -9,8 +9,13 @@ import { UserError } from "../log";
  * for the local lab, Raspberry Pis and VMs. See README.md ("Inventory").
  */
 
-export type Role = "manager" | "worker";
-export const roles: readonly Role[] = ["manager", "worker"];
+/**
+ * manager: a swarm manager, and a voter of the failover agents (a controller).
+ * worker: runs services. witness: runs only the failover agent, as a voter:
+ * no Docker, no CRIU, no services (the third vote of a two-node site).
+ */
+export type Role = "manager" | "worker" | "witness";
+export const roles: readonly Role[] = ["manager", "worker", "witness"];
 export const architectures = ["amd64", "arm64", "armhf"] as const;
 export type Arch = (typeof architectures)[number];
 
@@ -132,7 +137,7 @@ export function parseInventory(text: string, file: string): Inventory {
       if (!Array.isArray(hostRoles) || hostRoles.length === 0 || !hostRoles.every((r) => roles.includes(r as Role))) {
         problems.push(`${where}.roles: expected a list of ${roles.join(" or ")}, found ${show(hostRoles)}`);
       } else if (hostRoles.length > 1) {
-        problems.push(`${where}.roles: a host is either a manager or a worker, found ${show(hostRoles)}`);
+        problems.push(`${where}.roles: a host is one of manager, worker or witness, found ${show(hostRoles)}`);
       }
 
       const labels = raw.labels ?? {};
@@ -176,6 +181,21 @@ export function parseInventory(text: string, file: string): Inventory {
 
   if (problems.length) throw new InventoryError(file, problems);
   return { file, cluster: cluster as string, hosts };
+}
+
+/** Whether a host runs services (Docker, CRIU, the rsync daemon, swarm): every host but a witness. */
+export function runsServices(host: Host): boolean {
+  return !host.roles.includes("witness");
+}
+
+/** Whether a host votes in the failover agents' majority: the managers and the witnesses. */
+export function votes(host: Host): boolean {
+  return host.roles.includes("manager") || host.roles.includes("witness");
+}
+
+/** The inventory without its witnesses: the hosts services may run on. */
+export function serviceHosts(inventory: Inventory): Host[] {
+  return inventory.hosts.filter(runsServices);
 }
 
 /** Finds a host by name, or explains which names exist. */

@@ -1,4 +1,4 @@
-import type { Inventory } from "./inventory";
+import { serviceHosts, votes, type Inventory } from "./inventory";
 import { UserError } from "../log";
 import { defaultCriuVersion, knownSourceSha256, type CriuSource, type DockerSource } from "./versions";
 import { type DemoService, type Volume, demoServices, isDemoService, isServiceName, isSyncInterval, parseVolume } from "./service-spec";
@@ -40,6 +40,14 @@ export interface FailoverSettings {
   leaseMs: number;
   /** UDP (heartbeats) and TCP (orders) port of the agents. */
   port: number;
+  /**
+   * What a node does when its lease lapses (no majority of the voters hears
+   * it): "stop" (default) kills its copies of the agents' services, so two
+   * copies never run; "freeze" keeps what runs and starts nothing, which
+   * keeps a site serving when two of three voters die, at the risk of two
+   * copies if it was only cut off (see README, "Automatic failover").
+   */
+  noQuorum: "stop" | "freeze";
 }
 
 /**
@@ -75,7 +83,7 @@ export const settingDefaults: Omit<ClusterSettings, "inventory"> = {
   criuSkipInFlight: true,
   rsyncPort: 873,
   services: [],
-  failover: { enabled: true, heartbeatMs: 200, downAfterMs: 800, leaseMs: 500, port: 7072 },
+  failover: { enabled: true, heartbeatMs: 200, downAfterMs: 800, leaseMs: 500, port: 7072, noQuorum: "stop" },
 };
 
 /** Keys that exist but are not in ClusterSettings (secrets are read separately). */
@@ -139,14 +147,22 @@ export function parseSettings(raw: Record<string, string>, file: string): Cluste
   return settings;
 }
 
-/** The hosts services name must be in the inventory (and a checkpoint restores only on the same architecture). */
+/**
+ * The settings against the inventory: the hosts services name must be in it
+ * and run services (a checkpoint restores only on the same architecture), and
+ * automatic failover needs voters that outlive the loss of any one host.
+ */
 export function checkServicePlacement(settings: ClusterSettings, inventory: Inventory, file: string): void {
   const problems: string[] = [];
+  const hosts = serviceHosts(inventory);
   settings.services.forEach((s, i) => {
     for (const key of ["primary", "standby"] as const) {
       const name = s[key];
-      if (name !== undefined && !inventory.hosts.some((h) => h.name === name)) {
-        problems.push(`edge-ha:services[${i}].${key}: expected a host of ${inventory.file} (${inventory.hosts.map((h) => h.name).join(", ")}), found "${name}"`);
+      if (name !== undefined && !hosts.some((h) => h.name === name)) {
+        const witness = inventory.hosts.some((h) => h.name === name);
+        problems.push(
+          `edge-ha:services[${i}].${key}: expected a host of ${inventory.file} that runs services (${hosts.map((h) => h.name).join(", ")}), found "${name}"${witness ? ", a witness (it runs only the failover agent)" : ""}`,
+        );
       }
     }
     const arch = (n?: string) => inventory.hosts.find((h) => h.name === n)?.arch;
@@ -154,6 +170,17 @@ export function checkServicePlacement(settings: ClusterSettings, inventory: Inve
       problems.push(`edge-ha:services[${i}].standby: ${s.standby} is ${arch(s.standby)} but ${s.primary} is ${arch(s.primary)}; a checkpoint restores only on the same architecture`);
     }
   });
+  const automatic = settings.failover.enabled ? settings.services.map((s, i) => ({ s, i })).filter(({ s }) => s.mode === "criu" && s.failover === "auto") : [];
+  const voters = inventory.hosts.filter(votes);
+  if (automatic.length > 0 && voters.length < 3) {
+    // With one voter, its loss stops failover (and takes the only controller with it); with two, a majority
+    // is both, so losing either lapses the survivor's lease and it kills its own copies.
+    const at = automatic.map(({ i }) => `edge-ha:services[${i}].failover`).join(", ");
+    problems.push(
+      `${at}: "auto" needs at least 3 voters (managers and witnesses) so that the loss of any one host leaves a majority; ${inventory.file} has ${voters.length} (${voters.map((h) => h.name).join(", ") || "none"}). ` +
+        `Add a witness (a small always-on Linux host with roles: [witness]; with two nodes give both roles: [manager]), add a manager, or set failover: manual`,
+    );
+  }
   if (problems.length) throw new SettingsError(file, problems);
 }
 
@@ -177,6 +204,7 @@ function parseFailover(text: string, problems: string[]): FailoverSettings {
   const bad = (key: string, expected: string, why = "") =>
     problems.push(`edge-ha:failover.${key}: expected ${expected}, found ${JSON.stringify(given[key] ?? (f as unknown as Record<string, unknown>)[key])}${why && ` (${why})`}`);
   if (typeof f.enabled !== "boolean") bad("enabled", "true or false");
+  if (f.noQuorum !== "stop" && f.noQuorum !== "freeze") bad("noQuorum", "stop or freeze");
   const whole = (key: keyof FailoverSettings, min: number, max: number) => {
     const v = f[key];
     if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) bad(key, `a whole number from ${min} to ${max}`);

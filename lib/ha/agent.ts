@@ -1,5 +1,5 @@
 import * as path from "node:path";
-import type { Arch, Host, Inventory } from "../config/inventory";
+import { runsServices, serviceHosts, votes, type Arch, type Host, type Inventory } from "../config/inventory";
 import { hostTools } from "../host/paths";
 import type { FailoverSettings, ServiceSettings } from "../config/settings";
 import { sshExec } from "../host/ssh";
@@ -37,7 +37,9 @@ export function agentConfig(host: Host, inventory: Inventory, failover: Failover
     heartbeatMs: failover.heartbeatMs,
     downAfterMs: failover.downAfterMs,
     leaseMs: failover.leaseMs,
-    nodes: inventory.hosts.map((h) => ({ name: h.name, address: h.address, manager: h.roles.includes("manager") })),
+    noQuorum: failover.noQuorum,
+    // "manager": a voter, and a controller (the swarm managers and the witnesses); "witness": it runs no services.
+    nodes: inventory.hosts.map((h) => ({ name: h.name, address: h.address, manager: votes(h), witness: !runsServices(h) })),
     services: auto.map((s) => ({ name: s.name, nodes: placement(s, inventory), syncInterval: s.syncInterval })),
     ctl: agentPaths.ctl,
     events: agentPaths.events,
@@ -48,7 +50,7 @@ export function agentConfig(host: Host, inventory: Inventory, failover: Failover
 /** Where a service may run, best first: its primary, its standby, then the other hosts of its architecture. */
 export function placement(s: Pick<ServiceSettings, "primary" | "standby">, inventory: Inventory): string[] {
   const arch = inventory.hosts.find((h) => h.name === s.primary)?.arch;
-  const rest = inventory.hosts.filter((h) => h.arch === arch && h.name !== s.primary && h.name !== s.standby).map((h) => h.name);
+  const rest = serviceHosts(inventory).filter((h) => h.arch === arch && h.name !== s.primary && h.name !== s.standby).map((h) => h.name);
   return [s.primary!, s.standby!, ...rest];
 }
 
@@ -90,11 +92,17 @@ export async function restoredSince(host: Host, service: string, sinceMs: number
 
 /** Whether the failover agent on `host` runs and restores `service` (failover "auto"). */
 export async function agentManages(host: Host, service: string): Promise<boolean> {
-  const r = await sshExec(host, `cat ${agentPaths.state} 2>/dev/null`, { nothrow: true });
+  const r = await sshExec(host, `cat ${agentPaths.state} 2>/dev/null`, { nothrow: true, connectTimeout: 2 });
   try {
-    const state = JSON.parse(r.stdout) as { at: string; local?: { name: string }[] };
-    return (state.local ?? []).some((l) => l.name === service);
+    const state = JSON.parse(r.stdout) as { at: string; services?: string[]; local?: { name: string }[] };
+    return (state.services ?? []).includes(service) || (state.local ?? []).some((l) => l.name === service);
   } catch {
     return false;
   }
+}
+
+/** Whether the failover agents manage `service`, as the first of `hosts` whose agent answers says (it may run nowhere now). */
+export async function agentsManage(hosts: Host[], service: string): Promise<boolean> {
+  const answers = await Promise.all(hosts.map((h) => agentManages(h, service)));
+  return answers.some(Boolean);
 }

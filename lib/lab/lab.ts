@@ -74,12 +74,16 @@ export async function findNode(lab: LabOptions, name: string): Promise<LabNode> 
   return node;
 }
 
+/** The lab's witness: a node like the others, listed with roles: [witness] (it gets only the failover agent). */
+export const witnessNode = "witness";
+
 /**
- * Brings the lab to N running nodes: builds the node image once, creates the
- * network, the nodes and their disks, authorizes the lab key, records host
- * keys, and writes the inventory. Idempotent; never removes nodes.
+ * Brings the lab to N running nodes (and a witness, when asked): builds the
+ * node image once, creates the network, the nodes and their disks, authorizes
+ * the lab key, records host keys, and writes the inventory. Idempotent; never
+ * removes nodes.
  */
-export async function up(lab: LabOptions, count: number): Promise<LabNode[]> {
+export async function up(lab: LabOptions, count: number, options: { witness?: boolean } = {}): Promise<LabNode[]> {
   if (!Number.isInteger(count) || count < 1 || count > 50) {
     throw new UserError(`--nodes: expected a whole number from 1 to 50, found ${count}`);
   }
@@ -96,6 +100,7 @@ export async function up(lab: LabOptions, count: number): Promise<LabNode[]> {
   for (let i = 1; i <= count; i++) {
     await ensureNode(lab, `node${i}`, nodeAddress(lab, i), publicKey, extraHosts);
   }
+  if (options.witness) await ensureNode(lab, witnessNode, nodeAddress(lab, -1), publicKey, extraHosts);
   const nodes = await listNodes(lab);
   await recordHostKeys(lab, nodes);
   writeInventory(lab, nodes);
@@ -201,7 +206,10 @@ async function recordHostKeys(lab: LabOptions, nodes: LabNode[]): Promise<void> 
 export function writeInventory(lab: LabOptions, nodes: LabNode[]): void {
   const files = labFiles(lab);
   const rel = (p: string) => path.relative(path.dirname(lab.inventoryFile), p);
-  const managers = Math.min(3, nodes.length % 2 === 0 ? nodes.length - 1 : nodes.length);
+  const witness = nodes.some((n) => n.name === witnessNode);
+  const serving = nodes.filter((n) => n.name !== witnessNode).length;
+  // An odd number of voters (managers, and the witness): 3 for 3 nodes, or 2 nodes and a witness.
+  const managers = witness ? Math.min(2, serving) : Math.min(3, serving % 2 === 0 ? serving - 1 : serving);
   const doc = {
     cluster: lab.name,
     defaults: { ssh: { user: "root", port: 22, privateKeyFile: rel(files.key), knownHostsFile: rel(files.knownHosts) } },
@@ -209,7 +217,7 @@ export function writeInventory(lab: LabOptions, nodes: LabNode[]): void {
       name: n.name,
       address: n.address,
       arch: process.arch === "arm64" ? "arm64" : "amd64",
-      roles: [i < Math.max(1, managers) ? "manager" : "worker"],
+      roles: [n.name === witnessNode ? "witness" : i < Math.max(1, managers) ? "manager" : "worker"],
       labels: { "edge-ha.zone": `lab-${String.fromCharCode(97 + (i % 3))}` },
     })),
   };

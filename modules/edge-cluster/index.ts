@@ -1,6 +1,6 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import type { Inventory } from "../../lib/config/inventory";
+import { runsServices, type Inventory } from "../../lib/config/inventory";
 import { serviceNetwork } from "../../lib/host/paths";
 import type { ClusterSettings } from "../../lib/config/settings";
 import { Criu } from "../criu";
@@ -23,10 +23,11 @@ export interface EdgeClusterArgs {
 export interface NodeOutputs {
   address: string;
   kernel: pulumi.Output<string>;
-  docker: pulumi.Output<string>;
-  criu: pulumi.Output<string>;
-  rsync: pulumi.Output<string>;
-  swarmNodeId: pulumi.Output<string>;
+  /** The rest is for hosts that run services; a witness has none of it. */
+  docker?: pulumi.Output<string>;
+  criu?: pulumi.Output<string>;
+  rsync?: pulumi.Output<string>;
+  swarmNodeId?: pulumi.Output<string>;
 }
 
 /**
@@ -51,13 +52,17 @@ export class EdgeCluster extends pulumi.ComponentResource {
     const connections = new Map(inventory.hosts.map((host) => [host.name, connectionFor(host)]));
     const parent = { parent: this };
     const password = args.rsyncPassword ?? new GeneratedSecret(`${name}-rsync-password`, {}, parent).value;
-    const allowedHosts = inventory.hosts.map((h) => h.address);
+    const allowedHosts = inventory.hosts.filter(runsServices).map((h) => h.address);
 
-    const perHost = inventory.hosts.map((host) => {
+    const base = inventory.hosts.map((host) => {
       const connection = connections.get(host.name)!;
       const facts = new HostFacts(host.name, { host }, parent);
       // edge-ha's shell library first: every other host script runs with it.
       const tools = new HostTools(host.name, { connection }, { ...parent, dependsOn: [facts] });
+      return { host, connection, facts, tools };
+    });
+    // A witness gets only the above (and the failover agent): no Docker, rsync, CRIU or swarm.
+    const perHost = base.filter(({ host }) => runsServices(host)).map(({ host, connection, facts, tools }) => {
       const engine = new DockerEngine(
         host.name,
         { host, connection, source: settings.dockerSource, logMaxSize: settings.dockerLogMaxSize, logMaxFiles: settings.dockerLogMaxFiles },
@@ -99,6 +104,10 @@ export class EdgeCluster extends pulumi.ComponentResource {
     const swarm = new SwarmCluster(name, { nodes: perHost.map(({ host, connection, engine }) => ({ host, connection, dependsOn: [engine] })) }, parent);
     this.swarmLeader = swarm.leaderAddress;
 
+    for (const { host, connection, facts, tools } of base) {
+      this.ready[host.name] = { host, connection, dependsOn: [facts, tools] };
+      this.nodes[host.name] = { address: host.address, kernel: facts.kernel };
+    }
     for (const { host, connection, facts, tools, engine, network, rsync } of perHost) {
       this.ready[host.name] = { host, connection, dependsOn: [facts, tools, engine, network, rsync, criu, swarm], docker: engine.provider };
       this.nodes[host.name] = {

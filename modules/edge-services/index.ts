@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import type { Arch, Inventory } from "../../lib/config/inventory";
+import { serviceHosts, type Arch, type Inventory } from "../../lib/config/inventory";
 import { type ServiceImage as BuiltImage } from "../../lib/ha/images";
 import type { ServiceSettings } from "../../lib/config/settings";
 import { HaService } from "../ha-service";
@@ -37,7 +37,7 @@ export class EdgeServices extends pulumi.ComponentResource {
     super("edge-ha:service:EdgeServices", name, {}, opts);
     const parent = { parent: this };
     const byArch = new Map<Arch, ClusterNode[]>();
-    for (const host of args.inventory.hosts) byArch.set(host.arch, [...(byArch.get(host.arch) ?? []), args.nodes[host.name]]);
+    for (const host of serviceHosts(args.inventory)) byArch.set(host.arch, [...(byArch.get(host.arch) ?? []), args.nodes[host.name]]);
 
     // Every host gets every image it may run: a migration or failover can land anywhere.
     const distributed = new Map<string, ServiceImage>();

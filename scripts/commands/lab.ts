@@ -9,7 +9,9 @@ The local lab: blank Debian hosts as containers on this machine, reached over
 SSH like real Pis. Needs root and a running Docker engine (bash scripts/setup).
 
 Commands:
-  up [--nodes N]                       create or start N nodes (default 3) and write the inventory
+  up [--nodes N] [--witness]           create or start N nodes (default 3) and write the inventory;
+                                       --witness adds a node "witness" listed with roles: [witness]
+                                       (only the failover agent runs there: the third vote of 2 nodes)
   status                               list the lab's nodes and whether they run
   down                                 remove every container, volume, network and rule of the lab
   crash NODE                           power a node off at once (no clean shutdown; disk kept)
@@ -35,6 +37,7 @@ export async function main(args: string[]): Promise<void> {
     allowPositionals: true,
     options: {
       nodes: { type: "string" },
+      witness: { type: "boolean" },
       lab: { type: "string" },
       subnet: { type: "string" },
       inventory: { type: "string" },
@@ -61,7 +64,7 @@ export async function main(args: string[]): Promise<void> {
       const count = values.nodes === undefined ? 3 : Number(values.nodes);
       if (values.nodes !== undefined && !/^\d+$/.test(values.nodes)) throw new UserError(`--nodes: expected a whole number, found "${values.nodes}"`);
       const started = Date.now();
-      const nodes = await up(lab, count);
+      const nodes = await up(lab, count, { witness: values.witness });
       for (const n of nodes) console.log(`${n.name}\t${n.address}\t${n.running ? "running" : "down"}`);
       console.log(`lab "${lab.name}" up with ${nodes.length} nodes in ${((Date.now() - started) / 1000).toFixed(1)} s; inventory: ${lab.inventoryFile}`);
       return;

@@ -8,7 +8,7 @@ import { copyImage, deploy, locate, soleHost, specOf } from "../../lib/ha/servic
 import { failover, freshness, startSync, syncOn } from "../../lib/ha/replication";
 import { buildServiceImage, ensureImageOn } from "../../lib/ha/images";
 import { projectRoot } from "../../lib/toolchain";
-import { agentEvents, agentManages } from "../../lib/ha/agent";
+import { agentEvents, agentManages, agentsManage } from "../../lib/ha/agent";
 import { sshExec } from "../../lib/host/ssh";
 import { demoServices, isDemoService, parseVolume } from "../../lib/config/service-spec";
 
@@ -126,7 +126,7 @@ export async function main(args: string[]): Promise<void> {
     }
     case "status": {
       const running = await locate(inventory, service);
-      const lines = [`${service}: running on ${running.map((h) => h.name).join(", ") || "no host"}`];
+      const lines = [running.length ? `${service}: running on ${running.map((h) => h.name).join(", ")}` : `${service}: RUNNING ON NO HOST of ${inventory.file}`];
       const result: Record<string, unknown> = { service, running: running.map((h) => h.name) };
       for (const host of running) {
         const sync = await syncOn(host, service);
@@ -135,7 +135,8 @@ export async function main(args: string[]): Promise<void> {
         result.sync = { ...sync, freshness: fresh };
         lines.push(`  sync to ${sync.standby} every ${sync.intervalSeconds} s; newest good checkpoint there: ${fresh ? `${fresh.checkpoint}, ${fresh.age.toFixed(1)} s old` : "none yet"}`);
       }
-      const auto = running[0] && (await agentManages(running[0], service));
+      // Asked of every host's agent: the service may run nowhere now, and its mode is still what the stack says.
+      const auto = await agentsManage(inventory.hosts, service);
       result.failover = auto ? "auto" : "manual";
       if (auto) {
         const events = (await agentEvents(inventory.hosts, 100)).filter((e) => e.service === service || ["down", "up"].includes(e.kind)).slice(-10);
