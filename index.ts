@@ -8,6 +8,7 @@ import { EdgeCluster } from "./modules/edge-cluster";
 import { EdgeServices } from "./modules/edge-services";
 import { FailoverAgents } from "./modules/failover-agent";
 import { buildAgent } from "./lib/ha/agent";
+import { decideIdentity, readMarker, type HostIdentity } from "./lib/host/identity";
 
 /*
  * The edge-ha program: the inventory named by the stack's settings becomes an
@@ -28,7 +29,8 @@ async function program() {
     const inventory = loadInventory(path.resolve(__dirname, settings.inventory));
     checkServicePlacement(settings, inventory, stackFile);
     const images = await buildImages(settings, inventory);
-    const cluster = new EdgeCluster(inventory.cluster, { inventory, settings, rsyncPassword: new pulumi.Config("edge-ha").getSecret("rsyncPassword") });
+    const identities = await hostIdentities(inventory);
+    const cluster = new EdgeCluster(inventory.cluster, { inventory, settings, identities, rsyncPassword: new pulumi.Config("edge-ha").getSecret("rsyncPassword") });
     const services = new EdgeServices(`${inventory.cluster}-services`, { inventory, services: settings.services, nodes: cluster.ready, images });
     // Agents only where they have something to restore.
     const auto = settings.services.filter((s) => s.mode === "criu" && s.failover === "auto");
@@ -39,12 +41,25 @@ async function program() {
       const agents = new FailoverAgents(`${inventory.cluster}-failover`, { inventory, failover: settings.failover, services: settings.services, nodes: cluster.ready, binaries }, { dependsOn: [services] });
       failoverAgents = agents.hosts;
     }
-    return { clusterName: inventory.cluster, swarmLeader: cluster.swarmLeader, nodes: cluster.nodes, services: services.services, failoverAgents };
+    return { clusterName: inventory.cluster, swarmLeader: cluster.swarmLeader, nodes: cluster.nodes, services: services.services, failoverAgents, hostIdentity: cluster.identities };
   } catch (err) {
     // A RunError is shown as its message alone, without a stack trace.
     if (err instanceof UserError) throw new pulumi.RunError(err.message);
     throw err;
   }
+}
+
+/**
+ * Which installation of each host this run provisions: the stack's record
+ * (its own last output, `hostIdentity`) against the marker each host holds
+ * now. A re-imaged host is said in one line and provisioned from blank.
+ */
+async function hostIdentities(inventory: Inventory): Promise<Record<string, HostIdentity>> {
+  const self = new pulumi.StackReference(`${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`);
+  const previous = ((await self.getOutputDetails("hostIdentity")).value ?? {}) as Record<string, HostIdentity>;
+  const decided = await Promise.all(inventory.hosts.map(async (h) => ({ host: h, ...decideIdentity(h.name, previous[h.name], await readMarker(h)) })));
+  for (const { host, note } of decided) if (note) pulumi.log.warn(note);
+  return Object.fromEntries(decided.map(({ host, identity }) => [host.name, identity]));
 }
 
 /** Builds, on this machine, every image the services need for every architecture of the fleet. */

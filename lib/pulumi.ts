@@ -1,5 +1,42 @@
-import { $ } from "zx";
-import { pulumiEnv } from "./toolchain";
+import { mkdirSync, writeFileSync } from "node:fs";
+import * as path from "node:path";
+import { $, ProcessOutput } from "zx";
+import { UserError } from "./log";
+import { pulumiEnv, toolsDir } from "./toolchain";
+
+/**
+ * A pulumi run that failed, said in one message: which run, the errors
+ * Pulumi reported (its "error:" lines, once each), and where its whole
+ * output was saved. `output` holds that output for callers that read it.
+ */
+export class PulumiError extends UserError {
+  override name = "PulumiError";
+  constructor(
+    readonly run: string,
+    readonly output: string,
+    readonly logFile: string,
+  ) {
+    super(`${run} failed: ${PulumiError.errorsOf(output)} (whole output: ${logFile})`);
+  }
+
+  /** Pulumi's own error lines (with the "- ..." lines of a list that follows one), without the engine's boilerplate, at most five. */
+  static errorsOf(output: string): string {
+    const lines: string[] = [];
+    const indent = (line: string) => line.length - line.trimStart().length;
+    let errorIndent = -1; // of the error line a list may follow; -1 when none does
+    for (const raw of output.split("\n")) {
+      const l = raw.trim();
+      if (/(^|\s)error: /.test(l) && !/error: (update|preview|destroy) failed$/.test(l)) {
+        lines.push(l.replace(/^.*?error: /, ""));
+        errorIndent = indent(raw);
+      } else if (errorIndent >= 0 && l.startsWith("- ") && indent(raw) > errorIndent) lines[lines.length - 1] += ` ${l}`;
+      else errorIndent = -1;
+    }
+    const unique = [...new Set(lines)];
+    if (unique.length === 0) return output.trim().split("\n").slice(-1)[0] || "no output";
+    return unique.slice(0, 5).join("; ") + (unique.length > 5 ? `; and ${unique.length - 5} more` : "");
+  }
+}
 
 /** Runs the Pulumi CLI on one stack of one project folder, with the project's toolchain and backend. */
 export class PulumiStack {
@@ -9,11 +46,20 @@ export class PulumiStack {
     private readonly extraEnv: Record<string, string> = {},
   ) {}
 
-  /** Runs any pulumi subcommand on this stack. */
-  run(args: string[], opts: { quiet?: boolean } = {}) {
+  /** Runs any pulumi subcommand on this stack; a failure rejects with a PulumiError. */
+  async run(args: string[], opts: { quiet?: boolean } = {}): Promise<ProcessOutput> {
     const env = { ...pulumiEnv(), ...this.extraEnv };
     const sh = $({ cwd: this.projectDir, env, quiet: opts.quiet ?? true, nothrow: false });
-    return sh`pulumi ${args} --stack ${this.stack} --non-interactive --color never`;
+    try {
+      return await sh`pulumi ${args} --stack ${this.stack} --non-interactive --color never`;
+    } catch (err) {
+      if (!(err instanceof ProcessOutput)) throw err;
+      const logFile = path.join(toolsDir, "logs", `pulumi-${this.stack}-${args[0]}.log`);
+      mkdirSync(path.dirname(logFile), { recursive: true });
+      const output = err.stdout + err.stderr;
+      writeFileSync(logFile, output);
+      throw new PulumiError(`pulumi ${args.slice(0, args[0] === "stack" || args[0] === "config" ? 2 : 1).join(" ")} --stack ${this.stack}`, output, logFile);
+    }
   }
 
   /** Creates the stack when it does not exist yet. */

@@ -2,13 +2,14 @@ import test from "ava";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
-import { ProcessOutput } from "zx";
 import { parse, stringify } from "yaml";
 import { findHost, loadInventory } from "../lib/config/inventory";
 import { boot, crash } from "../lib/lab/faults";
-import { down, labOptions, up } from "../lib/lab/lab";
+import { down, labOptions, reimage, up } from "../lib/lab/lab";
+import { freshness, syncOn } from "../lib/ha/replication";
+import { hostMarker } from "../lib/host/paths";
 import { freshLabStack } from "../lib/lab/stack";
-import { PulumiStack } from "../lib/pulumi";
+import { PulumiError, PulumiStack } from "../lib/pulumi";
 import { sshExec } from "../lib/host/ssh";
 import { projectRoot } from "../lib/toolchain";
 
@@ -29,15 +30,25 @@ function editInventory(edit: (doc: any) => void): void {
   writeFileSync(lab.inventoryFile, stringify(doc));
 }
 
-/** The output of a pulumi run that failed (zx rejects with a ProcessOutput). */
+/** The output of a pulumi run that failed (it rejects with a PulumiError, one sentence and the whole output). */
 async function failure(run: Promise<unknown>): Promise<string> {
   try {
     await run;
   } catch (err) {
-    if (err instanceof ProcessOutput) return err.stdout + err.stderr;
+    if (err instanceof PulumiError) return `${err.message}\n${err.output}`;
     throw err;
   }
   throw new Error("expected the pulumi run to fail");
+}
+
+const stackFile = path.join(projectRoot, "stacks", "Pulumi.provtest.yaml");
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls until `check` holds (every 500 ms, at most `seconds`); what it returned last. */
+async function until<T>(seconds: number, check: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
+  let v = await check();
+  for (const end = Date.now() + seconds * 1000; !ok(v) && Date.now() < end; v = await check()) await sleep(500);
+  return v;
 }
 
 const swarmNodes = (from: string) => on(from, `docker node ls --format '{{.Hostname}} {{.Status}} {{.ManagerStatus}}' | sort`);
@@ -187,12 +198,47 @@ test.serial("an unreachable host fails with its name and the others are still pr
     // @pulumi/command names the resource (each carries its host's name) and the address it could not dial.
     t.regex(out, /node3-\w+[\s\S]*failed attempts: dial tcp 10\.77\.203\.13:22/);
     t.notRegex(out, /unknown provider/, "what depends on the unreachable host is skipped, not failed");
+    t.notRegex(out, /re-imaged/, "unreachable is not re-imaged");
     for (const n of ["node1", "node2"]) t.regex(await on(n, "cat /etc/docker/daemon.json"), /"max-size": "20m"/);
   } finally {
     await boot(lab, "node3");
   }
   await stack.up();
   t.regex(await on("node3", "cat /etc/docker/daemon.json"), /"max-size": "20m"/);
+});
+
+test.serial("a re-imaged node (blank, same name and address) is provisioned again from blank; its swarm entry, agent and standby role come back; then up is a no-op", async (t) => {
+  const doc = parse(readFileSync(stackFile, "utf8"));
+  doc.config["edge-ha:services"] = [{ name: "counter", image: "counter", port: 18080, primary: "node1", standby: "node3", syncInterval: 1, failover: "auto" }];
+  writeFileSync(stackFile, stringify(doc));
+  await stack.up();
+  const before = await on("node1", "docker node ls -q | wc -l");
+  await reimage(lab, "node3");
+  t.is(await on("node3", `command -v dockerd criu rsync edge-ha-ctl || cat ${hostMarker} 2>/dev/null || true`), "", "node3 is blank");
+
+  const preview = await stack.preview();
+  t.regex(preview.output, /node3 was re-imaged: its edge-ha marker \/etc\/edge-ha\/host-id is gone; it will be provisioned from blank/);
+  t.notRegex(preview.output, /node[12] was re-imaged/);
+  t.true((preview.summary.replace ?? 0) > 10, `node3's resources are replaced: ${JSON.stringify(preview.summary)}`);
+
+  const upped = await stack.up();
+  t.regex(upped.output, /node3 was re-imaged/);
+  t.is(await on("node3", "docker info -f '{{.ExperimentalBuild}} {{.Swarm.LocalNodeState}}'"), "true active");
+  t.regex(await on("node3", "criu check 2>&1"), /Looks good/);
+  t.true((await on("node3", `cat ${hostMarker}`)).length > 8, "it carries its new marker");
+  // One entry per node: the old node3 was removed from the swarm, the new one joined.
+  t.is(await swarmNodes("node1"), "node1 Ready Leader\nnode2 Ready Reachable\nnode3 Ready Reachable");
+  t.is(await on("node1", "docker node ls -q | wc -l"), before);
+  const agent = JSON.parse(await on("node3", "cat /run/edge-ha-agent.json"));
+  t.true(agent.controller && agent.leaseMs > 0, "its failover agent runs again, a controller holding its lease");
+  // The service whose standby it was syncs to it again (the agents may have moved its standby meanwhile).
+  const fresh = await until(60, () => freshness(host("node3"), "counter"), (f) => !!f && f.age < 5);
+  t.truthy(fresh, "node3 holds fresh synced checkpoints of counter again");
+  t.deepEqual(await syncOn(host("node1"), "counter"), { standby: "node3", intervalSeconds: 1 });
+
+  const again = await stack.up();
+  t.deepEqual(Object.keys(again.summary), ["unchanged"], JSON.stringify(again.summary));
+  t.notRegex(again.output, /re-imaged/);
 });
 
 test.serial("destroy leaves the nodes blank but for Docker's data", async (t) => {

@@ -55,3 +55,11 @@ export const hostTools = {
  * swarm task there would push the service to another.
  */
 export const serviceNetwork = { name: "edge-ha", subnet: "172.31.0.0/16", bridge: "edge-ha0" } as const;
+
+/**
+ * The host's edge-ha marker: an id written when edge-ha's host tools are
+ * installed (modules/host-tools). A re-imaged host (new SD card, new VM
+ * image) no longer has it, which is how `pulumi up` tells it from a host
+ * that is merely unreachable (lib/host/identity.ts).
+ */
+export const hostMarker = "/etc/edge-ha/host-id";

@@ -54,11 +54,17 @@ export function hostScript(body: string): string {
  * A host script from a file of a component (modules/<component>/<file>),
  * run with the library installed on the host (modules/host-tools, which every
  * component waits for). It does not carry the library: a change to the
- * library updates the hosts' copy only, not every command.
+ * library updates the hosts' copy only, not every command. A delete on a
+ * host without the library has nothing of edge-ha's to remove (a re-imaged
+ * host, a blank one): it does nothing.
  */
-export function componentScript(componentDir: string, file: string): string {
+export function componentScript(componentDir: string, file: string, phase: "create" | "delete" = "create"): string {
   const library = hostTools.library;
-  return `[ -r ${library} ] || { echo "edge-ha's host library ${library} is missing on $(hostname): 'pulumi up' installs it" >&2; exit 1; }
+  const missing =
+    phase === "delete"
+      ? `exit 0 # nothing of edge-ha's here`
+      : `{ echo "edge-ha's host library ${library} is missing on $(hostname): 'pulumi up' installs it" >&2; exit 1; }`;
+  return `[ -r ${library} ] || ${missing}
 . ${library}
 ${readFileSync(path.join(componentDir, file), "utf8").trim()}
 `;

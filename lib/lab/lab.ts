@@ -107,6 +107,23 @@ export async function up(lab: LabOptions, count: number, options: { witness?: bo
   return nodes;
 }
 
+/**
+ * Re-images a node, as a new SD card would: its container and disk go, and a
+ * blank node comes up with the same name and address and new host keys,
+ * which are recorded in the lab's known_hosts (an operator would check them
+ * by hand). Nothing of edge-ha is on it afterwards.
+ */
+export async function reimage(lab: LabOptions, name: string): Promise<LabNode> {
+  const node = await findNode(lab, name);
+  if (node.running) await powerOff(node.container);
+  await sh`docker rm -f -v ${node.container}`;
+  await sh`docker volume rm ${`${node.container}-docker`}`;
+  const publicKey = readFileSync(`${labFiles(lab).key}.pub`, "utf8").trim();
+  await ensureNode(lab, name, node.address, publicKey, await mirrorHosts());
+  await recordHostKeys(lab, await listNodes(lab));
+  return findNode(lab, name);
+}
+
 async function ensureNetwork(lab: LabOptions): Promise<void> {
   const exists = await $({ quiet: true, nothrow: true })`docker network inspect ${network(lab)}`;
   if (exists.exitCode !== 0) {

@@ -33,6 +33,12 @@ export interface HostConnection {
   hostKey: string;
   /** The host's inventory name, for messages. */
   name: string;
+  /**
+   * How many times the stack found this host re-imaged (lib/host/identity;
+   * 0 until then). When it grows, every resource on the host is replaced:
+   * created again from blank.
+   */
+  generation?: number;
 }
 
 /** Tries and time per try when the host does not answer: an unreachable host fails in about half a minute, not minutes. */
@@ -42,6 +48,7 @@ const dial = { dialErrorLimit: 3, perDialTimeout: 10 } as const;
 export function commandConnection(c: pulumi.Input<HostConnection>): pulumi.Output<command.types.input.remote.ConnectionArgs> {
   return pulumi.output(c).apply((c) => {
     if (!c.hostKey) throw new Error(`no host key for ${c.name} (${c.host}): edge-ha never connects without one`);
+    // Only what @pulumi/command knows: the generation is ours (see withGeneration).
     // The whole connection is secret (its private key is), and @pulumi/command keeps it so.
     return { host: c.host, port: c.port, user: c.user, privateKey: c.privateKey, hostKey: c.hostKey, ...dial };
   });
@@ -72,6 +79,18 @@ export function hostCommandScript(scripts: Pick<HostCommandArgs, "create" | "upd
 }
 
 /**
+ * `triggers`, plus the host's generation once it was re-imaged: so a new
+ * installation of the host gets every resource anew. Unchanged (even
+ * undefined) at generation 0, so a stack made before generations existed
+ * sees no change.
+ */
+function withGeneration(connection: pulumi.Input<HostConnection>, triggers?: pulumi.Input<unknown[]>): pulumi.Output<unknown[]> {
+  // Not secret (the connection is, for its key); an output of undefined is no input at all, as before generations existed.
+  const generation = pulumi.unsecret(pulumi.output(connection).apply((c) => c.generation ?? 0));
+  return pulumi.all([generation, triggers]).apply(([g, t]) => (g ? [...((t as unknown[] | undefined) ?? []), `host generation ${g}`] : t)) as pulumi.Output<unknown[]>;
+}
+
+/**
  * A script run on a host over SSH as a @pulumi/command `remote.Command`
  * (see the top of this file for how the script travels). Its stdout is the
  * resource's `stdout`; it is not logged (scripts may print secrets, such as
@@ -89,11 +108,13 @@ export class HostCommand extends command.remote.Command {
         delete: args.delete === undefined ? undefined : "bash -s -- delete",
         // Secret when any value of the environment is.
         stdin: pulumi.output(args.environment ?? {}).apply((env) => hostCommandScript(scripts, env)),
-        triggers: args.triggers,
+        triggers: withGeneration(args.connection, args.triggers),
         logging: "none",
         addPreviousOutputInEnv: false,
       },
-      opts,
+      // A replacement runs the old delete before the new create: both touch the same files and
+      // containers on the host, and the other order would have the delete undo the create.
+      { deleteBeforeReplace: true, ...opts },
     );
   }
 }
@@ -114,6 +135,10 @@ export interface CopyToHostArgs {
  */
 export class CopyToHost extends command.remote.CopyToRemote {
   constructor(name: string, args: CopyToHostArgs, opts?: pulumi.CustomResourceOptions) {
-    super(name, { connection: commandConnection(args.connection), source: new pulumi.asset.FileAsset(args.source), remotePath: args.remotePath }, opts);
+    super(
+      name,
+      { connection: commandConnection(args.connection), source: new pulumi.asset.FileAsset(args.source), remotePath: args.remotePath, triggers: withGeneration(args.connection) },
+      opts,
+    );
   }
 }

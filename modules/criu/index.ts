@@ -97,7 +97,7 @@ export class Criu extends pulumi.ComponentResource {
           environment: { SOURCE: source, VERSION: version, SHA256: sha256, MIRROR: mirror, RUNTIME_PACKAGES: runtimePackages, BUILD_PACKAGES: buildPackages, STAGE: stage },
           triggers: [source, version, sha256],
           create: componentScript(__dirname, "stage.sh"),
-          delete: componentScript(__dirname, "unstage.sh"),
+          delete: componentScript(__dirname, "unstage.sh", "delete"),
         },
         { parent: this, dependsOn: builder.dependsOn },
       );
@@ -119,7 +119,7 @@ export class Criu extends pulumi.ComponentResource {
               STAGE: stage,
             },
             create: componentScript(__dirname, "install.sh"),
-            delete: componentScript(__dirname, "remove.sh"),
+            delete: componentScript(__dirname, "remove.sh", "delete"),
           },
           { parent: this, dependsOn: [staged, ...(node.dependsOn ?? [])] },
         );

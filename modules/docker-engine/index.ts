@@ -65,7 +65,7 @@ export class DockerEngine extends pulumi.ComponentResource {
         connection: args.connection,
         environment: { SOURCE: source, PACKAGES: packages[source], DAEMON_JSON: JSON.stringify(daemonConfig(args), null, 2) },
         create: componentScript(__dirname, "install.sh"),
-        delete: componentScript(__dirname, "remove.sh"),
+        delete: componentScript(__dirname, "remove.sh", "delete"),
       },
       { parent: this },
     );

@@ -1,6 +1,8 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
+import { randomUUID } from "node:crypto";
 import { runsServices, type Inventory } from "../../lib/config/inventory";
+import type { HostIdentity } from "../../lib/host/identity";
 import { serviceNetwork } from "../../lib/host/paths";
 import type { ClusterSettings } from "../../lib/config/settings";
 import { Criu } from "../criu";
@@ -18,6 +20,12 @@ export interface EdgeClusterArgs {
   settings: ClusterSettings;
   /** Password of the rsync daemons; generated once and kept in the state when not given. */
   rsyncPassword?: pulumi.Input<string>;
+  /**
+   * Per host, the installation the stack provisions (lib/host/identity
+   * decideIdentity): its marker and generation. A host missing here is a new
+   * one: generation 0, a new marker.
+   */
+  identities?: Record<string, HostIdentity>;
 }
 
 export interface NodeOutputs {
@@ -43,22 +51,29 @@ export class EdgeCluster extends pulumi.ComponentResource {
   readonly swarmLeader: string;
   /** Every host as services see it: reachable, and ready once its engine, CRIU, rsync daemon and swarm membership are. */
   readonly ready: Record<string, ClusterNode> = {};
+  /** Per host, its marker (once installed) and generation: what the next run compares the host with. */
+  readonly identities: Record<string, pulumi.Output<HostIdentity>> = {};
 
   constructor(name: string, args: EdgeClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("edge-ha:cluster:EdgeCluster", name, {}, opts);
     const { inventory, settings } = args;
     // Every host's SSH settings are checked before the first resource exists,
     // so that a bad one stops the program before anything changes.
-    const connections = new Map(inventory.hosts.map((host) => [host.name, connectionFor(host)]));
+    const identityOf = (name: string) => args.identities?.[name] ?? { id: randomUUID(), generation: 0 };
+    const identities = new Map(inventory.hosts.map((host) => [host.name, identityOf(host.name)]));
+    const generationOf = (name: string) => identities.get(name)!.generation;
+    const connections = new Map(inventory.hosts.map((host) => [host.name, connectionFor(host, generationOf(host.name))]));
     const parent = { parent: this };
     const password = args.rsyncPassword ?? new GeneratedSecret(`${name}-rsync-password`, {}, parent).value;
     const allowedHosts = inventory.hosts.filter(runsServices).map((h) => h.address);
 
     const base = inventory.hosts.map((host) => {
       const connection = connections.get(host.name)!;
-      const facts = new HostFacts(host.name, { host }, parent);
+      const { id, generation } = identities.get(host.name)!;
+      const facts = new HostFacts(host.name, { host, generation }, parent);
       // edge-ha's shell library first: every other host script runs with it.
-      const tools = new HostTools(host.name, { connection }, { ...parent, dependsOn: [facts] });
+      const tools = new HostTools(host.name, { connection, hostId: id }, { ...parent, dependsOn: [facts] });
+      this.identities[host.name] = tools.hostId.apply((installed) => ({ id: installed, generation }));
       return { host, connection, facts, tools };
     });
     // A witness gets only the above (and the failover agent): no Docker, rsync, CRIU or swarm.
@@ -82,6 +97,8 @@ export class EdgeCluster extends pulumi.ComponentResource {
           driver: "bridge",
           ipamConfigs: [{ subnet: serviceNetwork.subnet }],
           options: { "com.docker.network.bridge.name": serviceNetwork.bridge },
+          // A re-imaged host gets it anew (labels force a replacement); none at generation 0, as before.
+          labels: generationOf(host.name) ? [{ label: "edge-ha.host-generation", value: String(generationOf(host.name)) }] : undefined,
         },
         { ...parent, provider: engine.provider, dependsOn: [engine] },
       );
@@ -101,15 +118,15 @@ export class EdgeCluster extends pulumi.ComponentResource {
       parent,
     );
 
-    const swarm = new SwarmCluster(name, { nodes: perHost.map(({ host, connection, engine }) => ({ host, connection, dependsOn: [engine] })) }, parent);
+    const swarm = new SwarmCluster(name, { nodes: perHost.map(({ host, connection, engine }) => ({ host, connection, dependsOn: [engine], generation: generationOf(host.name) })) }, parent);
     this.swarmLeader = swarm.leaderAddress;
 
     for (const { host, connection, facts, tools } of base) {
-      this.ready[host.name] = { host, connection, dependsOn: [facts, tools] };
+      this.ready[host.name] = { host, connection, dependsOn: [facts, tools], generation: generationOf(host.name) };
       this.nodes[host.name] = { address: host.address, kernel: facts.kernel };
     }
     for (const { host, connection, facts, tools, engine, network, rsync } of perHost) {
-      this.ready[host.name] = { host, connection, dependsOn: [facts, tools, engine, network, rsync, criu, swarm], docker: engine.provider };
+      this.ready[host.name] = { host, connection, dependsOn: [facts, tools, engine, network, rsync, criu, swarm], docker: engine.provider, generation: generationOf(host.name) };
       this.nodes[host.name] = {
         address: host.address,
         kernel: facts.kernel,
@@ -119,6 +136,6 @@ export class EdgeCluster extends pulumi.ComponentResource {
         swarmNodeId: swarm.nodeIds[host.name],
       };
     }
-    this.registerOutputs({ nodes: this.nodes, swarmLeader: this.swarmLeader });
+    this.registerOutputs({ nodes: this.nodes, swarmLeader: this.swarmLeader, identities: this.identities });
   }
 }

@@ -56,7 +56,7 @@ export class FailoverAgents extends pulumi.ComponentResource {
             EVENTS: agentPaths.events,
           },
           create: componentScript(__dirname, "install.sh"),
-          delete: componentScript(__dirname, "remove.sh"),
+          delete: componentScript(__dirname, "remove.sh", "delete"),
         },
         { parent: this, dependsOn: [copied] },
       );

@@ -42,7 +42,13 @@ export class HaService extends pulumi.ComponentResource {
     // removal: they hold the service's data (a migration carries their content; docker makes them elsewhere).
     const volumes = (node: ClusterNode) =>
       (spec.volumes ?? []).map(
-        (v) => new docker.Volume(`${name}-${node.host.name}-${v.name}`, { name: v.name }, { parent: this, provider: node.docker, dependsOn: node.dependsOn, retainOnDelete: true }),
+        (v) =>
+          new docker.Volume(
+            `${name}-${node.host.name}-${v.name}`,
+            // A re-imaged host gets it anew (labels force a replacement); none at generation 0, as before.
+            { name: v.name, labels: node.generation ? [{ label: "edge-ha.host-generation", value: String(node.generation) }] : undefined },
+            { parent: this, provider: node.docker, dependsOn: node.dependsOn, retainOnDelete: true },
+          ),
       );
 
     const started = new HostCommand(
@@ -52,7 +58,7 @@ export class HaService extends pulumi.ComponentResource {
         triggers: [spec],
         environment: { SERVICE: service, RUN_ARGS: runOptions(spec) },
         create: componentScript(__dirname, "start.sh"),
-        delete: componentScript(__dirname, "remove.sh"),
+        delete: componentScript(__dirname, "remove.sh", "delete"),
       },
       { parent: this, dependsOn: [...(primary.dependsOn ?? []), ...volumes(primary)] },
     );
@@ -60,7 +66,7 @@ export class HaService extends pulumi.ComponentResource {
     // The standby holds synced checkpoints, and the service after a failover: both go when the service does.
     new HostCommand(
       `${name}-standby`,
-      { connection: standby.connection, environment: { SERVICE: service }, create: ":", delete: componentScript(__dirname, "remove.sh") },
+      { connection: standby.connection, environment: { SERVICE: service }, create: ":", delete: componentScript(__dirname, "remove.sh", "delete") },
       { parent: this, dependsOn: [...(standby.dependsOn ?? []), ...volumes(standby)] },
     );
 
@@ -78,7 +84,7 @@ export class HaService extends pulumi.ComponentResource {
           INTERVAL_MS: String(Math.round(args.syncInterval * 1000)),
         },
         create: componentScript(__dirname, "sync.sh"),
-        delete: componentScript(__dirname, "stop-sync.sh"),
+        delete: componentScript(__dirname, "stop-sync.sh", "delete"),
       },
       { parent: this, dependsOn: [started] },
     );

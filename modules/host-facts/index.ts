@@ -23,8 +23,8 @@ export function hostKeyFrom(knownHosts: string, address: string, port: number): 
   return keys.sort((a, b) => rank(a) - rank(b))[0];
 }
 
-/** The SSH connection to an inventory host: its private key a secret, only its own host key trusted. */
-export function connectionFor(host: Host): HostConnection {
+/** The SSH connection to an inventory host: its private key a secret, only its own host key trusted; `generation` as in HostConnection. */
+export function connectionFor(host: Host, generation = 0): HostConnection {
   const hostKey = hostKeyFrom(readFileSync(host.ssh.knownHostsFile, "utf8"), host.address, host.ssh.port);
   if (!hostKey) {
     throw new UserError(`${host.ssh.knownHostsFile} has no key for ${host.name} (${host.address}); add its host key (ssh-keyscan, checked by hand) before provisioning`);
@@ -36,6 +36,7 @@ export function connectionFor(host: Host): HostConnection {
     privateKey: pulumi.secret(readFileSync(host.ssh.privateKeyFile, "utf8")),
     hostKey,
     name: host.name,
+    generation,
   };
 }
 
@@ -46,10 +47,14 @@ export interface ClusterNode {
   dependsOn?: pulumi.Input<pulumi.Resource>[];
   /** The @pulumi/docker provider of the host's engine, once the engine is there (EdgeCluster.ready has it). */
   docker?: docker.Provider;
+  /** How many times the stack found the host re-imaged (HostConnection.generation); 0 when not given. */
+  generation?: number;
 }
 
 export interface HostFactsArgs {
   host: Host;
+  /** As in HostConnection (default 0). */
+  generation?: number;
 }
 
 /** `uname -m` names of the inventory's architectures. */
@@ -72,7 +77,7 @@ export class HostFacts extends pulumi.ComponentResource {
 case " ${machines[host.arch].join(" ")} " in *" $m "*) ;; *)
   echo "${host.name} (${host.address}) is $m, but the inventory says arch: ${host.arch}; fix hosts[].arch for ${host.name}" >&2; exit 1;;
 esac`,
-        connection: connectionFor(host),
+        connection: connectionFor(host, args.generation),
       },
       { parent: this },
     );

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { hostTools } from "../../lib/host/paths";
+import { hostMarker, hostTools } from "../../lib/host/paths";
 import { hostFile, hostLibrary, hostScript } from "../../lib/host/shell";
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
@@ -8,6 +8,8 @@ import { HostCommand, type HostConnection } from "../command";
 export interface HostToolsArgs {
   /** How to reach the host. */
   connection: pulumi.Input<HostConnection>;
+  /** The host's edge-ha marker, written to lib/host/paths hostMarker (lib/host/identity decides it). */
+  hostId: string;
 }
 
 /**
@@ -19,12 +21,16 @@ export interface HostToolsArgs {
  * change to any of the files updates them in place; removal takes them away.
  */
 export class HostTools extends pulumi.ComponentResource {
+  /** The marker the host holds now (known once the files are installed). */
+  readonly hostId: pulumi.Output<string>;
   /** A short digest of the installed files: it changes when they do. */
   readonly digest: pulumi.Output<string>;
 
   constructor(name: string, args: HostToolsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("edge-ha:node:HostTools", name, {}, opts);
     const files = {
+      HOST_ID: args.hostId,
+      MARKER: hostMarker,
       LIBRARY_PATH: hostTools.library,
       CTL_PATH: hostTools.ctl,
       LIBRARY: hostLibrary,
@@ -42,8 +48,9 @@ export class HostTools extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    this.digest = installed.stdout;
-    this.registerOutputs({ digest: this.digest });
+    this.hostId = installed.stdout.apply((s) => s.split("\n")[0]);
+    this.digest = installed.stdout.apply((s) => s.split("\n")[1] ?? "");
+    this.registerOutputs({ hostId: this.hostId, digest: this.digest });
   }
 }
 

@@ -66,7 +66,7 @@ export class RsyncDaemon extends pulumi.ComponentResource {
         connection: args.connection,
         environment: { RSYNCD_CONF: rsyncdConfig(args), DAEMON_USER: user, RSYNC_SECRET: args.password, PORT: String(port) },
         create: componentScript(__dirname, "install.sh"),
-        delete: componentScript(__dirname, "remove.sh"),
+        delete: componentScript(__dirname, "remove.sh", "delete"),
       },
       { parent: this },
     );

@@ -41,7 +41,7 @@ export class ServiceImage extends pulumi.ComponentResource {
           triggers: [image.ref],
           environment: { REF: image.ref, TARBALL: remoteTar, SHA256: image.sha256, CHANGES: image.changes.join("\n") },
           create: componentScript(__dirname, "import.sh"),
-          delete: componentScript(__dirname, "untag.sh"),
+          delete: componentScript(__dirname, "untag.sh", "delete"),
         },
         { parent: this, dependsOn: [copied] },
       );

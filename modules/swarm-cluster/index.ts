@@ -35,7 +35,7 @@ export class SwarmCluster extends pulumi.ComponentResource {
         connection: leader.connection,
         environment: { ADDR: leader.host.address },
         create: componentScript(__dirname, "init.sh"),
-        delete: componentScript(__dirname, "leave.sh"),
+        delete: componentScript(__dirname, "leave.sh", "delete"),
       },
       { parent: this, dependsOn: leader.dependsOn, additionalSecretOutputs: ["stdout"] },
     );
@@ -56,7 +56,7 @@ export class SwarmCluster extends pulumi.ComponentResource {
             connection: node.connection,
             environment: { ADDR: node.host.address, LEADER: leader.host.address, TOKEN: this.workerToken },
             create: componentScript(__dirname, "join.sh"),
-            delete: componentScript(__dirname, "leave.sh"),
+            delete: componentScript(__dirname, "leave.sh", "delete"),
           },
           { parent: this, dependsOn: [init, ...(node.dependsOn ?? [])] },
         );
@@ -70,9 +70,11 @@ export class SwarmCluster extends pulumi.ComponentResource {
         {
           connection: leader.connection,
           environment: { NODE_ID: nodeId, LABELS: labels, ROLE: node.host.roles[0] },
+          // Runs on the leader, for this node: a re-imaged node's entry is removed (the old ID) and set anew.
+          triggers: node.generation ? [`node generation ${node.generation}`] : undefined,
           create: componentScript(__dirname, "node-settings.sh"),
           // The first manager keeps its place until the swarm itself goes.
-          delete: isLeader ? undefined : componentScript(__dirname, "remove-node.sh"),
+          delete: isLeader ? undefined : componentScript(__dirname, "remove-node.sh", "delete"),
         },
         { parent: this, dependsOn: member ? [member] : [init] },
       );

@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { boot, crash, heal, partition, shape, unshape } from "../../lib/lab/faults";
-import { down, labOptions, listNodes, up } from "../../lib/lab/lab";
+import { down, labOptions, listNodes, reimage, up } from "../../lib/lab/lab";
 import { UsageError, UserError } from "../../lib/log";
 
 export const help = `Usage: edge-ha lab <command> [options]
@@ -16,6 +16,8 @@ Commands:
   down                                 remove every container, volume, network and rule of the lab
   crash NODE                           power a node off at once (no clean shutdown; disk kept)
   boot NODE                            power it on again
+  reimage NODE                         replace a node by a blank one with the same name and address
+                                       (new disk, new host keys, recorded in the lab's known_hosts)
   partition NODE                       cut a node off from the other nodes (it keeps running)
   heal NODE                            undo partition
   shape NODE --rate R [--loss L] [--delay D]
@@ -84,6 +86,11 @@ export async function main(args: string[]): Promise<void> {
       return crash(lab, node());
     case "boot":
       return boot(lab, node());
+    case "reimage": {
+      const n = await reimage(lab, node());
+      console.log(`${n.name}\t${n.address}\tre-imaged: blank, new host keys`);
+      return;
+    }
     case "partition":
       return partition(lab, node());
     case "heal":

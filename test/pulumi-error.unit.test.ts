@@ -1,0 +1,24 @@
+import test from "ava";
+import { PulumiError } from "../lib/pulumi";
+
+test("a failed pulumi run is said in one sentence: Pulumi's error lines once each, a list that follows one included, no engine boilerplate", (t) => {
+  const output = `Previewing update (provtest):
+  + pulumi:pulumi:Stack edge-ha-provtest create
+Diagnostics:
+  pulumi:pulumi:Stack (edge-ha-provtest):
+    error: stacks/Pulumi.provtest.yaml has invalid settings:
+      - edge-ha:criuSource: expected one of auto, distro, build, found "sometimes"
+    error: preview failed
+  command:remote:Command (node3-engine):
+    error: command failed on node3: exit status 1
+    error: command failed on node3: exit status 1
+  - node3-facts delete
+`;
+  const err = new PulumiError("pulumi preview --stack provtest", output, "/tmp/x.log");
+  t.is(
+    err.message,
+    'pulumi preview --stack provtest failed: stacks/Pulumi.provtest.yaml has invalid settings: - edge-ha:criuSource: expected one of auto, distro, build, found "sometimes"; command failed on node3: exit status 1 (whole output: /tmp/x.log)',
+  );
+  t.is(err.output, output);
+  t.is(PulumiError.errorsOf("just one line\n"), "just one line", "no error line: its last line");
+});
