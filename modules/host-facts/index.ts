@@ -1,6 +1,7 @@
 import type * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { readFileSync } from "node:fs";
+import * as path from "node:path";
 import type { Host } from "../../lib/config/inventory";
 import { UserError } from "../../lib/log";
 import { HostCommand, type HostConnection } from "../command";
@@ -73,10 +74,8 @@ export class HostFacts extends pulumi.ComponentResource {
     const facts = new HostCommand(
       `${name}-facts`,
       {
-        create: `hostname; uname -r; m=$(uname -m); echo "$m"
-case " ${machines[host.arch].join(" ")} " in *" $m "*) ;; *)
-  echo "${host.name} (${host.address}) is $m, but the inventory says arch: ${host.arch}; fix hosts[].arch for ${host.name}" >&2; exit 1;;
-esac`,
+        environment: { HOST: `${host.name} (${host.address})`, ARCH: host.arch, MACHINES: machines[host.arch].join(" ") },
+        create: readFileSync(path.join(__dirname, "facts.sh"), "utf8"),
         connection: connectionFor(host, args.generation),
       },
       { parent: this },
