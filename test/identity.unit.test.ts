@@ -25,11 +25,11 @@ test("a host with the marker the stack gave it is the same installation", (t) =>
 
 test("a host whose marker is gone was re-imaged: a new id, the next generation, and one sentence saying so", (t) => {
   t.deepEqual(decideIdentity("pi2", previous, { reachable: true, marker: "" }, newId), {
-    identity: { id: "fresh", generation: 2 },
+    identity: { id: "fresh", generation: 2, reimaged: true },
     note: "pi2 was re-imaged: its edge-ha marker /etc/edge-ha/host-id is gone; it will be provisioned from blank",
   });
   const other = decideIdentity("pi2", previous, { reachable: true, marker: "def987654321" }, newId);
-  t.deepEqual(other.identity, { id: "def987654321", generation: 2 });
+  t.deepEqual(other.identity, { id: "def987654321", generation: 2, reimaged: true });
   t.regex(other.note!, /pi2 holds another edge-ha marker \(def98765\) than the one this stack gave it \(abc12345\)/);
 });
 

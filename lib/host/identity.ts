@@ -15,6 +15,12 @@ import { sshExec } from "./ssh";
 export interface HostIdentity {
   id: string;
   generation: number;
+  /**
+   * Found re-imaged in this run (never recorded): what the stack holds of the
+   * host is gone with its old disk, so nothing of it is deleted there (its
+   * old SSH host key would not even be accepted).
+   */
+  reimaged?: boolean;
 }
 
 /** What a look at the host found: unreachable, or reachable with its marker (empty when it has none). */
@@ -37,10 +43,10 @@ export function decideIdentity(name: string, previous: HostIdentity | undefined,
   if (now.marker === previous.id) return { identity: previous };
   const generation = previous.generation + 1;
   if (now.marker === "") {
-    return { identity: { id: newId(), generation }, note: `${name} was re-imaged: its edge-ha marker ${hostMarker} is gone; it will be provisioned from blank` };
+    return { identity: { id: newId(), generation, reimaged: true }, note: `${name} was re-imaged: its edge-ha marker ${hostMarker} is gone; it will be provisioned from blank` };
   }
   return {
-    identity: { id: now.marker, generation },
+    identity: { id: now.marker, generation, reimaged: true },
     note: `${name} holds another edge-ha marker (${now.marker.slice(0, 8)}) than the one this stack gave it (${previous.id.slice(0, 8)}): it was re-imaged and provisioned by another stack; it will be provisioned again`,
   };
 }

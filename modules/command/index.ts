@@ -39,6 +39,8 @@ export interface HostConnection {
    * created again from blank.
    */
   generation?: number;
+  /** Found re-imaged in this run (lib/host/identity): the resources the stack held there are dropped, not deleted. */
+  reimaged?: boolean;
 }
 
 /** Tries and time per try when the host does not answer: an unreachable host fails in about half a minute, not minutes. */
@@ -79,6 +81,17 @@ export function hostCommandScript(scripts: Pick<HostCommandArgs, "create" | "upd
 }
 
 /**
+ * Resource options for a resource on the host `connection` reaches: on a host
+ * found re-imaged in this run, the replaced resource's old self is dropped
+ * from the state without its delete (what it made went with the old disk,
+ * and the old host key it would connect with is no longer the host's).
+ */
+function onHost(connection: pulumi.Input<HostConnection>, opts?: pulumi.CustomResourceOptions): pulumi.CustomResourceOptions {
+  const plain = pulumi.Output.isInstance(connection) || typeof (connection as Promise<unknown>).then === "function" ? undefined : (connection as HostConnection);
+  return plain?.reimaged ? { retainOnDelete: true, ...opts } : { ...opts };
+}
+
+/**
  * `triggers`, plus the host's generation once it was re-imaged: so a new
  * installation of the host gets every resource anew. Unchanged (even
  * undefined) at generation 0, so a stack made before generations existed
@@ -114,7 +127,7 @@ export class HostCommand extends command.remote.Command {
       },
       // A replacement runs the old delete before the new create: both touch the same files and
       // containers on the host, and the other order would have the delete undo the create.
-      { deleteBeforeReplace: true, ...opts },
+      { deleteBeforeReplace: true, ...onHost(args.connection, opts) },
     );
   }
 }
@@ -138,7 +151,7 @@ export class CopyToHost extends command.remote.CopyToRemote {
     super(
       name,
       { connection: commandConnection(args.connection), source: new pulumi.asset.FileAsset(args.source), remotePath: args.remotePath, triggers: withGeneration(args.connection) },
-      opts,
+      onHost(args.connection, opts),
     );
   }
 }
