@@ -42,7 +42,7 @@ test("a host the stack has no record of starts at generation 0, adopting the mar
   t.deepEqual(decideIdentity("pi2", undefined, { reachable: true, marker: "abc123456789" }, newId), { identity: { id: "abc123456789", generation: 0 } });
 });
 
-test("every resource on a re-imaged host carries its generation, so all are replaced; a host at generation 0 gets no new trigger", async (t) => {
+test("every command on a re-imaged host carries its generation, so its create runs again there; copies are made again; a host at generation 0 sees no change", async (t) => {
   const dir = mkdtempSync(path.join(tmpdir(), "edge-ha-identity-"));
   writeFileSync(path.join(dir, "id"), "-----BEGIN OPENSSH PRIVATE KEY-----\nKEY\n-----END OPENSSH PRIVATE KEY-----\n");
   writeFileSync(path.join(dir, "known_hosts"), "10.0.0.1 ssh-ed25519 AAAA1\n10.0.0.2 ssh-ed25519 AAAA2\n10.0.0.3 ssh-ed25519 AAAA3\n");
@@ -61,12 +61,16 @@ hosts:
   const commands = registered.filter((r) => r.type === "command:remote:Command" || r.type === "command:remote:CopyToRemote");
   const onPi2 = commands.filter((r) => r.inputs.connection?.host === "10.0.0.2");
   t.true(onPi2.length >= 5);
-  for (const r of onPi2) t.true((r.inputs.triggers ?? []).includes("host generation 2"), `${r.name} is replaced with its host`);
+  for (const r of onPi2) {
+    // An update, not a replacement: a replacement would run the old delete, with the old host key.
+    if (r.type === "command:remote:Command") t.regex(r.inputs.stdin, /^export EDGE_HA_GENERATION='2'$/m, `${r.name} runs its create again`);
+    else t.true((r.inputs.triggers ?? []).includes("host generation 2"), `${r.name} is copied again`);
+  }
   // Run on the leader, but for pi2: its swarm entry is removed and set anew.
   t.deepEqual(registered.find((r) => r.name === "shop-pi2-settings")!.inputs.triggers, ["node generation 2"]);
   t.deepEqual(registered.find((r) => r.name === "pi2-service-network")!.inputs.labels, [{ label: "edge-ha.host-generation", value: "2" }]);
   for (const r of commands.filter((r) => r.inputs.connection?.host === "10.0.0.1" && r.name !== "shop-pi2-settings")) {
-    t.false(JSON.stringify(r.inputs.triggers ?? []).includes("generation"), `${r.name}: nothing new at generation 0`);
+    t.false(JSON.stringify(r.inputs.triggers ?? []).includes("generation") || /EDGE_HA_GENERATION/.test(r.inputs.stdin ?? ""), `${r.name}: nothing new at generation 0`);
   }
   t.is(registered.find((r) => r.name === "pi1-service-network")!.inputs.labels, undefined);
   t.regex(registered.find((r) => r.name === "pi2-host-tools")!.inputs.stdin, /export HOST_ID='two'/, "the host gets the marker the stack decided");

@@ -219,7 +219,7 @@ test.serial("a re-imaged node (blank, same name and address) is provisioned agai
   const preview = await stack.preview();
   t.regex(preview.output, /node3 was re-imaged: its edge-ha marker \/etc\/edge-ha\/host-id is gone; it will be provisioned from blank/);
   t.notRegex(preview.output, /node[12] was re-imaged/);
-  t.true((preview.summary.replace ?? 0) > 10, `node3's resources are replaced: ${JSON.stringify(preview.summary)}`);
+  t.true((preview.summary.update ?? 0) + (preview.summary.replace ?? 0) > 10, `node3's resources are made again: ${JSON.stringify(preview.summary)}`);
 
   const upped = await stack.up();
   t.regex(upped.output, /node3 was re-imaged/);

@@ -7,19 +7,16 @@ import { sshExec } from "./ssh";
  * Which installation of a host the stack provisioned. A Pi whose SD card
  * died comes back with the same name and address and nothing on it; the
  * stack must not believe it is provisioned. Each host carries a marker
- * (hostMarker); the stack records it with a generation, and every resource
- * on a host is replaced when its generation grows (modules/command).
+ * (hostMarker); the stack records it with a generation, and when the
+ * generation grows every command on the host runs its create script again
+ * (modules/command HostConnection.generation).
  */
 
 /** The stack's record of a host: its marker's id, and how many times it was found re-imaged. */
 export interface HostIdentity {
   id: string;
   generation: number;
-  /**
-   * Found re-imaged in this run (never recorded): what the stack holds of the
-   * host is gone with its old disk, so nothing of it is deleted there (its
-   * old SSH host key would not even be accepted).
-   */
+  /** Found re-imaged in this run (never recorded). */
   reimaged?: boolean;
 }
 

@@ -35,12 +35,14 @@ export interface HostConnection {
   name: string;
   /**
    * How many times the stack found this host re-imaged (lib/host/identity;
-   * 0 until then). When it grows, every resource on the host is replaced:
-   * created again from blank.
+   * 0 until then). When it grows, every command on the host runs its create
+   * script again (an update: the connection's new host key and this number
+   * change its inputs), and every copy is made again: the host is
+   * provisioned from blank. No delete runs on it: what the old deletes would
+   * remove went with the old disk, and they would connect with the old host
+   * key, which the new installation no longer has.
    */
   generation?: number;
-  /** Found re-imaged in this run (lib/host/identity): the resources the stack held there are dropped, not deleted. */
-  reimaged?: boolean;
 }
 
 /** Tries and time per try when the host does not answer: an unreachable host fails in about half a minute, not minutes. */
@@ -81,26 +83,19 @@ export function hostCommandScript(scripts: Pick<HostCommandArgs, "create" | "upd
 }
 
 /**
- * Resource options for a resource on the host `connection` reaches: on a host
- * found re-imaged in this run, the replaced resource's old self is dropped
- * from the state without its delete (what it made went with the old disk,
- * and the old host key it would connect with is no longer the host's).
- */
-function onHost(connection: pulumi.Input<HostConnection>, opts?: pulumi.CustomResourceOptions): pulumi.CustomResourceOptions {
-  const plain = pulumi.Output.isInstance(connection) || typeof (connection as Promise<unknown>).then === "function" ? undefined : (connection as HostConnection);
-  return plain?.reimaged ? { retainOnDelete: true, ...opts } : { ...opts };
-}
-
-/**
- * `triggers`, plus the host's generation once it was re-imaged: so a new
- * installation of the host gets every resource anew. Unchanged (even
+ * `triggers`, plus the host's generation once it was re-imaged, for copies
+ * (their replacement deletes nothing on the host). Unchanged (even
  * undefined) at generation 0, so a stack made before generations existed
  * sees no change.
  */
 function withGeneration(connection: pulumi.Input<HostConnection>, triggers?: pulumi.Input<unknown[]>): pulumi.Output<unknown[]> {
-  // Not secret (the connection is, for its key); an output of undefined is no input at all, as before generations existed.
-  const generation = pulumi.unsecret(pulumi.output(connection).apply((c) => c.generation ?? 0));
-  return pulumi.all([generation, triggers]).apply(([g, t]) => (g ? [...((t as unknown[] | undefined) ?? []), `host generation ${g}`] : t)) as pulumi.Output<unknown[]>;
+  // An output of undefined is no input at all, as before generations existed.
+  return pulumi.all([generationOf(connection), triggers]).apply(([g, t]) => (g ? [...((t as unknown[] | undefined) ?? []), `host generation ${g}`] : t)) as pulumi.Output<unknown[]>;
+}
+
+/** The host's generation, not secret (the connection is, for its key). */
+function generationOf(connection: pulumi.Input<HostConnection>): pulumi.Output<number> {
+  return pulumi.unsecret(pulumi.output(connection).apply((c) => c.generation ?? 0));
 }
 
 /**
@@ -119,15 +114,18 @@ export class HostCommand extends command.remote.Command {
         create: "bash -s -- create",
         update: args.update === undefined ? undefined : "bash -s -- update",
         delete: args.delete === undefined ? undefined : "bash -s -- delete",
-        // Secret when any value of the environment is.
-        stdin: pulumi.output(args.environment ?? {}).apply((env) => hostCommandScript(scripts, env)),
-        triggers: withGeneration(args.connection, args.triggers),
+        // Secret when any value of the environment is. A re-imaged host's generation is part of it, so
+        // that the create script runs again there (an update, not a replacement: see HostConnection).
+        stdin: pulumi
+          .all([args.environment ?? {}, generationOf(args.connection)])
+          .apply(([env, generation]) => hostCommandScript(scripts, generation ? { ...env, EDGE_HA_GENERATION: String(generation) } : env)),
+        triggers: args.triggers,
         logging: "none",
         addPreviousOutputInEnv: false,
       },
       // A replacement runs the old delete before the new create: both touch the same files and
       // containers on the host, and the other order would have the delete undo the create.
-      { deleteBeforeReplace: true, ...onHost(args.connection, opts) },
+      { deleteBeforeReplace: true, ...opts },
     );
   }
 }
@@ -151,7 +149,7 @@ export class CopyToHost extends command.remote.CopyToRemote {
     super(
       name,
       { connection: commandConnection(args.connection), source: new pulumi.asset.FileAsset(args.source), remotePath: args.remotePath, triggers: withGeneration(args.connection) },
-      onHost(args.connection, opts),
+      opts,
     );
   }
 }

@@ -62,15 +62,15 @@ export class EdgeCluster extends pulumi.ComponentResource {
     const identityOf = (name: string) => args.identities?.[name] ?? { id: randomUUID(), generation: 0 };
     const identities = new Map(inventory.hosts.map((host) => [host.name, identityOf(host.name)]));
     const generationOf = (name: string) => identities.get(name)!.generation;
-    const connections = new Map(inventory.hosts.map((host) => [host.name, connectionFor(host, generationOf(host.name), identities.get(host.name)!.reimaged)]));
+    const connections = new Map(inventory.hosts.map((host) => [host.name, connectionFor(host, generationOf(host.name))]));
     const parent = { parent: this };
     const password = args.rsyncPassword ?? new GeneratedSecret(`${name}-rsync-password`, {}, parent).value;
     const allowedHosts = inventory.hosts.filter(runsServices).map((h) => h.address);
 
     const base = inventory.hosts.map((host) => {
       const connection = connections.get(host.name)!;
-      const { id, generation, reimaged } = identities.get(host.name)!;
-      const facts = new HostFacts(host.name, { host, generation, reimaged }, parent);
+      const { id, generation } = identities.get(host.name)!;
+      const facts = new HostFacts(host.name, { host, generation }, parent);
       // edge-ha's shell library first: every other host script runs with it.
       const tools = new HostTools(host.name, { connection, hostId: id }, { ...parent, dependsOn: [facts] });
       this.identities[host.name] = tools.hostId.apply((installed) => ({ id: installed, generation }));

@@ -25,7 +25,7 @@ export function hostKeyFrom(knownHosts: string, address: string, port: number): 
 }
 
 /** The SSH connection to an inventory host: its private key a secret, only its own host key trusted; `generation` as in HostConnection. */
-export function connectionFor(host: Host, generation = 0, reimaged = false): HostConnection {
+export function connectionFor(host: Host, generation = 0): HostConnection {
   const hostKey = hostKeyFrom(readFileSync(host.ssh.knownHostsFile, "utf8"), host.address, host.ssh.port);
   if (!hostKey) {
     throw new UserError(`${host.ssh.knownHostsFile} has no key for ${host.name} (${host.address}); add its host key (ssh-keyscan, checked by hand) before provisioning`);
@@ -38,7 +38,6 @@ export function connectionFor(host: Host, generation = 0, reimaged = false): Hos
     hostKey,
     name: host.name,
     generation,
-    reimaged,
   };
 }
 
@@ -57,8 +56,6 @@ export interface HostFactsArgs {
   host: Host;
   /** As in HostConnection (default 0). */
   generation?: number;
-  /** As in HostConnection. */
-  reimaged?: boolean;
 }
 
 /** `uname -m` names of the inventory's architectures. */
@@ -79,7 +76,7 @@ export class HostFacts extends pulumi.ComponentResource {
       {
         environment: { HOST: `${host.name} (${host.address})`, ARCH: host.arch, MACHINES: machines[host.arch].join(" ") },
         create: readFileSync(path.join(__dirname, "facts.sh"), "utf8"),
-        connection: connectionFor(host, args.generation, args.reimaged),
+        connection: connectionFor(host, args.generation),
       },
       { parent: this },
     );
