@@ -62,6 +62,13 @@ export class PulumiStack {
     }
   }
 
+  /** Whether the stack exists in the backend. */
+  async exists(): Promise<boolean> {
+    const env = { ...pulumiEnv(), ...this.extraEnv };
+    const existing = await $({ cwd: this.projectDir, env, quiet: true })`pulumi stack ls --json`;
+    return (JSON.parse(existing.stdout) as { name: string }[]).some((s) => s.name === this.stack);
+  }
+
   /** Creates the stack when it does not exist yet. */
   async ensure(): Promise<void> {
     const env = { ...pulumiEnv(), ...this.extraEnv };
@@ -113,12 +120,15 @@ export class PulumiStack {
     }
   }
 
-  /** Removes the stack and its state without touching its resources (for hosts that are gone). */
-  async forget(): Promise<void> {
+  /**
+   * Removes the stack and its state without touching its resources (for
+   * hosts that are gone); with keepConfig, its stacks/Pulumi.<stack>.yaml stays.
+   */
+  async forget(opts: { keepConfig?: boolean } = {}): Promise<void> {
     const env = { ...pulumiEnv(), ...this.extraEnv };
     const existing = await $({ cwd: this.projectDir, env, quiet: true })`pulumi stack ls --json`;
     if ((JSON.parse(existing.stdout) as { name: string }[]).some((s) => s.name === this.stack)) {
-      await this.run(["stack", "rm", "--yes", "--force"]);
+      await this.run(["stack", "rm", "--yes", "--force", ...(opts.keepConfig ? ["--preserve-config"] : [])]);
     }
   }
 }

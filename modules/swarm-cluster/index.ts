@@ -70,8 +70,6 @@ export class SwarmCluster extends pulumi.ComponentResource {
         {
           connection: leader.connection,
           environment: { NODE_ID: nodeId, LABELS: labels, ROLE: node.host.roles[0] },
-          // Runs on the leader, for this node: a re-imaged node's entry is removed (the old ID) and set anew.
-          triggers: node.generation ? [`node generation ${node.generation}`] : undefined,
           create: componentScript(__dirname, "node-settings.sh"),
           // The first manager keeps its place until the swarm itself goes.
           delete: isLeader ? undefined : componentScript(__dirname, "remove-node.sh", "delete"),

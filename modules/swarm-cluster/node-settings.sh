@@ -4,6 +4,15 @@
 # labels. Swarm updates race with the node's own status changes ("update out
 # of sequence"), hence the retries.
 set -euo pipefail
+# A re-imaged node joined anew under a new ID: its old entry (same hostname,
+# down) goes, so the swarm lists each node once.
+name=$(docker node inspect -f '{{.Description.Hostname}}' "$NODE_ID")
+docker node ls --format '{{.ID}} {{.Hostname}} {{.Status}}' | while read -r id host status; do
+  if [ "$host" = "$name" ] && [ "$id" != "$NODE_ID" ] && [ "$status" = Down ]; then
+    if [ "$(docker node inspect -f '{{.Spec.Role}}' "$id")" = manager ]; then retry 5 docker node demote "$id" >/dev/null; fi
+    retry 5 docker node rm --force "$id" >/dev/null
+  fi
+done
 wanted=()
 while IFS= read -r kv; do [ -n "$kv" ] && wanted+=("$kv"); done <<<"$LABELS"
 args=()

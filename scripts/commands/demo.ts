@@ -1,7 +1,7 @@
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { loadInventory } from "../../lib/config/inventory";
-import { down, labOptions, up } from "../../lib/lab/lab";
+import { down, labOptions, listNodes, up } from "../../lib/lab/lab";
 import { progress } from "../../lib/log";
 import { PulumiStack } from "../../lib/pulumi";
 import { drillKinds } from "../../lib/lab/drill";
@@ -41,7 +41,14 @@ export async function main(args: string[]): Promise<void> {
   try {
     let took = clock();
     progress("starting the local lab (3 blank Debian nodes)");
+    // A lab made anew (after lab down) has none of the hosts the lab stack may still record from a
+    // kept demo: that record is dropped (nothing to delete: those hosts are gone), so the stack is true.
+    const anew = (await listNodes(lab)).length === 0;
     const nodes = await up(lab, 3);
+    if (anew && (await stack.exists())) {
+      progress("the lab was made anew: dropping the lab stack's record of the old nodes (they are gone; nothing is deleted)");
+      await stack.forget({ keepConfig: true });
+    }
     progress(`lab up: ${nodes.map((n) => `${n.name}=${n.address}`).join(" ")} (${took()}); inventory ${path.relative(projectRoot, lab.inventoryFile)}`);
 
     await stack.ensure();
