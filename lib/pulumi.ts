@@ -125,9 +125,7 @@ export class PulumiStack {
    * hosts that are gone); with keepConfig, its stacks/Pulumi.<stack>.yaml stays.
    */
   async forget(opts: { keepConfig?: boolean } = {}): Promise<void> {
-    const env = { ...pulumiEnv(), ...this.extraEnv };
-    const existing = await $({ cwd: this.projectDir, env, quiet: true })`pulumi stack ls --json`;
-    if ((JSON.parse(existing.stdout) as { name: string }[]).some((s) => s.name === this.stack)) {
+    if (await this.exists()) {
       await this.run(["stack", "rm", "--yes", "--force", ...(opts.keepConfig ? ["--preserve-config"] : [])]);
     }
   }

@@ -12,6 +12,7 @@ import { freshLabStack } from "../lib/lab/stack";
 import { PulumiError, PulumiStack } from "../lib/pulumi";
 import { sshExec } from "../lib/host/ssh";
 import { projectRoot } from "../lib/toolchain";
+import { until as poll } from "./helpers/poll";
 
 /*
  * `pulumi up` of the real program, with the real engine, on a lab of blank
@@ -42,14 +43,9 @@ async function failure(run: Promise<unknown>): Promise<string> {
 }
 
 const stackFile = path.join(projectRoot, "stacks", "Pulumi.provtest.yaml");
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls until `check` holds (every 500 ms, at most `seconds`); what it returned last. */
-async function until<T>(seconds: number, check: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
-  let v = await check();
-  for (const end = Date.now() + seconds * 1000; !ok(v) && Date.now() < end; v = await check()) await sleep(500);
-  return v;
-}
+const until = <T>(seconds: number, check: () => Promise<T>, ok: (v: T) => boolean) => poll(seconds, check, ok, 500);
 
 const swarmNodes = (from: string) => on(from, `docker node ls --format '{{.Hostname}} {{.Status}} {{.ManagerStatus}}' | sort`);
 

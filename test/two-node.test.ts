@@ -13,6 +13,7 @@ import { syncOn } from "../lib/ha/replication";
 import { locate } from "../lib/ha/service-container";
 import { sshExec } from "../lib/host/ssh";
 import { projectRoot } from "../lib/toolchain";
+import { copyCounter, sleep, until as poll } from "./helpers/poll";
 
 /*
  * A two-node site with a witness, the seed paper's setup made able to fail
@@ -26,15 +27,10 @@ const stackFile = path.join(projectRoot, "stacks", "Pulumi.twotest.yaml");
 const inventory = () => loadInventory(lab.inventoryFile);
 const host = (name: string) => findHost(inventory(), name);
 const interval = 1;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const runningOn = async () => (await locate(inventory(), "counter")).map((h) => h.name);
 
 /** Polls until `check` holds (every 200 ms, at most `seconds`); what it returned last. */
-async function until<T>(seconds: number, check: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
-  let v = await check();
-  for (const end = Date.now() + seconds * 1000; !ok(v) && Date.now() < end; v = await check()) await sleep(200);
-  return v;
-}
+const until = <T>(seconds: number, check: () => Promise<T>, ok: (v: T) => boolean) => poll(seconds, check, ok, 200);
 
 /** The agents' events at or after `since` (ms), as lines for a failure's log. */
 const eventsSince = async (since: number): Promise<AgentEvent[]> => (await agentEvents(inventory().hosts, 100)).filter((e) => Date.parse(e.at) >= since - 1000);
@@ -138,41 +134,26 @@ test.serial("crash of the primary's node: served again from the standby with no 
   t.log(`checkpoint ${restored!.ageMs} ms old at the crash; restored ${((restoredAt - crashedAt) / 1000).toFixed(1)} s after it`);
   if (restoredAt - crashedAt > 5000) t.log(show(timeline));
   await bootAndWait("node1");
-  let most = 0;
-  const sync = await until(
-    90,
-    async () => {
-      most = Math.max(most, (await runningOn()).length);
-      return syncOn(host("node2"), "counter");
-    },
-    (s) => s?.standby === "node1",
-  );
-  t.is(most, 1, "one copy at every look");
+  const copies = copyCounter(runningOn);
+  const sync = await until(90, async () => (await copies.look(), syncOn(host("node2"), "counter")), (s) => s?.standby === "node1");
+  t.is(copies.most, 1, "one copy at every look");
   t.deepEqual(sync, { standby: "node1", intervalSeconds: interval }, show(await eventsSince(crashedAt)));
 });
 
 test.serial("partition of the primary's node from the others: it fences itself, the service is restored on the other node", async (t) => {
   await sleep(2 * interval * 1000);
   const cutAt = Date.now();
-  let most = 0;
+  const copies = copyCounter(runningOn);
   try {
     await partition(lab, "node2");
-    const on = await until(
-      30,
-      async () => {
-        const r = await runningOn();
-        most = Math.max(most, r.length);
-        return r;
-      },
-      (r) => r.length === 1 && r[0] === "node1",
-    );
+    const on = await until(30, copies.look, (r) => r.length === 1 && r[0] === "node1");
     t.deepEqual(on, ["node1"], show(await eventsSince(cutAt)));
     const fenced = (await agentEvents([host("node2")])).find((e) => e.kind === "fence" && Date.parse(e.at) >= cutAt - 1000);
     t.regex(fenced?.message ?? "", /lease lapsed/, "the cut-off node killed its own copy");
   } finally {
     await heal(lab, "node2");
   }
-  t.is(most, 1, "never two copies at once");
+  t.is(copies.most, 1, "never two copies at once");
   const sync = await until(60, () => syncOn(host("node1"), "counter"), (s) => s?.standby === "node2");
   t.deepEqual(sync, { standby: "node2", intervalSeconds: interval }, "the healed node is the standby");
 });

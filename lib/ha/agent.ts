@@ -101,7 +101,7 @@ export async function agentManages(host: Host, service: string): Promise<boolean
   }
 }
 
-/** Whether the failover agents manage `service`, as the first of `hosts` whose agent answers says (it may run nowhere now). */
+/** Whether the failover agents manage `service`, as any of `hosts`' agents says (it may run nowhere now). */
 export async function agentsManage(hosts: Host[], service: string): Promise<boolean> {
   const answers = await Promise.all(hosts.map((h) => agentManages(h, service)));
   return answers.some(Boolean);

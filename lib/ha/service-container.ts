@@ -41,15 +41,15 @@ export function runOptions(spec: ServiceSpec): string {
   return `--name ${spec.name} --label ${serviceLabel}=${spec.name} --label ${portLabel}=${spec.hostPort} --network ${serviceNetwork.name} --ip ${serviceAddress(spec.hostPort)} -p ${spec.hostPort}:${spec.containerPort}${volumes} ${spec.image}`;
 }
 
-/** Host script: replaces any container of the service by a new one, created (prints its id) or, with `start`, running. */
+/** Host script: replaces any container of the service by a new one, created (prints its id) or, with `start`, running (prints nothing). */
 export function createCommand(spec: ServiceSpec, start = false): string {
-  return hostScript(`service_replace ${start ? "run" : "create"} ${spec.name} ${runOptions(spec)}`);
+  return hostScript(start ? `service_replace run ${spec.name} ${runOptions(spec)} >/dev/null` : `service_replace create ${spec.name} ${runOptions(spec)}`);
 }
 
 /** Starts a service on a host (its image must be there). */
 export async function deploy(host: Host, spec: ServiceSpec): Promise<void> {
   checkServiceName(spec.name);
-  await sshExec(host, createCommand(spec, true).trimEnd() + " >/dev/null\n");
+  await sshExec(host, createCommand(spec, true));
 }
 
 /** Copies an image from one host's engine to another's (docker save | docker load) unless it has it. */

@@ -44,6 +44,9 @@ export function labFiles(lab: LabOptions) {
   return { dir, key: path.join(dir, "id_ed25519"), knownHosts: path.join(dir, "known_hosts") };
 }
 
+/** The lab key's public half, authorized on every node. */
+const labPublicKey = (lab: LabOptions) => readFileSync(`${labFiles(lab).key}.pub`, "utf8").trim();
+
 const network = (lab: LabOptions) => `edge-ha-${lab.name}`;
 const containerName = (lab: LabOptions, node: string) => `edge-ha-${lab.name}-${node}`;
 const nodeAddress = (lab: LabOptions, index: number) => `${lab.subnetPrefix}.${10 + index}`;
@@ -94,7 +97,7 @@ export async function up(lab: LabOptions, count: number, options: { witness?: bo
   if (!existsSync(files.key)) {
     await sh`ssh-keygen -q -t ed25519 -N ${""} -C ${`edge-ha-${lab.name}`} -f ${files.key}`;
   }
-  const publicKey = readFileSync(`${files.key}.pub`, "utf8").trim();
+  const publicKey = labPublicKey(lab);
 
   const extraHosts = await mirrorHosts();
   for (let i = 1; i <= count; i++) {
@@ -118,7 +121,7 @@ export async function reimage(lab: LabOptions, name: string): Promise<LabNode> {
   if (node.running) await powerOff(node.container);
   await sh`docker rm -f -v ${node.container}`;
   await sh`docker volume rm ${`${node.container}-docker`}`;
-  const publicKey = readFileSync(`${labFiles(lab).key}.pub`, "utf8").trim();
+  const publicKey = labPublicKey(lab);
   await ensureNode(lab, name, node.address, publicKey, await mirrorHosts());
   await recordHostKeys(lab, await listNodes(lab));
   return findNode(lab, name);

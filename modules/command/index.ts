@@ -52,7 +52,7 @@ const dial = { dialErrorLimit: 3, perDialTimeout: 10 } as const;
 export function commandConnection(c: pulumi.Input<HostConnection>): pulumi.Output<command.types.input.remote.ConnectionArgs> {
   return pulumi.output(c).apply((c) => {
     if (!c.hostKey) throw new Error(`no host key for ${c.name} (${c.host}): edge-ha never connects without one`);
-    // Only what @pulumi/command knows: the generation is ours (see withGeneration).
+    // Only what @pulumi/command knows: the generation is ours (see generationOf).
     // The whole connection is secret (its private key is), and @pulumi/command keeps it so.
     return { host: c.host, port: c.port, user: c.user, privateKey: c.privateKey, hostKey: c.hostKey, ...dial };
   });
