@@ -88,9 +88,8 @@ test.serial("pulumi up runs an agent on every node, holding its lease; the manag
 test.serial("crash of the primary's node, which runs the acting controller too: served again from the standby with no command, state no older than the sync interval", async (t) => {
   const c = await client();
   await sleep(3 * interval * 1000);
-  await crash(lab, "node1");
-  const crashedAt = Date.now();
-  const probeClock = c.prober.now();
+  const crashedAt = await crash(lab, "node1");
+  const probeClock = c.prober.now() - (Date.now() - crashedAt);
   const others = { ...inventory(), hosts: inventory().hosts.filter((h) => h.name !== "node1") };
   const on = await until(30, async () => (await locate(others, "counter")).map((h) => h.name), (r) => r.length === 1);
   await sleep(1000);

@@ -179,8 +179,7 @@ test.serial("crash of the primary, then failover: served from the standby with s
     acked = (await counter("node1", "POST")).count;
     await new Promise((r) => setTimeout(r, 10));
   }
-  await crash(lab, "node1");
-  const crashedAt = Date.now();
+  const crashedAt = await crash(lab, "node1");
   try {
     const failoverAt = Date.now();
     const r = await failover(inventory(), "counter", "node3");

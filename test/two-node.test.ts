@@ -121,8 +121,7 @@ test.serial("crash of the standby's node: the primary keeps serving, and gets a 
 
 test.serial("crash of the primary's node: served again from the standby with no command, state no older than the interval", async (t) => {
   await sleep(3 * interval * 1000);
-  const crashedAt = Date.now();
-  await crash(lab, "node1");
+  const crashedAt = await crash(lab, "node1");
   const others = { ...inventory(), hosts: inventory().hosts.filter((h) => h.name === "node2") };
   const on = await until(30, async () => (await locate(others, "counter")).map((h) => h.name), (r) => r.length === 1);
   t.deepEqual(on, ["node2"], show(await eventsSince(crashedAt)));

@@ -112,7 +112,8 @@ export async function migrate(inventory: Inventory, service: string, toName: str
         `capture_files ${sourceId}`,
         `write_manifest`,
         `du -sb . | cut -f1`,
-        `rsync -a --mkpath --timeout=10 --contimeout=5 --password-file=${rsync.passwordFile} ./ rsync://${rsync.user}@${target.address}/${rsync.module}/${service}/${checkpoint}/`,
+        // TCP_NODELAY: ~100 ms less (see host/edge-ha-sync).
+        `rsync -a --sockopts=TCP_NODELAY --mkpath --timeout=10 --contimeout=5 --password-file=${rsync.passwordFile} ./ rsync://${rsync.user}@${target.address}/${rsync.module}/${service}/${checkpoint}/`,
       ].join(" && ")),
     );
     bytes = Number(transferred.stdout.trim().split("\n")[0]);

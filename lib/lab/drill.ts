@@ -116,14 +116,13 @@ export async function failoverDrill(ctx: DrillContext, service: string, swarmSer
     // Several syncs happen while the client counts.
     await sleep(Math.max(2000, 2.5 * sync.intervalSeconds * 1000));
     w.mark(`crash ${primary.name}`);
-    await crash(ctx.lab, primary.name);
+    const crashedWall = await crash(ctx.lab, primary.name);
     crashed = true;
-    const crashedAt = process.hrtime.bigint();
     await w.endpoint.hold();
     w.mark(`failover ${service} to ${standby.name}`);
     const r = await failover(ctx.inventory, service, standby.name);
     await w.endpoint.switchTo({ host: standby.address, port: spec.hostPort });
-    const sinceCrash = Number(process.hrtime.bigint() - crashedAt) / 1e9;
+    const sinceCrash = (Date.now() - crashedWall) / 1000;
     w.mark(`${service} serves on ${standby.name}`);
     await sleep(1000);
     const { probes, client } = await w.stop();
@@ -160,10 +159,10 @@ async function automaticFailover(ctx: DrillContext, spec: ServiceSpec, primary: 
   try {
     await sleep(Math.max(2000, 2.5 * intervalSeconds * 1000));
     w.mark(`crash ${primary.name} (the agents restore ${service})`);
-    await crash(ctx.lab, primary.name);
+    const crashedWall = await crash(ctx.lab, primary.name);
     crashed = true;
-    const crashedAt = w.prober.now();
-    const crashedWall = Date.now();
+    // The prober's clock at the crash (its signals, not crash's return: Docker notices a death late).
+    const crashedAt = w.prober.now() - (Date.now() - crashedWall);
     let on: Host | undefined;
     while (!on && w.prober.now() - crashedAt < 30_000) {
       const hosts = await locate({ ...ctx.inventory, hosts: others }, service);
@@ -300,8 +299,7 @@ export async function swarmDrill(ctx: DrillContext, service: string): Promise<Dr
   try {
     await sleep(1000);
     w.mark(`crash ${victim.name}`);
-    const crashedAt = Date.now();
-    await crash(ctx.lab, victim.name);
+    const crashedAt = await crash(ctx.lab, victim.name);
     crashed = true;
     // Swarm's own recovery: as many running replicas as wanted, none on the dead node.
     let recovered: number | undefined;

@@ -9,11 +9,16 @@ import { findNode, LabOptions, powerOff, removeRules, waitForSsh } from "./lab";
 
 const sh = $({ quiet: true });
 
-/** Instant power-off: SIGKILL to everything in the node, no clean shutdown. Its disk is kept. */
-export async function crash(lab: LabOptions, name: string): Promise<void> {
+/**
+ * Instant power-off: SIGKILL to everything in the node, no clean shutdown. Its
+ * disk is kept. Returns the moment (epoch ms) the signals went out: when the
+ * node's state stopped changing. That, not the return (Docker notices the
+ * death a while later), is the crash a measurement of lost state starts from.
+ */
+export async function crash(lab: LabOptions, name: string): Promise<number> {
   const node = await findNode(lab, name);
   if (!node.running) throw new UserError(`${name} is already down; to power it on: lab boot ${name}`);
-  await powerOff(node.container);
+  return (await powerOff(node.container)) ?? Date.now();
 }
 
 /** Powers a node on again; its init runs the boot scripts provisioning registered. */

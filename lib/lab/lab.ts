@@ -255,13 +255,16 @@ export function writeInventory(lab: LabOptions, nodes: LabNode[]): void {
  * thawed (nested containers' cgroups are this machine's: cgroupns host) and
  * the pending SIGKILL ends them.
  */
-export async function powerOff(container: string): Promise<void> {
+export async function powerOff(container: string): Promise<number | undefined> {
   const [running, pid] = (await sh`docker container inspect -f ${"{{.State.Running}} {{.State.Pid}}"} ${container}`).stdout.trim().split(" ");
-  if (running !== "true") return;
+  if (running !== "true") return undefined;
+  let killedAt: number | undefined;
   for (let i = 0; i < 100; i++) {
-    killAndThaw(Number(pid), (await sh`ps -e -o pid=,ppid=`).stdout);
+    const table = (await sh`ps -e -o pid=,ppid=`).stdout;
+    killedAt ??= Date.now();
+    killAndThaw(Number(pid), table);
     const state = await $({ quiet: true, nothrow: true })`docker container inspect -f ${"{{.State.Running}}"} ${container}`;
-    if (state.stdout.trim() !== "true") return;
+    if (state.stdout.trim() !== "true") return killedAt;
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new UserError(`${container} was still running 5 s after SIGKILL to all its processes; docker inspect ${container} and docker logs ${container} may tell why`);

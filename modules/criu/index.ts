@@ -1,4 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import * as path from "node:path";
 import { componentScript } from "../../lib/host/shell";
 import { HostCommand } from "../command";
 import type { ClusterNode } from "../host-facts";
@@ -50,10 +53,18 @@ export interface CriuArgs {
 const runtimePackages = "libbsd0 libgnutls30 libnftables1 libprotobuf-c1 libnl-3-200 libnet1 libuuid1 iptables";
 const buildPackages =
   "build-essential pkgconf libbsd-dev libcap-dev libgnutls28-dev libnet1-dev libnftables-dev libnl-3-dev " +
-  "libprotobuf-c-dev libprotobuf-dev protobuf-c-compiler protobuf-compiler python3-protobuf uuid-dev curl xz-utils";
+  "libprotobuf-c-dev libprotobuf-dev protobuf-c-compiler protobuf-compiler python3-protobuf uuid-dev curl xz-utils patch";
 
 /** Where the first host of an architecture stages its CRIU (stage.sh), in the rsync daemon's read-only `artifacts` module. */
 const stage = `${artifacts.dir}/criu`;
+/**
+ * Applied to the CRIU edge-ha builds (not to a distro's): CRIU polls a
+ * freezing cgroup every 100 ms, so about half the checkpoints in the lab
+ * froze the service 100 ms longer than the freeze took (a few ms). The patch
+ * polls after 1 ms, doubling up to the same 100 ms.
+ */
+const buildPatch = readFileSync(path.join(__dirname, "freeze-poll.patch"), "utf8");
+const buildPatchSha256 = createHash("sha256").update(buildPatch).digest("hex");
 
 /** The lines of /etc/criu/runc.conf for these options. */
 export function runcConfig(options: RuncCriuOptions = {}): string {
@@ -94,8 +105,8 @@ export class Criu extends pulumi.ComponentResource {
         `${name}-${arch}-stage`,
         {
           connection: builder.connection,
-          environment: { SOURCE: source, VERSION: version, SHA256: sha256, MIRROR: mirror, RUNTIME_PACKAGES: runtimePackages, BUILD_PACKAGES: buildPackages, STAGE: stage },
-          triggers: [source, version, sha256],
+          environment: { SOURCE: source, VERSION: version, SHA256: sha256, MIRROR: mirror, RUNTIME_PACKAGES: runtimePackages, BUILD_PACKAGES: buildPackages, STAGE: stage, PATCH: buildPatch, PATCH_SHA256: buildPatchSha256 },
+          triggers: [source, version, sha256, buildPatchSha256],
           create: componentScript(__dirname, "stage.sh"),
           delete: componentScript(__dirname, "unstage.sh", "delete"),
         },

@@ -2,13 +2,14 @@
 # On the first node of an architecture: stages a CRIU that passes
 # `criu check` at $STAGE/criu and prints where it came from, then its sha256.
 # Env: SOURCE (auto, distro, build), VERSION and SHA256 of the pinned source,
-# MIRROR (Debian), RUNTIME_PACKAGES, BUILD_PACKAGES, STAGE.
+# MIRROR (Debian), RUNTIME_PACKAGES, BUILD_PACKAGES, STAGE, PATCH (applied to
+# the source before a build) and its PATCH_SHA256.
 set -euo pipefail
 # shellcheck disable=SC2086 # lists of package names
 apt_install $RUNTIME_PACKAGES
 mkdir -p "$STAGE"
 passes() { "$1" check >/dev/null 2>&1; }
-want="$SOURCE $VERSION"
+want="$SOURCE $VERSION $PATCH_SHA256"
 if [ -x "$STAGE/criu" ] && [ "$(cat "$STAGE/wanted" 2>/dev/null)" = "$want" ] && passes "$STAGE/criu"; then
   origin=$(cat "$STAGE/origin")
 else
@@ -39,12 +40,14 @@ else
     echo "$SHA256  $build/src.tar.xz" | sha256sum -c --quiet ||
       { echo "criu_$VERSION.orig.tar.xz from $MIRROR has the wrong sha256 (expected $SHA256)" >&2; exit 1; }
     tar -C "$build" -xf "$build/src.tar.xz"
+    printf '%s\n' "$PATCH" | patch -s -d "$build/criu-$VERSION" -p1 ||
+      { echo "edge-ha's patch (modules/criu/freeze-poll.patch) does not apply to CRIU $VERSION" >&2; exit 1; }
     make -C "$build/criu-$VERSION" -j"$(nproc)" criu >"$build/make.log" 2>&1 ||
       { tail -n 20 "$build/make.log" >&2; echo "building CRIU $VERSION failed on $(hostname)" >&2; exit 1; }
     install -m 0755 "$build/criu-$VERSION/criu/criu" "$STAGE/criu"
     rm -rf "$build"
     passes "$STAGE/criu" || { "$STAGE/criu" check >&2 || true; echo "CRIU $VERSION built on $(hostname) fails 'criu check' on kernel $(uname -r)" >&2; exit 1; }
-    origin="built $VERSION"
+    origin="built $VERSION, patched"
     # shellcheck disable=SC2086
     apt_remove_ours $BUILD_PACKAGES
   fi

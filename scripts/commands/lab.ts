@@ -82,8 +82,11 @@ export async function main(args: string[]): Promise<void> {
       console.log(`lab "${lab.name}" removed: ${removed.containers} containers, ${removed.volumes} volumes, ${removed.networks} networks`);
       return;
     }
-    case "crash":
-      return crash(lab, node());
+    case "crash": {
+      const at = await crash(lab, node());
+      console.log(`${node()} powered off at ${new Date(at).toISOString()}`);
+      return;
+    }
     case "boot":
       return boot(lab, node());
     case "reimage": {
