@@ -8,18 +8,24 @@
 # folders included) and its named volumes are packed beside the CRIU images
 # as rootfs.tar and volumes/NAME.tar, covered by the same manifest.
 
+# files_of ID: container ID's storage driver and upper layer, then a line
+# "NAME SOURCE" per named volume. One inspect per container (they never
+# change while it exists), kept in /run: Docker's API takes 30-40 ms on a
+# busy node, and a migration asks while the service is frozen (it asks
+# once before, to fill this).
+files_of() {
+  local cache=/run/edge-ha-files-$1
+  if [ ! -s "$cache" ]; then
+    docker container inspect -f '{{.GraphDriver.Name}} {{.GraphDriver.Data.UpperDir}}{{println}}{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{.Source}}{{println}}{{end}}{{end}}' "$1" >"$cache.new" &&
+      mv "$cache.new" "$cache" || return 1
+  fi
+  cat "$cache"
+}
+
 # capture_files ID: packs container ID's files into the current checkpoint folder.
 capture_files() {
-  local info driver upper cache=/run/edge-ha-files-$1
-  # Driver and upper layer, then a line per volume: one inspect per container
-  # (they never change while it exists), kept in /run, as Docker's API takes
-  # 30-40 ms on a busy node and a migration asks while the service is frozen.
-  if [ -s "$cache" ]; then
-    info=$(cat "$cache")
-  else
-    info=$(docker container inspect -f '{{.GraphDriver.Name}} {{.GraphDriver.Data.UpperDir}}{{println}}{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{.Source}}{{println}}{{end}}{{end}}' "$1") || return 1
-    printf '%s\n' "$info" >"$cache"
-  fi
+  local info driver upper
+  info=$(files_of "$1") || return 1
   read -r driver upper <<<"$info"
   [ "$driver" = overlay2 ] || { echo "the engine's storage driver is $driver; edge-ha carries file changes with overlay2 only" >&2; return 1; }
   tar --xattrs --xattrs-include='trusted.*' -C "$upper" -cf rootfs.tar . || return 1
@@ -29,15 +35,18 @@ capture_files() {
 
 # apply_files ID: unpacks the current checkpoint folder's files into container ID (created, not started).
 apply_files() {
-  local upper f src
+  local info upper f name src
+  info=$(files_of "$1") || return 1
   if [ -f rootfs.tar ]; then
-    upper=$(docker container inspect -f '{{.GraphDriver.Data.UpperDir}}' "$1")
+    read -r _ upper <<<"$info"
     [ -d "$upper" ] || { echo "container $1 has no overlay2 upper layer to restore its files into" >&2; return 1; }
-    tar --xattrs --xattrs-include='trusted.*' -C "$upper" -xf rootfs.tar
+    tar --xattrs --xattrs-include='trusted.*' -C "$upper" -xf rootfs.tar || return 1
   fi
   for f in volumes/*.tar; do
     [ -f "$f" ] || continue
-    src=$(docker volume inspect -f '{{.Mountpoint}}' "$(basename "$f" .tar)") || return 1
+    name=$(basename "$f" .tar)
+    src=$(printf '%s\n' "$info" | tail -n +2 | awk -v n="$name" '$1 == n { print $2 }')
+    [ -d "$src" ] || { echo "container $1 mounts no volume $name to restore into" >&2; return 1; }
     { find "$src" -mindepth 1 -delete && tar -C "$src" -xf "$f"; } || return 1
   done
 }
@@ -119,6 +128,26 @@ runc_root() {
   done
   echo "no runc state of container $1 in /run/docker/runtime-runc/moby or /run/containerd/runc/moby: is the engine's runtime runc?" >&2
   return 1
+}
+
+# checkpoint_exit SERVICE ID DIR: CRIU's images of container ID's processes
+# into DIR (made anew), which then end: a migration's dump, with runc itself
+# for the reasons below, in the order Docker's own checkpoint goes (runc
+# dumps, kills and forgets the container; containerd sees its task exit and
+# Docker marks it exited), minus the content store: about 200 ms less of the
+# frozen window, and no dump blobs for a restore to collide with. On
+# failure CRIU has let the processes go on, as with Docker's checkpoint.
+checkpoint_exit() {
+  local service=$1 id=$2 dir=$3 root work
+  root=$(runc_root "$id") || return 1
+  work=/run/edge-ha-criu-$service
+  rm -rf "$dir" "$work"
+  mkdir -p "$dir" || return 1
+  (
+    flock -x 9
+    runc --root "$root" checkpoint --image-path "$dir" --work-path "$work" "$id" ||
+      { echo "runc checkpoint of $service failed; CRIU's log:" >&2; tail -n 5 "$work/dump.log" >&2; exit 1; }
+  ) 9>"/run/edge-ha-checkpoint-$service.lock"
 }
 
 # checkpoint_leave_running SERVICE ID DIR: CRIU's images of container ID's

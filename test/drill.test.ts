@@ -60,10 +60,10 @@ test.serial("the three drills report what a client saw, and the reports are writ
   t.is(migration.client.lostIncrements, 0, "no state lost");
   t.true(migration.client.longestGapMs > 0 && migration.client.requests > 100);
 
-  const fresh = typeof failover.details.checkpointAgeAtCrash === "number" && failover.details.checkpointAgeAtCrash <= (interval + 1) * 1000;
-  // On a miss, what the crashed primary's sync loop logged (its rounds that failed).
+  const fresh = typeof failover.details.checkpointAgeAtCrash === "number" && failover.details.checkpointAgeAtCrash <= interval * 1000;
+  // On a miss, what the crashed primary's sync loop logged (its late or failed rounds).
   if (!fresh) t.log((await sshExec(findHost(inventory(), failover.from), "tail -n 20 /var/log/edge-ha-sync.log", { nothrow: true })).stdout);
-  t.true(fresh, "state no older than the interval plus one second");
+  t.true(fresh, `state no older than the interval: the checkpoint was ${failover.details.checkpointAgeAtCrash} ms old at the crash`);
   t.true(failover.client.countAfter !== undefined && failover.client.countAfter > 0, "served again, from a checkpoint");
   t.deepEqual((await locate(inventory(), "counter")).map((h) => h.name), [failover.to], "running once, on the standby");
   t.deepEqual(await syncOn(findHost(inventory(), failover.to), "counter"), { standby: failover.from, intervalSeconds: interval }, "the crashed node came back as the standby");

@@ -5,8 +5,8 @@ import { findHost } from "../config/inventory";
 import { boot, crash } from "./faults";
 import type { LabOptions } from "./lab";
 import { progress, UserError } from "../log";
-import { migrate } from "../ha/migration";
-import { Prober, summarize, type Probe, type ProbeSummary } from "./prober";
+import { migrate, type DumpPath } from "../ha/migration";
+import { Prober, servedAgainAfter, summarize, type Probe, type ProbeSummary } from "./prober";
 import { failover, startSync, stopSync, syncOn } from "../ha/replication";
 import { servicesDir } from "../host/paths";
 import { locate, serviceLabel, soleHost, specOf, type ServiceSpec } from "../ha/service-container";
@@ -80,7 +80,7 @@ async function watch(backends: Backend[], healthCheck?: boolean) {
 }
 
 /** (a) Planned migration of `service` to `toName` (default: its standby, else the next host). */
-export async function migrationDrill(ctx: DrillContext, service: string, toName?: string): Promise<DrillReport> {
+export async function migrationDrill(ctx: DrillContext, service: string, toName?: string, dump?: DumpPath): Promise<DrillReport> {
   const source = await soleHost(ctx.inventory, service);
   const sync = await syncOn(source, service);
   const target = toName ? findHost(ctx.inventory, toName) : sync ? findHost(ctx.inventory, sync.standby) : ctx.inventory.hosts.find((h) => h.name !== source.name)!;
@@ -90,11 +90,11 @@ export async function migrationDrill(ctx: DrillContext, service: string, toName?
   try {
     await sleep(1000);
     w.mark(`migrating ${service} ${source.name} -> ${target.name}`);
-    const r = await migrate(ctx.inventory, service, target.name, { endpoint: w.endpoint });
+    const r = await migrate(ctx.inventory, service, target.name, { endpoint: w.endpoint, dump });
     w.mark(`${service} serves on ${target.name}`);
     await sleep(1000);
     const { probes, client } = await w.stop();
-    const details = { prepare: ms(r.phases.prepare), dump: ms(r.phases.dump), transfer: ms(r.phases.transfer), restore: ms(r.phases.restore), switch: ms(r.phases.switch), downtime: ms(r.downtime), checkpointBytes: r.bytes };
+    const details = { dumpPath: dump ?? "runc", prepare: ms(r.phases.prepare), dump: ms(r.phases.dump), transfer: ms(r.phases.transfer), restore: ms(r.phases.restore), switch: ms(r.phases.switch), downtime: ms(r.downtime), checkpointBytes: r.bytes };
     return { kind: "migration", service, from: source.name, to: target.name, startedAt, client, details, events: w.events, probes };
   } finally {
     await w.stop();
@@ -173,11 +173,11 @@ async function automaticFailover(ctx: DrillContext, spec: ServiceSpec, primary: 
     w.mark(`${service} serves on ${on.name}`);
     await sleep(1000);
     const { probes, client } = await w.stop();
-    const back = probes.find((p) => p.ok && p.sent > crashedAt);
+    const back = servedAgainAfter(probes, crashedAt);
     const restored = await restoredSince(on, service, crashedWall);
     const details: Record<string, number | string> = {
       mode: "auto",
-      crashToServing: back ? Math.round(back.sent - crashedAt) : "never",
+      crashToServing: back !== undefined ? Math.round(back) : "never",
       checkpointAgeAtCrash: restored?.ageMs ?? "unknown",
       syncInterval: ms(intervalSeconds),
     };

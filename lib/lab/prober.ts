@@ -98,6 +98,19 @@ export class Prober {
 
 const percentile = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : 0);
 
+/**
+ * Milliseconds from `at` (the prober's clock: a crash) until the client was
+ * served again: the first answer that arrived more than 20 ms after it. Not
+ * the first answer to a request sent after it: through an endpoint that
+ * holds requests, such a request is sent at once and answered only when the
+ * service is back. 20 ms: an answer written by a copy killed at `at` does not
+ * take that long to cross the lab's link. Undefined when none arrived.
+ */
+export function servedAgainAfter(probes: Probe[], at: number): number | undefined {
+  const back = probes.find((p) => p.ok && p.sent + p.latency > at + 20);
+  return back ? back.sent + back.latency - at : undefined;
+}
+
 export function summarize(probes: Probe[]): ProbeSummary {
   const ok = probes.filter((p) => p.ok);
   let longestGapMs = 0;

@@ -9,6 +9,7 @@ import { rsync } from "../../lib/ha/service-container";
 import { sshExec } from "../../lib/host/ssh";
 import { projectRoot } from "../../lib/toolchain";
 import { writeReports } from "./drill";
+import { dumpPaths, type DumpPath } from "../../lib/ha/migration";
 
 const help = `Usage: edge-ha bench [options]
        edge-ha bench provision [--runs N]   time pulumi up on 3 blank nodes (cold, no-op) and destroy
@@ -21,7 +22,11 @@ the physical floor: the time the lab link needs to carry one checkpoint of
 the service (its size from the migrations, the link's rate with rsync).
 
 Options:
-  --migrations N     planned migrations (default 20)
+  --migrations N     planned migrations (default 20), taking turns between
+                     the dump paths
+  --dump LIST        the dump paths the migrations take, comma-separated
+                     (default runc,docker: the new one and the old one side by
+                     side, each with its own rows; see lib/ha/migration.ts)
   --crashes N        crashes of the CRIU service's node, each restored by the
                      failover agents (failover "auto") or by the drill
                      ("manual"); the swarm service is watched through the same
@@ -51,6 +56,7 @@ export async function main(args: string[]): Promise<void> {
     allowPositionals: true,
     options: {
       migrations: { type: "string", default: "20" },
+      dump: { type: "string", default: dumpPaths.join(",") },
       crashes: { type: "string", default: "10" },
       "swarm-crashes": { type: "string", default: "5" },
       service: { type: "string", default: "counter" },
@@ -68,10 +74,16 @@ export async function main(args: string[]): Promise<void> {
     if (!Number.isInteger(n) || n < 0) throw new UserError(`--${flag}: expected a whole number, found "${values[flag]}"`);
     return n;
   };
+  const paths = values.dump!.split(",").map((p) => p.trim());
+  const unknown = paths.filter((p) => !dumpPaths.includes(p as DumpPath));
+  if (unknown.length || !paths.length) throw new UserError(`--dump: expected a comma-separated list of ${dumpPaths.join(", ")}, found "${values.dump}"`);
   const lab = labOptions({ name: values.lab, ...(values.inventory ? { inventoryFile: path.resolve(values.inventory) } : {}) });
   const ctx = { lab, inventory: loadInventory(lab.inventoryFile) };
   const plan: [string, () => Promise<DrillReport>][] = [
-    ...Array.from({ length: count("migrations") }, () => ["migration", () => migrationDrill(ctx, values.service!)] as [string, () => Promise<DrillReport>]),
+    ...Array.from({ length: count("migrations") }, (_, i) => {
+      const dump = paths[i % paths.length] as DumpPath;
+      return [`migration (${dump} dump)`, () => migrationDrill(ctx, values.service!, undefined, dump)] as [string, () => Promise<DrillReport>];
+    }),
     ...Array.from({ length: count("crashes") }, () => ["failover", () => failoverDrill(ctx, values.service!, values["swarm-service"]!)] as [string, () => Promise<DrillReport>]),
     ...Array.from({ length: count("swarm-crashes") }, () => ["swarm", () => swarmDrill(ctx, values["swarm-service"]!)] as [string, () => Promise<DrillReport>]),
   ];
@@ -82,8 +94,10 @@ export async function main(args: string[]): Promise<void> {
   }
 
   const body: string[][] = [];
-  for (const kind of ["migration", "failover", "swarm"]) {
-    const of = reports.filter((r) => r.kind === kind);
+  // Migrations by dump path, each its own group of rows.
+  const group = (r: DrillReport) => (r.kind === "migration" ? `migration/${r.details.dumpPath}` : r.kind);
+  for (const kind of [...paths.map((p) => `migration/${p}`), "failover", "swarm"]) {
+    const of = reports.filter((r) => group(r) === kind);
     if (!of.length) continue;
     const row = (what: string, xs: number[]) => body.push([kind, what, String(xs.length), fmt(median(xs)), fmt(max(xs))]);
     row("client downtime (longest gap, ms)", of.map((r) => r.client.longestGapMs));
