@@ -62,6 +62,9 @@ type Message struct {
 	Seq   uint64           `json:"seq"`
 	Local []Local          `json:"local,omitempty"`
 	View  map[string]int64 `json:"view,omitempty"` // controllers: ms since each node was last heard
+	// Vote: the controller this one backs as the acting one ("" while it backs
+	// nobody); see actor.go.
+	Vote string `json:"vote,omitempty"`
 }
 
 type Event struct {
@@ -75,6 +78,7 @@ type Event struct {
 type peerView struct {
 	received time.Time
 	ages     map[string]int64
+	vote     string
 }
 
 type Agent struct {
@@ -104,5 +108,9 @@ type Agent struct {
 	firstSeen  map[string]time.Time // reconcile conditions, by key, since when they hold
 	stuck      map[string]bool      // services that cannot fail over, said once
 	warned     string               // the quorum warning last given ("" when none holds)
+	vote       string               // the controller this one backs now ("" while none; actor.go)
+	wanted     string               // the controller it would back
+	wantedAt   time.Time            // since when it would
+	wasActing  bool                 // whether it acted at its last decision (for the "acting" event)
 	eventsFile *os.File
 }

@@ -104,24 +104,19 @@ func (a *Agent) control() {
 			a.owner[s.Name] = r[0]
 		}
 	}
-	// The acting controller: the first manager, in inventory order, that this one hears;
-	// and only while it hears a majority (a cut-off minority never acts).
-	heard := 0
-	for _, m := range a.managers {
-		if !a.suspect(m.Name, now) {
-			heard++
+	// Only the acting controller goes on: the one a majority of controllers back (actor.go).
+	a.castVote(a.choice(now), now)
+	acting := a.acting(now)
+	if acting != a.wasActing {
+		a.wasActing = acting
+		if acting {
+			a.eventLocked("acting", "", "this controller acts: a majority of controllers back it")
+		} else {
+			a.eventLocked("acting", "", "this controller no longer acts: no majority backs it")
 		}
 	}
-	if heard < majority(len(a.managers)) {
+	if !acting {
 		return
-	}
-	for _, m := range a.managers {
-		if m.Name == a.cfg.Self {
-			break
-		}
-		if !a.suspect(m.Name, now) {
-			return
-		}
 	}
 	for _, n := range a.cfg.Nodes {
 		if _, was := a.downSince[n.Name]; down[n.Name] && !was {

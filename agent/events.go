@@ -43,6 +43,8 @@ func (a *Agent) writeState() {
 		"node": a.cfg.Self, "at": now.UTC(), "controller": a.isManager(), "witness": a.isWitness(), "services": services,
 		"leaseMs": a.leaseExpiry().Sub(now).Milliseconds(), "fenced": a.fenced,
 		"local": a.local, "heardMsAgo": view, "owners": a.owner,
+		// Which controller this one backs, and whether a majority backs it (actor.go).
+		"backs": a.vote, "acting": a.isManager() && a.acting(now),
 	}
 	a.mu.Unlock()
 	data, _ := json.Marshal(state)

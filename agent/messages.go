@@ -55,7 +55,7 @@ func (a *Agent) viewLocked(now time.Time) map[string]int64 {
 // sendView tells the other controllers how long ago this one heard each node.
 func (a *Agent) sendView() {
 	a.mu.Lock()
-	msg := Message{Type: "view", From: a.cfg.Self, View: a.viewLocked(time.Now())}
+	msg := Message{Type: "view", From: a.cfg.Self, View: a.viewLocked(time.Now()), Vote: a.vote}
 	a.mu.Unlock()
 	for _, m := range a.managers {
 		if m.Name != a.cfg.Self {
@@ -97,7 +97,7 @@ func (a *Agent) receive() {
 		case "view":
 			if a.isManager() && from.Manager {
 				a.mu.Lock()
-				a.views[msg.From] = peerView{received: now, ages: msg.View}
+				a.views[msg.From] = peerView{received: now, ages: msg.View, vote: msg.Vote}
 				a.mu.Unlock()
 			}
 		case "ack":

@@ -148,6 +148,36 @@ test.serial("partition of the primary's node: exactly one copy serves; after hea
   t.is((await sshExec(host("node2"), "docker container inspect counter >/dev/null 2>&1", { nothrow: true })).exitCode, 1, "the cut-off copy is gone");
 });
 
+test.serial("a partition between two controllers only (node3 still hears both): one controller acts throughout, and nothing moves", async (t) => {
+  // What the agents say of themselves (agent/actor.go): whom each backs, and whether it acts.
+  const states = async () =>
+    Promise.all(
+      inventory().hosts.map(async (h) => {
+        const r = await sshExec(h, `cat ${agentPaths.state}`, { nothrow: true, connectTimeout: 2 });
+        return JSON.parse(r.stdout || "{}") as { node?: string; backs?: string; acting?: boolean };
+      }),
+    );
+  const before = await runningOn();
+  await partition(lab, "node1", "node2");
+  const samples: string[][] = [];
+  let last: { node?: string; backs?: string; acting?: boolean }[] = [];
+  try {
+    // Past downAfter: node1 and node2 now suspect each other, and each would back itself.
+    await sleep(2000);
+    for (let i = 0; i < 8; i++) {
+      last = await states();
+      samples.push(last.filter((s) => s.acting).map((s) => s.node!));
+      await sleep(500);
+    }
+  } finally {
+    await heal(lab, "node1", "node2");
+  }
+  t.true(samples.every((a) => a.length <= 1), `never two acting controllers: ${JSON.stringify(samples)}`);
+  t.true(samples.every((a) => a.join() === "node1"), `node1 acts throughout, as node3 backs it: ${JSON.stringify(samples)}`);
+  t.is(last.find((s) => s.node === "node2")?.backs, "node2", "node2, which cannot hear node1, backs itself: a minority of one");
+  t.deepEqual(await runningOn(), before, "no controller saw a node down: nothing moved");
+});
+
 test.serial("the service command: status shows the agents' events; a failover by hand of a service the agents manage is refused and changes nothing", async (t) => {
   const service = (...args: string[]) => $({ quiet: true, nothrow: true, cwd: projectRoot })`bin/edge-ha service ${args} --inventory ${lab.inventoryFile}`;
   const before = await runningOn();

@@ -155,7 +155,7 @@ test("daemon.json, runc.conf and rsyncd.conf say what the settings ask", (t) => 
     "log-opts": { "max-size": "5m", "max-file": "2" },
     "max-concurrent-downloads": 1,
   });
-  t.is(runcConfig({ tcpEstablished: false, extra: ["ext-unix-sk"] }).split("\n").slice(1).join(" ").trim(), "file-locks skip-in-flight ext-unix-sk");
+  t.is(runcConfig({ tcpEstablished: false, extra: ["ext-unix-sk"] }).split("\n").slice(1).join(" ").trim(), "file-locks skip-in-flight network-lock nftables ext-unix-sk");
   const conf = rsyncdConfig({ allowedHosts: ["10.0.0.1", "10.0.0.2"] });
   t.regex(conf, /hosts allow = 127\.0\.0\.1 10\.0\.0\.1 10\.0\.0\.2\n\s+hosts deny = \*/);
   t.regex(conf, /auth users = edge-ha/);

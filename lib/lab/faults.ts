@@ -29,25 +29,41 @@ export async function boot(lab: LabOptions, name: string): Promise<void> {
   await waitForSsh(node.container);
 }
 
-const partitionTag = (lab: LabOptions, name: string) => `edge-ha-lab:${lab.name}:partition:${name}`;
+const partitionTag = (lab: LabOptions, name: string, from?: string) => `edge-ha-lab:${lab.name}:partition:${name}${from ? `:from:${from}` : ""}`;
 
-/** Cuts a node off from the other nodes (both directions); it keeps running. */
-export async function partition(lab: LabOptions, name: string): Promise<void> {
+/**
+ * Cuts a node off from the other nodes (both directions), or, with `from`,
+ * from that one node only (the others still hear both: what a broken cable
+ * between two switches does); it keeps running.
+ */
+export async function partition(lab: LabOptions, name: string, from?: string): Promise<void> {
   const node = await findNode(lab, name);
-  const tag = partitionTag(lab, name);
-  if ((await sh`iptables -S DOCKER-USER`).stdout.includes(tag)) throw new UserError(`${name} is already partitioned; to undo: lab heal ${name}`);
-  const subnet = `${lab.subnetPrefix}.0/24`;
-  await sh`iptables -I DOCKER-USER -s ${node.address} -d ${subnet} -j DROP -m comment --comment ${tag}`;
-  await sh`iptables -I DOCKER-USER -s ${subnet} -d ${node.address} -j DROP -m comment --comment ${tag}`;
+  const other = from === undefined ? undefined : await findNode(lab, from);
+  if (other && other.name === node.name) throw new UserError(`--from: expected another node than ${name}`);
+  const tag = partitionTag(lab, name, other?.name);
+  const undo = `lab heal ${name}${other ? ` --from ${other.name}` : ""}`;
+  const rules = (await sh`iptables -S DOCKER-USER`).stdout;
+  // The whole tag, not a prefix of a pair's: a comment ends in a space or a quote.
+  if (rules.includes(`${tag} `) || rules.includes(`${tag}"`))
+    throw new UserError(`${name} is already partitioned${other ? ` from ${other.name}` : ""}; to undo: ${undo}`);
+  const peers = other ? other.address : `${lab.subnetPrefix}.0/24`;
+  await sh`iptables -I DOCKER-USER -s ${node.address} -d ${peers} -j DROP -m comment --comment ${tag}`;
+  await sh`iptables -I DOCKER-USER -s ${peers} -d ${node.address} -j DROP -m comment --comment ${tag}`;
   // Established flows (an open SSH session, swarm gossip) must break too.
-  await $({ quiet: true, nothrow: true })`conntrack -D -s ${node.address}`;
-  await $({ quiet: true, nothrow: true })`conntrack -D -d ${node.address}`;
+  if (other) {
+    await $({ quiet: true, nothrow: true })`conntrack -D -s ${node.address} -d ${other.address}`;
+    await $({ quiet: true, nothrow: true })`conntrack -D -s ${other.address} -d ${node.address}`;
+  } else {
+    await $({ quiet: true, nothrow: true })`conntrack -D -s ${node.address}`;
+    await $({ quiet: true, nothrow: true })`conntrack -D -d ${node.address}`;
+  }
 }
 
-/** Undoes `partition`. */
-export async function heal(lab: LabOptions, name: string): Promise<void> {
+/** Undoes `partition` (with `from`, only that pair's; without, every partition of the node). */
+export async function heal(lab: LabOptions, name: string, from?: string): Promise<void> {
   await findNode(lab, name);
-  await removeRules(partitionTag(lab, name));
+  if (from !== undefined) await findNode(lab, from);
+  await removeRules(partitionTag(lab, name, from));
 }
 
 export interface LinkShape {

@@ -21,6 +21,13 @@ export interface RuncCriuOptions {
    * checkpoints ("In-flight connection"); the dropped clients retry their SYN.
    */
   skipInFlight?: boolean;
+  /**
+   * How CRIU keeps a dumped or restored service's connections quiet while it
+   * works (default "nftables"): in process, with libnftables. CRIU's own
+   * default runs iptables-restore, which took ~65 ms of each restore in the
+   * lab (nftables: ~16 ms).
+   */
+  networkLock?: "nftables" | "iptables";
   /** More CRIU options, one per entry, as in a CRIU configuration file (e.g. "ext-unix-sk"). */
   extra?: string[];
 }
@@ -72,6 +79,7 @@ export function runcConfig(options: RuncCriuOptions = {}): string {
   if (options.tcpEstablished ?? true) lines.push("tcp-established");
   if (options.fileLocks ?? true) lines.push("file-locks");
   if (options.skipInFlight ?? true) lines.push("skip-in-flight");
+  lines.push(`network-lock ${options.networkLock ?? "nftables"}`);
   lines.push(...(options.extra ?? []));
   return lines.join("\n") + "\n";
 }

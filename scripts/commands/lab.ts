@@ -18,8 +18,9 @@ Commands:
   boot NODE                            power it on again
   reimage NODE                         replace a node by a blank one with the same name and address
                                        (new disk, new host keys, recorded in the lab's known_hosts)
-  partition NODE                       cut a node off from the other nodes (it keeps running)
-  heal NODE                            undo partition
+  partition NODE [--from NODE2]        cut a node off from the other nodes (it keeps running), or
+                                       from NODE2 only (the others still hear both)
+  heal NODE [--from NODE2]             undo partition (without --from: every partition of NODE)
   shape NODE --rate R [--loss L] [--delay D]
                                        slow a node's link both ways (R like 10mbit, L in %, D like 20ms;
                                        delay needs the kernel's netem queue)
@@ -46,6 +47,7 @@ export async function main(args: string[]): Promise<void> {
       rate: { type: "string" },
       delay: { type: "string" },
       loss: { type: "string" },
+      from: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -95,9 +97,9 @@ export async function main(args: string[]): Promise<void> {
       return;
     }
     case "partition":
-      return partition(lab, node());
+      return partition(lab, node(), values.from);
     case "heal":
-      return heal(lab, node());
+      return heal(lab, node(), values.from);
     case "shape": {
       if (!values.rate) throw new UserError(`shape needs --rate, e.g.: lab shape ${node()} --rate 10mbit`);
       const loss = values.loss === undefined ? undefined : Number(values.loss);
