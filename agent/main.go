@@ -8,9 +8,9 @@
 //     (fencing): cut off, it must assume it has been replaced;
 //   - every manager is also a controller: a node is down when a majority of
 //     controllers have not heard it for downAfterMs (one lost heartbeat is
-//     never enough); the first live controller in inventory order then has the
-//     dead primary's standby restore the service from its newest synced
-//     checkpoint and sync to a new standby;
+//     never enough); the one controller a majority of controllers back
+//     (actor.go) then has the dead primary's standby restore the service
+//     from its newest synced checkpoint and sync to a new standby;
 //   - orders (takeover, sync, fence) arrive over HTTP signed with the
 //     cluster's secret and are carried out by edge-ha-ctl, the shell side that
 //     edge-ha's TypeScript generates (lib/ha/agent.ts).
