@@ -134,43 +134,14 @@ runc_root() {
   return 1
 }
 
-# checkpoint_exit SERVICE ID DIR: CRIU's images of container ID's processes
-# into DIR (made anew), which then end: a migration's dump, with runc itself
-# for the reasons below, in the order Docker's own checkpoint goes (runc
-# dumps, kills and forgets the container; containerd sees its task exit and
-# Docker marks it exited), minus the content store: about 200 ms less of the
-# frozen window, and no dump blobs for a restore to collide with. On
-# failure CRIU has let the processes go on, as with Docker's checkpoint.
-checkpoint_exit() {
+# runc_checkpoint SERVICE ID DIR [RUNC_OPTION...]: CRIU's images of
+# container ID's processes into DIR (made anew), by runc itself, under the
+# service's lock (a migration's dump and a restore of it must not meet).
+# CRIU works in /run/edge-ha-criu-SERVICE (its dump.log is there), and
+# /run/edge-ha-criu-SERVICE.before holds the time just before runc started.
+runc_checkpoint() {
   local service=$1 id=$2 dir=$3 root work
-  root=$(runc_root "$id") || return 1
-  work=/run/edge-ha-criu-$service
-  rm -rf "$dir" "$work"
-  mkdir -p "$dir" || return 1
-  (
-    flock -x 9
-    runc --root "$root" checkpoint --image-path "$dir" --work-path "$work" "$id" ||
-      { echo "runc checkpoint of $service failed; CRIU's log:" >&2; tail -n 5 "$work/dump.log" >&2; exit 1; }
-  ) 9>"/run/edge-ha-checkpoint-$service.lock"
-}
-
-# checkpoint_leave_running SERVICE ID DIR: CRIU's images of container ID's
-# processes into DIR (made anew), the processes left running; into TAKEN
-# beside them, the moment whose state they hold: when CRIU started (its log's
-# birth, a few ms before it froze them; runc takes 100-150 ms before that on
-# a busy node, which a time read before runc would count as state lost), or,
-# where the file system keeps no birth time, the moment before runc.
-#
-# Why runc itself and not `docker checkpoint create --leave-running`: Docker
-# goes through containerd, which packs the images into its content store and
-# out again, to the same files (the same 28 for the counter); runc alone took
-# 150-290 ms where Docker took 400-520 (the counter, a busy lab node), and it
-# leaves nothing in containerd's store to collide with (see above). Only for
-# a checkpoint that leaves the processes running: stopping them behind
-# Docker's back would look like a crash to it. Under the service's lock, as
-# a migration's dump and a restore of it must not run at the same time.
-checkpoint_leave_running() {
-  local service=$1 id=$2 dir=$3 root work born
+  shift 3
   root=$(runc_root "$id") || return 1
   work=/run/edge-ha-criu-$service
   rm -rf "$dir" "$work"
@@ -178,10 +149,40 @@ checkpoint_leave_running() {
   (
     flock -x 9
     date +%s.%N >"$work.before"
-    runc --root "$root" checkpoint --leave-running --image-path "$dir" --work-path "$work" "$id" ||
+    runc --root "$root" checkpoint "$@" --image-path "$dir" --work-path "$work" "$id" ||
       { echo "runc checkpoint of $service failed; CRIU's log:" >&2; tail -n 5 "$work/dump.log" >&2; exit 1; }
-  ) 9>"/run/edge-ha-checkpoint-$service.lock" || { rm -rf "$dir"; return 1; }
+  ) 9>"/run/edge-ha-checkpoint-$service.lock"
+}
+
+# checkpoint_exit SERVICE ID DIR: CRIU's images of container ID's processes
+# into DIR, which then end: a migration's dump, with runc itself for the
+# reasons below, in the order Docker's own checkpoint goes (runc dumps,
+# kills and forgets the container; containerd sees its task exit and Docker
+# marks it exited), minus the content store: about 300 ms less of the frozen
+# window in the lab, and no dump blobs for a restore to collide with. On
+# failure CRIU has let the processes go on, as with Docker's checkpoint.
+checkpoint_exit() {
+  runc_checkpoint "$1" "$2" "$3"
+}
+
+# checkpoint_leave_running SERVICE ID DIR: CRIU's images of container ID's
+# processes into DIR, the processes left running; into TAKEN beside them, the
+# moment whose state they hold: when CRIU started (its log's birth, a few ms
+# before it froze them; runc takes 100-150 ms before that on a busy node,
+# which a time read before runc would count as state lost), or, where the
+# file system keeps no birth time, the moment before runc.
+#
+# Why runc itself and not `docker checkpoint create --leave-running`: Docker
+# goes through containerd, which packs the images into its content store and
+# out again, to the same files (the same 28 for the counter); runc alone took
+# 150-290 ms where Docker took 400-520 (the counter, a busy lab node), and it
+# leaves nothing in containerd's store to collide with (see above). Only for
+# a checkpoint that leaves the processes running: stopping them behind
+# Docker's back would look like a crash to it.
+checkpoint_leave_running() {
+  local work=/run/edge-ha-criu-$1 born
+  runc_checkpoint "$1" "$2" "$3" --leave-running || { rm -rf "$3"; return 1; }
   born=$(stat -c %.9W "$work/dump.log" 2>/dev/null) || born=0
-  if [ "${born%.*}" -gt 0 ] 2>/dev/null; then echo "$born" >"$dir/TAKEN"; else mv "$work.before" "$dir/TAKEN"; fi
+  if [ "${born%.*}" -gt 0 ] 2>/dev/null; then echo "$born" >"$3/TAKEN"; else mv "$work.before" "$3/TAKEN"; fi
   rm -f "$work.before"
 }

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { $ } from "zx";
-import { findHost, loadInventory } from "../lib/config/inventory";
+import { findHost, loadInventory, type Host } from "../lib/config/inventory";
 import { boot, crash, heal, partition, shape, unshape } from "../lib/lab/faults";
 import { down, labOptions, listNodes, up } from "../lib/lab/lab";
 import { UserError } from "../lib/log";
@@ -100,6 +100,22 @@ test.serial("partition cuts a node off both ways while it runs; heal restores it
     await heal(lab, "node1");
   }
   t.is((await sshExec(n2, `ping -c1 -W2 ${n1.address}`, { nothrow: true })).exitCode, 0);
+});
+
+test.serial("partition --from cuts two nodes off from each other only; the third reaches both", async (t) => {
+  const [n1, n2, n3] = ["node1", "node2", "node3"].map(host);
+  const reaches = async (from: Host, to: Host) => (await sshExec(from, `ping -c1 -W1 ${to.address}`, { nothrow: true })).exitCode === 0;
+  await partition(lab, "node1", "node2");
+  try {
+    t.false(await reaches(n2, n1), "node2 must not reach node1");
+    t.true(await reaches(n3, n1), "node3 reaches node1");
+    t.true(await reaches(n3, n2), "node3 reaches node2");
+    await t.throwsAsync(partition(lab, "node1", "node2"), { message: /already partitioned from node2; to undo: lab heal node1 --from node2/ });
+    await t.throwsAsync(partition(lab, "node1", "node1"), { message: /--from: expected another node than node1/ });
+  } finally {
+    await heal(lab, "node1", "node2");
+  }
+  t.true(await reaches(n2, n1), "healed");
 });
 
 test.serial("shape measurably slows a node's link; unshape restores it", async (t) => {
