@@ -5,6 +5,7 @@ import { createCommand, locate, restoreCommand, rsync, runOptions, ServiceSpec }
 import { servicesDir } from "../host/paths";
 import { hostScript, shellQuote } from "../host/shell";
 import { sshExec } from "../host/ssh";
+import { tcpAnswers } from "./endpoint";
 import { isSyncInterval } from "../config/service-spec";
 
 /*
@@ -97,8 +98,9 @@ export async function failover(inventory: Inventory, service: string, standbyNam
   const steps = { checked: 0, prepared: 0, restored: 0 };
   // Whether it still runs anywhere is asked while the standby prepares; only the start waits for the answer.
   const stillRunning = (async () => {
-    // Hosts that do not answer within a second count as gone (a LAN answers in milliseconds).
-    const reachable = await Promise.all(inventory.hosts.map(async (h) => ((await sshExec(h, "true", { nothrow: true, connectTimeout: 1 })).exitCode === 0 ? h : undefined)));
+    // Hosts whose SSH port does not answer within 500 ms count as gone: a LAN answers in
+    // milliseconds, and ssh's own timeout (whole seconds) held every failover a second.
+    const reachable = await Promise.all(inventory.hosts.map(async (h) => ((await tcpAnswers(h.address, h.ssh.port, 500)) ? h : undefined)));
     const running = await locate({ ...inventory, hosts: reachable.filter((h): h is Host => !!h && h.name !== standby.name) }, service);
     steps.checked = since();
     return running;
