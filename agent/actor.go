@@ -44,7 +44,7 @@ func (a *Agent) choice(now time.Time) string {
 // once, a new backing only after want has been wanted for voteHold (from
 // the start, too: a restarted controller may have backed another a moment ago).
 func (a *Agent) castVote(want string, now time.Time) {
-	if want != a.wanted || a.wantedAt.IsZero() {
+	if want != a.wanted {
 		a.wanted, a.wantedAt = want, now
 	}
 	if a.vote != want {

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { parse, stringify } from "yaml";
 import { $ } from "zx";
-import { agentEvents, agentPaths, restoredSince as restoredFrom } from "../lib/ha/agent";
+import { agentEvents, agentPaths, agentState, restoredSince as restoredFrom, type AgentState } from "../lib/ha/agent";
 import { Endpoint } from "../lib/ha/endpoint";
 import { findHost, loadInventory, type Host } from "../lib/config/inventory";
 import { boot, crash, heal, partition } from "../lib/lab/faults";
@@ -150,23 +150,17 @@ test.serial("partition of the primary's node: exactly one copy serves; after hea
 
 test.serial("a partition between two controllers only (node3 still hears both): one controller acts throughout, and nothing moves", async (t) => {
   // What the agents say of themselves (agent/actor.go): whom each backs, and whether it acts.
-  const states = async () =>
-    Promise.all(
-      inventory().hosts.map(async (h) => {
-        const r = await sshExec(h, `cat ${agentPaths.state}`, { nothrow: true, connectTimeout: 2 });
-        return JSON.parse(r.stdout || "{}") as { node?: string; backs?: string; acting?: boolean };
-      }),
-    );
+  const states = async () => Promise.all(inventory().hosts.map(agentState));
   const before = await runningOn();
   await partition(lab, "node1", "node2");
   const samples: string[][] = [];
-  let last: { node?: string; backs?: string; acting?: boolean }[] = [];
+  let last: (AgentState | undefined)[] = [];
   try {
     // Past downAfter: node1 and node2 now suspect each other, and each would back itself.
     await sleep(2000);
     for (let i = 0; i < 8; i++) {
       last = await states();
-      samples.push(last.filter((s) => s.acting).map((s) => s.node!));
+      samples.push(last.filter((s) => s?.acting).map((s) => s!.node));
       await sleep(500);
     }
   } finally {
@@ -174,7 +168,7 @@ test.serial("a partition between two controllers only (node3 still hears both): 
   }
   t.true(samples.every((a) => a.length <= 1), `never two acting controllers: ${JSON.stringify(samples)}`);
   t.true(samples.every((a) => a.join() === "node1"), `node1 acts throughout, as node3 backs it: ${JSON.stringify(samples)}`);
-  t.is(last.find((s) => s.node === "node2")?.backs, "node2", "node2, which cannot hear node1, backs itself: a minority of one");
+  t.is(last.find((s) => s?.node === "node2")?.backs, "node2", "node2, which cannot hear node1, backs itself: a minority of one");
   t.deepEqual(await runningOn(), before, "no controller saw a node down: nothing moved");
 });
 

@@ -90,15 +90,31 @@ export async function restoredSince(host: Host, service: string, sinceMs: number
   return taken ? { checkpoint: taken[1], ageMs: sinceMs - Number(BigInt(taken[2]) / 1_000_000n) } : undefined;
 }
 
-/** Whether the failover agent on `host` runs and restores `service` (failover "auto"). */
-export async function agentManages(host: Host, service: string): Promise<boolean> {
+/** What the failover agent on a host says of itself (agent/events.go writeState), the fields edge-ha reads. */
+export interface AgentState {
+  node: string;
+  at: string;
+  services?: string[];
+  local?: { name: string }[];
+  /** The controller this one backs as the acting one, and whether a majority backs this one (agent/actor.go). */
+  backs?: string;
+  acting?: boolean;
+}
+
+/** The state the failover agent on `host` last wrote; undefined when the host or its agent does not answer. */
+export async function agentState(host: Host): Promise<AgentState | undefined> {
   const r = await sshExec(host, `cat ${agentPaths.state} 2>/dev/null`, { nothrow: true, connectTimeout: 2 });
   try {
-    const state = JSON.parse(r.stdout) as { at: string; services?: string[]; local?: { name: string }[] };
-    return (state.services ?? []).includes(service) || (state.local ?? []).some((l) => l.name === service);
+    return JSON.parse(r.stdout) as AgentState;
   } catch {
-    return false;
+    return undefined;
   }
+}
+
+/** Whether the failover agent on `host` runs and restores `service` (failover "auto"). */
+export async function agentManages(host: Host, service: string): Promise<boolean> {
+  const state = await agentState(host);
+  return !!state && ((state.services ?? []).includes(service) || (state.local ?? []).some((l) => l.name === service));
 }
 
 /** Whether the failover agents manage `service`, as any of `hosts`' agents says (it may run nowhere now). */

@@ -57,11 +57,12 @@ const seconds = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e9
  */
 export type DumpPath = "runc" | "docker";
 export const dumpPaths: readonly DumpPath[] = ["runc", "docker"];
+export const defaultDumpPath: DumpPath = "runc";
 
 export interface MigrateOptions {
   /** The service's endpoint: held during the move, switched to the target after. */
   endpoint?: EndpointControl;
-  /** How the source dumps it (default "runc"). */
+  /** How the source dumps it (default: defaultDumpPath). */
   dump?: DumpPath;
 }
 
@@ -116,7 +117,7 @@ export async function migrate(inventory: Inventory, service: string, toName: str
     const send = `rsync -a --sockopts=TCP_NODELAY --mkpath --timeout=10 --contimeout=5 --password-file=${rsync.passwordFile} ./ rsync://${rsync.user}@${target.address}/${rsync.module}/${service}/${checkpoint}/`;
     // Packed and sent where it was dumped: the files, the manifest, its size, then rsync (TCP_NODELAY: see host/edge-ha-sync).
     const pack = [`cd ${dumpDir}`, `capture_files ${sourceId}`, `write_manifest`, `du -sb . | cut -f1`, send];
-    if ((options.dump ?? "runc") === "runc") {
+    if ((options.dump ?? defaultDumpPath) === "runc") {
       progress(`dump and transfer: checkpoint ${checkpoint} of ${service} on ${source.name} -> rsync://${target.address}/${rsync.module}`);
       // The source's clock between the dump and the transfer splits the one round trip into its phases.
       const out = await sshExec(source, hostScript([`checkpoint_exit ${service} ${sourceId} ${dumpDir}`, `date +%s%N`, ...pack, `date +%s%N`].join(" && ")));

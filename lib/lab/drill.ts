@@ -5,7 +5,7 @@ import { findHost } from "../config/inventory";
 import { boot, crash } from "./faults";
 import type { LabOptions } from "./lab";
 import { progress, UserError } from "../log";
-import { migrate, type DumpPath } from "../ha/migration";
+import { defaultDumpPath, migrate, type DumpPath } from "../ha/migration";
 import { Prober, servedAgainAfter, summarize, type Probe, type ProbeSummary } from "./prober";
 import { failover, startSync, stopSync, syncOn } from "../ha/replication";
 import { servicesDir } from "../host/paths";
@@ -94,7 +94,7 @@ export async function migrationDrill(ctx: DrillContext, service: string, toName?
     w.mark(`${service} serves on ${target.name}`);
     await sleep(1000);
     const { probes, client } = await w.stop();
-    const details = { dumpPath: dump ?? "runc", prepare: ms(r.phases.prepare), dump: ms(r.phases.dump), transfer: ms(r.phases.transfer), restore: ms(r.phases.restore), switch: ms(r.phases.switch), downtime: ms(r.downtime), checkpointBytes: r.bytes };
+    const details = { dumpPath: dump ?? defaultDumpPath, prepare: ms(r.phases.prepare), dump: ms(r.phases.dump), transfer: ms(r.phases.transfer), restore: ms(r.phases.restore), switch: ms(r.phases.switch), downtime: ms(r.downtime), checkpointBytes: r.bytes };
     return { kind: "migration", service, from: source.name, to: target.name, startedAt, client, details, events: w.events, probes };
   } finally {
     await w.stop();
