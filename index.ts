@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as path from "node:path";
 import { loadInventory, serviceHosts, type Arch, type Inventory } from "./lib/config/inventory";
 import { UserError } from "./lib/log";
-import { buildServiceImage, type ServiceImage } from "./lib/ha/images";
+import { prepareImage, type PreparedImage } from "./lib/ha/images";
 import { checkServicePlacement, parseSettings, type ClusterSettings } from "./lib/config/settings";
 import { EdgeCluster } from "./modules/edge-cluster";
 import { EdgeServices } from "./modules/edge-services";
@@ -28,7 +28,7 @@ async function program() {
     // The inventory path is relative to the project folder, whatever the caller's cwd.
     const inventory = loadInventory(path.resolve(__dirname, settings.inventory));
     checkServicePlacement(settings, inventory, stackFile);
-    const images = await buildImages(settings, inventory);
+    const images = await buildImages(settings, inventory, stackFile);
     const identities = await hostIdentities(inventory);
     const cluster = new EdgeCluster(inventory.cluster, { inventory, settings, identities, rsyncPassword: new pulumi.Config("edge-ha").getSecret("rsyncPassword") });
     const services = new EdgeServices(`${inventory.cluster}-services`, { inventory, services: settings.services, nodes: cluster.ready, images });
@@ -62,13 +62,23 @@ async function hostIdentities(inventory: Inventory): Promise<Record<string, Host
   return Object.fromEntries(decided.map(({ host, identity }) => [host.name, identity]));
 }
 
-/** Builds, on this machine, every image the services need for every architecture of the fleet. */
-async function buildImages(settings: ClusterSettings, inventory: Inventory): Promise<Record<string, ServiceImage>> {
-  const images: Record<string, ServiceImage> = {};
-  const archs = new Set<Arch>(serviceHosts(inventory).map((h) => h.arch));
-  for (const name of new Set(settings.services.map((s) => s.image))) {
-    for (const arch of archs) images[`${name}-${arch}`] = await buildServiceImage(name, arch);
+/** Makes ready, on this machine, each service's image for every architecture it may run on (a criu service: its primary's). */
+async function buildImages(settings: ClusterSettings, inventory: Inventory, stackFile: string): Promise<Record<string, PreparedImage>> {
+  const images: Record<string, PreparedImage> = {};
+  const archOf = (name?: string) => inventory.hosts.find((h) => h.name === name)?.arch;
+  const problems: string[] = [];
+  for (const [i, s] of settings.services.entries()) {
+    const archs = s.mode === "criu" ? [archOf(s.primary)!] : [...new Set<Arch>(serviceHosts(inventory).map((h) => h.arch))];
+    const key = { demo: "image", registry: "image", tarball: "tarball", build: "build" }[s.image.kind];
+    for (const arch of archs) {
+      // Every service's image is tried, so that one run reports every bad one.
+      await prepareImage(s.image, arch, s.name, `${stackFile}: edge-ha:services[${i}].${key}`).then(
+        (image) => void (images[`${s.name}-${arch}`] = image),
+        (err: unknown) => void problems.push(err instanceof UserError ? err.message : String(err)),
+      );
+    }
   }
+  if (problems.length) throw new UserError(problems.join("\n"));
   return images;
 }
 

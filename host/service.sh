@@ -62,7 +62,8 @@ restore_checkpoint() {
   checkpoint_locked "$1" docker start --checkpoint "$4" "$1"
 }
 
-# sync_settings NAME SPEC_JSON RUN_ARGS: keeps NAME's container settings here,
+# sync_settings NAME SPEC_JSON RUN_ARGS: keeps NAME's container settings here
+# (RUN_ARGS: its docker create arguments, one per line),
 # for the sync loop to put in every checkpoint (a failover needs nothing from
 # the dead primary).
 sync_settings() {

@@ -11,7 +11,7 @@ import { UserError } from "../lib/log";
 import { migrate } from "../lib/ha/migration";
 import { deploy, locate, specOf } from "../lib/ha/service-container";
 import { failover, startSync } from "../lib/ha/replication";
-import { buildServiceImage, ensureImageOn } from "../lib/ha/images";
+import { demoImage, ensureImageOn } from "../lib/ha/images";
 import { PulumiStack } from "../lib/pulumi";
 import { sshExec } from "../lib/host/ssh";
 import { projectRoot } from "../lib/toolchain";
@@ -36,7 +36,7 @@ const runningOn = async () => (await locate(inventory(), "counter")).map((h) => 
 test.before(async () => {
   await freshLabStack(lab, stack, 3);
   await stack.up();
-  const image = await buildServiceImage("counter", host("node1").arch);
+  const image = await demoImage("counter", host("node1").arch);
   await ensureImageOn(host("node1"), image);
   await deploy(host("node1"), { name: "counter", image: image.ref, containerPort: 8080, hostPort: port });
   for (let i = 0; i < 50; i++) if ((await fetch(`http://${host("node1").address}:${port}/`).catch(() => undefined))?.ok) break;
@@ -66,7 +66,7 @@ test.serial("migrating the counter keeps its state exactly and serves on the tar
 });
 
 test.serial("2048 on nginx is served after a migration, with its file changes and its named volume", async (t) => {
-  const image = await buildServiceImage("web", host("node2").arch);
+  const image = await demoImage("web", host("node2").arch);
   await ensureImageOn(host("node2"), image);
   await deploy(host("node2"), { name: "web", image: image.ref, containerPort: 80, hostPort: 18081, volumes: [{ name: "webdata", target: "/data" }] });
   const page = (name: string, file = "") => fetch(`http://${host(name).address}:18081/${file}`);
@@ -171,7 +171,7 @@ test.serial("a service moves back and forth ten times in a row, with its volume 
 test.serial("crash of the primary, then failover: served from the standby with state no older than the sync interval", async (t) => {
   const interval = 2;
   await startSync(host("node1"), host("node3"), await specOf(host("node1"), "counter"), interval);
-  await ensureImageOn(host("node3"), await buildServiceImage("counter", host("node3").arch));
+  await ensureImageOn(host("node3"), await demoImage("counter", host("node3").arch));
   // Let a few syncs happen while a client counts, a request every 10 ms.
   const deadline = Date.now() + 3 * interval * 1000;
   let acked = 0;

@@ -10,6 +10,7 @@ const registered = recordResources();
 import { parseInventory } from "../lib/config/inventory";
 import { checkServicePlacement, parseSettings, SettingsError } from "../lib/config/settings";
 import { EdgeCluster } from "../modules/edge-cluster";
+import { runArgs } from "../lib/ha/service-container";
 import { EdgeServices } from "../modules/edge-services";
 import { runcConfig } from "../modules/criu";
 import { daemonConfig } from "../modules/docker-engine";
@@ -40,7 +41,7 @@ hosts:
 );
 const settings = parseSettings({ inventory: "inventory.yaml" }, "stacks/Pulumi.unit.yaml");
 const cluster = new EdgeCluster("shop", { inventory, settings });
-const fakeImage = (image: string, arch: string) => ({ ref: `edge-ha/${image}:${arch}0000`, rootfs: `/images/${image}-${arch}.tar`, sha256: "0".repeat(64), changes: [] });
+const fakeImage = (image: string, arch: string) => ({ kind: "load" as const, ref: `edge-ha/${image}:${arch}0000`, archive: `/images/${image}-${arch}.tar`, sha256: "0".repeat(64), id: `sha256:${"1".repeat(64)}` });
 const services = new EdgeServices("shop-services", {
   inventory,
   services: parseSettings(
@@ -55,7 +56,7 @@ const services = new EdgeServices("shop-services", {
     "stacks/Pulumi.unit.yaml",
   ).services.filter((s) => s.name !== "counter-swarm"),
   nodes: cluster.ready,
-  images: { "counter-arm64": fakeImage("counter", "arm64"), "counter-amd64": fakeImage("counter", "amd64"), "web-amd64": fakeImage("web", "amd64") },
+  images: { "counter-arm64": fakeImage("counter", "arm64"), "web-amd64": fakeImage("web", "amd64") },
 });
 const serviceSettings = parseSettings(
   {
@@ -198,8 +199,12 @@ test("a CRIU service starts on its primary and syncs to its standby; its image g
   await new Promise((r) => setTimeout(r, 50));
   t.is(named("counter-start").inputs.connection.host, "10.0.0.1");
   // The same address on every host (172.31.<18080 / 256>.<18080 % 256>): CRIU restores TCP connections only there.
-  t.is(envOf(named("counter-start")).RUN_ARGS, "--name counter --label edge-ha.service=counter --label edge-ha.port=18080 --network edge-ha --ip 172.31.70.160 -p 18080:8080 -v data:/data edge-ha/counter:arm640000");
-  t.regex(script(named("counter-start")), /service_replace run "\$SERVICE" \$RUN_ARGS/);
+  const spec = '{"name":"counter","image":"edge-ha/counter:arm640000","containerPort":8080,"hostPort":18080,"volumes":[{"name":"data","target":"/data"}]}';
+  t.deepEqual(envOf(named("counter-start")).RUN_ARGS.split("\n"), [
+    ...["--name", "counter", "--label", "edge-ha.service=counter", "--label", "edge-ha.port=18080", "--label", `edge-ha.spec=${spec}`],
+    ...["--network", "edge-ha", "--ip", "172.31.70.160", "-p", "18080:8080/tcp", "-v", "data:/data", "edge-ha/counter:arm640000"],
+  ]);
+  t.regex(script(named("counter-start")), /mapfile -t args <<<"\$RUN_ARGS"\n\s+service_replace run "\$SERVICE" "\$\{args\[@\]\}"/);
   t.is(named("counter-sync").inputs.connection.host, "10.0.0.1");
   t.like(envOf(named("counter-sync")), { SERVICE: "counter", STANDBY_NAME: "pi2", STANDBY_ADDRESS: "10.0.0.2", INTERVAL_MS: "1000" });
   t.snapshot(script(named("counter-sync")), "the sync's host command, as sent on stdin");
@@ -208,22 +213,79 @@ test("a CRIU service starts on its primary and syncs to its standby; its image g
     registered.filter((r) => r.type === "command:remote:CopyToRemote" && r.name.startsWith("shop-services-")).map(async (r) => [r.name, r.inputs.connection.host, await r.inputs.source.path]),
   );
   t.deepEqual(copies.sort(), [
-    ["shop-services-counter-arm64-pi1-rootfs", "10.0.0.1", "/images/counter-arm64.tar"],
-    ["shop-services-counter-arm64-pi2-rootfs", "10.0.0.2", "/images/counter-arm64.tar"],
-    ["shop-services-web-amd64-vm1-rootfs", "10.0.0.3", "/images/web-amd64.tar"],
+    ["shop-services-edge-ha-counter-arm640000-arm64-pi1-archive", "10.0.0.1", "/images/counter-arm64.tar"],
+    ["shop-services-edge-ha-counter-arm640000-arm64-pi2-archive", "10.0.0.2", "/images/counter-arm64.tar"],
+    ["shop-services-edge-ha-web-amd640000-amd64-vm1-archive", "10.0.0.3", "/images/web-amd64.tar"],
   ]);
   t.is(services.services.web.containerPort, 80);
 });
 
 test("service settings: bad values are named with their file, index and key", (t) => {
   const err = t.throws(
-    () => parseSettings({ inventory: "i.yaml", services: JSON.stringify([{ name: "Bad", image: "redis", port: 0, primary: "pi1", standby: "pi1", colour: 1 }, { name: "x", image: "web", port: 1, mode: "swarm", volumes: ["nope"] }]) }, "stacks/Pulumi.pis.yaml"),
+    () => parseSettings({ inventory: "i.yaml", services: JSON.stringify([{ name: "Bad", image: "Redis:7", port: 0, primary: "pi1", standby: "pi1", colour: 1 }, { name: "x", image: "web", port: 1, mode: "swarm", volumes: ["nope"] }]) }, "stacks/Pulumi.pis.yaml"),
     { instanceOf: SettingsError },
   );
-  for (const expected of [/services\[0\]\.name: expected lower-case/, /services\[0\]\.image: expected counter or web, found "redis"/, /services\[0\]\.port: expected a port number/, /services\[0\]\.standby: expected another host than the primary/, /services\[0\]\.colour: unknown key/, /services\[1\]\.volumes: expected a list of NAME:\/path/]) {
+  for (const expected of [/services\[0\]\.name: expected lower-case/, /services\[0\]\.image: expected a registry reference such as .*, found "Redis:7"/, /services\[0\]\.port: expected a port number/, /services\[0\]\.standby: expected another host than the primary/, /services\[0\]\.colour: unknown key/, /services\[1\]\.volumes: expected a list of NAME:\/path/]) {
     t.regex(err!.message, expected);
   }
   t.throws(() => parseSettings({ inventory: "i.yaml", services: "counter" }, "f.yaml"), { message: /edge-ha:services: expected a list of services/ });
+});
+
+test("your own service: an image from a registry, a docker save archive or a Dockerfile, with ports, env, command and limits, becomes its container's arguments", (t) => {
+  const [kv, broker, app] = parseSettings(
+    {
+      inventory: "i.yaml",
+      services: JSON.stringify([
+        { name: "kv", image: "10.77.0.1:5000/kv:7", ports: ["16379:6379"], primary: "pi1", standby: "pi2", command: ["redis-server", "--save", ""], env: { TZ: "UTC", RETRIES: 3 }, user: "999:999", memory: "256m", cpus: 0.5, tmpfs: ["/run"] },
+        { name: "broker", tarball: "images/broker.tar", ports: ["1883", "5683:5683/udp"], primary: "pi1", standby: "pi2", volumes: ["broker-data:/var/lib/mosquitto"] },
+        { name: "app", build: "apps/shop", dockerfile: "Dockerfile.edge", ports: ["8443:443"], mode: "swarm", volumes: ["/srv/shop:/data"] },
+      ]),
+    },
+    "stacks/Pulumi.unit.yaml",
+  ).services;
+  t.deepEqual(kv.image, { kind: "registry", ref: "10.77.0.1:5000/kv:7" });
+  t.like(kv, { port: 16379, containerPort: 6379, morePorts: [], user: "999:999", memory: "256m", cpus: 0.5, env: { TZ: "UTC", RETRIES: "3" }, command: ["redis-server", "--save", ""] });
+  t.deepEqual(broker.image, { kind: "tarball", file: "images/broker.tar" });
+  t.like(broker, { port: 1883, containerPort: 1883, morePorts: [{ host: 5683, container: 5683, protocol: "udp" }] });
+  t.deepEqual(app.image, { kind: "build", context: "apps/shop", dockerfile: "Dockerfile.edge" });
+  t.deepEqual(app.binds, [{ source: "/srv/shop", target: "/data" }]);
+
+  const args = runArgs({ name: "kv", image: "10.77.0.1:5000/kv:7", containerPort: 6379, hostPort: 16379, morePorts: [{ host: 5683, container: 5683, protocol: "udp" }], tmpfs: ["/run"], env: { TZ: "UTC", A: "two words" }, command: ["redis-server", "--save", ""], user: "999", memory: "256m", cpus: 0.5 });
+  t.deepEqual(args.slice(args.indexOf("--network")), [
+    ...["--network", "edge-ha", "--ip", "172.31.63.251", "-p", "16379:6379/tcp", "-p", "5683:5683/udp", "--tmpfs", "/run"],
+    ...["-e", "A=two words", "-e", "TZ=UTC", "--user", "999", "--memory", "256m", "--cpus", "0.5", "10.77.0.1:5000/kv:7", "redis-server", "--save", ""],
+  ]);
+});
+
+test("a criu-mode service that asks for what CRIU cannot carry is refused, each key named with the reason; swarm mode takes host folders", (t) => {
+  const err = t.throws(
+    () =>
+      parseSettings(
+        {
+          inventory: "i.yaml",
+          services: JSON.stringify([
+            { name: "kv", image: "kv:7", port: 16379, primary: "pi1", standby: "pi2", volumes: ["/srv/kv:/data"], network: "host", privileged: true, devices: ["/dev/ttyUSB0"], pid: "host" },
+            { name: "two", image: "kv:7", tarball: "kv.tar", port: 16380, primary: "pi1", standby: "pi2", env: { "1X": "a" }, command: "redis-server", ports: ["1:2"] },
+          ]),
+        },
+        "stacks/Pulumi.unit.yaml",
+      ),
+    { instanceOf: SettingsError },
+  );
+  for (const expected of [
+    /services\[0\]\.volumes: "\/srv\/kv:\/data" is a host bind mount, which a criu-mode service cannot have: a host folder is not part of the container/,
+    /services\[0\]\.network: a criu-mode service cannot have network: host: the host's network namespace/,
+    /services\[0\]\.privileged: a criu-mode service cannot have privileged: /,
+    /services\[0\]\.devices: a criu-mode service cannot have devices: a device's state/,
+    /services\[0\]\.pid: a criu-mode service cannot have pid: host/,
+    /services\[1\]\.tarball: expected exactly one of image .*, tarball .* or build .*; found image and tarball/,
+    /services\[1\]\.env: expected a mapping of NAME: value/,
+    /services\[1\]\.command: expected a list of arguments/,
+    /services\[1\]\.ports: expected port or ports, found both/,
+  ]) {
+    t.regex(err!.message, expected);
+  }
+  t.notThrows(() => parseSettings({ inventory: "i.yaml", services: JSON.stringify([{ name: "kv", image: "kv:7", port: 16379, mode: "swarm", volumes: ["/srv/kv:/data"] }]) }, "f.yaml"));
 });
 
 test("service placement: hosts not in the inventory, and a standby of another architecture, are named", (t) => {

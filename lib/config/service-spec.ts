@@ -41,4 +41,75 @@ export function isSyncInterval(seconds: number): boolean {
   return seconds >= 0.5 && seconds <= 3600;
 }
 
-/** Starts (or restarts with new settings) the sync of a service (as `primary` runs it, see specOf) from `primary` to `standby`. */
+/** A published port: HOST on every host that runs the service, to CONTAINER inside it. */
+export interface PortMapping {
+  host: number;
+  container: number;
+  protocol: "tcp" | "udp";
+}
+
+/** A port written as HOST:CONTAINER[/tcp|udp] or PORT[/tcp|udp] (the same on both sides), or undefined when the text is not one. */
+export function parsePort(text: string): PortMapping | undefined {
+  const m = /^(\d{1,5})(?::(\d{1,5}))?(?:\/(tcp|udp))?$/.exec(text);
+  if (!m) return undefined;
+  const host = Number(m[1]);
+  const container = Number(m[2] ?? m[1]);
+  if (host < 1 || host > 65535 || container < 1 || container > 65535) return undefined;
+  return { host, container, protocol: (m[3] ?? "tcp") as PortMapping["protocol"] };
+}
+
+/** A port as Docker's -p takes it. */
+export const portText = (p: PortMapping) => `${p.host}:${p.container}/${p.protocol}`;
+
+/**
+ * Whether `ref` is an image reference a registry serves (Docker's grammar,
+ * simplified): [HOST[:PORT]/]PATH[:TAG][@sha256:DIGEST].
+ */
+export function isImageReference(ref: string): boolean {
+  const component = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
+  const host = "(?:[a-zA-Z0-9.-]+(?::\\d+)?/)?";
+  return new RegExp(`^${host}${component}(?:/${component})*(?::[\\w][\\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$`).test(ref);
+}
+
+/** How a service's container runs, beside its image, ports and volumes (all optional). */
+export interface ContainerSettings {
+  /** Paths mounted as tmpfs (in memory: CRIU carries their content). */
+  tmpfs?: string[];
+  /** Environment variables. */
+  env?: Record<string, string>;
+  /** Arguments after the image (its CMD, or the arguments of its ENTRYPOINT). */
+  command?: string[];
+  /** USER[:GROUP] the process runs as. */
+  user?: string;
+  /** Memory limit, as docker run --memory takes it (e.g. 256m). */
+  memory?: string;
+  /** CPU limit, in CPUs (docker run --cpus). */
+  cpus?: number;
+}
+
+/**
+ * Where a service's image comes from:
+ *   demo      one edge-ha builds (counter, web)
+ *   registry  a reference every host pulls
+ *   tarball   `docker save` output on this machine, shipped and loaded
+ *   build     a folder with a Dockerfile, built on this machine
+ */
+export type ImageSource =
+  | { kind: "demo"; name: DemoService }
+  | { kind: "registry"; ref: string }
+  | { kind: "tarball"; file: string }
+  | { kind: "build"; context: string; dockerfile: string };
+
+/**
+ * What a checkpoint cannot carry, by the service key that asks for it: CRIU
+ * dumps a container's own processes, namespaces and files, nothing of the
+ * host's. Swarm mode has no such limit (it starts replicas afresh).
+ */
+export const notCheckpointable = {
+  bind: "a host folder is not part of the container: no checkpoint carries it, and the standby's folder holds other files (use a named volume, NAME:/path, which edge-ha moves)",
+  network: "the host's network namespace is not the container's: CRIU cannot dump it or recreate it on another host (leave network unset: the service gets its own address)",
+  pid: "with the host's PID namespace the service's processes are the host's: CRIU dumps a container's own process tree only",
+  ipc: "the host's IPC namespace (its shared memory and semaphores) is not the container's to dump",
+  privileged: "a privileged container sees the host's devices and kernel settings, whose state CRIU cannot dump or recreate on another host",
+  devices: "a device's state lives in the host's kernel and hardware: CRIU cannot dump it or move it",
+} as const;

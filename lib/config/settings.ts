@@ -1,7 +1,7 @@
 import { serviceHosts, votes, type Inventory } from "./inventory";
 import { UserError } from "../log";
 import { defaultCriuVersion, knownSourceSha256, type CriuSource, type DockerSource } from "./versions";
-import { type DemoService, type Volume, demoServices, isDemoService, isServiceName, isSyncInterval, parseVolume } from "./service-spec";
+import { type ContainerSettings, type ImageSource, type PortMapping, type Volume, demoServices, isDemoService, isImageReference, isServiceName, isSyncInterval, notCheckpointable, parsePort, parseVolume } from "./service-spec";
 
 /*
  * The stack's settings: the `edge-ha:*` keys of stacks/Pulumi.<stack>.yaml,
@@ -55,12 +55,16 @@ export interface FailoverSettings {
  * checkpointed every `syncInterval` seconds to `standby` (live migration and
  * failover with CRIU); "swarm": a swarm service of `replicas` copies.
  */
-export interface ServiceSettings {
+export interface ServiceSettings extends ContainerSettings {
   name: string;
-  /** A demo image edge-ha builds: counter (state in memory) or web (2048 on nginx). */
-  image: DemoService;
-  /** Port published on the hosts. */
+  /** Where its image comes from (a registry, a tarball, a Dockerfile, or a demo image). */
+  image: ImageSource;
+  /** Its main port, published on the hosts (clients, endpoints and drills use it). */
   port: number;
+  /** The main port inside the container. */
+  containerPort: number;
+  /** Its other published ports. */
+  morePorts: PortMapping[];
   mode: "criu" | "swarm";
   primary?: string;
   standby?: string;
@@ -68,6 +72,8 @@ export interface ServiceSettings {
   replicas: number;
   /** Named volumes, as NAME:/path/in/container. */
   volumes: Volume[];
+  /** Host folders (swarm mode only), as /host/path:/path/in/container. */
+  binds: { source: string; target: string }[];
   /** criu: "auto" (the agents restore it on its standby when its node dies) or "manual" (edge-ha service failover). */
   failover: "auto" | "manual";
 }
@@ -219,7 +225,10 @@ function parseFailover(text: string, problems: string[]): FailoverSettings {
   return f;
 }
 
-const serviceKeys = ["name", "image", "port", "mode", "primary", "standby", "syncInterval", "replicas", "volumes", "failover"];
+const serviceKeys = [
+  "name", "image", "tarball", "build", "dockerfile", "port", "ports", "mode", "primary", "standby", "syncInterval", "replicas", "volumes", "failover",
+  "env", "command", "user", "tmpfs", "memory", "cpus", ...Object.keys(notCheckpointable).filter((k) => k !== "bind"),
+];
 
 /** Validates edge-ha:services (a list of ServiceSettings, JSON as Pulumi keeps it); adds what is wrong to `problems`. */
 function parseServices(text: string, problems: string[]): ServiceSettings[] {
@@ -241,11 +250,11 @@ function parseServices(text: string, problems: string[]): ServiceSettings[] {
     const bad = (key: string, expected: string) => problems.push(`${at(key)}: expected ${expected}, found ${JSON.stringify(item[key])}`);
     const name = String(item.name ?? "");
     if (!isServiceName(name)) bad("name", "lower-case letters, digits and dashes");
-    if (typeof item.image !== "string" || !isDemoService(item.image)) bad("image", Object.keys(demoServices).join(" or "));
-    const port = Number(item.port);
-    if (!Number.isInteger(port) || port < 1 || port > 65535) bad("port", "a port number");
     const mode = item.mode ?? "criu";
     if (mode !== "criu" && mode !== "swarm") bad("mode", "criu or swarm");
+    const image = parseImageSource(item, at, bad, problems);
+
+    const { port, containerPort, morePorts } = parsePorts(item, image, at, bad, problems);
     const syncInterval = Number(item.syncInterval ?? 2);
     if (!isSyncInterval(syncInterval)) bad("syncInterval", "seconds from 0.5 to 3600");
     const replicas = Number(item.replicas ?? 2);
@@ -254,20 +263,118 @@ function parseServices(text: string, problems: string[]): ServiceSettings[] {
       for (const key of ["primary", "standby"]) if (typeof item[key] !== "string") bad(key, "the name of a host of the inventory");
       if (item.primary !== undefined && item.primary === item.standby) bad("standby", "another host than the primary");
     }
-    const volumes = (Array.isArray(item.volumes) ? item.volumes : item.volumes === undefined ? [] : [null]).map((v: unknown) => {
+    const volumes: Volume[] = [];
+    const binds: ServiceSettings["binds"] = [];
+    for (const v of Array.isArray(item.volumes) ? item.volumes : item.volumes === undefined ? [] : [null]) {
+      const bind = typeof v === "string" ? /^(\/[^:]*):(\/[^:]*)$/.exec(v) : null;
       const volume = typeof v === "string" ? parseVolume(v) : undefined;
-      if (!volume) bad("volumes", "a list of NAME:/path/in/container");
-      return volume ?? { name: "", target: "" };
-    });
+      if (bind && mode === "criu") problems.push(`${at("volumes")}: "${v}" is a host bind mount, which a criu-mode service cannot have: ${notCheckpointable.bind}`);
+      else if (bind) binds.push({ source: bind[1], target: bind[2] });
+      else if (volume) volumes.push(volume);
+      else bad("volumes", "a list of NAME:/path/in/container (or, in swarm mode, /host/path:/path/in/container)");
+    }
+    // What CRIU cannot carry is refused with its reason; swarm services take none of it either, yet.
+    const asked = { network: item.network === "host", pid: item.pid === "host", ipc: item.ipc === "host", privileged: item.privileged === true, devices: Array.isArray(item.devices) && item.devices.length > 0 };
+    for (const [key, yes] of Object.entries(asked) as [keyof typeof asked, boolean][]) {
+      if (item[key] === undefined) continue;
+      if (!yes) bad(key, key === "privileged" ? "false (or no key)" : key === "devices" ? "an empty list (or no key)" : `"host" (or no key)`);
+      else if (mode === "criu") problems.push(`${at(key)}: a criu-mode service cannot have ${key}${key === "privileged" || key === "devices" ? "" : ": host"}: ${notCheckpointable[key]}`);
+      else problems.push(`${at(key)}: edge-ha's swarm services do not take ${key} yet; leave it out`);
+    }
+    const container = parseContainerSettings(item, at, bad);
     const failover = item.failover ?? "auto";
     if (failover !== "auto" && failover !== "manual") bad("failover", "auto or manual");
     if (services.some((s) => s.name === name)) bad("name", "a name no other service has");
-    if (services.some((s) => s.port === port)) bad("port", "a port no other service publishes");
+    const published = (s: Pick<ServiceSettings, "port" | "morePorts">) => [`${s.port}/tcp`, ...s.morePorts.map((p) => `${p.host}/${p.protocol}`)];
+    for (const p of published({ port, morePorts })) {
+      const other = services.find((s) => published(s).includes(p));
+      if (other) problems.push(`${at(item.ports === undefined ? "port" : "ports")}: ${p} is published by ${other.name} already; expected a port no other service publishes`);
+    }
     services.push({
-      name, image: item.image as DemoService, port, mode: mode as ServiceSettings["mode"],
-      primary: item.primary as string | undefined, standby: item.standby as string | undefined, syncInterval, replicas, volumes,
-      failover: failover as ServiceSettings["failover"],
+      name, image, port, containerPort, morePorts, mode: mode as ServiceSettings["mode"],
+      primary: item.primary as string | undefined, standby: item.standby as string | undefined, syncInterval, replicas, volumes, binds,
+      failover: failover as ServiceSettings["failover"], ...container,
     });
   });
   return services;
+}
+
+type At = (key: string) => string;
+type Bad = (key: string, expected: string) => void;
+
+/** One of image (a registry reference, or a demo), tarball or build (with dockerfile). */
+function parseImageSource(item: Record<string, unknown>, at: At, bad: Bad, problems: string[]): ImageSource {
+  const given = (["image", "tarball", "build"] as const).filter((k) => item[k] !== undefined);
+  if (given.length !== 1) {
+    problems.push(`${at(given[1] ?? "image")}: expected exactly one of image (a registry reference such as registry.example:5000/app:1.2, or ${Object.keys(demoServices).join(" or ")}), tarball (docker save output) or build (a folder with a Dockerfile); found ${given.join(" and ") || "none"}`);
+    return { kind: "registry", ref: "" };
+  }
+  const key = given[0];
+  const value = item[key];
+  if (item.dockerfile !== undefined && (key !== "build" || typeof item.dockerfile !== "string" || item.dockerfile === "")) bad("dockerfile", "a file in the build folder, with build");
+  if (typeof value !== "string" || value === "") {
+    bad(key, key === "image" ? "an image reference" : "a path relative to the project folder");
+    return { kind: "registry", ref: "" };
+  }
+  if (key === "tarball") return { kind: "tarball", file: value };
+  if (key === "build") return { kind: "build", context: value, dockerfile: (item.dockerfile as string | undefined) ?? "Dockerfile" };
+  if (isDemoService(value)) return { kind: "demo", name: value };
+  if (!isImageReference(value)) bad("image", "a registry reference such as registry.example:5000/app:1.2 or app@sha256:<digest>");
+  return { kind: "registry", ref: value };
+}
+
+/** port (the main one, on both sides; a demo's own inside) or ports (HOST:CONTAINER[/udp]; the first tcp one is the main one). */
+function parsePorts(item: Record<string, unknown>, image: ImageSource, at: At, bad: Bad, problems: string[]) {
+  const none = { port: 0, containerPort: 0, morePorts: [] as PortMapping[] };
+  if (item.port !== undefined && item.ports !== undefined) {
+    problems.push(`${at("ports")}: expected port or ports, found both`);
+    return none;
+  }
+  if (item.ports === undefined) {
+    const port = Number(item.port);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) return bad("port", "a port number (or ports: a list)"), none;
+    return { port, containerPort: image.kind === "demo" ? demoServices[image.name].port : port, morePorts: [] };
+  }
+  const list = Array.isArray(item.ports) ? item.ports.map((p) => (typeof p === "string" || typeof p === "number" ? parsePort(String(p)) : undefined)) : [undefined];
+  if (list.length === 0 || list.some((p) => !p)) return bad("ports", "a list of HOST:CONTAINER, HOST:CONTAINER/udp or PORT"), none;
+  const ports = list as PortMapping[];
+  const main = ports.find((p) => p.protocol === "tcp");
+  if (!main) return bad("ports", "at least one tcp port (the first is the one clients, endpoints and drills use)"), none;
+  return { port: main.host, containerPort: main.container, morePorts: ports.filter((p) => p !== main) };
+}
+
+/** env, command, user, tmpfs, memory, cpus. */
+function parseContainerSettings(item: Record<string, unknown>, at: At, bad: Bad): ContainerSettings {
+  const out: ContainerSettings = {};
+  // One argument per line is how hosts keep a container's arguments (lib/ha/service-container runArgsText).
+  const oneLine = (v: unknown) => (typeof v === "string" || typeof v === "number" || typeof v === "boolean") && !String(v).includes("\n");
+  if (item.env !== undefined) {
+    const env = item.env as Record<string, unknown>;
+    if (typeof env !== "object" || env === null || Array.isArray(env) || Object.entries(env).some(([k, v]) => !/^[A-Za-z_][A-Za-z0-9_]*$/.test(k) || !oneLine(v))) {
+      bad("env", "a mapping of NAME: value (names of letters, digits and _, values on one line)");
+    } else out.env = Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)]));
+  }
+  if (item.command !== undefined) {
+    if (!Array.isArray(item.command) || item.command.some((a) => !oneLine(a))) bad("command", 'a list of arguments, each on one line, e.g. ["redis-server", "--appendonly", "yes"]');
+    else out.command = item.command.map(String);
+  }
+  if (item.user !== undefined) {
+    if (typeof item.user !== "string" && typeof item.user !== "number") bad("user", "USER[:GROUP], names or numbers");
+    else if (!/^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$/.test(String(item.user))) bad("user", "USER[:GROUP], names or numbers");
+    else out.user = String(item.user);
+  }
+  if (item.tmpfs !== undefined) {
+    if (!Array.isArray(item.tmpfs) || item.tmpfs.some((t) => typeof t !== "string" || !/^\/[^\s:]*(:[a-z0-9=,]+)?$/.test(t))) bad("tmpfs", "a list of /paths/in/container (optionally /path:size=64m)");
+    else out.tmpfs = item.tmpfs as string[];
+  }
+  if (item.memory !== undefined) {
+    if (!/^\d+[bkmg]?$/.test(String(item.memory))) bad("memory", "a size such as 256m or 1g");
+    else out.memory = String(item.memory);
+  }
+  if (item.cpus !== undefined) {
+    const cpus = Number(item.cpus);
+    if (!(cpus >= 0.01 && cpus <= 256)) bad("cpus", "a number of CPUs such as 0.5 or 2");
+    else out.cpus = cpus;
+  }
+  return out;
 }

@@ -1,7 +1,7 @@
 import type { Host, Inventory } from "../config/inventory";
 import { findHost } from "../config/inventory";
 import { progress, UserError } from "../log";
-import { createCommand, locate, restoreCommand, rsync, runOptions, ServiceSpec } from "./service-container";
+import { createCommand, locate, restoreCommand, rsync, runArgsText, ServiceSpec } from "./service-container";
 import { servicesDir } from "../host/paths";
 import { hostScript, shellQuote } from "../host/shell";
 import { sshExec } from "../host/ssh";
@@ -24,12 +24,12 @@ export const syncDir = (service: string) => `${rsync.dir}/${service}/sync`;
 
 /**
  * Host script: keeps the service's settings on the primary (each checkpoint
- * carries them: SPEC.json, and RUN, its docker create arguments, so that a
+ * carries them: SPEC.json, and ARGS, its docker create arguments, so that a
  * failover needs nothing from the dead primary), then starts or restarts its
  * sync loop (host/service.sh sync_settings, sync_start).
  */
 export function syncInstallScript(spec: ServiceSpec, standby: Pick<Host, "name" | "address">, intervalSeconds: number): string {
-  return hostScript(`sync_settings ${spec.name} ${shellQuote(JSON.stringify(spec))} ${shellQuote(runOptions(spec))}
+  return hostScript(`sync_settings ${spec.name} ${shellQuote(JSON.stringify(spec))} ${shellQuote(runArgsText(spec))}
 sync_start ${spec.name} ${standby.name} ${standby.address} ${Math.round(intervalSeconds * 1000)}`);
 }
 

@@ -3,8 +3,8 @@ import { UserError } from "../log";
 import { $ } from "zx";
 import { sshArgs, sshExec } from "../host/ssh";
 import { checkpointsDir, rsyncDefaults, rsyncPasswordFile, serviceNetwork } from "../host/paths";
-import { hostScript } from "../host/shell";
-import { type Volume, checkServiceName } from "../config/service-spec";
+import { hostScript, shellQuote } from "../host/shell";
+import { type ContainerSettings, type PortMapping, type Volume, checkServiceName, portText } from "../config/service-spec";
 
 /*
  * A service's container on the hosts, and its checkpoints: what migration
@@ -15,17 +15,22 @@ import { type Volume, checkServiceName } from "../config/service-spec";
 /** Labels edge-ha puts on a service's container. */
 export const serviceLabel = "edge-ha.service";
 const portLabel = "edge-ha.port";
+/** The container's ServiceSpec, as JSON. */
+const specLabel = "edge-ha.spec";
 
 /** The rsync module and credentials the provisioning set up on every host (modules/rsync-daemon). */
 export const rsync = { user: rsyncDefaults.user, module: rsyncDefaults.module, passwordFile: rsyncPasswordFile, dir: checkpointsDir };
 
-export interface ServiceSpec {
+/** A service's container, the same on every host that runs it (its env, command, limits: ContainerSettings). */
+export interface ServiceSpec extends ContainerSettings {
   name: string;
   image: string;
-  /** Port the service listens on inside its container. */
+  /** The service's port inside its container: the first TCP port, which clients, the endpoint and drills use. */
   containerPort: number;
-  /** Port published on the host. */
+  /** Where the hosts publish it. */
   hostPort: number;
+  /** Its other published ports (tcp or udp). */
+  morePorts?: PortMapping[];
   /** Named volumes mounted into the container; they move with it. */
   volumes?: Volume[];
 }
@@ -35,15 +40,36 @@ export function serviceAddress(hostPort: number): string {
   return `172.31.${hostPort >> 8}.${hostPort & 255}`;
 }
 
-/** `docker create` arguments of a service's container (options, then image), so that every host's copy is the same. */
-export function runOptions(spec: ServiceSpec): string {
-  const volumes = (spec.volumes ?? []).map((v) => ` -v ${v.name}:${v.target}`).join("");
-  return `--name ${spec.name} --label ${serviceLabel}=${spec.name} --label ${portLabel}=${spec.hostPort} --network ${serviceNetwork.name} --ip ${serviceAddress(spec.hostPort)} -p ${spec.hostPort}:${spec.containerPort}${volumes} ${spec.image}`;
+/** Every port the service publishes, its own first. */
+export function allPorts(spec: ServiceSpec): PortMapping[] {
+  return [{ host: spec.hostPort, container: spec.containerPort, protocol: "tcp" }, ...(spec.morePorts ?? [])];
 }
+
+/**
+ * `docker create` arguments of a service's container (options, image, then
+ * its command), one per element, so that every host's copy is the same.
+ * The spec itself is a label: what a migration or failover reads back.
+ */
+export function runArgs(spec: ServiceSpec): string[] {
+  const args = ["--name", spec.name, "--label", `${serviceLabel}=${spec.name}`, "--label", `${portLabel}=${spec.hostPort}`, "--label", `${specLabel}=${JSON.stringify(spec)}`];
+  args.push("--network", serviceNetwork.name, "--ip", serviceAddress(spec.hostPort));
+  for (const p of allPorts(spec)) args.push("-p", portText(p));
+  for (const v of spec.volumes ?? []) args.push("-v", `${v.name}:${v.target}`);
+  for (const t of spec.tmpfs ?? []) args.push("--tmpfs", t);
+  for (const [k, v] of Object.entries(spec.env ?? {}).sort(([a], [b]) => a.localeCompare(b))) args.push("-e", `${k}=${v}`);
+  if (spec.user) args.push("--user", spec.user);
+  if (spec.memory) args.push("--memory", spec.memory);
+  if (spec.cpus) args.push("--cpus", String(spec.cpus));
+  return [...args, spec.image, ...(spec.command ?? [])];
+}
+
+/** runArgs as the hosts keep them (modules/ha-service, the .run file and each checkpoint's ARGS): one argument per line. */
+export const runArgsText = (spec: ServiceSpec) => runArgs(spec).join("\n");
 
 /** Host script: replaces any container of the service by a new one, created (prints its id) or, with `start`, running (prints nothing). */
 export function createCommand(spec: ServiceSpec, start = false): string {
-  return hostScript(start ? `service_replace run ${spec.name} ${runOptions(spec)} >/dev/null` : `service_replace create ${spec.name} ${runOptions(spec)}`);
+  const args = runArgs(spec).map(shellQuote).join(" ");
+  return hostScript(start ? `service_replace run ${spec.name} ${args} >/dev/null` : `service_replace create ${spec.name} ${args}`);
 }
 
 /** Starts a service on a host (its image must be there). */
@@ -77,17 +103,20 @@ export async function soleHost(inventory: Inventory, service: string): Promise<H
 }
 
 /**
- * Reads a running service's spec back from its container. Bind mounts are
- * refused: a host folder is not the service's to move (use a named volume).
+ * Reads a running service's spec back from its container: the label edge-ha
+ * puts on it (older containers: their image, ports and mounts). Bind mounts
+ * are refused: a host folder is not the service's to move (use a named volume).
  */
 export async function specOf(host: Host, service: string): Promise<ServiceSpec> {
-  const format = `{{.Config.Image}} {{index .Config.Labels "${portLabel}"}} {{range $p, $b := .HostConfig.PortBindings}}{{$p}}{{end}}{{range .Mounts}} {{.Type}}:{{.Name}}:{{.Destination}}{{end}}`;
-  const [image, hostPort, binding, ...mounts] = (await sshExec(host, `docker container inspect -f '${format}' ${service}`)).stdout.trim().split(" ");
+  const format = `{{index .Config.Labels "${specLabel}"}}\n{{.Config.Image}} {{index .Config.Labels "${portLabel}"}} {{range $p, $b := .HostConfig.PortBindings}}{{$p}}{{end}}{{range .Mounts}} {{.Type}}:{{.Name}}:{{.Destination}}{{end}}`;
+  const [label, older] = (await sshExec(host, `docker container inspect -f '${format}' ${service}`)).stdout.trimEnd().split("\n");
+  const [image, hostPort, binding, ...mounts] = older.split(" ");
   const volumes = mounts.map((m) => {
     const [type, name, target] = m.split(":");
     if (type !== "volume") throw new UserError(`${service} on ${host.name} has a ${type} mount at ${target}; edge-ha moves named volumes only (docker run -v NAME:${target})`);
     return { name, target };
   });
+  if (label && label !== "<no value>") return JSON.parse(label) as ServiceSpec;
   return { name: service, image, hostPort: Number(hostPort), containerPort: Number(binding.split("/")[0]), volumes };
 }
 

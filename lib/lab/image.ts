@@ -48,3 +48,28 @@ export async function ensureNodeImage(): Promise<void> {
   progress(`importing ${nodeImage}`);
   await $({ quiet: true })`docker import --change ${"CMD [\"/usr/local/sbin/edge-ha-init\"]"} ${tarball} ${nodeImage}`;
 }
+
+/**
+ * A Debian base image for off-the-shelf servers in the lab's tests and
+ * examples (test/fixtures: `FROM edge-ha/debian:bookworm`), made without any
+ * public registry: debootstrap on this machine, then docker import. Cached
+ * like the node image.
+ */
+export const baseImage = "edge-ha/debian:bookworm";
+
+export async function ensureBaseImage(): Promise<void> {
+  if ((await $({ quiet: true, nothrow: true })`docker image inspect ${baseImage}`).exitCode === 0) return;
+  const tarball = path.join(cacheDir, `${baseImage.replace(/[/:]/g, "_")}.tar`);
+  if (!existsSync(tarball)) {
+    progress(`building ${baseImage} with debootstrap (about a minute, once)`);
+    mkdirSync(cacheDir, { recursive: true });
+    const root = `${tarball}.rootfs`;
+    rmSync(root, { recursive: true, force: true });
+    await $({ quiet: true })`debootstrap --variant=minbase bookworm ${root} http://deb.debian.org/debian`;
+    await $({ quiet: true })`chroot ${root} apt-get clean`;
+    await $({ quiet: true })`tar -C ${root} -cf ${tarball}.tmp .`;
+    renameSync(`${tarball}.tmp`, tarball);
+    rmSync(root, { recursive: true, force: true });
+  }
+  await $({ quiet: true })`docker import --change ${"CMD [\"bash\"]"} ${tarball} ${baseImage}`;
+}

@@ -1,20 +1,20 @@
 import * as pulumi from "@pulumi/pulumi";
 import { serviceHosts, type Arch, type Inventory } from "../../lib/config/inventory";
-import { type ServiceImage as BuiltImage } from "../../lib/ha/images";
+import type { PreparedImage } from "../../lib/ha/images";
+import type { ServiceSpec } from "../../lib/ha/service-container";
 import type { ServiceSettings } from "../../lib/config/settings";
 import { HaService } from "../ha-service";
 import type { ClusterNode } from "../host-facts";
 import { ServiceImage } from "../service-image";
 import { SwarmService } from "../swarm-service";
-import { demoServices } from "../../lib/config/service-spec";
 
 export interface EdgeServicesArgs {
   inventory: Inventory;
   services: ServiceSettings[];
   /** The cluster's hosts, ready for services (EdgeCluster.ready). */
   nodes: Record<string, ClusterNode>;
-  /** Built images by "<image>-<arch>" (lib/ha/images buildServiceImage), for every image and architecture the services need. */
-  images: Record<string, BuiltImage>;
+  /** Each service's image by "<service>-<arch>" (lib/ha/images prepareImage), for every architecture it may run on. */
+  images: Record<string, PreparedImage>;
 }
 
 /** What `edge-ha:services` declares: images on the hosts that run them, CRIU-managed and swarm services. */
@@ -39,44 +39,46 @@ export class EdgeServices extends pulumi.ComponentResource {
     const byArch = new Map<Arch, ClusterNode[]>();
     for (const host of serviceHosts(args.inventory)) byArch.set(host.arch, [...(byArch.get(host.arch) ?? []), args.nodes[host.name]]);
 
-    // Every host gets every image it may run: a migration or failover can land anywhere.
+    // Every host gets every image it may run: a migration or failover can land anywhere. One per image
+    // and architecture, however many services use it.
     const distributed = new Map<string, ServiceImage>();
-    const imageFor = (image: string, arch: Arch) => {
-      const key = `${image}-${arch}`;
-      const built = args.images[key];
-      if (!built) throw new pulumi.ResourceError(`expected a built image ${key} (lib/ha/images buildServiceImage, for every image and architecture the services need), found none`, this);
-      if (!distributed.has(key)) distributed.set(key, new ServiceImage(`${name}-${key}`, { image: built, nodes: byArch.get(arch)! }, parent));
+    const imageFor = (service: string, arch: Arch) => {
+      const prepared = args.images[`${service}-${arch}`];
+      if (!prepared) throw new pulumi.ResourceError(`expected the image of ${service} for ${arch} (lib/ha/images prepareImage, for every architecture it may run on), found none`, this);
+      const key = `${prepared.ref}-${arch}`;
+      if (!distributed.has(key)) distributed.set(key, new ServiceImage(`${name}-${prepared.ref.replace(/[/:@]/g, "-")}-${arch}`, { image: prepared, nodes: byArch.get(arch)! }, parent));
       return distributed.get(key)!;
     };
+    const specOf = (s: ServiceSettings, image: string): ServiceSpec => ({
+      name: s.name, image, containerPort: s.containerPort, hostPort: s.port,
+      ...(s.morePorts.length ? { morePorts: s.morePorts } : {}),
+      ...(s.volumes.length ? { volumes: s.volumes } : {}),
+      ...Object.fromEntries((["tmpfs", "env", "command", "user", "memory", "cpus"] as const).filter((k) => s[k] !== undefined).map((k) => [k, s[k]])),
+    });
 
     for (const s of args.services) {
-      const containerPort = demoServices[s.image].port;
       if (s.mode === "criu") {
         const primary = args.nodes[s.primary!];
-        const image = imageFor(s.image, primary.host.arch);
-        const withImage = (n: ClusterNode): ClusterNode => ({ ...n, dependsOn: [...(n.dependsOn ?? []), image] });
+        const image = imageFor(s.name, primary.host.arch);
+        const withImage = (n: ClusterNode): ClusterNode => ({ ...n, dependsOn: [...(n.dependsOn ?? []), ...image.ready] });
+        const others = (byArch.get(primary.host.arch) ?? []).filter((n) => n.host.name !== s.primary && n.host.name !== s.standby);
         new HaService(
           s.name,
-          {
-            spec: { name: s.name, image: image.ref, containerPort, hostPort: s.port, volumes: s.volumes },
-            primary: withImage(primary),
-            standby: withImage(args.nodes[s.standby!]),
-            syncInterval: s.syncInterval,
-          },
+          { spec: specOf(s, image.ref), primary: withImage(primary), standby: withImage(args.nodes[s.standby!]), others, syncInterval: s.syncInterval },
           parent,
         );
-        this.services[s.name] = { mode: "criu", image: image.ref, port: s.port, containerPort, primary: s.primary, standby: s.standby, syncInterval: s.syncInterval };
+        this.services[s.name] = { mode: "criu", image: image.ref, port: s.port, containerPort: s.containerPort, primary: s.primary, standby: s.standby, syncInterval: s.syncInterval };
       } else {
         const manager = args.nodes[args.inventory.hosts.find((h) => h.roles.includes("manager"))!.name];
         const archs = [...byArch.keys()];
         if (archs.length > 1) throw new pulumi.ResourceError(`swarm service ${s.name}: expected a swarm of one architecture, found ${archs.join(" and ")} hosts; declare it mode: criu, or keep the swarm to one architecture`, this);
-        const image = imageFor(s.image, archs[0]);
+        const image = imageFor(s.name, archs[0]);
         new SwarmService(
           s.name,
-          { spec: { name: s.name, image: image.ref, containerPort, hostPort: s.port, volumes: s.volumes }, replicas: s.replicas, manager: { ...manager, dependsOn: [...(manager.dependsOn ?? []), image] } },
+          { spec: specOf(s, image.ref), binds: s.binds, replicas: s.replicas, manager: { ...manager, dependsOn: [...(manager.dependsOn ?? []), ...image.ready] } },
           parent,
         );
-        this.services[s.name] = { mode: "swarm", image: image.ref, port: s.port, containerPort, replicas: s.replicas };
+        this.services[s.name] = { mode: "swarm", image: image.ref, port: s.port, containerPort: s.containerPort, replicas: s.replicas };
       }
     }
     this.registerOutputs({ services: this.services });

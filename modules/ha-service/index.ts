@@ -1,7 +1,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { componentScript } from "../../lib/host/shell";
-import { runOptions, type ServiceSpec } from "../../lib/ha/service-container";
+import { runArgsText, type ServiceSpec } from "../../lib/ha/service-container";
 import { HostCommand } from "../command";
 import type { ClusterNode } from "../host-facts";
 
@@ -13,6 +13,8 @@ export interface HaServiceArgs {
   standby: ClusterNode;
   /** Seconds between checkpoints. */
   syncInterval: number;
+  /** The other hosts it may land on (the agents pick a new standby among them): removal clears them too. */
+  others?: ClusterNode[];
 }
 
 /**
@@ -56,7 +58,7 @@ export class HaService extends pulumi.ComponentResource {
       {
         connection: primary.connection,
         triggers: [spec],
-        environment: { SERVICE: service, RUN_ARGS: runOptions(spec) },
+        environment: { SERVICE: service, RUN_ARGS: runArgsText(spec) },
         create: componentScript(__dirname, "start.sh"),
         delete: componentScript(__dirname, "remove.sh", "delete"),
       },
@@ -70,6 +72,16 @@ export class HaService extends pulumi.ComponentResource {
       { parent: this, dependsOn: [...(standby.dependsOn ?? []), ...volumes(standby)] },
     );
 
+    // A failover may have put it (or its checkpoints) on any host of its architecture: its removal
+    // clears them all, or a copy left running would hold the service network there.
+    for (const other of args.others ?? []) {
+      new HostCommand(
+        `${name}-${other.host.name}-leftovers`,
+        { connection: other.connection, environment: { SERVICE: service }, create: ":", delete: componentScript(__dirname, "remove.sh", "delete") },
+        { parent: this, dependsOn: other.dependsOn },
+      );
+    }
+
     new HostCommand(
       `${name}-sync`,
       {
@@ -78,7 +90,7 @@ export class HaService extends pulumi.ComponentResource {
         environment: {
           SERVICE: service,
           SPEC_JSON: JSON.stringify(spec),
-          RUN_ARGS: runOptions(spec),
+          RUN_ARGS: runArgsText(spec),
           STANDBY_NAME: standby.host.name,
           STANDBY_ADDRESS: standby.host.address,
           INTERVAL_MS: String(Math.round(args.syncInterval * 1000)),

@@ -1,49 +1,57 @@
+import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as path from "node:path";
 import { hostStateDir } from "../../lib/host/paths";
 import { componentScript } from "../../lib/host/shell";
-import type { ServiceImage as BuiltImage } from "../../lib/ha/images";
+import type { PreparedImage } from "../../lib/ha/images";
 import { CopyToHost, HostCommand } from "../command";
 import type { ClusterNode } from "../host-facts";
 
 export interface ServiceImageArgs {
-  /** The image as built on this machine (lib/ha/images): reference, root file system tarball, import changes. */
-  image: BuiltImage;
+  /** The image as made ready on this machine (lib/ha/images prepareImage): an archive to load or a reference to pull. */
+  image: PreparedImage;
   /** Hosts that get it (all of one architecture: the image's). */
   nodes: ClusterNode[];
 }
 
 /**
- * An image on hosts' Docker engines without a registry: its root file system
- * is copied from this machine (@pulumi/command's CopyToRemote), checked
- * against its sha256 and `docker import`ed. The
- * reference is tagged by content, so an unchanged image is never copied again.
- * Removal untags it where no container uses it.
+ * An image on hosts' Docker engines. An archive (docker save format) is
+ * copied from this machine (@pulumi/command's CopyToRemote), checked against
+ * its sha256 and loaded where the engine lacks its image id; removal untags
+ * it where no container uses it. A registry reference is pulled by each
+ * host's engine (@pulumi/docker's RemoteImage), which the registry must let
+ * in (README, "Your own service").
  */
 export class ServiceImage extends pulumi.ComponentResource {
   readonly ref: string;
+  /** What a service that uses the image waits for. */
+  readonly ready: pulumi.Resource[] = [];
 
   constructor(name: string, args: ServiceImageArgs, opts?: pulumi.ComponentResourceOptions) {
     super("edge-ha:service:ServiceImage", name, {}, opts);
     const { image } = args;
     this.ref = image.ref;
-    const remoteTar = `${hostStateDir}/images/${path.basename(image.rootfs)}`;
     for (const node of args.nodes) {
-      const copied = new CopyToHost(
-        `${name}-${node.host.name}-rootfs`,
-        { source: image.rootfs, connection: node.connection, remotePath: remoteTar },
-        { parent: this, dependsOn: node.dependsOn },
-      );
-      new HostCommand(
-        `${name}-${node.host.name}`,
-        {
-          connection: node.connection,
-          triggers: [image.ref],
-          environment: { REF: image.ref, TARBALL: remoteTar, SHA256: image.sha256, CHANGES: image.changes.join("\n") },
-          create: componentScript(__dirname, "import.sh"),
-          delete: componentScript(__dirname, "untag.sh", "delete"),
-        },
-        { parent: this, dependsOn: [copied] },
+      if (image.kind === "pull") {
+        if (!node.docker) throw new pulumi.ResourceError(`expected a Docker provider for ${node.host.name} (EdgeCluster.ready), found none`, this);
+        // Removed with the stack (services go first); forced, as untag.sh does, past stopped containers such as old swarm tasks.
+        this.ready.push(new docker.RemoteImage(`${name}-${node.host.name}`, { name: image.ref, keepLocally: false, forceRemove: true }, { parent: this, provider: node.docker, dependsOn: node.dependsOn }));
+        continue;
+      }
+      const remote = `${hostStateDir}/images/${path.basename(image.archive)}`;
+      const copied = new CopyToHost(`${name}-${node.host.name}-archive`, { source: image.archive, connection: node.connection, remotePath: remote }, { parent: this, dependsOn: node.dependsOn });
+      this.ready.push(
+        new HostCommand(
+          `${name}-${node.host.name}`,
+          {
+            connection: node.connection,
+            triggers: [image.ref, image.id],
+            environment: { REF: image.ref, ID: image.id, ARCHIVE: remote, SHA256: image.sha256 },
+            create: componentScript(__dirname, "load.sh"),
+            delete: componentScript(__dirname, "untag.sh", "delete"),
+          },
+          { parent: this, dependsOn: [copied] },
+        ),
       );
     }
     this.registerOutputs({ ref: this.ref });

@@ -1,10 +1,12 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { serviceLabel, type ServiceSpec } from "../../lib/ha/service-container";
+import { allPorts, serviceLabel, type ServiceSpec } from "../../lib/ha/service-container";
 import type { ClusterNode } from "../host-facts";
 
 export interface SwarmServiceArgs {
   spec: ServiceSpec;
+  /** Host folders mounted into every replica (swarm services may have them; criu ones may not). */
+  binds?: { source: string; target: string }[];
   replicas: number;
   /** A manager of the swarm (with its Docker provider), which creates and updates the service. */
   manager: ClusterNode;
@@ -32,15 +34,29 @@ export class SwarmService extends pulumi.ComponentResource {
         taskSpec: {
           containerSpec: {
             image: spec.image,
-            mounts: (spec.volumes ?? []).map((v) => ({ type: "volume", source: v.name, target: v.target })),
+            args: spec.command,
+            env: spec.env,
+            user: spec.user,
+            mounts: [
+              ...(spec.volumes ?? []).map((v) => ({ type: "volume", source: v.name, target: v.target })),
+              ...(args.binds ?? []).map((b) => ({ type: "bind", source: b.source, target: b.target })),
+              ...(spec.tmpfs ?? []).map((t) => ({ type: "tmpfs", target: t.split(":")[0] })),
+            ],
           },
+          resources: spec.memory || spec.cpus ? { limits: { memoryBytes: spec.memory ? bytes(spec.memory) : undefined, nanoCpus: spec.cpus ? Math.round(spec.cpus * 1e9) : undefined } } : undefined,
         },
         mode: { replicated: { replicas } },
-        endpointSpec: { ports: [{ targetPort: spec.containerPort, publishedPort: spec.hostPort, publishMode: "host", protocol: "tcp" }] },
+        endpointSpec: { ports: allPorts(spec).map((p) => ({ targetPort: p.container, publishedPort: p.host, publishMode: "host", protocol: p.protocol })) },
       },
       // The name is the service's identity in the swarm: a new one can only exist once the old one is gone.
       { parent: this, provider: manager.docker, dependsOn: manager.dependsOn, deleteBeforeReplace: true },
     );
     this.registerOutputs({});
   }
+}
+
+/** A size such as 256m in bytes. */
+function bytes(size: string): number {
+  const m = /^(\d+)([bkmg]?)$/.exec(size)!;
+  return Number(m[1]) * { "": 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]]!;
 }

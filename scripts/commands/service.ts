@@ -6,7 +6,7 @@ import { UsageError, UserError } from "../../lib/log";
 import { migrate } from "../../lib/ha/migration";
 import { copyImage, deploy, locate, soleHost, specOf } from "../../lib/ha/service-container";
 import { failover, freshness, startSync, syncOn } from "../../lib/ha/replication";
-import { buildServiceImage, ensureImageOn } from "../../lib/ha/images";
+import { demoImage, ensureImageOn } from "../../lib/ha/images";
 import { projectRoot } from "../../lib/toolchain";
 import { agentEvents, agentManages, agentsManage } from "../../lib/ha/agent";
 import { sshExec } from "../../lib/host/ssh";
@@ -85,7 +85,7 @@ export async function main(args: string[]): Promise<void> {
     case "deploy": {
       if (!isDemoService(service)) throw new UserError(`deploy knows the demo services ${Object.keys(demoServices).join(", ")}; found "${service}"`);
       const host = need("on");
-      const image = await buildServiceImage(service, host.arch);
+      const image = await demoImage(service, host.arch);
       await ensureImageOn(host, image);
       const hostPort = Number(values.port);
       if (!Number.isInteger(hostPort) || hostPort < 1 || hostPort > 65535) throw new UserError(`--port: expected a port number, found "${values.port}"`);
