@@ -1,0 +1,253 @@
+import test from "ava";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { parse, stringify } from "yaml";
+import { $ } from "zx";
+import { restoredSince } from "../lib/ha/agent";
+import { Endpoint } from "../lib/ha/endpoint";
+import { findHost, loadInventory } from "../lib/config/inventory";
+import { migrate } from "../lib/ha/migration";
+import { boot, crash } from "../lib/lab/faults";
+import { ensureBaseImage } from "../lib/lab/image";
+import { down, labOptions } from "../lib/lab/lab";
+import { freshLabStack } from "../lib/lab/stack";
+import { PulumiStack } from "../lib/pulumi";
+import { locate } from "../lib/ha/service-container";
+import { sshExec } from "../lib/host/ssh";
+import { projectRoot } from "../lib/toolchain";
+import { sleep, until as poll } from "./helpers/poll";
+
+/*
+ * Users' own services, not the demos: two off-the-shelf servers Debian
+ * packages, a key-value store (redis-server) built from a Dockerfile and a
+ * message broker (mosquitto) given as a `docker save` archive, both made
+ * without any public registry (test/fixtures), declared in a stack and
+ * driven by their own stock clients (redis-cli, mosquitto_pub/_sub) through a
+ * planned migration and a crash with automatic failover. Real engines, CRIU,
+ * rsync daemons and crashes.
+ */
+const dir = mkdtempSync(path.join(tmpdir(), "edge-ha-own-test-"));
+const lab = labOptions({ name: "owntest", subnetPrefix: "10.77.208", inventoryFile: path.join(dir, "inventory.yaml") });
+const stack = new PulumiStack(projectRoot, "owntest");
+const stackFile = path.join(projectRoot, "stacks", "Pulumi.owntest.yaml");
+const inventory = () => loadInventory(lab.inventoryFile);
+const host = (name: string) => findHost(inventory(), name);
+const interval = 1;
+const kvPort = 16379;
+const brokerPort = 11883;
+const brokerArchive = path.join(dir, "broker.tar");
+const services = [
+  { name: "kv", build: "test/fixtures/kv", ports: [`${kvPort}:6379`], primary: "node1", standby: "node2", syncInterval: interval, tmpfs: ["/run/redis"] },
+  { name: "broker", tarball: brokerArchive, ports: [`${brokerPort}:1883`], primary: "node2", standby: "node3", syncInterval: interval },
+];
+const runningOn = async (service: string) => (await locate(inventory(), service)).map((h) => h.name);
+const until = <T>(seconds: number, check: () => Promise<T>, ok: (v: T) => boolean) => poll(seconds, check, ok, 200);
+
+function setServices(list: object[]): void {
+  const doc = parse(readFileSync(stackFile, "utf8"));
+  doc.config["edge-ha:services"] = list;
+  writeFileSync(stackFile, stringify(doc));
+}
+
+test.before(async () => {
+  await freshLabStack(lab, stack, 3);
+  // The broker as a user on an air-gapped site brings it: an image saved on another machine.
+  await ensureBaseImage();
+  await $({ quiet: true })`docker build -q -t edge-ha-test/broker:2.0.11 ${path.join(projectRoot, "test", "fixtures", "broker")}`;
+  await $({ quiet: true })`docker save -o ${brokerArchive} edge-ha-test/broker:2.0.11`;
+  setServices(services);
+  await stack.up();
+});
+
+test.after.always(async () => {
+  await stack.forget();
+  await down(lab);
+  await $({ quiet: true, nothrow: true })`docker image rm edge-ha-test/broker:2.0.11`;
+});
+
+/** redis-cli against a node (or any address), one command; its reply, or undefined when it failed. */
+async function redis(address: string, port: number, ...args: string[]): Promise<string | undefined> {
+  const r = await $({ quiet: true, nothrow: true, timeout: "2s" })`redis-cli -h ${address} -p ${port} ${args}`;
+  return r.exitCode === 0 && !/^(ERR|Could not connect|Error)/.test(r.stdout) ? r.stdout.trim() : undefined;
+}
+
+/** An endpoint that follows the node that answers, as clients at a site would use (lib/ha/endpoint). */
+async function endpointFor(port: number): Promise<Endpoint> {
+  const endpoint = new Endpoint({ listen: { host: "127.0.0.1", port: 0 }, healthCheck: { everyMs: 100, failures: 2 } });
+  endpoint.setBackends(inventory().hosts.map((h) => ({ host: h.address, port })));
+  await endpoint.start();
+  return endpoint;
+}
+
+/**
+ * A redis client writing key w:N = N every ~20 ms through `endpoint` until
+ * stopped: the moment each write was acknowledged, and the failures.
+ */
+function writer(endpoint: Endpoint) {
+  const acked: { key: string; at: number }[] = [];
+  let failed = 0;
+  let running = true;
+  const done = (async () => {
+    for (let n = 0; running; n++) {
+      const key = `w:${n}`;
+      if ((await redis("127.0.0.1", endpoint.port(), "SET", key, String(n))) === "OK") acked.push({ key, at: Date.now() });
+      else failed++;
+      await sleep(20);
+    }
+  })();
+  return {
+    acked,
+    get failed() {
+      return failed;
+    },
+    async stop() {
+      running = false;
+      await done;
+    },
+  };
+}
+
+/** Which of `keys` a node's kv has, with the value its name ends with. */
+async function present(address: string, keys: string[]): Promise<Set<string>> {
+  const found = new Set<string>();
+  for (let i = 0; i < keys.length; i += 500) {
+    const chunk = keys.slice(i, i + 500);
+    const values = ((await redis(address, kvPort, "MGET", ...chunk)) ?? "").split("\n");
+    chunk.forEach((k, j) => values[j] === k.split(":")[1] && found.add(k));
+  }
+  return found;
+}
+
+test.serial("pulumi up runs a Dockerfile-built key-value store and a saved broker from a user's archive, each image on every host of its architecture; a second preview changes nothing", async (t) => {
+  t.deepEqual(await runningOn("kv"), ["node1"]);
+  t.deepEqual(await runningOn("broker"), ["node2"]);
+  t.is(await redis(host("node1").address, kvPort, "PING"), "PONG");
+  for (const h of inventory().hosts) {
+    const images = (await sshExec(h, "docker image ls --format '{{.Repository}}:{{.Tag}}'")).stdout;
+    t.regex(images, /^edge-ha\/kv:[0-9a-f]{12}$/m, `${h.name} has the kv image built here`);
+    t.regex(images, /^edge-ha-test\/broker:2\.0\.11$/m, `${h.name} has the broker loaded from the archive`);
+  }
+  const size = (ref: string) => $({ quiet: true })`docker image inspect -f '{{.Size}}' ${ref}`.then((r) => Math.round(Number(r.stdout) / 1e6));
+  t.log(`image sizes: broker ${await size("edge-ha-test/broker:2.0.11")} MB`);
+  const { summary } = await stack.preview();
+  t.deepEqual(Object.keys(summary), ["unchanged"], JSON.stringify(summary));
+});
+
+test.serial("a criu-mode service with a host bind mount or host networking is refused before any change, each key named; what runs is left alone", async (t) => {
+  const before = (await sshExec(host("node1"), "docker container inspect -f '{{.Id}}' kv")).stdout.trim();
+  setServices([{ ...services[0], volumes: ["/srv/kv:/data"], network: "host" }, services[1]]);
+  try {
+    const err = await t.throwsAsync(stack.up());
+    t.regex(err!.message, /edge-ha:services\[0\]\.volumes: "\/srv\/kv:\/data" is a host bind mount, which a criu-mode service cannot have: a host folder is not part of the container/);
+    t.regex(err!.message, /edge-ha:services\[0\]\.network: a criu-mode service cannot have network: host/);
+  } finally {
+    setServices(services);
+  }
+  t.is((await sshExec(host("node1"), "docker container inspect -f '{{.Id}}' kv")).stdout.trim(), before, "the same container still runs");
+});
+
+test.serial("planned migration of the key-value store: every key written before is read back on the new node, and every write a client had acknowledged during the move", async (t) => {
+  const keys = Array.from({ length: 2000 }, (_, i) => `k:${i}`);
+  const loaded = await $({ quiet: true, input: keys.map((k) => `SET ${k} ${k.split(":")[1]}\n`).join("") })`redis-cli -h ${host("node1").address} -p ${kvPort}`;
+  t.is(loaded.stdout.split("\n").filter((l) => l === "OK").length, keys.length);
+  const endpoint = await endpointFor(kvPort);
+  const w = writer(endpoint);
+  try {
+    await sleep(1000);
+    const result = await migrate(inventory(), "kv", "node3", { endpoint });
+    await sleep(1000);
+    await w.stop();
+    t.deepEqual(await runningOn("kv"), ["node3"]);
+    const all = [...keys, ...w.acked.map((a) => a.key)];
+    const found = await present(host("node3").address, all);
+    t.is(found.size, all.length, `missing after the move: ${all.filter((k) => !found.has(k)).slice(0, 10).join(", ")}`);
+    t.true(w.failed <= 5, `${w.failed} writes failed during the move`);
+    t.log(`kv: downtime ${Math.round(result.downtime * 1000)} ms (dump ${Math.round(result.phases.dump * 1000)}, transfer ${Math.round(result.phases.transfer * 1000)}, restore ${Math.round(result.phases.restore * 1000)}); checkpoint ${(result.bytes / 1e6).toFixed(1)} MB; ${all.length} keys all read back; ${w.failed}/${w.acked.length + w.failed} writes failed`);
+  } finally {
+    await w.stop();
+    await endpoint.stop();
+  }
+});
+
+/** mosquitto_pub of `count` retained messages edge/N = v-N to a broker. */
+async function publishRetained(address: string, count: number, prefix: string): Promise<void> {
+  for (let i = 0; i < count; i += 50) {
+    await Promise.all(
+      Array.from({ length: Math.min(50, count - i) }, (_, j) => $({ quiet: true })`mosquitto_pub -h ${address} -p ${brokerPort} -q 1 -r -t ${`${prefix}/${i + j}`} -m ${`v-${i + j}`}`),
+    );
+  }
+}
+
+/** The retained messages under `prefix` a broker gives a new subscriber, as topic → message. */
+async function readRetained(address: string, prefix: string, count: number): Promise<Map<string, string>> {
+  const r = await $({ quiet: true, nothrow: true })`mosquitto_sub -h ${address} -p ${brokerPort} -t ${`${prefix}/#`} -v -C ${count} -W 5`;
+  return new Map(r.stdout.split("\n").filter(Boolean).map((l) => l.split(" ") as [string, string]));
+}
+
+test.serial("planned migration of the broker: every retained message published before is delivered by the new node", async (t) => {
+  await publishRetained(host("node2").address, 300, "plan");
+  const result = await migrate(inventory(), "broker", "node1");
+  t.deepEqual(await runningOn("broker"), ["node1"]);
+  const got = await readRetained(host("node1").address, "plan", 300);
+  t.is(got.size, 300);
+  t.true([...got].every(([topic, m]) => m === `v-${topic.split("/")[1]}`));
+  t.log(`broker: downtime ${Math.round(result.downtime * 1000)} ms; checkpoint ${(result.bytes / 1e6).toFixed(1)} MB; 300/300 retained messages delivered`);
+});
+
+/** Boots a crashed node and waits until its engine answers again. */
+async function bootAndWait(name: string): Promise<void> {
+  await boot(lab, name);
+  await until(90, async () => (await sshExec(host(name), "docker info >/dev/null 2>&1", { nothrow: true, connectTimeout: 2 })).exitCode === 0, (ok) => ok);
+}
+
+test.serial("crash of the key-value store's node: the agents restore it elsewhere; every write acknowledged more than one sync interval before the crash is there, one copy runs", async (t) => {
+  const endpoint = await endpointFor(kvPort);
+  const w = writer(endpoint);
+  const on = (await runningOn("kv"))[0];
+  let crashedAt = 0;
+  try {
+    await sleep(3000);
+    crashedAt = await crash(lab, on);
+    const others = { ...inventory(), hosts: inventory().hosts.filter((h) => h.name !== on) };
+    const now = await until(30, async () => (await locate(others, "kv")).map((h) => h.name), (r) => r.length === 1);
+    t.is(now.length, 1, "restored on one node");
+    const servedAt = await until(30, async () => ((await redis("127.0.0.1", endpoint.port(), "PING")) === "PONG" ? Date.now() : 0), (v) => v > 0);
+    await sleep(1000);
+    await w.stop();
+    const restored = await restoredSince(host(now[0]), "kv", crashedAt);
+    const promised = w.acked.filter((a) => a.at < crashedAt - interval * 1000).map((a) => a.key);
+    const found = await present(host(now[0]).address, promised);
+    t.is(found.size, promised.length, `lost: ${promised.filter((k) => !found.has(k)).slice(0, 10).join(", ")}`);
+    const lostAfter = w.acked.filter((a) => a.at >= crashedAt - interval * 1000 && a.at < crashedAt).length;
+    t.log(`kv: crash to serving ${servedAt - crashedAt} ms on ${now[0]}; checkpoint ${restored?.ageMs} ms old; ${promised.length} writes from before crash - ${interval} s all there; ${w.failed} client errors`);
+    t.true(servedAt - crashedAt < 15_000);
+    t.true(w.failed * 20 < 30_000, `${w.failed} client errors`);
+    t.log(`writes within the last interval before the crash (may be lost): ${lostAfter}`);
+  } finally {
+    await w.stop();
+    await endpoint.stop();
+    if (crashedAt) await bootAndWait(on);
+  }
+  const copies = await until(60, () => runningOn("kv"), (r) => r.length === 1 && r[0] !== on);
+  t.is(copies.length, 1, "one copy after the crashed node is back");
+});
+
+test.serial("crash of the broker's node: retained messages published more than one sync interval before are delivered by the node it is restored on", async (t) => {
+  const on = (await runningOn("broker"))[0];
+  await publishRetained(host(on).address, 200, "crash");
+  await sleep(2 * interval * 1000 + 500);
+  const crashedAt = await crash(lab, on);
+  try {
+    const others = { ...inventory(), hosts: inventory().hosts.filter((h) => h.name !== on) };
+    const now = await until(30, async () => (await locate(others, "broker")).map((h) => h.name), (r) => r.length === 1);
+    t.is(now.length, 1);
+    const got = await until(30, () => readRetained(host(now[0]).address, "crash", 200), (m) => m.size === 200);
+    t.is(got.size, 200);
+    t.log(`broker: restored on ${now[0]} ${Date.now() - crashedAt} ms after the crash (until read back); 200/200 retained messages`);
+  } finally {
+    await bootAndWait(on);
+  }
+  const copies = await until(60, () => runningOn("broker"), (r) => r.length === 1 && r[0] !== on);
+  t.is(copies.length, 1, "one copy after the crashed node is back");
+});
