@@ -19,17 +19,29 @@ export class PulumiError extends UserError {
     super(`${run} failed: ${PulumiError.errorsOf(output)} (whole output: ${logFile})`);
   }
 
-  /** Pulumi's own error lines (with the "- ..." lines of a list that follows one), without the engine's boilerplate, at most five. */
+  /**
+   * Pulumi's own error lines (from its Diagnostics, when it printed them),
+   * with the "- ..." lines of a list that follows one and the output a host
+   * command printed after its "running ...:" line, without the engine's
+   * boilerplate, at most five.
+   */
   static errorsOf(output: string): string {
+    const all = output.split("\n");
+    const diagnostics = all.findIndex((l) => l.trim() === "Diagnostics:");
     const lines: string[] = [];
     const indent = (line: string) => line.length - line.trimStart().length;
-    let errorIndent = -1; // of the error line a list may follow; -1 when none does
-    for (const raw of output.split("\n")) {
+    let errorIndent = -1; // of the error line a list or output may follow; -1 when none does
+    let saysMore = false; // the error line ends with ":", what follows at its indent is its text
+    for (const raw of diagnostics >= 0 ? all.slice(diagnostics + 1) : all) {
       const l = raw.trim();
-      if (/(^|\s)error: /.test(l) && !/error: (update|preview|destroy) failed$/.test(l)) {
+      if (/(^|\s)error: /.test(l)) {
+        errorIndent = -1;
+        if (/error: (update|preview|destroy) failed$/.test(l)) continue;
         lines.push(l.replace(/^.*?error: /, ""));
         errorIndent = indent(raw);
+        saysMore = l.endsWith(":");
       } else if (errorIndent >= 0 && l.startsWith("- ") && indent(raw) > errorIndent) lines[lines.length - 1] += ` ${l}`;
+      else if (errorIndent >= 0 && saysMore && l !== "" && indent(raw) >= errorIndent) lines[lines.length - 1] += `\n  ${raw.slice(errorIndent)}`;
       else errorIndent = -1;
     }
     const unique = [...new Set(lines)];
@@ -93,8 +105,9 @@ export class PulumiStack {
     return { summary: parseSummary(r.stdout), output: r.stdout };
   }
 
-  async preview(): Promise<{ summary: Record<string, number>; output: string }> {
-    const r = await this.run(["preview", "--suppress-progress"]);
+  /** `pulumi preview`; with diff, its output details every change. */
+  async preview(opts: { diff?: boolean } = {}): Promise<{ summary: Record<string, number>; output: string }> {
+    const r = await this.run(["preview", "--suppress-progress", ...(opts.diff ? ["--diff"] : [])]);
     return { summary: parseSummary(r.stdout), output: r.stdout };
   }
 

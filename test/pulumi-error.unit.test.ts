@@ -22,3 +22,24 @@ Diagnostics:
   t.is(err.output, output);
   t.is(PulumiError.errorsOf("just one line\n"), "just one line", "no error line: its last line");
 });
+
+test("a host command's failure carries what the host said, not only Pulumi's line about the exit status", (t) => {
+  const output = `Updating (owntest):
+ +  command:remote:Command ghost-sync creating (0s) error: Process exited with status 1: running "bash -s -- create":
+ +  command:remote:Command ghost-sync **creating failed** error: Process exited with status 1: running "bash -s -- create":
+    pulumi:pulumi:Stack edge-ha-owntest running error: update failed
+Diagnostics:
+  command:remote:Command (ghost-sync):
+    error: Process exited with status 1: running "bash -s -- create":
+    ghost cannot be checkpointed on node2. CRIU's errors:
+      (00.013994) Error (criu/files-reg.c:1031): Can't dump ghost file /var/tmp/big of 2002944 size, increase limit
+    Likely cause: a deleted file
+
+Outputs:
+    clusterName   : "owntest"
+`;
+  t.is(
+    PulumiError.errorsOf(output),
+    `Process exited with status 1: running "bash -s -- create":\n  ghost cannot be checkpointed on node2. CRIU's errors:\n    (00.013994) Error (criu/files-reg.c:1031): Can't dump ghost file /var/tmp/big of 2002944 size, increase limit\n  Likely cause: a deleted file`,
+  );
+});
