@@ -88,3 +88,41 @@ sync_stop() {
   service_remove "sync-$1"
   rm -rf "${EDGE_HA_SYNC_OUT:?}/$1" "$EDGE_HA_SERVICES/$1.sync" "$EDGE_HA_SERVICES/$1.spec.json" "$EDGE_HA_SERVICES/$1.run"
 }
+
+# trial_checkpoint NAME: proves that NAME's container can be checkpointed
+# (CRIU, its processes left running) before its sync starts: some containers
+# cannot be (a deleted file still open, a unix socket to the host, io_uring,
+# a device), and that is better said at `pulumi up` than found at a failover.
+# On failure says CRIU's last errors and the likely cause; NAME runs on.
+trial_checkpoint() {
+  local id dir=$EDGE_HA_SYNC_OUT/$1/trial log=/run/edge-ha-criu-$1/dump.log
+  id=$(docker container inspect -f '{{.Id}}' "$1") || return 1
+  if checkpoint_leave_running "$1" "$id" "$dir" 2>/dev/null; then
+    rm -rf "$dir"
+    return 0
+  fi
+  {
+    echo "$1 cannot be checkpointed on $(hostname), so edge-ha could neither move it nor fail it over; it runs on, unsynced. CRIU's errors:"
+    grep -E 'Error \(|Can.t|FAILED' "$log" 2>/dev/null | tail -n 5 | sed 's/^/  /'
+    echo "Likely cause: $(criu_failure_cause "$log") (CRIU's whole log: $log on $(hostname))"
+  } >&2
+  return 1
+}
+
+# criu_failure_cause LOG: what a failed dump's CRIU log most likely means, in
+# the words of a service's settings.
+criu_failure_cause() {
+  if grep -q 'ghost' "$1" 2>/dev/null; then
+    echo "a deleted file the service still holds open is larger than CRIU carries (1 MiB): log to stdout, or keep such files until closed"
+  elif grep -qE 'unix|sk-unix' "$1" 2>/dev/null && grep -qiE 'external|peer' "$1" 2>/dev/null; then
+    echo "a connection to a unix socket outside the container (a host's socket mounted in): CRIU cannot carry its other end"
+  elif grep -q 'io_uring' "$1" 2>/dev/null; then
+    echo "the service uses io_uring, which CRIU cannot dump: turn it off in the service's settings"
+  elif grep -qE '/dev/|[Dd]evice' "$1" 2>/dev/null; then
+    echo "a device of the host is open in the container: its state is the host's"
+  elif grep -qE 'mnt|[Mm]ount' "$1" 2>/dev/null; then
+    echo "a mount CRIU cannot recreate (a host folder bind-mounted in?): use named volumes"
+  else
+    echo "not one edge-ha knows"
+  fi
+}
