@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { existsSync, readFileSync } from "node:fs";
 import * as path from "node:path";
 import { loadInventory, serviceHosts, type Arch, type Inventory } from "./lib/config/inventory";
 import { UserError } from "./lib/log";
@@ -30,7 +31,8 @@ async function program() {
     checkServicePlacement(settings, inventory, stackFile);
     const images = await buildImages(settings, inventory, stackFile);
     const identities = await hostIdentities(inventory);
-    const cluster = new EdgeCluster(inventory.cluster, { inventory, settings, identities, rsyncPassword: new pulumi.Config("edge-ha").getSecret("rsyncPassword") });
+    const registryCAs = readRegistryCAs(settings, stackFile);
+    const cluster = new EdgeCluster(inventory.cluster, { inventory, settings, identities, registryCAs, rsyncPassword: new pulumi.Config("edge-ha").getSecret("rsyncPassword") });
     const services = new EdgeServices(`${inventory.cluster}-services`, { inventory, services: settings.services, nodes: cluster.ready, images });
     // Agents only where they have something to restore.
     const auto = settings.services.filter((s) => s.mode === "criu" && s.failover === "auto");
@@ -60,6 +62,20 @@ async function hostIdentities(inventory: Inventory): Promise<Record<string, Host
   const decided = await Promise.all(inventory.hosts.map(async (h) => ({ host: h, ...decideIdentity(h.name, previous[h.name], await readMarker(h)) })));
   for (const { host, note } of decided) if (note) pulumi.log.warn(note);
   return Object.fromEntries(decided.map(({ host, identity }) => [host.name, identity]));
+}
+
+/** Each registry's CA certificate, read from its file (relative to the project folder); every bad one named at once. */
+function readRegistryCAs(settings: ClusterSettings, stackFile: string): Record<string, string> {
+  const problems: string[] = [];
+  const cas: Record<string, string> = {};
+  settings.registries.forEach((r, i) => {
+    const file = path.resolve(__dirname, r.ca);
+    const pem = existsSync(file) ? readFileSync(file, "utf8") : undefined;
+    if (!pem?.includes("-----BEGIN CERTIFICATE-----")) problems.push(`${stackFile}: edge-ha:registries[${i}].ca: expected a PEM certificate at ${file}, found ${pem === undefined ? "no file" : "none in it"}`);
+    else cas[r.address] = pem.trim();
+  });
+  if (problems.length) throw new UserError(problems.join("\n"));
+  return cas;
 }
 
 /** Makes ready, on this machine, each service's image for every architecture it may run on (a criu service: its primary's). */

@@ -10,6 +10,7 @@ import { findHost, loadInventory } from "../lib/config/inventory";
 import { migrate } from "../lib/ha/migration";
 import { boot, crash } from "../lib/lab/faults";
 import { ensureBaseImage } from "../lib/lab/image";
+import { pushArchive, startRegistry } from "../lib/lab/registry";
 import { down, labOptions } from "../lib/lab/lab";
 import { freshLabStack } from "../lib/lab/stack";
 import { PulumiStack } from "../lib/pulumi";
@@ -21,8 +22,9 @@ import { sleep, until as poll } from "./helpers/poll";
 /*
  * Users' own services, not the demos: two off-the-shelf servers Debian
  * packages, a key-value store (redis-server) built from a Dockerfile and a
- * message broker (mosquitto) given as a `docker save` archive, both made
- * without any public registry (test/fixtures), declared in a stack and
+ * message broker (mosquitto) given as a `docker save` archive and pulled from
+ * the lab's TLS registry, all made without any public registry
+ * (test/fixtures), declared in a stack and
  * driven by their own stock clients (redis-cli, mosquitto_pub/_sub) through a
  * planned migration and a crash with automatic failover. Real engines, CRIU,
  * rsync daemons and crashes.
@@ -36,11 +38,14 @@ const host = (name: string) => findHost(inventory(), name);
 const interval = 1;
 const kvPort = 16379;
 const brokerPort = 11883;
+const queuePort = 11884;
 const brokerArchive = path.join(dir, "broker.tar");
-const services = [
+const services: Record<string, unknown>[] = [
   { name: "kv", build: "test/fixtures/kv", ports: [`${kvPort}:6379`], primary: "node1", standby: "node2", syncInterval: interval, tmpfs: ["/run/redis"] },
   { name: "broker", tarball: brokerArchive, ports: [`${brokerPort}:1883`], primary: "node2", standby: "node3", syncInterval: interval },
 ];
+/** The same broker, from the lab's registry (set in test.before), as a swarm service: every host pulls it. */
+let queueImage = "";
 const runningOn = async (service: string) => (await locate(inventory(), service)).map((h) => h.name);
 const until = <T>(seconds: number, check: () => Promise<T>, ok: (v: T) => boolean) => poll(seconds, check, ok, 200);
 
@@ -56,7 +61,14 @@ test.before(async () => {
   await ensureBaseImage();
   await $({ quiet: true })`docker build -q -t edge-ha-test/broker:2.0.11 ${path.join(projectRoot, "test", "fixtures", "broker")}`;
   await $({ quiet: true })`docker save -o ${brokerArchive} edge-ha-test/broker:2.0.11`;
+  // ... and a registry on the site's network, trusted by its CA, for the third source.
+  const registry = await startRegistry(lab);
+  queueImage = await pushArchive(lab, brokerArchive, "broker:2.0.11");
+  services.push({ name: "queue", image: queueImage, ports: [`${queuePort}:1883`], mode: "swarm", replicas: 2 });
   setServices(services);
+  const doc = parse(readFileSync(stackFile, "utf8"));
+  doc.config["edge-ha:registries"] = [{ address: registry.address, ca: registry.ca }];
+  writeFileSync(stackFile, stringify(doc));
   await stack.up();
 });
 
@@ -108,18 +120,28 @@ function writer(endpoint: Endpoint) {
   };
 }
 
-/** Which of `keys` a node's kv has, with the value its name ends with. */
+/** Runs `attempt` until it gives a value, at most 5 times 200 ms apart; throws what it last said. */
+async function withRetries<T>(what: string, attempt: () => Promise<T | undefined>): Promise<T> {
+  for (let i = 1; ; i++) {
+    const v = await attempt();
+    if (v !== undefined) return v;
+    if (i === 5) throw new Error(`${what}: no answer in 5 tries`);
+    await sleep(200);
+  }
+}
+
+/** Which of `keys` a node's kv has, with the value its name ends with (a read that gets no answer fails, never counts as lost). */
 async function present(address: string, keys: string[]): Promise<Set<string>> {
   const found = new Set<string>();
   for (let i = 0; i < keys.length; i += 500) {
     const chunk = keys.slice(i, i + 500);
-    const values = ((await redis(address, kvPort, "MGET", ...chunk)) ?? "").split("\n");
+    const values = (await withRetries(`MGET of ${chunk.length} keys from ${address}`, () => redis(address, kvPort, "MGET", ...chunk))).split("\n");
     chunk.forEach((k, j) => values[j] === k.split(":")[1] && found.add(k));
   }
   return found;
 }
 
-test.serial("pulumi up runs a Dockerfile-built key-value store and a saved broker from a user's archive, each image on every host of its architecture; a second preview changes nothing", async (t) => {
+test.serial("pulumi up runs a Dockerfile-built key-value store, a saved broker from a user's archive and the broker pulled from a TLS registry as a swarm service, each image on every host that may run it; a second preview changes nothing", async (t) => {
   t.deepEqual(await runningOn("kv"), ["node1"]);
   t.deepEqual(await runningOn("broker"), ["node2"]);
   t.is(await redis(host("node1").address, kvPort, "PING"), "PONG");
@@ -127,16 +149,20 @@ test.serial("pulumi up runs a Dockerfile-built key-value store and a saved broke
     const images = (await sshExec(h, "docker image ls --format '{{.Repository}}:{{.Tag}}'")).stdout;
     t.regex(images, /^edge-ha\/kv:[0-9a-f]{12}$/m, `${h.name} has the kv image built here`);
     t.regex(images, /^edge-ha-test\/broker:2\.0\.11$/m, `${h.name} has the broker loaded from the archive`);
+    t.true(images.split("\n").includes(queueImage), `${h.name} pulled ${queueImage}`);
   }
+  // Two replicas of the registry's broker, each a broker: a message published to one reaches its subscriber.
+  const replicas = await until(30, async () => (await Promise.all(inventory().hosts.map(async (h) => ((await $({ quiet: true, nothrow: true })`mosquitto_pub -h ${h.address} -p ${queuePort} -t ping -m x`).exitCode === 0 ? h.name : "")))).filter(Boolean), (r) => r.length === 2);
+  t.is(replicas.length, 2, `queue answers on ${replicas.join(", ")}`);
   const size = (ref: string) => $({ quiet: true })`docker image inspect -f '{{.Size}}' ${ref}`.then((r) => Math.round(Number(r.stdout) / 1e6));
   t.log(`image sizes: broker ${await size("edge-ha-test/broker:2.0.11")} MB`);
-  const { summary } = await stack.preview();
-  t.deepEqual(Object.keys(summary), ["unchanged"], JSON.stringify(summary));
+  const { summary, output } = await stack.preview({ diff: true });
+  t.deepEqual(Object.keys(summary), ["unchanged"], output);
 });
 
 test.serial("a criu-mode service with a host bind mount or host networking is refused before any change, each key named; what runs is left alone", async (t) => {
   const before = (await sshExec(host("node1"), "docker container inspect -f '{{.Id}}' kv")).stdout.trim();
-  setServices([{ ...services[0], volumes: ["/srv/kv:/data"], network: "host" }, services[1]]);
+  setServices([{ ...services[0], volumes: ["/srv/kv:/data"], network: "host" }, ...services.slice(1)]);
   try {
     const err = await t.throwsAsync(stack.up());
     t.regex(err!.message, /edge-ha:services\[0\]\.volumes: "\/srv\/kv:\/data" is a host bind mount, which a criu-mode service cannot have: a host folder is not part of the container/);
@@ -145,6 +171,25 @@ test.serial("a criu-mode service with a host bind mount or host networking is re
     setServices(services);
   }
   t.is((await sshExec(host("node1"), "docker container inspect -f '{{.Id}}' kv")).stdout.trim(), before, "the same container still runs");
+});
+
+test.serial("a service whose trial checkpoint fails is reported with CRIU's reason and the likely cause, and left running where it started, unsynced", async (t) => {
+  // A deleted 2 MB file held open (a rotated log, say): more than CRIU carries of such files.
+  const ghost = { name: "ghost", build: "test/fixtures/kv", ports: ["16390:6379"], primary: "node2", standby: "node3", syncInterval: interval, command: ["sh", "-c", "head -c 2000000 /dev/zero >/var/tmp/big && exec 3</var/tmp/big && rm /var/tmp/big && exec redis-server --protected-mode no"] };
+  setServices([...services, ghost]);
+  try {
+    const err = await t.throwsAsync(stack.up());
+    t.regex(err!.message, /ghost cannot be checkpointed on node2, so edge-ha could neither move it nor fail it over; it runs on, unsynced/);
+    t.regex(err!.message, /ghost file/i, "CRIU's own words");
+    t.regex(err!.message, /Likely cause: a deleted file the service still holds open is larger than CRIU carries/);
+    t.deepEqual(await runningOn("ghost"), ["node2"]);
+    t.is(await redis(host("node2").address, 16390, "PING"), "PONG", "it still serves");
+    t.is((await sshExec(host("node2"), "cat /etc/edge-ha/services/ghost.sync 2>/dev/null", { nothrow: true })).stdout, "", "no sync was started");
+  } finally {
+    setServices(services);
+    await stack.up();
+  }
+  t.deepEqual(await runningOn("ghost"), [], "removed with its settings");
 });
 
 test.serial("planned migration of the key-value store: every key written before is read back on the new node, and every write a client had acknowledged during the move", async (t) => {
@@ -170,12 +215,11 @@ test.serial("planned migration of the key-value store: every key written before 
   }
 });
 
-/** mosquitto_pub of `count` retained messages edge/N = v-N to a broker. */
+/** mosquitto_pub of `count` retained messages edge/N = v-N to a broker (each retried on no answer). */
 async function publishRetained(address: string, count: number, prefix: string): Promise<void> {
+  const publish = async (n: number) => ((await $({ quiet: true, nothrow: true })`mosquitto_pub -h ${address} -p ${brokerPort} -q 1 -r -t ${`${prefix}/${n}`} -m ${`v-${n}`}`).exitCode === 0 ? true : undefined);
   for (let i = 0; i < count; i += 50) {
-    await Promise.all(
-      Array.from({ length: Math.min(50, count - i) }, (_, j) => $({ quiet: true })`mosquitto_pub -h ${address} -p ${brokerPort} -q 1 -r -t ${`${prefix}/${i + j}`} -m ${`v-${i + j}`}`),
-    );
+    await Promise.all(Array.from({ length: Math.min(50, count - i) }, (_, j) => withRetries(`publish ${prefix}/${i + j} to ${address}`, () => publish(i + j))));
   }
 }
 

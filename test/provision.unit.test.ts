@@ -11,6 +11,7 @@ import { parseInventory } from "../lib/config/inventory";
 import { checkServicePlacement, parseSettings, SettingsError } from "../lib/config/settings";
 import { EdgeCluster } from "../modules/edge-cluster";
 import { runArgs } from "../lib/ha/service-container";
+import { RegistryTrust } from "../modules/registry-trust";
 import { EdgeServices } from "../modules/edge-services";
 import { runcConfig } from "../modules/criu";
 import { daemonConfig } from "../modules/docker-engine";
@@ -286,6 +287,18 @@ test("a criu-mode service that asks for what CRIU cannot carry is refused, each 
     t.regex(err!.message, expected);
   }
   t.notThrows(() => parseSettings({ inventory: "i.yaml", services: JSON.stringify([{ name: "kv", image: "kv:7", port: 16379, mode: "swarm", volumes: ["/srv/kv:/data"] }]) }, "f.yaml"));
+});
+
+test("a private registry: its CA goes to each engine's certs.d for its address; a bad entry is named", async (t) => {
+  new RegistryTrust("unit-registry", { connection: cluster.ready.pi1.connection, address: "10.0.0.5:5000", caPem: "-----BEGIN CERTIFICATE-----\nX\n-----END CERTIFICATE-----" });
+  await new Promise((r) => setTimeout(r, 50));
+  const ca = named("unit-registry-ca");
+  t.like(envOf(ca), { ADDRESS: "10.0.0.5:5000" });
+  t.regex(script(ca), /\/etc\/docker\/certs\.d\/\$ADDRESS/);
+  const err = t.throws(() => parseSettings({ inventory: "i.yaml", registries: JSON.stringify([{ address: "https://r.example", ca: "" }, { address: "r.example:5000", ca: "ca.crt", user: "me" }]) }, "stacks/Pulumi.unit.yaml"), { instanceOf: SettingsError });
+  t.regex(err!.message, /edge-ha:registries\[0\]\.address: expected HOST:PORT as image references name the registry, found "https:\/\/r\.example"/);
+  t.regex(err!.message, /edge-ha:registries\[0\]\.ca: expected the path of the registry's CA certificate/);
+  t.regex(err!.message, /edge-ha:registries\[1\]\.user: unknown key/);
 });
 
 test("service placement: hosts not in the inventory, and a standby of another architecture, are named", (t) => {

@@ -24,6 +24,14 @@ export interface ClusterSettings {
   services: ServiceSettings[];
   /** The failover agents (agent/, modules/failover-agent): how fast a node is declared down. */
   failover: FailoverSettings;
+  /** Private registries the hosts pull images from, trusted by their CA (modules/registry-trust). */
+  registries: RegistrySettings[];
+}
+
+/** A registry as images name it (HOST:PORT) and its CA certificate file (relative to the project folder). */
+export interface RegistrySettings {
+  address: string;
+  ca: string;
 }
 
 /**
@@ -89,6 +97,7 @@ export const settingDefaults: Omit<ClusterSettings, "inventory"> = {
   criuSkipInFlight: true,
   rsyncPort: 873,
   services: [],
+  registries: [],
   failover: { enabled: true, heartbeatMs: 200, downAfterMs: 800, leaseMs: 500, port: 7072, noQuorum: "stop" },
 };
 
@@ -148,6 +157,7 @@ export function parseSettings(raw: Record<string, string>, file: string): Cluste
     rsyncPort: integer("rsyncPort", 1, 65535) ?? settingDefaults.rsyncPort,
     services: raw.services === undefined ? [] : parseServices(raw.services, problems),
     failover: raw.failover === undefined ? settingDefaults.failover : parseFailover(raw.failover, problems),
+    registries: raw.registries === undefined ? [] : parseRegistries(raw.registries, problems),
   };
   if (problems.length) throw new SettingsError(file, problems);
   return settings;
@@ -190,16 +200,34 @@ export function checkServicePlacement(settings: ClusterSettings, inventory: Inve
   if (problems.length) throw new SettingsError(file, problems);
 }
 
+/** A structured setting as Pulumi hands it over (JSON), or undefined when it is not JSON. */
+function jsonOf(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Validates edge-ha:registries (a list of { address, ca }, JSON as Pulumi keeps it); adds what is wrong to `problems`. */
+function parseRegistries(text: string, problems: string[]): RegistrySettings[] {
+  const list = jsonOf(text);
+  if (!Array.isArray(list)) return problems.push(`edge-ha:registries: expected a list of { address: HOST:PORT, ca: FILE }, found ${JSON.stringify(text)}`), [];
+  return list.map((item: Record<string, unknown>, i) => {
+    const at = `edge-ha:registries[${i}]`;
+    if (typeof item !== "object" || item === null) return problems.push(`${at}: expected { address: HOST:PORT, ca: FILE }, found ${JSON.stringify(item)}`), { address: "", ca: "" };
+    for (const key of Object.keys(item)) if (key !== "address" && key !== "ca") problems.push(`${at}.${key}: unknown key (known: address, ca)`);
+    if (typeof item.address !== "string" || !/^[a-zA-Z0-9.-]+:\d{1,5}$/.test(item.address)) problems.push(`${at}.address: expected HOST:PORT as image references name the registry, found ${JSON.stringify(item.address)}`);
+    if (typeof item.ca !== "string" || item.ca === "") problems.push(`${at}.ca: expected the path of the registry's CA certificate (PEM), found ${JSON.stringify(item.ca)}`);
+    return { address: String(item.address), ca: String(item.ca) };
+  });
+}
+
 const failoverKeys = Object.keys(settingDefaults.failover);
 
 /** Validates edge-ha:failover (JSON as Pulumi keeps it); adds what is wrong to `problems`. */
 function parseFailover(text: string, problems: string[]): FailoverSettings {
-  let item: unknown;
-  try {
-    item = JSON.parse(text);
-  } catch {
-    item = undefined;
-  }
+  const item = jsonOf(text);
   if (typeof item !== "object" || item === null || Array.isArray(item)) {
     problems.push(`edge-ha:failover: expected a mapping of ${failoverKeys.join(", ")}, found ${JSON.stringify(text)}`);
     return settingDefaults.failover;
@@ -232,12 +260,7 @@ const serviceKeys = [
 
 /** Validates edge-ha:services (a list of ServiceSettings, JSON as Pulumi keeps it); adds what is wrong to `problems`. */
 function parseServices(text: string, problems: string[]): ServiceSettings[] {
-  let list: unknown;
-  try {
-    list = JSON.parse(text);
-  } catch {
-    list = undefined;
-  }
+  const list = jsonOf(text);
   if (!Array.isArray(list)) {
     problems.push(`edge-ha:services: expected a list of services, found ${JSON.stringify(text)}`);
     return [];

@@ -88,12 +88,14 @@ async function buildDockerfile(source: Extract<ImageSource, { kind: "build" }>, 
   // The folder's content, as tar writes it with names sorted and times and owners zeroed.
   const content = (await $({ quiet: true })`tar -C ${context} --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -cf - .`.pipe($({ quiet: true })`sha256sum`)).stdout.split(" ")[0];
   const digest = digestOf(`${content} ${source.dockerfile} ${arch}`);
-  const ref = `edge-ha/${service}:${digest}`;
+  // Named by the folder, not the service: services built from one folder share one image.
+  const name = path.basename(context).toLowerCase().replace(/[^a-z0-9._-]/g, "-");
+  const ref = `edge-ha/${name}:${digest}`;
   const dir = path.join(toolsDir, "images", "built");
   mkdirSync(dir, { recursive: true });
-  const archive = path.join(dir, `${service}-${arch}-${digest}.tar`);
+  const archive = path.join(dir, `${name}-${arch}-${digest}.tar`);
   if (!existsSync(archive)) {
-    progress(`building ${service} from ${source.context} (docker build on this machine)`);
+    progress(`building ${ref} from ${source.context} for ${service} (docker build on this machine)`);
     const built = await $({ quiet: true, nothrow: true })`docker build -t ${ref} -f ${path.join(context, source.dockerfile)} ${context}`;
     if (built.exitCode !== 0) throw new UserError(`${where}: docker build of ${source.context} failed:\n${(built.stdout + built.stderr).trim().split("\n").slice(-15).join("\n")}`);
     await $({ quiet: true })`docker save -o ${archive}.tmp ${ref}`;

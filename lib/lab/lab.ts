@@ -28,7 +28,7 @@ export interface LabNode {
   running: boolean;
 }
 
-const labelKey = "edge-ha.lab";
+export const labelKey = "edge-ha.lab";
 
 export function labOptions(partial: Partial<LabOptions> = {}): LabOptions {
   const name = partial.name ?? process.env.EDGE_HA_LAB ?? "lab";
@@ -47,7 +47,7 @@ export function labFiles(lab: LabOptions) {
 /** The lab key's public half, authorized on every node. */
 const labPublicKey = (lab: LabOptions) => readFileSync(`${labFiles(lab).key}.pub`, "utf8").trim();
 
-const network = (lab: LabOptions) => `edge-ha-${lab.name}`;
+export const labNetwork = (lab: LabOptions) => `edge-ha-${lab.name}`;
 const containerName = (lab: LabOptions, node: string) => `edge-ha-${lab.name}-${node}`;
 const nodeAddress = (lab: LabOptions, index: number) => `${lab.subnetPrefix}.${10 + index}`;
 const sh = $({ quiet: true });
@@ -128,11 +128,11 @@ export async function reimage(lab: LabOptions, name: string): Promise<LabNode> {
 }
 
 async function ensureNetwork(lab: LabOptions): Promise<void> {
-  const exists = await $({ quiet: true, nothrow: true })`docker network inspect ${network(lab)}`;
+  const exists = await $({ quiet: true, nothrow: true })`docker network inspect ${labNetwork(lab)}`;
   if (exists.exitCode !== 0) {
-    progress(`creating network ${network(lab)} (${lab.subnetPrefix}.0/24)`);
+    progress(`creating network ${labNetwork(lab)} (${lab.subnetPrefix}.0/24)`);
     const args = ["network", "create", "--driver", "bridge", "--subnet", `${lab.subnetPrefix}.0/24`, "--gateway", `${lab.subnetPrefix}.1`,
-      "--label", `${labelKey}=${lab.name}`, "--opt", `com.docker.network.bridge.name=eh-${lab.name}`.slice(0, 15), network(lab)];
+      "--label", `${labelKey}=${lab.name}`, "--opt", `com.docker.network.bridge.name=eh-${lab.name}`.slice(0, 15), labNetwork(lab)];
     await sh`docker ${args}`;
   }
   await ensureEgressPolicy(lab);
@@ -183,7 +183,7 @@ async function ensureNode(lab: LabOptions, name: string, address: string, public
     // The options that let a node run its own dockerd and CRIU (see the machine notes in README).
     const args = ["run", "-d", "--name", container, "--hostname", name, "--init",
       ...labels.flatMap((l) => ["--label", l]),
-      "--network", network(lab), "--ip", address,
+      "--network", labNetwork(lab), "--ip", address,
       ...extraHosts.flatMap((h) => ["--add-host", h]),
       "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
       "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined", "--security-opt", "systempaths=unconfined",

@@ -4,6 +4,7 @@ import { randomUUID } from "node:crypto";
 import { runsServices, type Inventory } from "../../lib/config/inventory";
 import type { HostIdentity } from "../../lib/host/identity";
 import { serviceNetwork } from "../../lib/host/paths";
+import { RegistryTrust } from "../registry-trust";
 import type { ClusterSettings } from "../../lib/config/settings";
 import { Criu } from "../criu";
 import { DockerEngine } from "../docker-engine";
@@ -26,6 +27,8 @@ export interface EdgeClusterArgs {
    * one: generation 0, a new marker.
    */
   identities?: Record<string, HostIdentity>;
+  /** The CA certificate (PEM) of each registry of settings.registries, by address, read by the program. */
+  registryCAs?: Record<string, string>;
 }
 
 export interface NodeOutputs {
@@ -102,7 +105,12 @@ export class EdgeCluster extends pulumi.ComponentResource {
         },
         { ...parent, provider: engine.provider, dependsOn: [engine] },
       );
-      return { host, connection, facts, tools, engine, network, rsync };
+      // Registries the engine pulls from, trusted by their CA (the engine must exist: certs.d is its folder).
+      const trust = settings.registries.map(
+        (r) =>
+          new RegistryTrust(`${host.name}-registry-${r.address.replace(/[:.]/g, "-")}`, { connection, address: r.address, caPem: args.registryCAs?.[r.address] ?? "" }, { ...parent, dependsOn: [engine] }),
+      );
+      return { host, connection, facts, tools, engine, network, rsync, trust };
     });
 
     const criu = new Criu(
@@ -125,8 +133,8 @@ export class EdgeCluster extends pulumi.ComponentResource {
       this.ready[host.name] = { host, connection, dependsOn: [facts, tools], generation: generationOf(host.name) };
       this.nodes[host.name] = { address: host.address, kernel: facts.kernel };
     }
-    for (const { host, connection, facts, tools, engine, network, rsync } of perHost) {
-      this.ready[host.name] = { host, connection, dependsOn: [facts, tools, engine, network, rsync, criu, swarm], docker: engine.provider, generation: generationOf(host.name) };
+    for (const { host, connection, facts, tools, engine, network, rsync, trust } of perHost) {
+      this.ready[host.name] = { host, connection, dependsOn: [facts, tools, engine, network, rsync, criu, swarm, ...trust], docker: engine.provider, generation: generationOf(host.name) };
       this.nodes[host.name] = {
         address: host.address,
         kernel: facts.kernel,

@@ -75,7 +75,7 @@ export class EdgeServices extends pulumi.ComponentResource {
         const image = imageFor(s.name, archs[0]);
         new SwarmService(
           s.name,
-          { spec: specOf(s, image.ref), binds: s.binds, replicas: s.replicas, manager: { ...manager, dependsOn: [...(manager.dependsOn ?? []), ...image.ready] } },
+          { spec: specOf(s, image.ref), image: image.pinned, binds: s.binds, replicas: s.replicas, manager: { ...manager, dependsOn: [...(manager.dependsOn ?? []), ...image.ready] } },
           parent,
         );
         this.services[s.name] = { mode: "swarm", image: image.ref, port: s.port, containerPort: s.containerPort, replicas: s.replicas };

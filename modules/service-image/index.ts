@@ -24,6 +24,12 @@ export interface ServiceImageArgs {
  */
 export class ServiceImage extends pulumi.ComponentResource {
   readonly ref: string;
+  /**
+   * The reference pinned to what the hosts have: a pulled image's digest
+   * (swarm resolves a tag to one and keeps that, so a tag alone would be a
+   * change at every run), an archive's reference as it is.
+   */
+  readonly pinned: pulumi.Output<string>;
   /** What a service that uses the image waits for. */
   readonly ready: pulumi.Resource[] = [];
 
@@ -31,11 +37,14 @@ export class ServiceImage extends pulumi.ComponentResource {
     super("edge-ha:service:ServiceImage", name, {}, opts);
     const { image } = args;
     this.ref = image.ref;
+    let pinned: pulumi.Output<string> | undefined;
     for (const node of args.nodes) {
       if (image.kind === "pull") {
         if (!node.docker) throw new pulumi.ResourceError(`expected a Docker provider for ${node.host.name} (EdgeCluster.ready), found none`, this);
         // Removed with the stack (services go first); forced, as untag.sh does, past stopped containers such as old swarm tasks.
-        this.ready.push(new docker.RemoteImage(`${name}-${node.host.name}`, { name: image.ref, keepLocally: false, forceRemove: true }, { parent: this, provider: node.docker, dependsOn: node.dependsOn }));
+        const pulled = new docker.RemoteImage(`${name}-${node.host.name}`, { name: image.ref, keepLocally: false, forceRemove: true }, { parent: this, provider: node.docker, dependsOn: node.dependsOn });
+        pinned ??= pulled.repoDigest;
+        this.ready.push(pulled);
         continue;
       }
       const remote = `${hostStateDir}/images/${path.basename(image.archive)}`;
@@ -54,6 +63,7 @@ export class ServiceImage extends pulumi.ComponentResource {
         ),
       );
     }
-    this.registerOutputs({ ref: this.ref });
+    this.pinned = pinned ?? pulumi.output(image.ref);
+    this.registerOutputs({ ref: this.ref, pinned: this.pinned });
   }
 }

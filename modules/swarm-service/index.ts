@@ -5,6 +5,8 @@ import type { ClusterNode } from "../host-facts";
 
 export interface SwarmServiceArgs {
   spec: ServiceSpec;
+  /** The image as the swarm should keep it (ServiceImage.pinned); spec.image when not given. */
+  image?: pulumi.Input<string>;
   /** Host folders mounted into every replica (swarm services may have them; criu ones may not). */
   binds?: { source: string; target: string }[];
   replicas: number;
@@ -33,10 +35,11 @@ export class SwarmService extends pulumi.ComponentResource {
         labels: [{ label: serviceLabel, value: spec.name }],
         taskSpec: {
           containerSpec: {
-            image: spec.image,
-            args: spec.command,
-            env: spec.env,
-            user: spec.user,
+            image: args.image ?? spec.image,
+            // Only what is set: an absent key and an empty one differ to the provider.
+            ...(spec.command ? { args: spec.command } : {}),
+            ...(spec.env ? { env: spec.env } : {}),
+            ...(spec.user ? { user: spec.user } : {}),
             mounts: [
               ...(spec.volumes ?? []).map((v) => ({ type: "volume", source: v.name, target: v.target })),
               ...(args.binds ?? []).map((b) => ({ type: "bind", source: b.source, target: b.target })),

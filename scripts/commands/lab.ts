@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { boot, crash, heal, partition, shape, unshape } from "../../lib/lab/faults";
 import { down, labOptions, listNodes, reimage, up } from "../../lib/lab/lab";
+import { pushArchive, startRegistry } from "../../lib/lab/registry";
 import { UsageError, UserError } from "../../lib/log";
 
 export const help = `Usage: edge-ha lab <command> [options]
@@ -25,6 +26,10 @@ Commands:
                                        slow a node's link both ways (R like 10mbit, L in %, D like 20ms;
                                        delay needs the kernel's netem queue)
   unshape NODE                         undo shape
+  registry                             start the lab's private registry (TLS, its own CA) and print its
+                                       address and CA file, for edge-ha:registries
+  push ARCHIVE NAME:TAG                copy a docker save archive into that registry (starts it);
+                                       prints the reference for image:
 
 Options:
   --lab NAME          which lab (default: $EDGE_HA_LAB or "lab"); several can coexist
@@ -51,7 +56,9 @@ export async function main(args: string[]): Promise<void> {
       help: { type: "boolean", short: "h" },
     },
   });
-  const [command, nodeName, ...extra] = positionals;
+  const [command, nodeName, ...rest] = positionals;
+  // push takes two arguments; every other command at most one.
+  const extra = command === "push" ? rest.slice(1) : rest;
   if (values.help || !command) {
     process.stdout.write(help);
     return;
@@ -107,6 +114,16 @@ export async function main(args: string[]): Promise<void> {
     }
     case "unshape":
       return unshape(lab, node());
+    case "registry": {
+      const r = await startRegistry(lab);
+      console.log(`registry ${r.address} (TLS; CA ${r.ca})`);
+      return;
+    }
+    case "push": {
+      if (!nodeName || !rest[0]) throw new UserError("push needs an archive and a name, e.g.: lab push kv.tar kv:7");
+      console.log(await pushArchive(lab, nodeName, rest[0]));
+      return;
+    }
     default:
       throw new UsageError(`unknown command "${command}"`);
   }

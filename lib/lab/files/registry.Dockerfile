@@ -1,0 +1,8 @@
+# The lab's private registry: Debian's docker-registry (distribution 2.8) on
+# the Debian base made without any public registry (lib/lab/image.ts).
+FROM edge-ha/debian:bookworm
+RUN apt-get update && apt-get install -y --no-install-recommends docker-registry && rm -rf /var/lib/apt/lists/*
+# Debian's own config asks for an htpasswd file it does not ship.
+COPY registry.yml /etc/docker/registry/config.yml
+EXPOSE 5000
+CMD ["/usr/bin/docker-registry", "serve", "/etc/docker/registry/config.yml"]
