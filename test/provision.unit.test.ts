@@ -12,6 +12,7 @@ import { checkServicePlacement, parseSettings, SettingsError } from "../lib/conf
 import { EdgeCluster } from "../modules/edge-cluster";
 import { runArgs } from "../lib/ha/service-container";
 import { RegistryTrust } from "../modules/registry-trust";
+import { HaService } from "../modules/ha-service";
 import { EdgeServices } from "../modules/edge-services";
 import { runcConfig } from "../modules/criu";
 import { daemonConfig } from "../modules/docker-engine";
@@ -287,6 +288,17 @@ test("a criu-mode service that asks for what CRIU cannot carry is refused, each 
     t.regex(err!.message, expected);
   }
   t.notThrows(() => parseSettings({ inventory: "i.yaml", services: JSON.stringify([{ name: "kv", image: "kv:7", port: 16379, mode: "swarm", volumes: ["/srv/kv:/data"] }]) }, "f.yaml"));
+});
+
+test("a service's env stays secret in the state, whatever it holds: its start, its sync (which carry its arguments) and its swarm spec", async (t) => {
+  const spec = { name: "vault", image: "kv:7", containerPort: 6379, hostPort: 16379, env: { PASSWORD: "s3cret" } };
+  new HaService("vault", { spec, primary: cluster.ready.pi1, standby: cluster.ready.pi2, syncInterval: 1 });
+  new SwarmService("vault-swarm", { spec: { ...spec, name: "vault-swarm" }, replicas: 1, manager: cluster.ready.pi1 });
+  await new Promise((r) => setTimeout(r, 100));
+  for (const name of ["vault-start", "vault-sync"]) t.true(named(name).secretInputs.includes("stdin"), `${name}'s script is secret`);
+  t.true(named("vault-start").secretInputs.some((p) => p.startsWith("triggers")), "its trigger (the spec) too");
+  t.true(named("vault-swarm-service").secretInputs.some((p) => p.startsWith("taskSpec")), "the swarm spec's env");
+  t.false(named("counter-start").secretInputs.includes("stdin"), "a service without env stays readable in a preview's diff");
 });
 
 test("a private registry: its CA goes to each engine's certs.d for its address; a bad entry is named", async (t) => {

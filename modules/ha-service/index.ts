@@ -40,6 +40,8 @@ export class HaService extends pulumi.ComponentResource {
     this.primary = primary.host.name;
     this.standby = standby.host.name;
     const service = spec.name;
+    // A service's env may hold passwords: whatever it holds, it stays a secret in the stack's state.
+    const secretIfEnv = (value: string): pulumi.Input<string> => (spec.env ? pulumi.secret(value) : value);
     // Its named volumes where it starts and where it fails over to, as @pulumi/docker volumes. Kept on
     // removal: they hold the service's data (a migration carries their content; docker makes them elsewhere).
     const volumes = (node: ClusterNode) =>
@@ -57,8 +59,8 @@ export class HaService extends pulumi.ComponentResource {
       `${name}-start`,
       {
         connection: primary.connection,
-        triggers: [spec],
-        environment: { SERVICE: service, RUN_ARGS: runArgsText(spec) },
+        triggers: [spec.env ? secretIfEnv(JSON.stringify(spec)) : spec],
+        environment: { SERVICE: service, RUN_ARGS: secretIfEnv(runArgsText(spec)) },
         create: componentScript(__dirname, "start.sh"),
         delete: componentScript(__dirname, "remove.sh", "delete"),
       },
@@ -89,8 +91,8 @@ export class HaService extends pulumi.ComponentResource {
         triggers: [args.syncInterval, standby.host.address],
         environment: {
           SERVICE: service,
-          SPEC_JSON: JSON.stringify(spec),
-          RUN_ARGS: runArgsText(spec),
+          SPEC_JSON: secretIfEnv(JSON.stringify(spec)),
+          RUN_ARGS: secretIfEnv(runArgsText(spec)),
           STANDBY_NAME: standby.host.name,
           STANDBY_ADDRESS: standby.host.address,
           INTERVAL_MS: String(Math.round(args.syncInterval * 1000)),

@@ -38,7 +38,8 @@ export class SwarmService extends pulumi.ComponentResource {
             image: args.image ?? spec.image,
             // Only what is set: an absent key and an empty one differ to the provider.
             ...(spec.command ? { args: spec.command } : {}),
-            ...(spec.env ? { env: spec.env } : {}),
+            // Its values may be passwords: a secret in the stack's state, whatever they hold.
+            ...(spec.env ? { env: pulumi.secret(spec.env) } : {}),
             ...(spec.user ? { user: spec.user } : {}),
             mounts: [
               ...(spec.volumes ?? []).map((v) => ({ type: "volume", source: v.name, target: v.target })),
