@@ -62,6 +62,14 @@ restore_checkpoint() {
   checkpoint_locked "$1" docker start --checkpoint "$4" "$1"
 }
 
+# rsync_url HOST PATH: PATH in the checkpoints module of HOST's rsync daemon,
+# on the port the cluster's daemons listen on (all the same: edge-ha:rsyncPort).
+rsync_url() {
+  local port
+  port=$(cat "$RSYNC_PORT_FILE" 2>/dev/null) || port=873
+  echo "rsync://$RSYNC_USER@$1:$port/$RSYNC_MODULE/$2"
+}
+
 # sync_settings NAME SPEC_JSON RUN_ARGS: keeps NAME's container settings here
 # (RUN_ARGS: its docker create arguments, one per line),
 # for the sync loop to put in every checkpoint (a failover needs nothing from

@@ -68,6 +68,8 @@ test.before(async () => {
   setServices(services);
   const doc = parse(readFileSync(stackFile, "utf8"));
   doc.config["edge-ha:registries"] = [{ address: registry.address, ca: registry.ca }];
+  // Not the default port: the sync loop, migrations and failovers must all use the one set.
+  doc.config["edge-ha:rsyncPort"] = 8873;
   writeFileSync(stackFile, stringify(doc));
   await stack.up();
 });

@@ -114,7 +114,7 @@ export async function migrate(inventory: Inventory, service: string, toName: str
   try {
     t = process.hrtime.bigint();
     await options.endpoint?.hold();
-    const send = `rsync -a --sockopts=TCP_NODELAY --mkpath --timeout=10 --contimeout=5 --password-file=${rsync.passwordFile} ./ rsync://${rsync.user}@${target.address}/${rsync.module}/${service}/${checkpoint}/`;
+    const send = `rsync -a --sockopts=TCP_NODELAY --mkpath --timeout=10 --contimeout=5 --password-file=${rsync.passwordFile} ./ "$(rsync_url ${target.address} ${service}/${checkpoint}/)"`;
     // Packed and sent where it was dumped: the files, the manifest, its size, then rsync (TCP_NODELAY: see host/edge-ha-sync).
     const pack = [`cd ${dumpDir}`, `capture_files ${sourceId}`, `write_manifest`, `du -sb . | cut -f1`, send];
     if ((options.dump ?? defaultDumpPath) === "runc") {

@@ -14,6 +14,8 @@ export const checkpointsDir = `${hostStateDir}/checkpoints`;
 
 /** The client's password file on every host, so a host can push to the others' daemons. */
 export const rsyncPasswordFile = "/etc/edge-ha/rsync.password";
+/** The port this cluster's rsync daemons listen on (edge-ha:rsyncPort), written by modules/rsync-daemon for the clients on the host. */
+export const rsyncPortFile = "/etc/edge-ha/rsync-port";
 
 /**
  * The read-only module `artifacts`: files one host made for the others (the

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
-import { artifacts, checkpointsDir, hostStateDir, hostTools, movingMarkPrefix, rsyncDefaults, rsyncPasswordFile, serviceNetwork, servicesDir, syncOutDir } from "./paths";
+import { artifacts, checkpointsDir, hostStateDir, hostTools, movingMarkPrefix, rsyncDefaults, rsyncPasswordFile, rsyncPortFile, serviceNetwork, servicesDir, syncOutDir } from "./paths";
 
 /*
  * The shell that runs on the hosts lives in files: host/*.sh (functions every
@@ -31,6 +31,7 @@ export const hostVariables: Record<string, string> = {
   RSYNC_USER: rsyncDefaults.user,
   RSYNC_MODULE: rsyncDefaults.module,
   RSYNC_PASSWORD_FILE: rsyncPasswordFile,
+  RSYNC_PORT_FILE: rsyncPortFile,
 };
 
 /**
