@@ -33,7 +33,7 @@ async function program() {
     const identities = await hostIdentities(inventory);
     const registryCAs = readRegistryCAs(settings, stackFile);
     const cluster = new EdgeCluster(inventory.cluster, { inventory, settings, identities, registryCAs, rsyncPassword: new pulumi.Config("edge-ha").getSecret("rsyncPassword") });
-    const services = new EdgeServices(`${inventory.cluster}-services`, { inventory, services: settings.services, nodes: cluster.ready, images });
+    const services = new EdgeServices(`${inventory.cluster}-services`, { inventory, services: settings.services, registries: settings.registries, nodes: cluster.ready, images });
     // Agents only where they have something to restore.
     const auto = settings.services.filter((s) => s.mode === "criu" && s.failover === "auto");
     let failoverAgents: string[] = [];
@@ -69,6 +69,7 @@ function readRegistryCAs(settings: ClusterSettings, stackFile: string): Record<s
   const problems: string[] = [];
   const cas: Record<string, string> = {};
   settings.registries.forEach((r, i) => {
+    if (r.ca === undefined) return;
     const file = path.resolve(__dirname, r.ca);
     const pem = existsSync(file) ? readFileSync(file, "utf8") : undefined;
     if (!pem?.includes("-----BEGIN CERTIFICATE-----")) problems.push(`${stackFile}: edge-ha:registries[${i}].ca: expected a PEM certificate at ${file}, found ${pem === undefined ? "no file" : "none in it"}`);

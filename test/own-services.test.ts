@@ -46,6 +46,7 @@ const services: Record<string, unknown>[] = [
 ];
 /** The same broker, from the lab's registry (set in test.before), as a swarm service: every host pulls it. */
 let queueImage = "";
+let registryCa = "";
 const runningOn = async (service: string) => (await locate(inventory(), service)).map((h) => h.name);
 const until = <T>(seconds: number, check: () => Promise<T>, ok: (v: T) => boolean) => poll(seconds, check, ok, 200);
 
@@ -63,11 +64,12 @@ test.before(async () => {
   await $({ quiet: true })`docker save -o ${brokerArchive} edge-ha-test/broker:2.0.11`;
   // ... and a registry on the site's network, trusted by its CA, for the third source.
   const registry = await startRegistry(lab);
+  registryCa = registry.ca;
   queueImage = await pushArchive(lab, brokerArchive, "broker:2.0.11");
   services.push({ name: "queue", image: queueImage, ports: [`${queuePort}:1883`], mode: "swarm", replicas: 2 });
   setServices(services);
   const doc = parse(readFileSync(stackFile, "utf8"));
-  doc.config["edge-ha:registries"] = [{ address: registry.address, ca: registry.ca }];
+  doc.config["edge-ha:registries"] = [{ address: registry.address, ca: registry.ca, username: registry.username, password: registry.password }];
   // Not the default port: the sync loop, migrations and failovers must all use the one set.
   doc.config["edge-ha:rsyncPort"] = 8873;
   writeFileSync(stackFile, stringify(doc));
@@ -143,7 +145,7 @@ async function present(address: string, keys: string[]): Promise<Set<string>> {
   return found;
 }
 
-test.serial("pulumi up runs a Dockerfile-built key-value store, a saved broker from a user's archive and the broker pulled from a TLS registry as a swarm service, each image on every host that may run it; a second preview changes nothing", async (t) => {
+test.serial("pulumi up runs a Dockerfile-built key-value store, a saved broker from a user's archive and the broker pulled from a TLS registry with a login as a swarm service, each image on every host that may run it; a second preview changes nothing", async (t) => {
   t.deepEqual(await runningOn("kv"), ["node1"]);
   t.deepEqual(await runningOn("broker"), ["node2"]);
   t.is(await redis(host("node1").address, kvPort, "PING"), "PONG");
@@ -153,6 +155,12 @@ test.serial("pulumi up runs a Dockerfile-built key-value store, a saved broker f
     t.regex(images, /^edge-ha-test\/broker:2\.0\.11$/m, `${h.name} has the broker loaded from the archive`);
     t.true(images.split("\n").includes(queueImage), `${h.name} pulled ${queueImage}`);
   }
+  // The registry refuses anyone without the login: the hosts pulled with the one the stack holds.
+  const anonymous = await $({ quiet: true, nothrow: true })`curl -s -o /dev/null -w ${"%{http_code}"} --cacert ${registryCa} ${`https://${queueImage.split("/")[0]}/v2/`}`;
+  t.is(anonymous.stdout, "401");
+  const state = await stack.exportState();
+  const password: string = parse(readFileSync(stackFile, "utf8")).config["edge-ha:registries"][0].password;
+  t.false(state.includes(password), "the registry password is in the state only encrypted");
   // Two replicas of the registry's broker, each a broker: a message published to one reaches its subscriber.
   const replicas = await until(30, async () => (await Promise.all(inventory().hosts.map(async (h) => ((await $({ quiet: true, nothrow: true })`mosquitto_pub -h ${h.address} -p ${queuePort} -t ping -m x`).exitCode === 0 ? h.name : "")))).filter(Boolean), (r) => r.length === 2);
   t.is(replicas.length, 2, `queue answers on ${replicas.join(", ")}`);

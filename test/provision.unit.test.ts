@@ -15,7 +15,7 @@ import { RegistryTrust } from "../modules/registry-trust";
 import { HaService } from "../modules/ha-service";
 import { EdgeServices } from "../modules/edge-services";
 import { runcConfig } from "../modules/criu";
-import { daemonConfig } from "../modules/docker-engine";
+import { daemonConfig, DockerEngine, registryLogins } from "../modules/docker-engine";
 import { rsyncdConfig } from "../modules/rsync-daemon";
 import { FailoverAgents } from "../modules/failover-agent";
 import { agentConfig } from "../lib/ha/agent";
@@ -311,6 +311,16 @@ test("a private registry: its CA goes to each engine's certs.d for its address; 
   t.regex(err!.message, /edge-ha:registries\[0\]\.address: expected HOST:PORT as image references name the registry, found "https:\/\/r\.example"/);
   t.regex(err!.message, /edge-ha:registries\[0\]\.ca: expected the path of the registry's CA certificate/);
   t.regex(err!.message, /edge-ha:registries\[1\]\.user: unknown key/);
+  const onlyUser = t.throws(() => parseSettings({ inventory: "i.yaml", registries: JSON.stringify([{ address: "r.example:5000", username: "me" }]) }, "f.yaml"));
+  t.regex(onlyUser!.message, /edge-ha:registries\[0\]\.password: expected it with username \(a login is both\)/);
+
+  // A login: the engine's Docker provider pulls with it, the password a secret whatever the stack file holds.
+  const { registries } = parseSettings({ inventory: "i.yaml", registries: JSON.stringify([{ address: "r.example:5000", username: "me", password: "hunter2" }]) }, "f.yaml");
+  new DockerEngine("unit-login", { host: inventory.hosts[0], connection: cluster.ready.pi1.connection, registryAuth: registryLogins({ registries }) });
+  await new Promise((r) => setTimeout(r, 50));
+  const provider = named("unit-login-docker");
+  t.deepEqual(JSON.parse(provider.inputs.registryAuth), [{ address: "r.example:5000", username: "me", password: "hunter2" }], "provider inputs travel as JSON text");
+  t.true(provider.secretInputs.some((p) => p.startsWith("registryAuth")), "the login is a secret input");
 });
 
 test("service placement: hosts not in the inventory, and a standby of another architecture, are named", (t) => {

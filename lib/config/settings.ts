@@ -28,10 +28,18 @@ export interface ClusterSettings {
   registries: RegistrySettings[];
 }
 
-/** A registry as images name it (HOST:PORT) and its CA certificate file (relative to the project folder). */
+/**
+ * A registry as images name it (HOST:PORT); the CA certificate file its TLS
+ * certificate is signed by, when not a public CA (relative to the project
+ * folder); and the login the hosts pull with, when it asks for one (set the
+ * password with `pulumi config set --secret --path
+ * 'edge-ha:registries[0].password'`; edge-ha keeps it secret either way).
+ */
 export interface RegistrySettings {
   address: string;
-  ca: string;
+  ca?: string;
+  username?: string;
+  password?: string;
 }
 
 /**
@@ -212,14 +220,22 @@ function jsonOf(text: string): unknown {
 /** Validates edge-ha:registries (a list of { address, ca }, JSON as Pulumi keeps it); adds what is wrong to `problems`. */
 function parseRegistries(text: string, problems: string[]): RegistrySettings[] {
   const list = jsonOf(text);
-  if (!Array.isArray(list)) return problems.push(`edge-ha:registries: expected a list of { address: HOST:PORT, ca: FILE }, found ${JSON.stringify(text)}`), [];
+  const shape = "{ address: HOST:PORT, ca: FILE, username, password }";
+  if (!Array.isArray(list)) return problems.push(`edge-ha:registries: expected a list of ${shape}, found ${JSON.stringify(text)}`), [];
   return list.map((item: Record<string, unknown>, i) => {
     const at = `edge-ha:registries[${i}]`;
-    if (typeof item !== "object" || item === null) return problems.push(`${at}: expected { address: HOST:PORT, ca: FILE }, found ${JSON.stringify(item)}`), { address: "", ca: "" };
-    for (const key of Object.keys(item)) if (key !== "address" && key !== "ca") problems.push(`${at}.${key}: unknown key (known: address, ca)`);
+    if (typeof item !== "object" || item === null) return problems.push(`${at}: expected ${shape}, found ${JSON.stringify(item)}`), { address: "" };
+    const keys = ["address", "ca", "username", "password"];
+    for (const key of Object.keys(item)) if (!keys.includes(key)) problems.push(`${at}.${key}: unknown key (known: ${keys.join(", ")})`);
     if (typeof item.address !== "string" || !/^[a-zA-Z0-9.-]+:\d{1,5}$/.test(item.address)) problems.push(`${at}.address: expected HOST:PORT as image references name the registry, found ${JSON.stringify(item.address)}`);
-    if (typeof item.ca !== "string" || item.ca === "") problems.push(`${at}.ca: expected the path of the registry's CA certificate (PEM), found ${JSON.stringify(item.ca)}`);
-    return { address: String(item.address), ca: String(item.ca) };
+    if (item.ca !== undefined && (typeof item.ca !== "string" || item.ca === "")) problems.push(`${at}.ca: expected the path of the registry's CA certificate (PEM), found ${JSON.stringify(item.ca)}`);
+    for (const key of ["username", "password"]) {
+      if (item[key] !== undefined && (typeof item[key] !== "string" || item[key] === "")) problems.push(`${at}.${key}: expected text, found ${JSON.stringify(item[key])}`);
+    }
+    const missing = item.username === undefined ? "username" : "password";
+    if ((item.username === undefined) !== (item.password === undefined)) problems.push(`${at}.${missing}: expected it with ${missing === "username" ? "password" : "username"} (a login is both), found none`);
+    const text = (k: string) => (typeof item[k] === "string" ? { [k]: item[k] as string } : {});
+    return { address: String(item.address), ...text("ca"), ...text("username"), ...text("password") };
   });
 }
 

@@ -1,3 +1,4 @@
+import type { ClusterSettings } from "../../lib/config/settings";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { Host } from "../../lib/config/inventory";
@@ -19,6 +20,8 @@ export interface DockerEngineArgs {
   logMaxFiles?: number;
   /** More daemon.json settings, merged over the defaults. */
   daemonOptions?: Record<string, unknown>;
+  /** Logins the provider pulls images with (RemoteImage), by registry address; keep passwords secret. */
+  registryAuth?: { address: string; username: string; password: pulumi.Input<string> }[];
 }
 
 /** daemon.json as edge-ha writes it: experimental on (checkpoint/restore needs it), bounded logs. */
@@ -76,6 +79,8 @@ export class DockerEngine extends pulumi.ComponentResource {
       {
         host: `ssh://${ssh.user}@${args.host.address}:${ssh.port}`,
         sshOpts: dockerSshOptions(args.host),
+        // Secret as a whole: a provider's nested inputs travel as one JSON text, which loses a secret inside it.
+        ...(args.registryAuth?.length ? { registryAuth: pulumi.secret(args.registryAuth) } : {}),
       },
       { parent: this },
     );
@@ -93,4 +98,9 @@ export function dockerSshOptions(host: Host): string[] {
     "-o", `UserKnownHostsFile=${host.ssh.knownHostsFile}`,
     "-o", "ConnectTimeout=10",
   ];
+}
+
+/** The registries' logins, passwords as secrets whatever the stack file holds. */
+export function registryLogins(settings: Pick<ClusterSettings, "registries">): { address: string; username: string; password: pulumi.Output<string> }[] {
+  return settings.registries.filter((r) => r.username && r.password).map((r) => ({ address: r.address, username: r.username!, password: pulumi.secret(r.password!) }));
 }

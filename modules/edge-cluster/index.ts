@@ -7,7 +7,7 @@ import { serviceNetwork } from "../../lib/host/paths";
 import { RegistryTrust } from "../registry-trust";
 import type { ClusterSettings } from "../../lib/config/settings";
 import { Criu } from "../criu";
-import { DockerEngine } from "../docker-engine";
+import { DockerEngine, registryLogins } from "../docker-engine";
 import { GeneratedSecret } from "../generated-secret";
 import { connectionFor, HostFacts, type ClusterNode } from "../host-facts";
 import { HostTools } from "../host-tools";
@@ -83,7 +83,7 @@ export class EdgeCluster extends pulumi.ComponentResource {
     const perHost = base.filter(({ host }) => runsServices(host)).map(({ host, connection, facts, tools }) => {
       const engine = new DockerEngine(
         host.name,
-        { host, connection, source: settings.dockerSource, logMaxSize: settings.dockerLogMaxSize, logMaxFiles: settings.dockerLogMaxFiles },
+        { host, connection, source: settings.dockerSource, logMaxSize: settings.dockerLogMaxSize, logMaxFiles: settings.dockerLogMaxFiles, registryAuth: registryLogins(settings) },
         { ...parent, dependsOn: [tools] },
       );
       const rsync = new RsyncDaemon(
@@ -106,7 +106,7 @@ export class EdgeCluster extends pulumi.ComponentResource {
         { ...parent, provider: engine.provider, dependsOn: [engine] },
       );
       // Registries the engine pulls from, trusted by their CA (the engine must exist: certs.d is its folder).
-      const trust = settings.registries.map(
+      const trust = settings.registries.filter((r) => r.ca !== undefined).map(
         (r) =>
           new RegistryTrust(`${host.name}-registry-${r.address.replace(/[:.]/g, "-")}`, { connection, address: r.address, caPem: args.registryCAs?.[r.address] ?? "" }, { ...parent, dependsOn: [engine] }),
       );
@@ -147,3 +147,4 @@ export class EdgeCluster extends pulumi.ComponentResource {
     this.registerOutputs({ nodes: this.nodes, swarmLeader: this.swarmLeader, identities: this.identities });
   }
 }
+

@@ -2,7 +2,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { serviceHosts, type Arch, type Inventory } from "../../lib/config/inventory";
 import type { PreparedImage } from "../../lib/ha/images";
 import type { ServiceSpec } from "../../lib/ha/service-container";
-import type { ServiceSettings } from "../../lib/config/settings";
+import type { RegistrySettings, ServiceSettings } from "../../lib/config/settings";
+import { registryLogins } from "../docker-engine";
 import { HaService } from "../ha-service";
 import type { ClusterNode } from "../host-facts";
 import { ServiceImage } from "../service-image";
@@ -13,6 +14,8 @@ export interface EdgeServicesArgs {
   services: ServiceSettings[];
   /** The cluster's hosts, ready for services (EdgeCluster.ready). */
   nodes: Record<string, ClusterNode>;
+  /** The registries with their logins (settings.registries): a swarm service's pull needs the login its manager has. */
+  registries?: RegistrySettings[];
   /** Each service's image by "<service>-<arch>" (lib/ha/images prepareImage), for every architecture it may run on. */
   images: Record<string, PreparedImage>;
 }
@@ -73,9 +76,11 @@ export class EdgeServices extends pulumi.ComponentResource {
         const archs = [...byArch.keys()];
         if (archs.length > 1) throw new pulumi.ResourceError(`swarm service ${s.name}: expected a swarm of one architecture, found ${archs.join(" and ")} hosts; declare it mode: criu, or keep the swarm to one architecture`, this);
         const image = imageFor(s.name, archs[0]);
+        // The swarm's workers pull too: they get the login with the task (docker service create --with-registry-auth).
+        const login = s.image.kind === "registry" ? registryLogins({ registries: args.registries ?? [] }).find((l) => (s.image as { ref: string }).ref.startsWith(`${l.address}/`)) : undefined;
         new SwarmService(
           s.name,
-          { spec: specOf(s, image.ref), image: image.pinned, binds: s.binds, replicas: s.replicas, manager: { ...manager, dependsOn: [...(manager.dependsOn ?? []), ...image.ready] } },
+          { spec: specOf(s, image.ref), image: image.pinned, login, binds: s.binds, replicas: s.replicas, manager: { ...manager, dependsOn: [...(manager.dependsOn ?? []), ...image.ready] } },
           parent,
         );
         this.services[s.name] = { mode: "swarm", image: image.ref, port: s.port, containerPort: s.containerPort, replicas: s.replicas };

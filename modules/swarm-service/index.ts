@@ -7,6 +7,8 @@ export interface SwarmServiceArgs {
   spec: ServiceSpec;
   /** The image as the swarm should keep it (ServiceImage.pinned); spec.image when not given. */
   image?: pulumi.Input<string>;
+  /** The registry login the swarm's nodes pull the image with, when its registry asks for one. */
+  login?: { address: string; username: string; password: pulumi.Input<string> };
   /** Host folders mounted into every replica (swarm services may have them; criu ones may not). */
   binds?: { source: string; target: string }[];
   replicas: number;
@@ -50,6 +52,7 @@ export class SwarmService extends pulumi.ComponentResource {
           resources: spec.memory || spec.cpus ? { limits: { memoryBytes: spec.memory ? bytes(spec.memory) : undefined, nanoCpus: spec.cpus ? Math.round(spec.cpus * 1e9) : undefined } } : undefined,
         },
         mode: { replicated: { replicas } },
+        ...(args.login ? { auth: { serverAddress: args.login.address, username: args.login.username, password: args.login.password } } : {}),
         endpointSpec: { ports: allPorts(spec).map((p) => ({ targetPort: p.container, publishedPort: p.host, publishMode: "host", protocol: p.protocol })) },
       },
       // The name is the service's identity in the swarm: a new one can only exist once the old one is gone.

@@ -1,3 +1,4 @@
+import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { boot, crash, heal, partition, shape, unshape } from "../../lib/lab/faults";
 import { down, labOptions, listNodes, reimage, up } from "../../lib/lab/lab";
@@ -26,8 +27,8 @@ Commands:
                                        slow a node's link both ways (R like 10mbit, L in %, D like 20ms;
                                        delay needs the kernel's netem queue)
   unshape NODE                         undo shape
-  registry                             start the lab's private registry (TLS, its own CA) and print its
-                                       address and CA file, for edge-ha:registries
+  registry                             start the lab's private registry (TLS with its own CA, a login) and
+                                       print its address, CA file and login, for edge-ha:registries
   push ARCHIVE NAME:TAG                copy a docker save archive into that registry (starts it);
                                        prints the reference for image:
 
@@ -116,7 +117,7 @@ export async function main(args: string[]): Promise<void> {
       return unshape(lab, node());
     case "registry": {
       const r = await startRegistry(lab);
-      console.log(`registry ${r.address} (TLS; CA ${r.ca})`);
+      console.log(`registry ${r.address} (TLS; CA ${r.ca}; user ${r.username}, password in ${path.join(path.dirname(path.dirname(r.ca)), "password")})`);
       return;
     }
     case "push": {
