@@ -24,7 +24,7 @@ import { sleep, until as poll } from "./helpers/poll";
  * packages, a key-value store (redis-server) built from a Dockerfile and a
  * message broker (mosquitto) given as a `docker save` archive and pulled from
  * the lab's TLS registry, all made without any public registry
- * (test/fixtures), declared in a stack and
+ * (examples/), declared in a stack and
  * driven by their own stock clients (redis-cli, mosquitto_pub/_sub) through a
  * planned migration and a crash with automatic failover. Real engines, CRIU,
  * rsync daemons and crashes.
@@ -41,7 +41,7 @@ const brokerPort = 11883;
 const queuePort = 11884;
 const brokerArchive = path.join(dir, "broker.tar");
 const services: Record<string, unknown>[] = [
-  { name: "kv", build: "test/fixtures/kv", ports: [`${kvPort}:6379`], primary: "node1", standby: "node2", syncInterval: interval, tmpfs: ["/run/redis"] },
+  { name: "kv", build: "examples/redis", ports: [`${kvPort}:6379`], primary: "node1", standby: "node2", syncInterval: interval, tmpfs: ["/run/redis"] },
   { name: "broker", tarball: brokerArchive, ports: [`${brokerPort}:1883`], primary: "node2", standby: "node3", syncInterval: interval },
 ];
 /** The same broker, from the lab's registry (set in test.before), as a swarm service: every host pulls it. */
@@ -185,7 +185,7 @@ test.serial("a criu-mode service with a host bind mount or host networking is re
 
 test.serial("a service whose trial checkpoint fails is reported with CRIU's reason and the likely cause, and left running where it started, unsynced", async (t) => {
   // A deleted 2 MB file held open (a rotated log, say): more than CRIU carries of such files.
-  const ghost = { name: "ghost", build: "test/fixtures/kv", ports: ["16390:6379"], primary: "node2", standby: "node3", syncInterval: interval, command: ["sh", "-c", "head -c 2000000 /dev/zero >/var/tmp/big && exec 3</var/tmp/big && rm /var/tmp/big && exec redis-server --protected-mode no"] };
+  const ghost = { name: "ghost", build: "examples/redis", ports: ["16390:6379"], primary: "node2", standby: "node3", syncInterval: interval, command: ["sh", "-c", "head -c 2000000 /dev/zero >/var/tmp/big && exec 3</var/tmp/big && rm /var/tmp/big && exec redis-server --protected-mode no"] };
   setServices([...services, ghost]);
   try {
     const err = await t.throwsAsync(stack.up());

@@ -51,7 +51,7 @@ export async function ensureNodeImage(): Promise<void> {
 
 /**
  * A Debian base image for off-the-shelf servers in the lab's tests and
- * examples (test/fixtures: `FROM edge-ha/debian:bookworm`), made without any
+ * examples (examples/: `FROM edge-ha/debian:bookworm`), made without any
  * public registry: debootstrap on this machine, then docker import. Cached
  * like the node image.
  */

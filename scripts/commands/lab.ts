@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import { boot, crash, heal, partition, shape, unshape } from "../../lib/lab/faults";
 import { down, labOptions, listNodes, reimage, up } from "../../lib/lab/lab";
 import { pushArchive, startRegistry } from "../../lib/lab/registry";
+import { baseImage, ensureBaseImage } from "../../lib/lab/image";
 import { UsageError, UserError } from "../../lib/log";
 
 export const help = `Usage: edge-ha lab <command> [options]
@@ -31,6 +32,8 @@ Commands:
                                        print its address, CA file and login, for edge-ha:registries
   push ARCHIVE NAME:TAG                copy a docker save archive into that registry (starts it);
                                        prints the reference for image:
+  base-image                           make edge-ha/debian:bookworm on this machine's engine (debootstrap,
+                                       no registry): the FROM of the Dockerfiles in examples/
 
 Options:
   --lab NAME          which lab (default: $EDGE_HA_LAB or "lab"); several can coexist
@@ -120,6 +123,10 @@ export async function main(args: string[]): Promise<void> {
       console.log(`registry ${r.address} (TLS; CA ${r.ca}; user ${r.username}, password in ${path.join(path.dirname(path.dirname(r.ca)), "password")})`);
       return;
     }
+    case "base-image":
+      await ensureBaseImage();
+      console.log(`${baseImage} ready`);
+      return;
     case "push": {
       if (!nodeName || !rest[0]) throw new UserError("push needs an archive and a name, e.g.: lab push kv.tar kv:7");
       console.log(await pushArchive(lab, nodeName, rest[0]));
