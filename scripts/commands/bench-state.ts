@@ -31,6 +31,8 @@ Options:
   --mb LIST         state sizes in MB, comma-separated (default 0,200)
   --migrations N    planned migrations per size (default 4)
   --interval S      the service's sync interval in seconds (default 2)
+  --keep            leave the lab and the stack for a look (edge-ha lab down --lab
+                    benchstate --subnet 10.77.231 removes the lab)
   -h, --help        this text
 `;
 
@@ -52,7 +54,7 @@ const ms = (s: number) => Math.round(s * 1000);
 
 /** `edge-ha bench state`. */
 export async function main(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { mb: { type: "string", default: "0,200" }, migrations: { type: "string", default: "4" }, interval: { type: "string", default: "2" }, help: { type: "boolean", short: "h" } } });
+  const { values } = parseArgs({ args, options: { mb: { type: "string", default: "0,200" }, migrations: { type: "string", default: "4" }, interval: { type: "string", default: "2" }, keep: { type: "boolean" }, help: { type: "boolean", short: "h" } } });
   if (values.help) return void process.stdout.write(help);
   const sizes = values.mb.split(",").map(Number);
   if (sizes.some((n) => !Number.isInteger(n) || n < 0 || n > 4000)) throw new UserError(`--mb: expected whole numbers of MB from 0 to 4000, found "${values.mb}"`);
@@ -121,9 +123,12 @@ export async function main(args: string[]): Promise<void> {
       rows.push(row);
     }
   } finally {
-    progress("removing the bench's stack and lab");
-    await stack.forget();
-    await down(lab);
+    if (values.keep) progress(`kept: lab benchstate (inventory ${lab.inventoryFile}) and stack benchstate`);
+    else {
+      progress("removing the bench's stack and lab");
+      await stack.forget();
+      await down(lab);
+    }
   }
   const line = (cells: (string | number)[]) => cells.map((c) => String(c).padEnd(12)).join(" ");
   console.log(line(["state MB", "RSS MB", "checkpt MB", "downtime", "dump", "transfer", "restore", "crash→serve", "ckpt age", "keys back"]));
