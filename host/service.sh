@@ -93,8 +93,17 @@ sync_start() {
 # sync_stop NAME: stops NAME's sync loop (a no-op where none runs) and removes
 # its staged checkpoints and its settings here.
 sync_stop() {
+  local tries=25
   service_remove "sync-$1"
-  rm -rf "${EDGE_HA_SYNC_OUT:?}/$1" "$EDGE_HA_SERVICES/$1.sync" "$EDGE_HA_SERVICES/$1.spec.json" "$EDGE_HA_SERVICES/$1.run"
+  rm -f "$EDGE_HA_SERVICES/$1.sync" "$EDGE_HA_SERVICES/$1.spec.json" "$EDGE_HA_SERVICES/$1.run"
+  # A round under way when the loop stopped (runc, tar, rsync: the loop's children) may
+  # still write into its stage for a moment ("Directory not empty" was seen at a destroy).
+  until rm -rf "${EDGE_HA_SYNC_OUT:?}/$1" 2>/dev/null; do
+    tries=$((tries - 1))
+    [ "$tries" -gt 0 ] || break
+    sleep 0.2
+  done
+  rm -rf "${EDGE_HA_SYNC_OUT:?}/$1"
 }
 
 # trial_checkpoint NAME: proves that NAME's container can be checkpointed

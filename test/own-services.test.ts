@@ -60,7 +60,7 @@ test.before(async () => {
   await freshLabStack(lab, stack, 3);
   // The broker as a user on an air-gapped site brings it: an image saved on another machine.
   await ensureBaseImage();
-  await $({ quiet: true })`docker build -q -t edge-ha-test/broker:2.0.11 ${path.join(projectRoot, "test", "fixtures", "broker")}`;
+  await $({ quiet: true })`docker build -q -t edge-ha-test/broker:2.0.11 ${path.join(projectRoot, "examples", "mosquitto")}`;
   await $({ quiet: true })`docker save -o ${brokerArchive} edge-ha-test/broker:2.0.11`;
   // ... and a registry on the site's network, trusted by its CA, for the third source.
   const registry = await startRegistry(lab);
