@@ -84,12 +84,16 @@ async function buildImages(settings: ClusterSettings, inventory: Inventory, stac
   const images: Record<string, PreparedImage> = {};
   const archOf = (name?: string) => inventory.hosts.find((h) => h.name === name)?.arch;
   const problems: string[] = [];
+  // Services with one source (the demo counter as a CRIU and a swarm service) share one preparation: its archive is hashed once.
+  const prepared = new Map<string, Promise<PreparedImage>>();
   for (const [i, s] of settings.services.entries()) {
     const archs = s.mode === "criu" ? [archOf(s.primary)!] : [...new Set<Arch>(serviceHosts(inventory).map((h) => h.arch))];
     const key = { demo: "image", registry: "image", tarball: "tarball", build: "build" }[s.image.kind];
     for (const arch of archs) {
       // Every service's image is tried, so that one run reports every bad one.
-      await prepareImage(s.image, arch, s.name, `${stackFile}: edge-ha:services[${i}].${key}`).then(
+      const once = `${JSON.stringify(s.image)} ${arch}`;
+      if (!prepared.has(once)) prepared.set(once, prepareImage(s.image, arch, s.name, `${stackFile}: edge-ha:services[${i}].${key}`));
+      await prepared.get(once)!.then(
         (image) => void (images[`${s.name}-${arch}`] = image),
         (err: unknown) => void problems.push(err instanceof UserError ? err.message : String(err)),
       );

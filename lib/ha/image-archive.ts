@@ -61,7 +61,8 @@ export async function writeRootfsArchive(image: RootfsImage, out: string): Promi
   return { ref: image.ref, arch: image.arch, id: `sha256:${configId}` };
 }
 
-const archOf: Record<string, string> = { amd64: "amd64", arm64: "arm64", arm: "armhf" };
+/** An architecture as Docker and OCI name it (armhf is "arm") as edge-ha's inventory does. */
+export const archFromDocker = (arch: string): string => (arch === "arm" ? "armhf" : arch);
 
 /** Reads the tag, architecture and id of a docker-save archive; `where` (file and key) is named in errors. */
 export async function readArchive(file: string, where: string): Promise<ArchiveInfo> {
@@ -75,5 +76,5 @@ export async function readArchive(file: string, where: string): Promise<ArchiveI
   if (!ref) throw new UserError(`${where}: the image in ${file} has no tag; save it by name (docker save NAME:TAG -o ${path.basename(file)}), not by id`);
   const config = JSON.parse((await member(entry.Config)).stdout) as { architecture: string };
   const id = `sha256:${path.basename(entry.Config, ".json").replace(/^blobs\/sha256\//, "")}`;
-  return { ref, arch: archOf[config.architecture] ?? config.architecture, id };
+  return { ref, arch: archFromDocker(config.architecture), id };
 }

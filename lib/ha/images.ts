@@ -7,7 +7,7 @@ import { progress, UserError } from "../log";
 import { sshArgs, sshExec } from "../host/ssh";
 import { goBuild, projectRoot, toolsDir } from "../toolchain";
 import type { DemoService, ImageSource } from "../config/service-spec";
-import { fileSha256, readArchive, writeRootfsArchive } from "./image-archive";
+import { archFromDocker, fileSha256, readArchive, writeRootfsArchive } from "./image-archive";
 
 /*
  * The services' images, made ready on this machine for the hosts of each
@@ -82,7 +82,7 @@ async function buildDockerfile(source: Extract<ImageSource, { kind: "build" }>, 
   const engine = await $({ quiet: true, nothrow: true })`docker version -f ${"{{.Server.Arch}}"}`;
   if (engine.exitCode !== 0) throw new UserError(`${where}: building ${source.context} needs a Docker engine on this machine; docker says: ${engine.stderr.trim().split("\n").pop()}. Or build it elsewhere and give the archive (tarball:) or a registry reference (image:)`);
   const own = engine.stdout.trim();
-  if ((own === "arm" ? "armhf" : own) !== arch) {
+  if (archFromDocker(own) !== arch) {
     throw new UserError(`${where}: this machine's Docker builds for ${own}, and ${service} may run on ${arch} hosts; build the image on a ${arch} machine and give the archive (tarball:) or a registry reference (image:)`);
   }
   // The folder's content, as tar writes it with names sorted and times and owners zeroed.

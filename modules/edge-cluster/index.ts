@@ -147,4 +147,3 @@ export class EdgeCluster extends pulumi.ComponentResource {
     this.registerOutputs({ nodes: this.nodes, swarmLeader: this.swarmLeader, identities: this.identities });
   }
 }
-
