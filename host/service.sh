@@ -110,16 +110,19 @@ sync_stop() {
 # (CRIU, its processes left running) before its sync starts: some containers
 # cannot be (a deleted file still open, a unix socket to the host, io_uring,
 # a device), and that is better said at `pulumi up` than found at a failover.
-# On failure says CRIU's last errors and the likely cause; NAME runs on.
+# On failure says whether NAME still runs, CRIU's last errors and the likely cause.
 trial_checkpoint() {
-  local id dir=$EDGE_HA_SYNC_OUT/$1/trial log=/run/edge-ha-criu-$1/dump.log
+  local id now dir=$EDGE_HA_SYNC_OUT/$1/trial log=/run/edge-ha-criu-$1/dump.log
   id=$(docker container inspect -f '{{.Id}}' "$1") || return 1
   if checkpoint_leave_running "$1" "$id" "$dir" 2>/dev/null; then
     rm -rf "$dir"
     return 0
   fi
+  # What is true now, not what --leave-running promises: CRIU may have stopped it.
+  now=$(docker container inspect -f '{{.State.Status}}' "$1" 2>/dev/null) || now=absent
+  if [ "$now" = running ]; then now="it runs on, unsynced"; else now="its container here is $now now"; fi
   {
-    echo "$1 cannot be checkpointed on $(hostname), so edge-ha could neither move it nor fail it over; it runs on, unsynced. CRIU's errors:"
+    echo "$1 cannot be checkpointed on $(hostname), so edge-ha could neither move it nor fail it over; $now. CRIU's errors:"
     grep -E 'Error \(|Can.t|FAILED' "$log" 2>/dev/null | tail -n 5 | sed 's/^/  /'
     echo "Likely cause: $(criu_failure_cause "$log") (CRIU's whole log: $log on $(hostname))"
   } >&2
