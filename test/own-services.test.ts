@@ -151,7 +151,7 @@ test.serial("pulumi up runs a Dockerfile-built key-value store, a saved broker f
   t.is(await redis(host("node1").address, kvPort, "PING"), "PONG");
   for (const h of inventory().hosts) {
     const images = (await sshExec(h, "docker image ls --format '{{.Repository}}:{{.Tag}}'")).stdout;
-    t.regex(images, /^edge-ha\/kv:[0-9a-f]{12}$/m, `${h.name} has the kv image built here`);
+    t.regex(images, /^edge-ha\/redis:[0-9a-f]{12}$/m, `${h.name} has the kv image built here (named by its folder, examples/redis)`);
     t.regex(images, /^edge-ha-test\/broker:2\.0\.11$/m, `${h.name} has the broker loaded from the archive`);
     t.true(images.split("\n").includes(queueImage), `${h.name} pulled ${queueImage}`);
   }
