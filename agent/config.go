@@ -42,6 +42,19 @@ type Service struct {
 	Name         string   `json:"name"`
 	Nodes        []string `json:"nodes"`
 	SyncInterval float64  `json:"syncInterval"`
+	// Health: how a copy is told to serve (health.go); nil: running is serving.
+	Health *HealthCheck `json:"health,omitempty"`
+}
+
+// HealthCheck is a service's healthcheck (lib/config/service-spec.ts HealthCheck; health.go runs it).
+type HealthCheck struct {
+	Kind       string   `json:"kind"` // tcp, http or command
+	Port       int      `json:"port,omitempty"`
+	Path       string   `json:"path,omitempty"`
+	Command    []string `json:"command,omitempty"`
+	IntervalMs int      `json:"intervalMs"`
+	TimeoutMs  int      `json:"timeoutMs"`
+	Retries    int      `json:"retries"`
 }
 
 // Local is what a node reports of one managed service: its container's state
@@ -54,6 +67,8 @@ type Local struct {
 	// Moving: a planned migration of the service touches this node now (edge-ha
 	// migrate marks both ends); the controllers leave the service alone meanwhile.
 	Moving bool `json:"moving,omitempty"`
+	// Health: starting, healthy, failing or unhealthy (health.go); "" without a healthcheck.
+	Health string `json:"health,omitempty"`
 }
 
 type Message struct {
@@ -96,7 +111,8 @@ type Agent struct {
 	sentAt map[uint64]time.Time
 	acked  map[string]time.Time // manager -> send time of the newest heartbeat it acknowledged
 	local  []Local
-	fenced bool // the lease lapsed and this node's copies were killed
+	fenced bool              // the lease lapsed and this node's copies were killed
+	health map[string]health // this node's running copies, by service (health.go)
 
 	// controller
 	heard      map[string]time.Time
@@ -107,6 +123,7 @@ type Agent struct {
 	downSince  map[string]time.Time
 	firstSeen  map[string]time.Time // reconcile conditions, by key, since when they hold
 	stuck      map[string]bool      // services that cannot fail over, said once
+	unserved   map[string]bool      // services whose unhealthy copy nothing can replace, said once
 	warned     string               // the quorum warning last given ("" when none holds)
 	vote       string               // the controller this one backs now ("" while none; actor.go)
 	wanted     string               // the controller it would back

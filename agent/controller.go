@@ -96,12 +96,14 @@ func (a *Agent) control() {
 	running := map[string][]string{}
 	for _, s := range a.cfg.Services {
 		for _, n := range s.Nodes {
-			if l, ok := a.reportOf(n, s.Name); ok && l.State == "running" && !down[n] {
+			// An unhealthy copy runs but does not serve: it is replaced, not counted.
+			if l, ok := a.reportOf(n, s.Name); ok && l.State == "running" && l.Health != healthUnhealthy && !down[n] {
 				running[s.Name] = append(running[s.Name], n)
 			}
 		}
 		if r := running[s.Name]; len(r) == 1 && now.After(a.busyUntil[s.Name]) {
 			a.owner[s.Name] = r[0]
+			a.unserved[s.Name] = false
 		}
 	}
 	// Only the acting controller goes on: the one a majority of controllers back (actor.go).
@@ -151,13 +153,17 @@ func (a *Agent) control() {
 		}
 		switch {
 		case down[owner]:
-			a.takeover(s, fmt.Sprintf("its node %s is down", owner), alive)
+			a.takeover(s, fmt.Sprintf("its node %s is down", owner), alive, "")
+		case len(r) == 0 && alive(owner) && a.unhealthy(owner, s.Name):
+			if !a.unserved[s.Name] {
+				a.takeover(s, fmt.Sprintf("its copy on %s fails its healthcheck", owner), alive, owner)
+			}
 		case len(r) == 0 && alive(owner) && a.known(owner, s.Name):
 			// Alive but not running it (it fenced itself, or the service died): after a hold,
 			// longer than a migration's pause, restore it from the standby.
 			seen["gone:"+s.Name] = true
 			if a.holds("gone:"+s.Name, now, 5*time.Second) {
-				a.takeover(s, fmt.Sprintf("it no longer runs on %s", owner), alive)
+				a.takeover(s, fmt.Sprintf("it no longer runs on %s", owner), alive, "")
 			}
 		case len(r) > 1:
 			for _, n := range r {
@@ -192,14 +198,23 @@ func (a *Agent) quorumWarning(down map[string]bool) string {
 	return fmt.Sprintf("%d of %d voters are up (%s down): one more loss stops automatic failover", up, len(a.managers), strings.Join(gone, ", "))
 }
 
+// unhealthy: whether `node` reports its running copy of `service` unhealthy.
+func (a *Agent) unhealthy(node, service string) bool {
+	l, ok := a.reportOf(node, service)
+	return ok && l.State == "running" && l.Health == healthUnhealthy
+}
+
 // takeover restores the service where the newest good synced checkpoint is:
 // every node that is up and may run it is asked (its standby should have it,
 // but the controllers' record of the standby can be a moment old), then told
-// to restore it and to sync to the next preferred node.
-func (a *Agent) takeover(s Service, why string, alive func(string) bool) {
+// to restore it and to sync to the next preferred node. `replaced`, when not
+// "", is a node whose copy runs unhealthy: it is not a candidate, and its copy
+// is fenced only once another node has a checkpoint to restore (a hung copy
+// beats none).
+func (a *Agent) takeover(s Service, why string, alive func(string) bool, replaced string) {
 	candidates := []string{}
 	for _, n := range s.Nodes {
-		if alive(n) {
+		if alive(n) && n != replaced {
 			candidates = append(candidates, n)
 		}
 	}
@@ -228,6 +243,13 @@ func (a *Agent) takeover(s Service, why string, alive func(string) bool) {
 		}
 		wg.Wait()
 		a.mu.Lock()
+		if best == "" && replaced != "" {
+			a.unserved[s.Name] = true // until a copy serves again
+			a.busyUntil[s.Name] = time.Now().Add(2 * time.Second)
+			a.eventLocked("stuck", s.Name, fmt.Sprintf("%s, but no other node that is up (%s) has a good synced checkpoint of it: its copy on %s is left running", why, strings.Join(candidates, ", "), replaced))
+			a.mu.Unlock()
+			return
+		}
 		if best == "" {
 			a.busyUntil[s.Name] = time.Now().Add(2 * time.Second)
 			if !a.stuck[s.Name] {
@@ -240,6 +262,16 @@ func (a *Agent) takeover(s Service, why string, alive func(string) bool) {
 		a.stuck[s.Name] = false
 		next := a.nextStandby(s, best, alive)
 		a.mu.Unlock()
+		if replaced != "" {
+			// Two copies never run: the unhealthy one goes before the restore.
+			if _, err := a.post(replaced, "fence", map[string]any{"service": s.Name}); err != nil {
+				a.mu.Lock()
+				a.busyUntil[s.Name] = time.Now().Add(2 * time.Second)
+				a.eventLocked("error", s.Name, fmt.Sprintf("fencing its unhealthy copy on %s failed, so it is not restored elsewhere: %v", replaced, err))
+				a.mu.Unlock()
+				return
+			}
+		}
 		args := map[string]any{"service": s.Name, "interval": s.SyncInterval}
 		if next != "" {
 			args["standby"], args["standbyAddress"] = next, a.byName[next].Address

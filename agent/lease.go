@@ -124,6 +124,13 @@ func (a *Agent) refreshLocal() {
 		local = append(local, l)
 	}
 	a.mu.Lock()
+	for i, l := range local {
+		for _, s := range a.cfg.Services {
+			if s.Name == l.Name && l.State == "running" {
+				local[i].Health = a.healthOfLocked(s)
+			}
+		}
+	}
 	a.local = local
 	a.mu.Unlock()
 }

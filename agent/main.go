@@ -85,6 +85,7 @@ func newState(cfg Config, start time.Time) (*Agent, error) {
 		heard: map[string]time.Time{}, reports: map[string][]Local{}, views: map[string]peerView{},
 		owner: map[string]string{}, busyUntil: map[string]time.Time{},
 		downSince: map[string]time.Time{}, firstSeen: map[string]time.Time{}, stuck: map[string]bool{},
+		health: map[string]health{}, unserved: map[string]bool{},
 	}
 	if cfg.NoQuorum != "" && cfg.NoQuorum != "stop" && cfg.NoQuorum != "freeze" {
 		return nil, fmt.Errorf("noQuorum: expected stop or freeze, found %q", cfg.NoQuorum)
@@ -124,6 +125,11 @@ func (a *Agent) run() {
 	go a.receive()
 	go a.serveOrders()
 	go a.every(time.Second, a.refreshLocal)
+	for _, s := range a.cfg.Services {
+		if s.Health != nil && !a.isWitness() {
+			go a.watchHealth(s)
+		}
+	}
 	go a.every(a.heartbeat/4, a.checkLease)
 	go a.every(time.Second, a.writeState)
 	if a.isManager() {

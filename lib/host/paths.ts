@@ -33,6 +33,16 @@ export const artifacts = { module: "artifacts", dir: `${hostStateDir}/artifacts`
 export const movingMarkPrefix = "/run/edge-ha-moving-";
 export const movingMark = (service: string) => `${movingMarkPrefix}${service}`;
 
+/**
+ * Written by the failover agent while a service's healthcheck has passed
+ * since the service started on this host (agent/health.go, through
+ * edge-ha-ctl health): "passed <ms the check began> <wait ms>" after each passing check,
+ * "failing" after a failed one. The sync loop then sends only checkpoints a
+ * later check vouches for, and none while it fails, so the standby holds the
+ * last state known to serve. No mark: the sync loop sends as it takes.
+ */
+export const healthMarkPrefix = "/run/edge-ha-health-";
+
 /** Where a host keeps the settings of the services it syncs: NAME.spec.json, NAME.run (docker create arguments), NAME.sync. */
 export const servicesDir = "/etc/edge-ha/services";
 

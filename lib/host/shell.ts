@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
-import { artifacts, checkpointsDir, hostStateDir, hostTools, movingMarkPrefix, rsyncDefaults, rsyncPasswordFile, rsyncPortFile, serviceNetwork, servicesDir, syncOutDir } from "./paths";
+import { artifacts, checkpointsDir, hostStateDir, healthMarkPrefix, hostTools, movingMarkPrefix, rsyncDefaults, rsyncPasswordFile, rsyncPortFile, serviceNetwork, servicesDir, syncOutDir } from "./paths";
 
 /*
  * The shell that runs on the hosts lives in files: host/*.sh (functions every
@@ -25,6 +25,7 @@ export const hostVariables: Record<string, string> = {
   EDGE_HA_SYNC_OUT: syncOutDir,
   EDGE_HA_SYNC: hostTools.sync,
   EDGE_HA_MOVING_MARK: movingMarkPrefix,
+  EDGE_HA_HEALTH_MARK: healthMarkPrefix,
   EDGE_HA_NETWORK: serviceNetwork.name,
   EDGE_HA_SUBNET: serviceNetwork.subnet,
   EDGE_HA_BRIDGE: serviceNetwork.bridge,
