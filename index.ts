@@ -84,11 +84,11 @@ async function buildImages(settings: ClusterSettings, inventory: Inventory, stac
   const images: Record<string, PreparedImage> = {};
   const archOf = (name?: string) => inventory.hosts.find((h) => h.name === name)?.arch;
   const problems: string[] = [];
-  // Services with one source (the demo counter as a CRIU and a swarm service) share one preparation: its archive is hashed once.
+  // Services with one source (the counter as a CRIU and a swarm service) share one preparation: it is built and hashed once.
   const prepared = new Map<string, Promise<PreparedImage>>();
   for (const [i, s] of settings.services.entries()) {
     const archs = s.mode === "criu" ? [archOf(s.primary)!] : [...new Set<Arch>(serviceHosts(inventory).map((h) => h.arch))];
-    const key = { demo: "image", registry: "image", tarball: "tarball", build: "build" }[s.image.kind];
+    const key = { registry: "image", tarball: "tarball", build: "build" }[s.image.kind];
     for (const arch of archs) {
       // Every service's image is tried, so that one run reports every bad one.
       const once = `${JSON.stringify(s.image)} ${arch}`;

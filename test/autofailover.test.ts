@@ -37,7 +37,7 @@ test.before(async () => {
   await freshLabStack(lab, stack, 3);
   const file = path.join(projectRoot, "stacks", "Pulumi.autotest.yaml");
   const doc = parse(readFileSync(file, "utf8"));
-  doc.config["edge-ha:services"] = [{ name: "counter", image: "counter", port, primary: "node1", standby: "node2", syncInterval: interval, failover: "auto" }];
+  doc.config["edge-ha:services"] = [{ name: "counter", build: "services/counter", ports: [`${port}:8080`], primary: "node1", standby: "node2", syncInterval: interval, failover: "auto" }];
   writeFileSync(file, stringify(doc));
   await stack.up();
 });

@@ -30,8 +30,8 @@ test.before(async () => {
   const doc = parse(readFileSync(file, "utf8"));
   doc.config["edge-ha:services"] = [
     // By hand: this is the operator's failover; test/autofailover.test.ts has the agents'.
-    { name: "counter", image: "counter", port: 18080, primary: "node1", standby: "node2", syncInterval: interval, failover: "manual", volumes: ["counterdata:/data"] },
-    { name: "counter-swarm", image: "counter", port: 18090, mode: "swarm", replicas: 2 },
+    { name: "counter", build: "services/counter", ports: ["18080:8080"], primary: "node1", standby: "node2", syncInterval: interval, failover: "manual", volumes: ["counterdata:/data"] },
+    { name: "counter-swarm", build: "services/counter", ports: ["18090:8080"], mode: "swarm", replicas: 2 },
   ];
   writeFileSync(file, stringify(doc));
   await stack.up();

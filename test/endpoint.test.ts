@@ -79,3 +79,30 @@ test("with several backends and a health check, clients move to the next backend
     await second.close();
   }
 });
+
+test("with an http health check, a backend that accepts connections but fails its check is marked down", async (t) => {
+  let sick = false;
+  const server = http.createServer((req, res) => {
+    res.setHeader("connection", "close");
+    res.statusCode = req.url === "/health" && sick ? 503 : 200;
+    res.end("{}");
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as AddressInfo).port;
+  const endpoint = new Endpoint({ listen: { host: "127.0.0.1", port: 0 }, healthCheck: { everyMs: 50, failures: 2, httpPath: "/health" } });
+  endpoint.setBackends([{ host: "127.0.0.1", port }]);
+  await endpoint.start();
+  try {
+    await new Promise((r) => setTimeout(r, 200));
+    t.deepEqual(endpoint.events, [], "passing: up");
+    sick = true;
+    await new Promise((r) => setTimeout(r, 300));
+    t.deepEqual(endpoint.events.map((e) => e.up), [false], "503 on /health while it still accepts: down");
+    sick = false;
+    await new Promise((r) => setTimeout(r, 200));
+    t.deepEqual(endpoint.events.map((e) => e.up), [false, true], "passing again: up");
+  } finally {
+    await endpoint.stop();
+    await new Promise((r) => server.close(() => r(undefined)));
+  }
+});

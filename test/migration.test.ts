@@ -3,7 +3,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { $ } from "zx";
-import { findHost, loadInventory } from "../lib/config/inventory";
+import { type Arch, findHost, loadInventory } from "../lib/config/inventory";
 import { boot, crash, heal, partition, shape, unshape } from "../lib/lab/faults";
 import { down, labOptions } from "../lib/lab/lab";
 import { freshLabStack } from "../lib/lab/stack";
@@ -11,7 +11,7 @@ import { UserError } from "../lib/log";
 import { migrate } from "../lib/ha/migration";
 import { deploy, locate, specOf } from "../lib/ha/service-container";
 import { failover, startSync } from "../lib/ha/replication";
-import { demoImage, ensureImageOn } from "../lib/ha/images";
+import { ensureImageOn, prepareImage } from "../lib/ha/images";
 import { PulumiStack } from "../lib/pulumi";
 import { sshExec } from "../lib/host/ssh";
 import { projectRoot } from "../lib/toolchain";
@@ -32,6 +32,8 @@ async function counter(name: string, method = "GET"): Promise<{ count: number; s
   return (await r.json()) as { count: number; started: string };
 }
 const runningOn = async () => (await locate(inventory(), "counter")).map((h) => h.name);
+/** A demo's image (services/NAME), built the way any service's Dockerfile is. */
+const demoImage = (name: "counter" | "web", arch: Arch) => prepareImage({ kind: "build", context: `services/${name}`, dockerfile: "Dockerfile" }, arch, name, `services/${name}`);
 
 test.before(async () => {
   await freshLabStack(lab, stack, 3);

@@ -4,12 +4,11 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { parse, stringify } from "yaml";
 import { $ } from "zx";
-import { restoredSince } from "../lib/ha/agent";
+import { agentEvents, restoredSince } from "../lib/ha/agent";
 import { Endpoint } from "../lib/ha/endpoint";
 import { findHost, loadInventory } from "../lib/config/inventory";
 import { migrate } from "../lib/ha/migration";
 import { boot, crash } from "../lib/lab/faults";
-import { ensureBaseImage } from "../lib/lab/image";
 import { pushArchive, startRegistry } from "../lib/lab/registry";
 import { down, labOptions } from "../lib/lab/lab";
 import { freshLabStack } from "../lib/lab/stack";
@@ -36,12 +35,14 @@ const stackFile = path.join(projectRoot, "stacks", "Pulumi.owntest.yaml");
 const inventory = () => loadInventory(lab.inventoryFile);
 const host = (name: string) => findHost(inventory(), name);
 const interval = 1;
+/** The kv's healthcheck interval: its sync loop sends a checkpoint once a check after it passed, so a crash may lose interval + this. */
+const checkInterval = 0.5;
 const kvPort = 16379;
 const brokerPort = 11883;
 const queuePort = 11884;
 const brokerArchive = path.join(dir, "broker.tar");
 const services: Record<string, unknown>[] = [
-  { name: "kv", build: "examples/redis", ports: [`${kvPort}:6379`], primary: "node1", standby: "node2", syncInterval: interval, tmpfs: ["/run/redis"] },
+  { name: "kv", build: "examples/redis", ports: [`${kvPort}:6379`], primary: "node1", standby: "node2", syncInterval: interval, tmpfs: ["/run/redis"], healthcheck: { command: ["redis-cli", "ping"], interval: checkInterval, timeout: 0.4, retries: 3 } },
   { name: "broker", tarball: brokerArchive, ports: [`${brokerPort}:1883`], primary: "node2", standby: "node3", syncInterval: interval },
 ];
 /** The same broker, from the lab's registry (set in test.before), as a swarm service: every host pulls it. */
@@ -59,7 +60,6 @@ function setServices(list: object[]): void {
 test.before(async () => {
   await freshLabStack(lab, stack, 3);
   // The broker as a user on an air-gapped site brings it: an image saved on another machine.
-  await ensureBaseImage();
   await $({ quiet: true })`docker build -q -t edge-ha-test/broker:2.0.11 ${path.join(projectRoot, "examples", "mosquitto")}`;
   await $({ quiet: true })`docker save -o ${brokerArchive} edge-ha-test/broker:2.0.11`;
   // ... and a registry on the site's network, trusted by its CA, for the third source.
@@ -255,7 +255,7 @@ async function bootAndWait(name: string): Promise<void> {
   await until(90, async () => (await sshExec(host(name), "docker info >/dev/null 2>&1", { nothrow: true, connectTimeout: 2 })).exitCode === 0, (ok) => ok);
 }
 
-test.serial("crash of the key-value store's node: the agents restore it elsewhere; every write acknowledged more than one sync interval before the crash is there, one copy runs", async (t) => {
+test.serial("crash of the key-value store's node: the agents restore it elsewhere; every write acknowledged more than its sync interval and check interval before the crash is there, one copy runs", async (t) => {
   const endpoint = await endpointFor(kvPort);
   const w = writer(endpoint);
   const on = (await runningOn("kv"))[0];
@@ -270,11 +270,12 @@ test.serial("crash of the key-value store's node: the agents restore it elsewher
     await sleep(1000);
     await w.stop();
     const restored = await restoredSince(host(now[0]), "kv", crashedAt);
-    const promised = w.acked.filter((a) => a.at < crashedAt - interval * 1000).map((a) => a.key);
+    const promise = (interval + checkInterval) * 1000;
+    const promised = w.acked.filter((a) => a.at < crashedAt - promise).map((a) => a.key);
     const found = await present(host(now[0]).address, promised);
     t.is(found.size, promised.length, `lost: ${promised.filter((k) => !found.has(k)).slice(0, 10).join(", ")}`);
-    const lostAfter = w.acked.filter((a) => a.at >= crashedAt - interval * 1000 && a.at < crashedAt).length;
-    t.log(`kv: crash to serving ${servedAt - crashedAt} ms on ${now[0]}; checkpoint ${restored?.ageMs} ms old; ${promised.length} writes from before crash - ${interval} s all there; ${w.failed} client errors`);
+    const lostAfter = w.acked.filter((a) => a.at >= crashedAt - promise && a.at < crashedAt).length;
+    t.log(`kv: crash to serving ${servedAt - crashedAt} ms on ${now[0]}; checkpoint ${restored?.ageMs} ms old; ${promised.length} writes from before crash - ${promise} ms (sync + check interval) all there; ${w.failed} client errors`);
     t.true(servedAt - crashedAt < 15_000);
     t.true(w.failed * 20 < 30_000, `${w.failed} client errors`);
     t.log(`writes within the last interval before the crash (may be lost): ${lostAfter}`);
@@ -304,4 +305,29 @@ test.serial("crash of the broker's node: retained messages published more than o
   }
   const copies = await until(60, () => runningOn("broker"), (r) => r.length === 1 && r[0] !== on);
   t.is(copies.length, 1, "one copy after the crashed node is back");
+});
+
+test.serial("a hung key-value store (CLIENT PAUSE: it accepts connections and answers nothing) fails its healthcheck: the agents fence it and restore the standby's last checkpoint a passing check vouched for; one copy runs and serves, every write acknowledged before the hang is there", async (t) => {
+  const on = (await runningOn("kv"))[0];
+  const acked: { key: string; at: number }[] = [];
+  for (let n = 0; n < 100; n++) {
+    if ((await redis(host(on).address, kvPort, "SET", `h:${n}`, String(n))) === "OK") acked.push({ key: `h:${n}`, at: Date.now() });
+    await sleep(20);
+  }
+  await sleep((interval + checkInterval) * 1000 + 1000);
+  const status = await $({ quiet: true, nothrow: true, cwd: projectRoot })`bin/edge-ha service status kv --json --inventory ${lab.inventoryFile}`;
+  t.is(status.exitCode, 0, status.stderr);
+  t.deepEqual(JSON.parse(status.stdout).health, { [on]: "healthy" }, "status shows what its healthcheck found");
+  const hungAt = Date.now();
+  t.is(await redis(host(on).address, kvPort, "CLIENT", "PAUSE", "300000", "ALL"), "OK");
+  const now = await until(40, () => runningOn("kv"), (r) => r.length === 1 && r[0] !== on);
+  t.true(now.length === 1 && now[0] !== on, `kv runs on ${now.join(", ") || "no node"}, expected one node other than the hung ${on}`);
+  const servedAt = await until(30, async () => ((await redis(host(now[0]).address, kvPort, "PING")) === "PONG" ? Date.now() : 0), (v) => v > 0);
+  t.true(servedAt > 0, "the restored copy answers: its checkpoint is from before the hang");
+  const found = await present(host(now[0]).address, acked.map((a) => a.key));
+  t.is(found.size, acked.length, `lost: ${acked.filter((a) => !found.has(a.key)).slice(0, 10).map((a) => a.key).join(", ")}`);
+  const events = (await agentEvents(inventory().hosts, 200)).filter((e) => e.service === "kv" && Date.parse(e.at) >= hungAt - 1000);
+  t.true(events.some((e) => e.kind === "unhealthy" && e.node === on), `the hung node's agent said unhealthy: ${JSON.stringify(events.map((e) => `${e.node} ${e.kind}`))}`);
+  t.true(events.some((e) => e.kind === "failover" && /fails its healthcheck/.test(e.message)), "the controller said why it replaced it");
+  t.log(`kv: hung to serving on ${now[0]} ${servedAt - hungAt} ms (checks every ${checkInterval} s, 3 failures); ${acked.length}/${acked.length} writes from before the hang there`);
 });

@@ -205,7 +205,7 @@ test.serial("an unreachable host fails with its name and the others are still pr
 
 test.serial("a re-imaged node (blank, same name and address) is provisioned again from blank; its swarm entry, agent and standby role come back; then up is a no-op", async (t) => {
   const doc = parse(readFileSync(stackFile, "utf8"));
-  doc.config["edge-ha:services"] = [{ name: "counter", image: "counter", port: 18080, primary: "node1", standby: "node3", syncInterval: 1, failover: "auto" }];
+  doc.config["edge-ha:services"] = [{ name: "counter", build: "services/counter", ports: ["18080:8080"], primary: "node1", standby: "node3", syncInterval: 1, failover: "auto" }];
   writeFileSync(stackFile, stringify(doc));
   await stack.up();
   const before = await on("node1", "docker node ls -q | wc -l");

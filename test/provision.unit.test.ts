@@ -8,7 +8,7 @@ import { recordResources, unwrap } from "./helpers/mocks";
 const registered = recordResources();
 // Imported after the mocks are in place, as Pulumi's unit-testing guide asks.
 import { parseInventory } from "../lib/config/inventory";
-import { checkServicePlacement, parseSettings, SettingsError } from "../lib/config/settings";
+import { checkServicePlacement, parseSettings, settingDefaults, SettingsError } from "../lib/config/settings";
 import { EdgeCluster } from "../modules/edge-cluster";
 import { runArgs } from "../lib/ha/service-container";
 import { RegistryTrust } from "../modules/registry-trust";
@@ -22,6 +22,7 @@ import { agentConfig } from "../lib/ha/agent";
 import { syncInstallScript } from "../lib/ha/replication";
 import { restoreCommand } from "../lib/ha/service-container";
 import { hostTools } from "../lib/host/paths";
+import type { HealthCheck } from "../lib/config/service-spec";
 import { hostFile, hostVariables } from "../lib/host/shell";
 import { spawnSync } from "node:child_process";
 import { SwarmService } from "../modules/swarm-service";
@@ -50,9 +51,9 @@ const services = new EdgeServices("shop-services", {
     {
       inventory: "inventory.yaml",
       services: JSON.stringify([
-        { name: "counter", image: "counter", port: 18080, primary: "pi1", standby: "pi2", syncInterval: 1, volumes: ["data:/data"] },
-        { name: "web", image: "web", port: 18081, primary: "vm1", standby: "pi1" },
-        { name: "counter-swarm", image: "counter", port: 18090, mode: "swarm", replicas: 2 },
+        { name: "counter", build: "services/counter", ports: ["18080:8080"], primary: "pi1", standby: "pi2", syncInterval: 1, volumes: ["data:/data"] },
+        { name: "web", build: "services/web", ports: ["18081:80"], primary: "vm1", standby: "pi1" },
+        { name: "counter-swarm", build: "services/counter", ports: ["18090:8080"], mode: "swarm", replicas: 2 },
       ]),
     },
     "stacks/Pulumi.unit.yaml",
@@ -64,9 +65,9 @@ const serviceSettings = parseSettings(
   {
     inventory: "inventory.yaml",
     services: JSON.stringify([
-      { name: "counter", image: "counter", port: 18080, primary: "pi1", standby: "pi2", syncInterval: 1 },
-      { name: "by-hand", image: "counter", port: 18082, primary: "pi2", standby: "pi1", failover: "manual" },
-      { name: "counter-swarm", image: "counter", port: 18090, mode: "swarm" },
+      { name: "counter", build: "services/counter", ports: ["18080:8080"], primary: "pi1", standby: "pi2", syncInterval: 1 },
+      { name: "by-hand", build: "services/counter", ports: ["18082:8080"], primary: "pi2", standby: "pi1", failover: "manual" },
+      { name: "counter-swarm", build: "services/counter", ports: ["18090:8080"], mode: "swarm" },
     ]),
     failover: JSON.stringify({ heartbeatMs: 100, leaseMs: 300, downAfterMs: 500 }),
   },
@@ -224,7 +225,7 @@ test("a CRIU service starts on its primary and syncs to its standby; its image g
 
 test("service settings: bad values are named with their file, index and key", (t) => {
   const err = t.throws(
-    () => parseSettings({ inventory: "i.yaml", services: JSON.stringify([{ name: "Bad", image: "Redis:7", port: 0, primary: "pi1", standby: "pi1", colour: 1 }, { name: "x", image: "web", port: 1, mode: "swarm", volumes: ["nope"] }]) }, "stacks/Pulumi.pis.yaml"),
+    () => parseSettings({ inventory: "i.yaml", services: JSON.stringify([{ name: "Bad", image: "Redis:7", port: 0, primary: "pi1", standby: "pi1", colour: 1 }, { name: "x", build: "services/web", ports: ["1:80"], mode: "swarm", volumes: ["nope"] }]) }, "stacks/Pulumi.pis.yaml"),
     { instanceOf: SettingsError },
   );
   for (const expected of [/services\[0\]\.name: expected lower-case/, /services\[0\]\.image: expected a registry reference such as .*, found "Redis:7"/, /services\[0\]\.port: expected a port number/, /services\[0\]\.standby: expected another host than the primary/, /services\[0\]\.colour: unknown key/, /services\[1\]\.volumes: expected a list of NAME:\/path/]) {
@@ -290,6 +291,62 @@ test("a criu-mode service that asks for what CRIU cannot carry is refused, each 
   t.notThrows(() => parseSettings({ inventory: "i.yaml", services: JSON.stringify([{ name: "kv", image: "kv:7", port: 16379, mode: "swarm", volumes: ["/srv/kv:/data"] }]) }, "f.yaml"));
 });
 
+test("healthcheck: tcp, http or command, as the agents reach it (the host's port); every bad key named at once; swarm takes command only", (t) => {
+  const [kv, web, broker] = parseSettings(
+    {
+      inventory: "i.yaml",
+      services: JSON.stringify([
+        { name: "kv", image: "kv:7", ports: ["16379:6379"], primary: "pi1", standby: "pi2", healthcheck: { command: ["redis-cli", "ping"], interval: 0.5, timeout: 0.4, retries: 2 } },
+        { name: "web", image: "web:1", ports: ["8081:80", "9100:9000"], primary: "pi1", standby: "pi2", healthcheck: { http: "/ready", port: 9000 } },
+        { name: "broker", image: "mq:2", ports: ["11883:1883"], mode: "swarm", healthcheck: { command: ["mosquitto_sub", "-t", "x", "-C", "1", "-W", "1"] } },
+      ]),
+    },
+    "stacks/Pulumi.unit.yaml",
+  ).services;
+  t.deepEqual(kv.health, { kind: "command", command: ["redis-cli", "ping"], intervalMs: 500, timeoutMs: 400, retries: 2 });
+  t.deepEqual(web.health, { kind: "http", port: 9100, path: "/ready", intervalMs: 2000, timeoutMs: 1000, retries: 3 }, "the container's port 9000, as the host publishes it");
+  t.like(broker.health, { kind: "command" });
+
+  const err = t.throws(
+    () =>
+      parseSettings(
+        {
+          inventory: "i.yaml",
+          services: JSON.stringify([
+            { name: "a", image: "a:1", port: 8001, primary: "pi1", standby: "pi2", healthcheck: { tcp: 9999, http: "/x" } },
+            { name: "b", image: "b:1", port: 8002, primary: "pi1", standby: "pi2", healthcheck: { tcp: 9999, interval: 0, retries: 1.5, every: 3 } },
+            { name: "c", image: "c:1", port: 8003, mode: "swarm", healthcheck: { http: "health" } },
+            { name: "d", image: "d:1", port: 8004, primary: "pi1", standby: "pi2", healthcheck: { command: "redis-cli ping", timeout: 5 } },
+          ]),
+        },
+        "stacks/Pulumi.unit.yaml",
+      ),
+    { instanceOf: SettingsError },
+  );
+  for (const expected of [
+    /services\[0\]\.healthcheck: expected exactly one of tcp: PORT, http: \/path or command: \[\.\.\.\], found tcp and http/,
+    /services\[1\]\.healthcheck\.tcp: expected a tcp port the service publishes \(inside the container: 8002\), found 9999/,
+    /services\[1\]\.healthcheck\.interval: expected seconds from 0\.2 to 600, found 0/,
+    /services\[1\]\.healthcheck\.retries: expected a whole number from 1 to 100, found 1\.5/,
+    /services\[1\]\.healthcheck\.every: unknown key/,
+    /services\[2\]\.healthcheck\.http: a swarm-mode service takes command only/,
+    /services\[2\]\.healthcheck\.http: expected a path such as \/health, found "health"/,
+    /services\[3\]\.healthcheck\.command: expected a list of arguments/,
+    /services\[3\]\.healthcheck\.timeout: expected at most the interval \(2 s\), found 5 s/,
+  ]) {
+    t.regex(err!.message, expected);
+  }
+});
+
+test("a service's healthcheck goes to the agents with the service, and to swarm as its own check", async (t) => {
+  const health = { kind: "command" as const, command: ["redis-cli", "ping"], intervalMs: 1000, timeoutMs: 500, retries: 2 };
+  new SwarmService("kv-swarm", { spec: { name: "kv-swarm", image: "kv:7", containerPort: 6379, hostPort: 16390, health }, replicas: 1, manager: cluster.ready.pi1 });
+  await new Promise((r) => setTimeout(r, 100));
+  t.like(named("kv-swarm-service").inputs.taskSpec.containerSpec.healthcheck, { tests: ["CMD", "redis-cli", "ping"], interval: "1000ms", timeout: "500ms", retries: 2 });
+  const config = JSON.parse(agentConfig(inventory.hosts[0], inventory, settingDefaults.failover, [{ ...parseSettings({ inventory: "i.yaml", services: JSON.stringify([{ name: "kv", image: "kv:7", port: 6379, primary: "pi1", standby: "pi2", healthcheck: { tcp: 6379 } }]) }, "f.yaml").services[0] }], "s"));
+  t.deepEqual(config.services[0].health, { kind: "tcp", port: 6379, intervalMs: 2000, timeoutMs: 1000, retries: 3 });
+});
+
 test("a service's env stays secret in the state, whatever it holds: its start, its sync (which carry its arguments) and its swarm spec", async (t) => {
   const spec = { name: "vault", image: "kv:7", containerPort: 6379, hostPort: 16379, env: { PASSWORD: "s3cret" } };
   new HaService("vault", { spec, primary: cluster.ready.pi1, standby: cluster.ready.pi2, syncInterval: 1 });
@@ -325,13 +382,13 @@ test("a private registry: its CA goes to each engine's certs.d for its address; 
 
 test("service placement: hosts not in the inventory, and a standby of another architecture, are named", (t) => {
   const placed = parseSettings(
-    { inventory: "inventory.yaml", services: JSON.stringify([{ name: "a", image: "counter", port: 1, primary: "pi9", standby: "pi2" }, { name: "b", image: "counter", port: 2, primary: "pi1", standby: "vm1" }]) },
+    { inventory: "inventory.yaml", services: JSON.stringify([{ name: "a", build: "services/counter", ports: ["1:8080"], primary: "pi9", standby: "pi2" }, { name: "b", build: "services/counter", ports: ["2:8080"], primary: "pi1", standby: "vm1" }]) },
     "stacks/Pulumi.unit.yaml",
   );
   const err = t.throws(() => checkServicePlacement(placed, inventory, "stacks/Pulumi.unit.yaml"), { instanceOf: SettingsError });
   t.regex(err!.message, /services\[0\]\.primary: expected a host of .*inventory\.yaml that runs services \(pi1, pi2, vm1\), found "pi9"/);
   t.regex(err!.message, /services\[1\]\.standby: vm1 is amd64 but pi1 is arm64/);
-  t.notThrows(() => checkServicePlacement(parseSettings({ inventory: "i", services: JSON.stringify([{ name: "c", image: "counter", port: 3, primary: "pi1", standby: "pi2", failover: "manual" }]) }, "f"), inventory, "f"));
+  t.notThrows(() => checkServicePlacement(parseSettings({ inventory: "i", services: JSON.stringify([{ name: "c", build: "services/counter", ports: ["3:8080"], primary: "pi1", standby: "pi2", failover: "manual" }]) }, "f"), inventory, "f"));
 });
 
 test("failover agents: every host gets its architecture's agent; the managers control; only failover-auto services are theirs", async (t) => {
@@ -360,7 +417,7 @@ test("failover settings: defaults decide within a second; a lease that one lost 
   t.regex(err!.message, /edge-ha:failover\.leaseMs: expected more than two heartbeats \(> 600\)/);
   t.regex(err!.message, /edge-ha:failover\.downAfterMs: expected at least leaseMs \+ 200 \(700\)/);
   t.regex(err!.message, /edge-ha:failover\.colour: unknown key/);
-  t.throws(() => parseSettings({ inventory: "i", services: JSON.stringify([{ name: "a", image: "counter", port: 1, primary: "p", standby: "s", failover: "sometimes" }]) }, "f"), { message: /services\[0\]\.failover: expected auto or manual, found "sometimes"/ });
+  t.throws(() => parseSettings({ inventory: "i", services: JSON.stringify([{ name: "a", build: "services/counter", ports: ["1:8080"], primary: "p", standby: "s", failover: "sometimes" }]) }, "f"), { message: /services\[0\]\.failover: expected auto or manual, found "sometimes"/ });
 });
 
 test("Docker objects are @pulumi/docker resources: a provider per host over SSH with strict host keys, the service network everywhere, a CRIU service's volumes, the swarm baseline", async (t) => {
@@ -402,7 +459,14 @@ test("the agent's config has one shape: the Go struct (agent/config.go) reads ev
   const config = JSON.parse(agentConfig(inventory.hosts[0], inventory, serviceSettings.failover, serviceSettings.services, "s3cret"));
   t.deepEqual(Object.keys(config).sort(), tags("Config"));
   t.deepEqual(Object.keys(config.nodes[0]).sort(), tags("Node"));
-  t.deepEqual(Object.keys(config.services[0]).sort(), tags("Service"));
+  const checks: HealthCheck[] = [
+    { kind: "tcp", port: 1, intervalMs: 1000, timeoutMs: 500, retries: 3 },
+    { kind: "http", port: 1, path: "/", intervalMs: 1000, timeoutMs: 500, retries: 3 },
+    { kind: "command", command: ["true"], intervalMs: 1000, timeoutMs: 500, retries: 3 },
+  ];
+  const checked = JSON.parse(agentConfig(inventory.hosts[0], inventory, serviceSettings.failover, checks.map((health, i) => ({ ...serviceSettings.services[0], name: `s${i}`, health })), "s3cret"));
+  t.deepEqual(Object.keys(checked.services[0]).sort(), tags("Service"));
+  t.deepEqual([...new Set(checked.services.flatMap((s: { health: object }) => Object.keys(s.health)))].sort(), tags("HealthCheck"));
 });
 
 test("what lands on the hosts, as a reviewer sees it: rsyncd.conf, runc.conf, daemon.json, the host library's values", (t) => {

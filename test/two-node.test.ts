@@ -69,7 +69,7 @@ function setFailover(failover: object): void {
 test.before(async () => {
   await freshLabStack(lab, stack, 2, { witness: true });
   const doc = parse(readFileSync(stackFile, "utf8"));
-  doc.config["edge-ha:services"] = [{ name: "counter", image: "counter", port: 18080, primary: "node1", standby: "node2", syncInterval: interval, failover: "auto" }];
+  doc.config["edge-ha:services"] = [{ name: "counter", build: "services/counter", ports: ["18080:8080"], primary: "node1", standby: "node2", syncInterval: interval, failover: "auto" }];
   writeFileSync(stackFile, stringify(doc));
   await stack.up();
 });

@@ -29,7 +29,7 @@ const withWitness = `  - { name: pi1, address: 10.0.0.1, arch: arm64, roles: [ma
   - { name: pi2, address: 10.0.0.2, arch: arm64, roles: [manager] }
   - { name: box, address: 10.0.0.9, arch: arm64, roles: [witness] }
 `;
-const counter = (more: object = {}) => ({ name: "counter", image: "counter", port: 18080, primary: "pi1", standby: "pi2", ...more });
+const counter = (more: object = {}) => ({ name: "counter", build: "services/counter", ports: ["18080:8080"], primary: "pi1", standby: "pi2", ...more });
 const stack = (services: object[], failover?: object) =>
   parseSettings({ inventory: "inventory.yaml", services: JSON.stringify(services), ...(failover ? { failover: JSON.stringify(failover) } : {}) }, "stacks/Pulumi.site.yaml");
 

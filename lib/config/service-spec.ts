@@ -3,16 +3,8 @@ import { UserError } from "../log";
 /*
  * What a service's settings may say, checked the same way by the stack's
  * settings (./settings) and by the actions (lib/ha): names, volumes, sync
- * intervals and the images edge-ha ships.
+ * intervals, ports and image sources.
  */
-
-/** The services edge-ha ships, by name: port inside the container. */
-export const demoServices = { counter: { port: 8080 }, web: { port: 80 } } as const;
-export type DemoService = keyof typeof demoServices;
-
-export function isDemoService(name: string): name is DemoService {
-  return Object.hasOwn(demoServices, name);
-}
 
 /** A named volume and where the container mounts it. */
 export interface Volume {
@@ -88,14 +80,34 @@ export interface ContainerSettings {
 }
 
 /**
+ * How the failover agents and the endpoint tell that a copy serves, beside
+ * running: a TCP connect or an HTTP GET on a port it publishes (from the
+ * host that runs it), or a command run inside its container (exit 0 passes).
+ * A copy that passed once and then failed `retries` checks in a row is
+ * unhealthy: it sends no more checkpoints, and the agents replace it from the
+ * standby's last healthy one. One that never passed since it started is only
+ * "starting" (a service whose check never passes keeps running and is shown).
+ */
+export type HealthCheck = (
+  | { kind: "tcp"; /** Host port (a published tcp port of the service). */ port: number }
+  | { kind: "http"; /** Host port (the main port). */ port: number; /** Path of the GET; 2xx and 3xx pass. */ path: string }
+  | { kind: "command"; command: string[] }
+) & { intervalMs: number; timeoutMs: number; retries: number };
+
+/** A health check as people read it: "http GET /health on 8080", "tcp 1883", "command redis-cli ping". */
+export function healthText(h: HealthCheck): string {
+  if (h.kind === "http") return `http GET ${h.path} on ${h.port}`;
+  if (h.kind === "tcp") return `tcp connect to ${h.port}`;
+  return `command ${h.command.join(" ")}`;
+}
+
+/**
  * Where a service's image comes from:
- *   demo      one edge-ha builds (counter, web)
  *   registry  a reference every host pulls
  *   tarball   `docker save` output on this machine, shipped and loaded
  *   build     a folder with a Dockerfile, built on this machine
  */
 export type ImageSource =
-  | { kind: "demo"; name: DemoService }
   | { kind: "registry"; ref: string }
   | { kind: "tarball"; file: string }
   | { kind: "build"; context: string; dockerfile: string };

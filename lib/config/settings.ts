@@ -1,7 +1,7 @@
 import { serviceHosts, votes, type Inventory } from "./inventory";
 import { UserError } from "../log";
 import { defaultCriuVersion, knownSourceSha256, type CriuSource, type DockerSource } from "./versions";
-import { type ContainerSettings, type ImageSource, type PortMapping, type Volume, demoServices, isDemoService, isImageReference, isServiceName, isSyncInterval, notCheckpointable, parsePort, parseVolume } from "./service-spec";
+import { type ContainerSettings, type HealthCheck, type ImageSource, type PortMapping, type Volume, isImageReference, isServiceName, isSyncInterval, notCheckpointable, parsePort, parseVolume } from "./service-spec";
 
 /*
  * The stack's settings: the `edge-ha:*` keys of stacks/Pulumi.<stack>.yaml,
@@ -73,7 +73,7 @@ export interface FailoverSettings {
  */
 export interface ServiceSettings extends ContainerSettings {
   name: string;
-  /** Where its image comes from (a registry, a tarball, a Dockerfile, or a demo image). */
+  /** Where its image comes from (a registry, a tarball or a Dockerfile). */
   image: ImageSource;
   /** Its main port, published on the hosts (clients, endpoints and drills use it). */
   port: number;
@@ -92,6 +92,8 @@ export interface ServiceSettings extends ContainerSettings {
   binds: { source: string; target: string }[];
   /** criu: "auto" (the agents restore it on its standby when its node dies) or "manual" (edge-ha service failover). */
   failover: "auto" | "manual";
+  /** How its copies are told to serve (lib/config/service-spec HealthCheck); none: running is serving. */
+  health?: HealthCheck;
 }
 
 export const settingDefaults: Omit<ClusterSettings, "inventory"> = {
@@ -271,7 +273,7 @@ function parseFailover(text: string, problems: string[]): FailoverSettings {
 
 const serviceKeys = [
   "name", "image", "tarball", "build", "dockerfile", "port", "ports", "mode", "primary", "standby", "syncInterval", "replicas", "volumes", "failover",
-  "env", "command", "user", "tmpfs", "memory", "cpus", ...Object.keys(notCheckpointable).filter((k) => k !== "bind"),
+  "env", "command", "user", "tmpfs", "memory", "cpus", "healthcheck", ...Object.keys(notCheckpointable).filter((k) => k !== "bind"),
 ];
 
 /** Validates edge-ha:services (a list of ServiceSettings, JSON as Pulumi keeps it); adds what is wrong to `problems`. */
@@ -293,7 +295,7 @@ function parseServices(text: string, problems: string[]): ServiceSettings[] {
     if (mode !== "criu" && mode !== "swarm") bad("mode", "criu or swarm");
     const image = parseImageSource(item, at, bad, problems);
 
-    const { port, containerPort, morePorts } = parsePorts(item, image, at, bad, problems);
+    const { port, containerPort, morePorts } = parsePorts(item, at, bad, problems);
     const syncInterval = Number(item.syncInterval ?? 2);
     if (!isSyncInterval(syncInterval)) bad("syncInterval", "seconds from 0.5 to 3600");
     const replicas = Number(item.replicas ?? 2);
@@ -321,6 +323,7 @@ function parseServices(text: string, problems: string[]): ServiceSettings[] {
       else problems.push(`${at(key)}: edge-ha's swarm services do not take ${key} yet; leave it out`);
     }
     const container = parseContainerSettings(item, at, bad);
+    const health = item.healthcheck === undefined ? undefined : parseHealthCheck(item.healthcheck, mode, { port, containerPort, morePorts }, at, problems);
     const failover = item.failover ?? "auto";
     if (failover !== "auto" && failover !== "manual") bad("failover", "auto or manual");
     if (services.some((s) => s.name === name)) bad("name", "a name no other service has");
@@ -332,7 +335,7 @@ function parseServices(text: string, problems: string[]): ServiceSettings[] {
     services.push({
       name, image, port, containerPort, morePorts, mode: mode as ServiceSettings["mode"],
       primary: item.primary as string | undefined, standby: item.standby as string | undefined, syncInterval, replicas, volumes, binds,
-      failover: failover as ServiceSettings["failover"], ...container,
+      failover: failover as ServiceSettings["failover"], ...container, ...(health ? { health } : {}),
     });
   });
   return services;
@@ -341,11 +344,11 @@ function parseServices(text: string, problems: string[]): ServiceSettings[] {
 type At = (key: string) => string;
 type Bad = (key: string, expected: string) => void;
 
-/** One of image (a registry reference, or a demo), tarball or build (with dockerfile). */
+/** One of image (a registry reference), tarball or build (with dockerfile). */
 function parseImageSource(item: Record<string, unknown>, at: At, bad: Bad, problems: string[]): ImageSource {
   const given = (["image", "tarball", "build"] as const).filter((k) => item[k] !== undefined);
   if (given.length !== 1) {
-    problems.push(`${at(given[1] ?? "image")}: expected exactly one of image (a registry reference such as registry.example:5000/app:1.2, or ${Object.keys(demoServices).join(" or ")}), tarball (docker save output) or build (a folder with a Dockerfile); found ${given.join(" and ") || "none"}`);
+    problems.push(`${at(given[1] ?? "image")}: expected exactly one of image (a registry reference such as registry.example:5000/app:1.2), tarball (docker save output) or build (a folder with a Dockerfile); found ${given.join(" and ") || "none"}`);
     return { kind: "registry", ref: "" };
   }
   const key = given[0];
@@ -357,13 +360,12 @@ function parseImageSource(item: Record<string, unknown>, at: At, bad: Bad, probl
   }
   if (key === "tarball") return { kind: "tarball", file: value };
   if (key === "build") return { kind: "build", context: value, dockerfile: (item.dockerfile as string | undefined) ?? "Dockerfile" };
-  if (isDemoService(value)) return { kind: "demo", name: value };
   if (!isImageReference(value)) bad("image", "a registry reference such as registry.example:5000/app:1.2 or app@sha256:<digest>");
   return { kind: "registry", ref: value };
 }
 
-/** port (the main one, on both sides; a demo's own inside) or ports (HOST:CONTAINER[/udp]; the first tcp one is the main one). */
-function parsePorts(item: Record<string, unknown>, image: ImageSource, at: At, bad: Bad, problems: string[]) {
+/** port (the main one, the same on both sides) or ports (HOST:CONTAINER[/udp]; the first tcp one is the main one). */
+function parsePorts(item: Record<string, unknown>, at: At, bad: Bad, problems: string[]) {
   const none = { port: 0, containerPort: 0, morePorts: [] as PortMapping[] };
   if (item.port !== undefined && item.ports !== undefined) {
     problems.push(`${at("ports")}: expected port or ports, found both`);
@@ -372,7 +374,7 @@ function parsePorts(item: Record<string, unknown>, image: ImageSource, at: At, b
   if (item.ports === undefined) {
     const port = Number(item.port);
     if (!Number.isInteger(port) || port < 1 || port > 65535) return bad("port", "a port number (or ports: a list)"), none;
-    return { port, containerPort: image.kind === "demo" ? demoServices[image.name].port : port, morePorts: [] };
+    return { port, containerPort: port, morePorts: [] };
   }
   const list = Array.isArray(item.ports) ? item.ports.map((p) => (typeof p === "string" || typeof p === "number" ? parsePort(String(p)) : undefined)) : [undefined];
   if (list.length === 0 || list.some((p) => !p)) return bad("ports", "a list of HOST:CONTAINER, HOST:CONTAINER/udp or PORT"), none;
@@ -380,6 +382,62 @@ function parsePorts(item: Record<string, unknown>, image: ImageSource, at: At, b
   const main = ports.find((p) => p.protocol === "tcp");
   if (!main) return bad("ports", "at least one tcp port (the first is the one clients, endpoints and drills use)"), none;
   return { port: main.host, containerPort: main.container, morePorts: ports.filter((p) => p !== main) };
+}
+
+const healthKeys = ["tcp", "http", "command", "port", "interval", "timeout", "retries"];
+
+/**
+ * healthcheck: exactly one of tcp (a published container port), http (a path,
+ * GET on the main port or on `port`) or command (run in the container); and
+ * interval, timeout (seconds) and retries. Swarm runs checks inside the
+ * container, so a swarm-mode service takes command only.
+ */
+function parseHealthCheck(value: unknown, mode: unknown, ports: { port: number; containerPort: number; morePorts: PortMapping[] }, at: At, problems: string[]): HealthCheck | undefined {
+  const key = (k: string) => `${at("healthcheck")}.${k}`;
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    problems.push(`${at("healthcheck")}: expected a mapping with one of tcp: PORT, http: /path or command: [...], found ${JSON.stringify(value)}`);
+    return undefined;
+  }
+  const h = value as Record<string, unknown>;
+  const before = problems.length;
+  for (const k of Object.keys(h)) if (!healthKeys.includes(k)) problems.push(`${key(k)}: unknown key (known: ${healthKeys.join(", ")})`);
+  const kinds = (["tcp", "http", "command"] as const).filter((k) => h[k] !== undefined);
+  if (kinds.length !== 1) problems.push(`${at("healthcheck")}: expected exactly one of tcp: PORT, http: /path or command: [...], found ${kinds.join(" and ") || "none"}`);
+  const seconds = (k: string, fallback: number, min: number, max: number) => {
+    const v = h[k] === undefined ? fallback : Number(h[k]);
+    if (!(v >= min && v <= max)) problems.push(`${key(k)}: expected seconds from ${min} to ${max}, found ${JSON.stringify(h[k])}`);
+    return Math.round(v * 1000);
+  };
+  const intervalMs = seconds("interval", 2, 0.2, 600);
+  const timeoutMs = seconds("timeout", 1, 0.1, 60);
+  const retries = h.retries === undefined ? 3 : Number(h.retries);
+  if (!Number.isInteger(retries) || retries < 1 || retries > 100) problems.push(`${key("retries")}: expected a whole number from 1 to 100, found ${JSON.stringify(h.retries)}`);
+  if (timeoutMs > intervalMs) problems.push(`${key("timeout")}: expected at most the interval (${intervalMs / 1000} s), found ${timeoutMs / 1000} s`);
+  const kind = kinds[0];
+  if (kind && kind !== "command" && mode === "swarm") problems.push(`${key(kind)}: a swarm-mode service takes command only (swarm runs the check inside the container, where no ${kind} client may exist)`);
+  if (h.port !== undefined && kind !== "http") problems.push(`${key("port")}: expected with http only (tcp names its port itself)`);
+  // A container port the service publishes over tcp, as the host's port the agents reach.
+  const published = (k: string, container: unknown): number | undefined => {
+    const n = Number(container);
+    const tcp = [{ host: ports.port, container: ports.containerPort }, ...ports.morePorts.filter((p) => p.protocol === "tcp")];
+    const found = tcp.find((p) => p.container === n);
+    if (!found) problems.push(`${key(k)}: expected a tcp port the service publishes (inside the container: ${tcp.map((p) => p.container).join(", ")}), found ${JSON.stringify(container)}`);
+    return found?.host;
+  };
+  let check: HealthCheck | undefined;
+  if (kind === "tcp") {
+    const port = published("tcp", h.tcp);
+    if (port) check = { kind, port, intervalMs, timeoutMs, retries };
+  } else if (kind === "http") {
+    const port = h.port === undefined ? ports.port : published("port", h.port);
+    if (typeof h.http !== "string" || !/^\/\S*$/.test(h.http)) problems.push(`${key("http")}: expected a path such as /health, found ${JSON.stringify(h.http)}`);
+    else if (port) check = { kind, port, path: h.http, intervalMs, timeoutMs, retries };
+  } else if (kind === "command") {
+    const c = h.command;
+    if (!Array.isArray(c) || c.length === 0 || c.some((a) => typeof a !== "string" || a.includes("\n"))) problems.push(`${key("command")}: expected a list of arguments such as [redis-cli, ping], found ${JSON.stringify(c)}`);
+    else check = { kind, command: c as string[], intervalMs, timeoutMs, retries };
+  }
+  return problems.length === before ? check : undefined;
 }
 
 /** env, command, user, tmpfs, memory, cpus. */

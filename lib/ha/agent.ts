@@ -40,7 +40,7 @@ export function agentConfig(host: Host, inventory: Inventory, failover: Failover
     noQuorum: failover.noQuorum,
     // "manager": a voter, and a controller (the swarm managers and the witnesses); "witness": it runs no services.
     nodes: inventory.hosts.map((h) => ({ name: h.name, address: h.address, manager: votes(h), witness: !runsServices(h) })),
-    services: auto.map((s) => ({ name: s.name, nodes: placement(s, inventory), syncInterval: s.syncInterval })),
+    services: auto.map((s) => ({ name: s.name, nodes: placement(s, inventory), syncInterval: s.syncInterval, ...(s.health ? { health: s.health } : {}) })),
     ctl: agentPaths.ctl,
     events: agentPaths.events,
     state: agentPaths.state,
@@ -95,7 +95,8 @@ export interface AgentState {
   node: string;
   at: string;
   services?: string[];
-  local?: { name: string }[];
+  /** This node's copies of its services: health is starting, healthy, failing or unhealthy (agent/health.go), absent without a healthcheck. */
+  local?: { name: string; state?: string; health?: string }[];
   /** The controller this one backs as the acting one, and whether a majority backs this one (agent/actor.go). */
   backs?: string;
   acting?: boolean;

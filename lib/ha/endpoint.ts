@@ -29,8 +29,10 @@ export interface EndpointOptions {
    * Probe every backend with a TCP connect every `everyMs`; `failures` misses
    * in a row mark it down (its open connections are cut, so clients retry at
    * once instead of waiting on a dead host), one success marks it up again.
+   * With `httpPath`, a probe is a GET of that path instead, passed by 2xx and
+   * 3xx (the service's own healthcheck: a hung server still accepts).
    */
-  healthCheck?: { everyMs: number; failures: number };
+  healthCheck?: { everyMs: number; failures: number; httpPath?: string };
 }
 
 /** What migrate and failover need from an endpoint, in this process or behind its control API. */
@@ -51,6 +53,18 @@ export function tcpAnswers(host: string, port: number, timeoutMs: number): Promi
     socket.setTimeout(timeoutMs, () => done(false));
     socket.once("connect", () => done(true));
     socket.once("error", () => done(false));
+  });
+}
+
+/** Whether GET `path` on a backend answers 2xx or 3xx within `timeoutMs`. */
+export function httpAnswers(host: string, port: number, path: string, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const request = http.get({ host, port, path, timeout: timeoutMs, agent: false }, (response) => {
+      response.resume();
+      resolve((response.statusCode ?? 500) < 400);
+    });
+    request.once("timeout", () => request.destroy());
+    request.once("error", () => resolve(false));
   });
 }
 
@@ -137,7 +151,8 @@ export class Endpoint implements EndpointControl {
   private checkHealth(failures: number): void {
     for (const b of this.backends) {
       const k = key(b);
-      void tcpAnswers(b.host, b.port, this.options.healthCheck!.everyMs).then((ok) => {
+      const { everyMs, httpPath } = this.options.healthCheck!;
+      void (httpPath ? httpAnswers(b.host, b.port, httpPath, everyMs) : tcpAnswers(b.host, b.port, everyMs)).then((ok) => {
         const misses = ok ? 0 : (this.misses.get(k) ?? 0) + 1;
         this.misses.set(k, misses);
         if (ok && this.down.delete(k)) this.events.push({ at: Date.now(), backend: k, up: true });

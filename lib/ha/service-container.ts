@@ -4,7 +4,7 @@ import { $ } from "zx";
 import { sshArgs, sshExec } from "../host/ssh";
 import { checkpointsDir, rsyncDefaults, rsyncPasswordFile, serviceNetwork } from "../host/paths";
 import { hostScript, shellQuote } from "../host/shell";
-import { type ContainerSettings, type PortMapping, type Volume, checkServiceName, portText } from "../config/service-spec";
+import { type ContainerSettings, type HealthCheck, type PortMapping, type Volume, checkServiceName, portText } from "../config/service-spec";
 
 /*
  * A service's container on the hosts, and its checkpoints: what migration
@@ -33,6 +33,8 @@ export interface ServiceSpec extends ContainerSettings {
   morePorts?: PortMapping[];
   /** Named volumes mounted into the container; they move with it. */
   volumes?: Volume[];
+  /** How its copies are told to serve (the failover agents and the endpoint use it; docker does not run it). */
+  health?: HealthCheck;
 }
 
 /** The service's address on edge-ha's service network (lib/host/paths serviceNetwork): 172.31.<port / 256>.<port % 256>. */

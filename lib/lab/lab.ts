@@ -4,7 +4,7 @@ import { $ } from "zx";
 import { stringify } from "yaml";
 import { progress, UserError } from "../log";
 import { projectRoot, toolsDir } from "../toolchain";
-import { ensureNodeImage, nodeImage } from "./image";
+import { ensureBaseImage, ensureNodeImage, nodeImage } from "./image";
 
 /*
  * The local lab: blank Debian hosts as containers on this machine. Everything
@@ -91,6 +91,8 @@ export async function up(lab: LabOptions, count: number, options: { witness?: bo
     throw new UserError(`--nodes: expected a whole number from 1 to 50, found ${count}`);
   }
   await ensureNodeImage();
+  // The demos' and examples' Dockerfiles build FROM it (services/, examples/): a lab runs them.
+  await ensureBaseImage();
   await ensureNetwork(lab);
   const files = labFiles(lab);
   mkdirSync(files.dir, { recursive: true });

@@ -56,7 +56,7 @@ export class EdgeServices extends pulumi.ComponentResource {
       name: s.name, image, containerPort: s.containerPort, hostPort: s.port,
       ...(s.morePorts.length ? { morePorts: s.morePorts } : {}),
       ...(s.volumes.length ? { volumes: s.volumes } : {}),
-      ...Object.fromEntries((["tmpfs", "env", "command", "user", "memory", "cpus"] as const).filter((k) => s[k] !== undefined).map((k) => [k, s[k]])),
+      ...Object.fromEntries((["tmpfs", "env", "command", "user", "memory", "cpus", "health"] as const).filter((k) => s[k] !== undefined).map((k) => [k, s[k]])),
     });
 
     for (const s of args.services) {

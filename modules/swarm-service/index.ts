@@ -48,6 +48,10 @@ export class SwarmService extends pulumi.ComponentResource {
               ...(args.binds ?? []).map((b) => ({ type: "bind", source: b.source, target: b.target })),
               ...(spec.tmpfs ?? []).map((t) => ({ type: "tmpfs", target: t.split(":")[0] })),
             ],
+            // Swarm runs it in each replica and replaces those that fail it (a command only: settings refuse the others).
+            ...(spec.health?.kind === "command"
+              ? { healthcheck: { tests: ["CMD", ...spec.health.command], interval: `${spec.health.intervalMs}ms`, timeout: `${spec.health.timeoutMs}ms`, retries: spec.health.retries } }
+              : {}),
           },
           resources: spec.memory || spec.cpus ? { limits: { memoryBytes: spec.memory ? bytes(spec.memory) : undefined, nanoCpus: spec.cpus ? Math.round(spec.cpus * 1e9) : undefined } } : undefined,
         },

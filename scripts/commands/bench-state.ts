@@ -9,7 +9,6 @@ import { findHost, loadInventory, type Host } from "../../lib/config/inventory";
 import { migrate } from "../../lib/ha/migration";
 import { locate } from "../../lib/ha/service-container";
 import { crash, boot } from "../../lib/lab/faults";
-import { ensureBaseImage } from "../../lib/lab/image";
 import { down, labOptions } from "../../lib/lab/lab";
 import { freshLabStack } from "../../lib/lab/stack";
 import { progress, UserError } from "../../lib/log";
@@ -73,7 +72,6 @@ export async function main(args: string[]): Promise<void> {
   try {
     progress("a lab of 3 nodes and redis-server from examples/redis (about 3 minutes)");
     await freshLabStack(lab, stack, 3);
-    await ensureBaseImage();
     const doc = parse(readFileSync(stackFile, "utf8"));
     doc.config["edge-ha:services"] = [
       { name: "kv", build: "examples/redis", ports: [`${port}:6379`], primary: "node1", standby: "node2", syncInterval: interval, command: ["redis-server", "--protected-mode", "no", "--save", "", "--appendonly", "no", "--enable-debug-command", "yes"] },

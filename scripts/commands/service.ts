@@ -6,21 +6,23 @@ import { UsageError, UserError } from "../../lib/log";
 import { migrate } from "../../lib/ha/migration";
 import { copyImage, deploy, locate, soleHost, specOf } from "../../lib/ha/service-container";
 import { failover, freshness, startSync, syncOn } from "../../lib/ha/replication";
-import { demoImage, ensureImageOn } from "../../lib/ha/images";
+import { ensureImageOn, prepareImage } from "../../lib/ha/images";
 import { projectRoot } from "../../lib/toolchain";
-import { agentEvents, agentManages, agentsManage } from "../../lib/ha/agent";
+import { agentEvents, agentManages, agentsManage, agentState } from "../../lib/ha/agent";
 import { sshExec } from "../../lib/host/ssh";
-import { demoServices, isDemoService, parseVolume } from "../../lib/config/service-spec";
+import { type ImageSource, checkServiceName, isImageReference, parsePort, parseVolume } from "../../lib/config/service-spec";
 
 export const help = `Usage: edge-ha service <command> [options]
 
 Highly available services on a provisioned cluster (see pulumi up).
 
 Commands:
-  deploy SERVICE --on NODE [--port P] [--volume NAME:/path]...
-                                         build a demo service (counter: in-memory state; web: 2048 on
-                                         nginx) for NODE's architecture, import it there and start it,
-                                         published on port P (default 18080), with named volumes
+  deploy SERVICE --on NODE (--build DIR | --tarball FILE | --image REF) --port HOST[:CONTAINER]
+         [--volume NAME:/path]...        start SERVICE on NODE without Pulumi: its image built here from DIR's
+                                         Dockerfile, loaded from a docker save FILE, or pulled by NODE;
+                                         published on HOST (to CONTAINER inside), with named volumes
+                                         (the demos: --build services/counter --port 18080:8080,
+                                         --build services/web --port 18081:80)
   sync SERVICE --standby NODE [--interval S]
                                          checkpoint SERVICE every S seconds (default 2) without stopping
                                          it and mirror the checkpoints to NODE's rsync daemon
@@ -58,7 +60,10 @@ export async function main(args: string[]): Promise<void> {
       to: { type: "string" },
       standby: { type: "string" },
       interval: { type: "string", default: "2" },
-      port: { type: "string", default: "18080" },
+      port: { type: "string" },
+      build: { type: "string" },
+      tarball: { type: "string" },
+      image: { type: "string" },
       listen: { type: "string", default: "28080" },
       control: { type: "string", default: "28081" },
       volume: { type: "string", multiple: true },
@@ -83,19 +88,24 @@ export async function main(args: string[]): Promise<void> {
 
   switch (command) {
     case "deploy": {
-      if (!isDemoService(service)) throw new UserError(`deploy knows the demo services ${Object.keys(demoServices).join(", ")}; found "${service}"`);
+      checkServiceName(service);
       const host = need("on");
-      const image = await demoImage(service, host.arch);
-      await ensureImageOn(host, image);
-      const hostPort = Number(values.port);
-      if (!Number.isInteger(hostPort) || hostPort < 1 || hostPort > 65535) throw new UserError(`--port: expected a port number, found "${values.port}"`);
+      const given = (["build", "tarball", "image"] as const).filter((k) => values[k] !== undefined);
+      if (given.length !== 1) throw new UsageError(`deploy: expected exactly one of --build DIR, --tarball FILE or --image REF, found ${given.map((k) => `--${k}`).join(" and ") || "none"}`);
+      const source: ImageSource =
+        values.build !== undefined ? { kind: "build", context: values.build, dockerfile: "Dockerfile" } : values.tarball !== undefined ? { kind: "tarball", file: values.tarball } : { kind: "registry", ref: values.image! };
+      if (source.kind === "registry" && !isImageReference(source.ref)) throw new UsageError(`--image: expected a registry reference such as registry.example:5000/app:1.2, found "${source.ref}"`);
+      const port = values.port === undefined ? undefined : parsePort(values.port);
+      if (!port || port.protocol !== "tcp") throw new UsageError(`--port: expected HOST:CONTAINER or PORT (tcp), found ${values.port === undefined ? "none" : `"${values.port}"`}`);
       const volumes = (values.volume ?? []).map((v) => {
         const volume = parseVolume(v);
-        if (!volume) throw new UserError(`--volume: expected NAME:/path/in/container, found "${v}"`);
+        if (!volume) throw new UsageError(`--volume: expected NAME:/path/in/container, found "${v}"`);
         return volume;
       });
-      await deploy(host, { name: service, image: image.ref, containerPort: demoServices[service].port, hostPort, volumes });
-      return print({ service, on: host.name, image: image.ref, port: hostPort }, `${service} runs on ${host.name}: http://${host.address}:${hostPort}/`);
+      const image = await prepareImage(source, host.arch, service, `--${given[0]}`);
+      await ensureImageOn(host, image);
+      await deploy(host, { name: service, image: image.ref, containerPort: port.container, hostPort: port.host, volumes });
+      return print({ service, on: host.name, image: image.ref, port: port.host }, `${service} runs on ${host.name}: ${host.address}:${port.host}`);
     }
     case "sync": {
       const standby = need("standby");
@@ -126,8 +136,11 @@ export async function main(args: string[]): Promise<void> {
     }
     case "status": {
       const running = await locate(inventory, service);
-      const lines = [running.length ? `${service}: running on ${running.map((h) => h.name).join(", ")}` : `${service}: RUNNING ON NO HOST of ${inventory.file}`];
-      const result: Record<string, unknown> = { service, running: running.map((h) => h.name) };
+      // As its healthcheck last found it, where the agent there checks one.
+      const health = await Promise.all(running.map(async (h) => (await agentState(h))?.local?.find((l) => l.name === service)?.health));
+      const where = running.map((h, i) => (health[i] ? `${h.name} (${health[i]})` : h.name));
+      const lines = [running.length ? `${service}: running on ${where.join(", ")}` : `${service}: RUNNING ON NO HOST of ${inventory.file}`];
+      const result: Record<string, unknown> = { service, running: running.map((h) => h.name), ...(health.some(Boolean) ? { health: Object.fromEntries(running.map((h, i) => [h.name, health[i] ?? null])) } : {}) };
       for (const host of running) {
         const sync = await syncOn(host, service);
         if (!sync) continue;
@@ -159,7 +172,9 @@ export async function main(args: string[]): Promise<void> {
       const spec = await specOf(host, service);
       // With failover agents, the service may come back on any host: check them all, follow the one that answers.
       const follow = await agentManages(host, service);
-      const endpoint = new Endpoint({ listen: { host: "0.0.0.0", port: Number(values.listen) }, ...(follow ? { healthCheck: { everyMs: 100, failures: 2 } } : {}) });
+      // The service's own http check, when it has one on its main port: a hung server still accepts connections.
+      const httpPath = spec.health?.kind === "http" && spec.health.port === spec.hostPort ? spec.health.path : undefined;
+      const endpoint = new Endpoint({ listen: { host: "0.0.0.0", port: Number(values.listen) }, ...(follow ? { healthCheck: { everyMs: 100, failures: 2, httpPath } } : {}) });
       endpoint.setBackends([host, ...(follow ? inventory.hosts.filter((h) => h.name !== host.name) : [])].map((h) => ({ host: h.address, port: spec.hostPort })));
       await endpoint.start();
       serveControl(endpoint, Number(values.control));

@@ -1,3 +1,3 @@
 module edgeha.local/counter
 
-go 1.22
+go 1.19
