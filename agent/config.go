@@ -72,9 +72,14 @@ type Local struct {
 }
 
 type Message struct {
-	Type  string           `json:"type"` // hb, ack (to a heartbeat), view (controller to controller)
-	From  string           `json:"from"`
-	Seq   uint64           `json:"seq"`
+	Type string `json:"type"` // hb, ack (to a heartbeat), view (controller to controller)
+	From string `json:"from"`
+	Seq  uint64 `json:"seq"`
+	// Run and N: the sender's run (random at its start) and its message
+	// count in that run; a receiver takes each sender's messages in order,
+	// once (messages.go fresh), so a captured one replayed is dropped.
+	Run   uint64           `json:"run"`
+	N     uint64           `json:"n"`
 	Local []Local          `json:"local,omitempty"`
 	View  map[string]int64 `json:"view,omitempty"` // controllers: ms since each node was last heard
 	// Vote: the controller this one backs as the acting one ("" while it backs
@@ -108,6 +113,9 @@ type Agent struct {
 
 	mu     sync.Mutex
 	seq    uint64
+	runID  uint64              // this agent's run: random at its start
+	sent   uint64              // messages sent in this run
+	peers  map[string]*peerRun // per sender: its current run, and the runs it had before
 	sentAt map[uint64]time.Time
 	acked  map[string]time.Time // manager -> send time of the newest heartbeat it acknowledged
 	local  []Local

@@ -86,6 +86,7 @@ func newState(cfg Config, start time.Time) (*Agent, error) {
 		owner: map[string]string{}, busyUntil: map[string]time.Time{},
 		downSince: map[string]time.Time{}, firstSeen: map[string]time.Time{}, stuck: map[string]bool{},
 		health: map[string]health{}, unserved: map[string]bool{},
+		runID: randomRun(), peers: map[string]*peerRun{},
 	}
 	if cfg.NoQuorum != "" && cfg.NoQuorum != "stop" && cfg.NoQuorum != "freeze" {
 		return nil, fmt.Errorf("noQuorum: expected stop or freeze, found %q", cfg.NoQuorum)

@@ -6,7 +6,9 @@ package main
 import (
 	"bytes"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"net"
@@ -20,10 +22,85 @@ func (a *Agent) sign(b []byte) string {
 }
 
 func (a *Agent) send(to Node, msg Message) {
-	body, _ := json.Marshal(msg)
-	packet := append([]byte(a.sign(body)+"\n"), body...)
 	addr := &net.UDPAddr{IP: net.ParseIP(to.Address), Port: a.cfg.Port}
-	a.conn.WriteToUDP(packet, addr)
+	a.conn.WriteToUDP(a.packet(msg), addr)
+}
+
+// packet: msg numbered in this run and signed, as it goes on the wire.
+func (a *Agent) packet(msg Message) []byte {
+	a.mu.Lock()
+	a.sent++
+	msg.Run, msg.N = a.runID, a.sent
+	a.mu.Unlock()
+	body, _ := json.Marshal(msg)
+	return append([]byte(a.sign(body)+"\n"), body...)
+}
+
+// accept: the message in packet when it is signed with the cluster's secret,
+// from a known node, and fresh.
+func (a *Agent) accept(packet []byte) (Message, bool) {
+	var msg Message
+	mac, body, ok := bytes.Cut(packet, []byte("\n"))
+	if !ok || !hmac.Equal(mac, []byte(a.sign(body))) {
+		return msg, false // not ours, or forged
+	}
+	if json.Unmarshal(body, &msg) != nil {
+		return msg, false
+	}
+	if _, known := a.byName[msg.From]; !known {
+		return msg, false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return msg, a.freshLocked(msg)
+}
+
+// peerRun: what a receiver knows of a sender's runs.
+type peerRun struct {
+	run  uint64
+	n    uint64
+	past []uint64 // runs it had before (the last few)
+}
+
+// freshLocked: whether msg comes after every message taken from its sender.
+// Signatures alone let a captured heartbeat be replayed, and a dead node
+// seem alive. Within a run a message must be numbered above the last one
+// taken (an old or reordered one is dropped: another follows within a
+// heartbeat); a run never seen is the sender restarted; a run seen before
+// and left is a replay. No clock is trusted (a Pi without a real-time clock
+// boots in the past). What remains: right after this agent starts, one
+// replayed message of a sender's older run may be taken, until the
+// sender's next message.
+func (a *Agent) freshLocked(msg Message) bool {
+	p := a.peers[msg.From]
+	switch {
+	case p == nil:
+		a.peers[msg.From] = &peerRun{run: msg.Run, n: msg.N}
+		return true
+	case msg.Run == p.run:
+		if msg.N <= p.n {
+			return false
+		}
+		p.n = msg.N
+		return true
+	}
+	for _, r := range p.past {
+		if r == msg.Run {
+			return false
+		}
+	}
+	p.past = append(p.past, p.run)
+	if len(p.past) > 16 {
+		p.past = p.past[1:]
+	}
+	p.run, p.n = msg.Run, msg.N
+	return true
+}
+
+func randomRun() uint64 {
+	var b [8]byte
+	rand.Read(b[:])
+	return binary.BigEndian.Uint64(b[:])
 }
 
 func (a *Agent) sendHeartbeats() {
@@ -71,18 +148,11 @@ func (a *Agent) receive() {
 		if err != nil {
 			continue
 		}
-		mac, body, ok := bytes.Cut(buf[:n], []byte("\n"))
-		if !ok || !hmac.Equal(mac, []byte(a.sign(body))) {
-			continue // not ours, or forged
-		}
-		var msg Message
-		if json.Unmarshal(body, &msg) != nil {
+		msg, ok := a.accept(buf[:n])
+		if !ok {
 			continue
 		}
-		from, known := a.byName[msg.From]
-		if !known {
-			continue
-		}
+		from := a.byName[msg.From]
 		now := time.Now()
 		switch msg.Type {
 		case "hb":
