@@ -44,6 +44,14 @@ export interface MigrationResult {
   bytes: number;
   /** What went wrong on the way although the service runs on the target with its state (an error after the restore). */
   warning?: string;
+  /** The restore's steps on the target, in ms (host/service.sh restore_checkpoint): verify, files, images, start. */
+  restoreSteps?: Record<string, number>;
+}
+
+/** "restore steps: verify 12 ms, files 3 ms, …" as { verify: 12, files: 3, … }; undefined without that line. */
+export function restoreStepsOf(stdout: string): Record<string, number> | undefined {
+  const line = /^restore steps: (.*)$/m.exec(stdout)?.[1];
+  return line ? Object.fromEntries([...line.matchAll(/(\w+) (\d+) ms/g)].map((m) => [m[1], Number(m[2])])) : undefined;
 }
 
 const seconds = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e9;
@@ -137,14 +145,14 @@ export async function migrate(inventory: Inventory, service: string, toName: str
 
     t = process.hrtime.bigint();
     progress(`restore: ${service} on ${target.name}`);
-    await sshExec(target, restoreCommand(service, targetId, staging, checkpoint));
+    const restoreSteps = restoreStepsOf((await sshExec(target, restoreCommand(service, targetId, staging, checkpoint))).stdout);
     phases.restore = seconds(t);
     t = process.hrtime.bigint();
     await options.endpoint?.switchTo({ host: target.address, port: spec.hostPort });
     phases.switch = seconds(t);
     await finish(move);
     await unmark(service, [source, target]);
-    return { service, from: source.name, to: target.name, checkpoint, phases, downtime: downtimeOf(phases), bytes };
+    return { service, from: source.name, to: target.name, checkpoint, phases, downtime: downtimeOf(phases), bytes, restoreSteps };
   } catch (err) {
     const why = err instanceof ProcessOutput ? err.stderr.trim().split("\n").slice(-2).join(" | ") : err instanceof Error ? err.message : String(err);
     const outcome = await recover(move);

@@ -125,7 +125,8 @@ export async function failover(inventory: Inventory, service: string, standbyNam
   if (!preparing.ok) throw preparing.err;
   const ready = preparing.r;
   progress(`failover: restoring ${service} on ${standby.name} from ${ready.checkpoint}`);
-  await sshExec(standby, restoreCommand(service, ready.id, ready.dir, ready.checkpoint));
+  // freshness (newest_good) verified its manifest, and no sync writes there now: its primary is gone.
+  await sshExec(standby, restoreCommand(service, ready.id, ready.dir, ready.checkpoint, { verified: true }));
   steps.restored = since();
   return { service, to: standby.name, spec: ready.spec, checkpoint: ready.checkpoint, checkpointAge: ready.age, restore: steps.restored, steps };
 }

@@ -43,6 +43,8 @@ interface Row {
   checkpointMb: number;
   downtimes: number[];
   phases: { dump: number[]; transfer: number[]; restore: number[] };
+  /** The restore's steps on the target (verify, files, images, start), ms, per migration. */
+  restoreSteps: Record<string, number>[];
   crashToServing?: number;
   checkpointAgeMs?: number;
   keysBack?: string;
@@ -87,7 +89,7 @@ export async function main(args: string[]): Promise<void> {
       const keys = Number(await redis(where, "DBSIZE"));
       const rssMb = Math.round(Number(/used_memory_rss:(\d+)/.exec(await redis(where, "INFO", "memory"))?.[1] ?? 0) / 1e6);
       progress(`${mb} MB of state (${keys} keys, RSS ${rssMb} MB): ${migrations} migrations`);
-      const row: Row = { mb, rssMb, checkpointMb: 0, downtimes: [], phases: { dump: [], transfer: [], restore: [] } };
+      const row: Row = { mb, rssMb, checkpointMb: 0, downtimes: [], phases: { dump: [], transfer: [], restore: [] }, restoreSteps: [] };
       for (let i = 0; i < migrations; i++) {
         const nodes = ["node1", "node2", "node3"];
         const to = nodes[(nodes.indexOf(where.name) + 1) % nodes.length];
@@ -96,6 +98,7 @@ export async function main(args: string[]): Promise<void> {
         row.phases.dump.push(r.phases.dump);
         row.phases.transfer.push(r.phases.transfer);
         row.phases.restore.push(r.phases.restore);
+        if (r.restoreSteps) row.restoreSteps.push(r.restoreSteps);
         row.checkpointMb = Math.round(r.bytes / 1e6);
         where = host(to);
       }
@@ -135,4 +138,10 @@ export async function main(args: string[]): Promise<void> {
     console.log(line([r.mb, r.rssMb, r.checkpointMb, mm(r.downtimes), mm(r.phases.dump), mm(r.phases.transfer), mm(r.phases.restore), r.crashToServing ?? "not back", r.checkpointAgeMs ?? "-", r.keysBack ?? "-"]));
   }
   console.log(`(times in ms, median/max over ${migrations} migrations; sync interval ${interval} s; one crash per size)`);
+  console.log("\nThe restore's steps on the target (median ms): checking the manifest, the container's files, the CRIU images into Docker's checkpoint folder, docker start --checkpoint");
+  console.log(line(["state MB", "verify", "files", "images", "start"]));
+  for (const r of rows) {
+    const step = (k: string) => (r.restoreSteps.length ? ms(median(r.restoreSteps.map((s) => s[k] / 1000))) : "-");
+    console.log(line([r.mb, step("verify"), step("files"), step("images"), step("start")]));
+  }
 }
