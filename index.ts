@@ -33,7 +33,7 @@ async function program() {
     const identities = await hostIdentities(inventory);
     const registryCAs = readRegistryCAs(settings, stackFile);
     const cluster = new EdgeCluster(inventory.cluster, { inventory, settings, identities, registryCAs, rsyncPassword: new pulumi.Config("edge-ha").getSecret("rsyncPassword") });
-    const services = new EdgeServices(`${inventory.cluster}-services`, { inventory, services: settings.services, registries: settings.registries, nodes: cluster.ready, images });
+    const services = new EdgeServices(`${inventory.cluster}-services`, { inventory, services: settings.services, registries: settings.registries, nodes: cluster.ready, images, swarmCa: cluster.swarmCa });
     // Agents only where they have something to restore.
     const auto = settings.services.filter((s) => s.mode === "criu" && s.failover === "auto");
     let failoverAgents: string[] = [];

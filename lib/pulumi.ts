@@ -105,6 +105,12 @@ export class PulumiStack {
     return { summary: parseSummary(r.stdout), output: r.stdout };
   }
 
+  /** `pulumi refresh`: the stack's record made to match what exists (what is gone is dropped). */
+  async refresh(opts: { quiet?: boolean } = {}): Promise<{ summary: Record<string, number>; output: string }> {
+    const r = await this.run(["refresh", "--yes", "--skip-preview", "--suppress-progress"], opts);
+    return { summary: parseSummary(r.stdout), output: r.stdout };
+  }
+
   /** `pulumi preview`; with diff, its output details every change. */
   async preview(opts: { diff?: boolean } = {}): Promise<{ summary: Record<string, number>; output: string }> {
     const r = await this.run(["preview", "--suppress-progress", ...(opts.diff ? ["--diff"] : [])]);

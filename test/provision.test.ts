@@ -238,6 +238,29 @@ test.serial("a re-imaged node (blank, same name and address) is provisioned agai
   t.notRegex(again.output, /re-imaged/);
 });
 
+test.serial("a re-imaged first manager (it held the swarm) starts a new swarm that every node moves to, each once; a swarm service the new swarm lacks is named with the fix, and after a refresh and an up it runs there; then up is a no-op", async (t) => {
+  const doc = parse(readFileSync(stackFile, "utf8"));
+  doc.config["edge-ha:services"] = [{ name: "counter-swarm", build: "services/counter", ports: ["18090:8080"], mode: "swarm", replicas: 2 }];
+  writeFileSync(stackFile, stringify(doc));
+  await stack.up();
+  const oldCa = await on("node2", "sha256sum /var/lib/docker/swarm/certificates/swarm-root-ca.crt | cut -d' ' -f1");
+  await reimage(lab, "node1");
+
+  const err = await t.throwsAsync(stack.up());
+  t.regex(err!.message, /swarm service counter-swarm is not in this swarm \(a new swarm was started, its first manager re-imaged\): run pulumi refresh, then pulumi up/);
+  t.is(await on("node1", "docker node ls --format '{{.Hostname}} {{.Status}}' | sort"), "node1 Ready\nnode2 Ready\nnode3 Ready", "one swarm, each node once");
+  for (const n of ["node2", "node3"]) {
+    t.not(await on(n, "sha256sum /var/lib/docker/swarm/certificates/swarm-root-ca.crt | cut -d' ' -f1"), oldCa, `${n} left the old swarm for the new one`);
+  }
+
+  await stack.refresh();
+  await stack.up();
+  const answering = await until(60, async () => (await Promise.all(["node1", "node2", "node3"].map(async (n) => ((await fetch(`http://${host(n).address}:18090/`).catch(() => undefined))?.ok ? n : "")))).filter(Boolean), (r) => r.length === 2);
+  t.is(answering.length, 2, `two replicas answer: ${answering.join(", ")}`);
+  const again = await stack.up();
+  t.deepEqual(Object.keys(again.summary), ["unchanged"], JSON.stringify(again.summary));
+});
+
 test.serial("destroy leaves the nodes blank but for Docker's data", async (t) => {
   await stack.destroy();
   for (const n of ["node1", "node2", "node3"]) {

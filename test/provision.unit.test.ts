@@ -21,6 +21,7 @@ import { FailoverAgents } from "../modules/failover-agent";
 import { agentConfig } from "../lib/ha/agent";
 import { syncInstallScript } from "../lib/ha/replication";
 import { restoreCommand } from "../lib/ha/service-container";
+import { restoreStepsOf } from "../lib/ha/migration";
 import { hostTools } from "../lib/host/paths";
 import type { HealthCheck } from "../lib/config/service-spec";
 import { hostFile, hostVariables } from "../lib/host/shell";
@@ -347,6 +348,16 @@ test("a service's healthcheck goes to the agents with the service, and to swarm 
   t.deepEqual(config.services[0].health, { kind: "tcp", port: 6379, intervalMs: 2000, timeoutMs: 1000, retries: 3 });
 });
 
+test("a swarm service is checked to be in the swarm whenever the swarm changes (a re-imaged first manager starts a new one), on the manager, after the service", async (t) => {
+  new SwarmService("queue-swarm", { spec: { name: "queue", image: "mq:2", containerPort: 1883, hostPort: 11883 }, replicas: 1, manager: cluster.ready.pi1, swarmCa: "ab12" });
+  await new Promise((r) => setTimeout(r, 100));
+  const check = named("queue-swarm-in-swarm");
+  t.is(check.inputs.connection.host, "10.0.0.1");
+  t.like(envOf(check), { SERVICE: "queue", SWARM_CA: "ab12" });
+  t.regex(script(check), /docker service inspect "\$SERVICE"/);
+  t.regex(script(check), /run pulumi refresh, then pulumi up/);
+});
+
 test("a service's env stays secret in the state, whatever it holds: its start, its sync (which carry its arguments) and its swarm spec", async (t) => {
   const spec = { name: "vault", image: "kv:7", containerPort: 6379, hostPort: 16379, env: { PASSWORD: "s3cret" } };
   new HaService("vault", { spec, primary: cluster.ready.pi1, standby: cluster.ready.pi2, syncInterval: 1 });
@@ -501,4 +512,9 @@ test("every script edge-ha composes parses as bash: each host command's stdin, a
     const r = spawnSync("bash", ["-n"], { input: text, encoding: "utf8" });
     t.is(r.status, 0, `${name}: ${r.stderr}`);
   }
+});
+
+test("a restore's steps as the host prints them become numbers (bench state shows them)", (t) => {
+  t.deepEqual(restoreStepsOf("counter\nrestore steps: verify 812 ms, files 3 ms, images 640 ms, start 2901 ms\n"), { verify: 812, files: 3, images: 640, start: 2901 });
+  t.is(restoreStepsOf("counter\n"), undefined, "an older host library prints none");
 });

@@ -52,6 +52,8 @@ export interface NodeOutputs {
 export class EdgeCluster extends pulumi.ComponentResource {
   readonly nodes: Record<string, NodeOutputs> = {};
   readonly swarmLeader: string;
+  /** Which swarm this is (SwarmCluster.swarmCa). */
+  readonly swarmCa: pulumi.Output<string>;
   /** Every host as services see it: reachable, and ready once its engine, CRIU, rsync daemon and swarm membership are. */
   readonly ready: Record<string, ClusterNode> = {};
   /** Per host, its marker (once installed) and generation: what the next run compares the host with. */
@@ -128,6 +130,7 @@ export class EdgeCluster extends pulumi.ComponentResource {
 
     const swarm = new SwarmCluster(name, { nodes: perHost.map(({ host, connection, engine }) => ({ host, connection, dependsOn: [engine], generation: generationOf(host.name) })) }, parent);
     this.swarmLeader = swarm.leaderAddress;
+    this.swarmCa = swarm.swarmCa;
 
     for (const { host, connection, facts, tools } of base) {
       this.ready[host.name] = { host, connection, dependsOn: [facts, tools], generation: generationOf(host.name) };

@@ -18,6 +18,8 @@ export interface EdgeServicesArgs {
   registries?: RegistrySettings[];
   /** Each service's image by "<service>-<arch>" (lib/ha/images prepareImage), for every architecture it may run on. */
   images: Record<string, PreparedImage>;
+  /** Which swarm the cluster is (EdgeCluster.swarmCa): swarm services are checked to be in it when it changes. */
+  swarmCa?: pulumi.Input<string>;
 }
 
 /** What `edge-ha:services` declares: images on the hosts that run them, CRIU-managed and swarm services. */
@@ -80,7 +82,7 @@ export class EdgeServices extends pulumi.ComponentResource {
         const login = s.image.kind === "registry" ? registryLogins({ registries: args.registries ?? [] }).find((l) => (s.image as { ref: string }).ref.startsWith(`${l.address}/`)) : undefined;
         new SwarmService(
           s.name,
-          { spec: specOf(s, image.ref), image: image.pinned, login, binds: s.binds, replicas: s.replicas, manager: { ...manager, dependsOn: [...(manager.dependsOn ?? []), ...image.ready] } },
+          { spec: specOf(s, image.ref), image: image.pinned, login, binds: s.binds, replicas: s.replicas, manager: { ...manager, dependsOn: [...(manager.dependsOn ?? []), ...image.ready] }, swarmCa: args.swarmCa },
           parent,
         );
         this.services[s.name] = { mode: "swarm", image: image.ref, port: s.port, containerPort: s.containerPort, replicas: s.replicas };

@@ -12,14 +12,17 @@ export interface SwarmClusterArgs {
  * Docker Swarm over the inventory's hosts. The first manager initializes it;
  * every other node joins (as a worker, then promoted when the inventory says
  * manager), and its labels and role are set from the manager, so a change of
- * labels or role touches only that node. Nodes already in a swarm are left as
- * they are. Removing a node drains it, demotes it, removes it from the swarm,
+ * labels or role touches only that node. Nodes already in the swarm are left
+ * as they are; a node in another one (the first manager was re-imaged and
+ * started a new swarm) moves to it. Removing a node drains it, demotes it, removes it from the swarm,
  * and makes it leave. Join tokens are secret outputs.
  */
 export class SwarmCluster extends pulumi.ComponentResource {
   readonly leaderAddress: string;
   readonly workerToken: pulumi.Output<string>;
   readonly managerToken: pulumi.Output<string>;
+  /** The sha256 of the swarm's root CA certificate: a new swarm (its first manager re-imaged) has another. */
+  readonly swarmCa: pulumi.Output<string>;
   /** Swarm node ID per inventory host name. */
   readonly nodeIds: Record<string, pulumi.Output<string>> = {};
 
@@ -42,6 +45,8 @@ export class SwarmCluster extends pulumi.ComponentResource {
     const line = (i: number) => init.stdout.apply((s) => s.split("\n")[i] ?? "");
     this.workerToken = pulumi.secret(line(1));
     this.managerToken = pulumi.secret(line(2));
+    // Which swarm this is (its root CA's sha256; "" from a stack whose init ran before it was printed).
+    this.swarmCa = pulumi.unsecret(line(3));
     // The node ID is not secret; unwrap it from the secret stdout.
     this.nodeIds[leader.host.name] = pulumi.unsecret(line(0));
 
@@ -54,7 +59,10 @@ export class SwarmCluster extends pulumi.ComponentResource {
           `${name}-${node.host.name}-member`,
           {
             connection: node.connection,
-            environment: { ADDR: node.host.address, LEADER: leader.host.address, TOKEN: this.workerToken },
+            // SWARM_CA only once known: an older stack's members are not run again for its absence.
+            environment: pulumi
+              .all([this.workerToken, this.swarmCa])
+              .apply(([token, ca]) => ({ ADDR: node.host.address, LEADER: leader.host.address, TOKEN: token, ...(ca ? { SWARM_CA: ca } : {}) })),
             create: componentScript(__dirname, "join.sh"),
             delete: componentScript(__dirname, "leave.sh", "delete"),
           },
@@ -78,6 +86,6 @@ export class SwarmCluster extends pulumi.ComponentResource {
       );
     }
 
-    this.registerOutputs({ leaderAddress: this.leaderAddress, workerToken: this.workerToken, managerToken: this.managerToken, nodeIds: this.nodeIds });
+    this.registerOutputs({ leaderAddress: this.leaderAddress, workerToken: this.workerToken, managerToken: this.managerToken, swarmCa: this.swarmCa, nodeIds: this.nodeIds });
   }
 }

@@ -1,6 +1,8 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { allPorts, serviceLabel, type ServiceSpec } from "../../lib/ha/service-container";
+import { componentScript } from "../../lib/host/shell";
+import { HostCommand } from "../command";
 import type { ClusterNode } from "../host-facts";
 
 export interface SwarmServiceArgs {
@@ -14,6 +16,8 @@ export interface SwarmServiceArgs {
   replicas: number;
   /** A manager of the swarm (with its Docker provider), which creates and updates the service. */
   manager: ClusterNode;
+  /** Which swarm it is (SwarmCluster.swarmCa): when it changes, the service is checked to be in it. */
+  swarmCa?: pulumi.Input<string>;
 }
 
 /**
@@ -62,6 +66,13 @@ export class SwarmService extends pulumi.ComponentResource {
       // The name is the service's identity in the swarm: a new one can only exist once the old one is gone.
       { parent: this, provider: manager.docker, dependsOn: manager.dependsOn, deleteBeforeReplace: true },
     );
+    if (args.swarmCa !== undefined) {
+      new HostCommand(
+        `${name}-in-swarm`,
+        { connection: manager.connection, environment: { SERVICE: spec.name, SWARM_CA: args.swarmCa }, create: componentScript(__dirname, "in-swarm.sh") },
+        { parent: this, dependsOn: [this.service] },
+      );
+    }
     this.registerOutputs({});
   }
 }
