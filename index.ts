@@ -10,6 +10,7 @@ import { EdgeServices } from "./modules/edge-services";
 import { FailoverAgents } from "./modules/failover-agent";
 import { buildAgent } from "./lib/ha/agent";
 import { decideIdentity, readMarker, type HostIdentity } from "./lib/host/identity";
+import { checkReimagedPrimaries } from "./lib/ha/reimaged-primaries";
 
 /*
  * The edge-ha program: the inventory named by the stack's settings becomes an
@@ -31,6 +32,7 @@ async function program() {
     checkServicePlacement(settings, inventory, stackFile);
     const images = await buildImages(settings, inventory, stackFile);
     const identities = await hostIdentities(inventory);
+    await checkReimagedPrimaries(settings, inventory, identities, stackFile);
     const registryCAs = readRegistryCAs(settings, stackFile);
     const cluster = new EdgeCluster(inventory.cluster, { inventory, settings, identities, registryCAs, rsyncPassword: new pulumi.Config("edge-ha").getSecret("rsyncPassword") });
     const services = new EdgeServices(`${inventory.cluster}-services`, { inventory, services: settings.services, registries: settings.registries, nodes: cluster.ready, images, swarmCa: cluster.swarmCa });

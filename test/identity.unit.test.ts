@@ -10,6 +10,7 @@ import { parseInventory } from "../lib/config/inventory";
 import { parseSettings } from "../lib/config/settings";
 import { decideIdentity } from "../lib/host/identity";
 import { EdgeCluster } from "../modules/edge-cluster";
+import { checkReimagedPrimaries } from "../lib/ha/reimaged-primaries";
 
 /*
  * Re-imaged hosts: which installation of a host the stack provisions, and
@@ -75,4 +76,40 @@ hosts:
   t.is(registered.find((r) => r.name === "pi1-service-network")!.inputs.labels, undefined);
   t.regex(registered.find((r) => r.name === "pi2-host-tools")!.inputs.stdin, /export HOST_ID='two'/, "the host gets the marker the stack decided");
   t.regex(registered.find((r) => r.name === "pi3-host-tools")!.inputs.stdin, /export HOST_ID='[0-9a-f-]{36}'/, "a host with no record gets a new one");
+});
+
+test("a re-imaged primary of a service that runs elsewhere (moved by migrate or a failover) stops the run with the fix, before any change; one that runs nowhere else, or a re-imaged standby, does not", async (t) => {
+  const fleet = parseInventory(
+    `cluster: lab
+defaults: { ssh: { privateKeyFile: k, knownHostsFile: kh } }
+hosts:
+  - { name: node1, address: 10.0.0.1, arch: amd64, roles: [manager] }
+  - { name: node2, address: 10.0.0.2, arch: amd64, roles: [worker] }
+  - { name: node3, address: 10.0.0.3, arch: amd64, roles: [worker] }
+`,
+    "inventory/lab.yaml",
+  );
+  const settings = parseSettings(
+    {
+      inventory: "inventory/lab.yaml",
+      services: JSON.stringify([
+        { name: "counter", build: "services/counter", ports: ["18080:8080"], primary: "node1", standby: "node2" },
+        { name: "web", build: "services/web", ports: ["18081:80"], primary: "node3", standby: "node1" },
+      ]),
+    },
+    "stacks/Pulumi.lab.yaml",
+  );
+  const runsOn: Record<string, string[]> = { counter: ["node2"], web: ["node3"] };
+  const asked: string[] = [];
+  const where = async (inventory: { hosts: { name: string }[] }, service: string) => {
+    asked.push(`${service}: ${inventory.hosts.map((h) => h.name).join(" ")}`);
+    return (runsOn[service] ?? []).filter((n) => inventory.hosts.some((h) => h.name === n)).map((name) => ({ name }));
+  };
+  const identities = { node1: { id: "new", generation: 1, reimaged: true }, node2: { id: "b", generation: 0 }, node3: { id: "c", generation: 0 } };
+  const err = await t.throwsAsync(checkReimagedPrimaries(settings, fleet, identities, "stacks/Pulumi.lab.yaml", where));
+  t.regex(err!.message, /stacks\/Pulumi\.lab\.yaml: edge-ha:services\[0\]\.primary: node1 was re-imaged, and counter runs on node2 \(moved there by migrate or a failover\); starting it on the blank node1 would make a second copy without its state\. Set primary: node2/);
+  t.notRegex(err!.message, /web/, "web's primary (node3) was not re-imaged; node1 is only its standby");
+  t.deepEqual(asked, ["counter: node2 node3"], "only the services whose primary was re-imaged are looked for, on the other hosts");
+  runsOn.counter = [];
+  await t.notThrowsAsync(checkReimagedPrimaries(settings, fleet, identities, "stacks/Pulumi.lab.yaml", where), "running nowhere else: it starts on its primary as before");
 });
