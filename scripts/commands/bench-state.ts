@@ -23,7 +23,9 @@ DEBUG POPULATE, 1 kB values), each time moved --migrations times (default 4)
 between nodes, then its node crashed once with automatic failover. Prints,
 per size: redis's RSS, the checkpoint's size, planned downtime and its
 phases (median and max), and the crash: time until redis answers again, the
-age of the checkpoint restored, and whether every key is back. Uses its own
+age of the checkpoint restored, and whether every key is back; then the
+restore's steps on the target (manifest check, the container's files, the
+CRIU images into Docker's folder, docker start --checkpoint). Uses its own
 lab ("benchstate", 10.77.231.0/24) and stack, removed at the end.
 
 Options:
