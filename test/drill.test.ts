@@ -99,7 +99,7 @@ test.serial("the service network, the volumes and the swarm service are docker r
   doc.config["edge-ha:services"] = doc.config["edge-ha:services"].filter((s: { name: string }) => s.name !== "counter-swarm");
   writeFileSync(file, stringify(doc));
   const r = await stack.up();
-  t.is(r.summary.deleted, 2, `the SwarmService component and its docker Service: ${JSON.stringify(r.summary)}`);
+  t.is(r.summary.deleted, 3, `the SwarmService component, its docker Service and its in-swarm check: ${JSON.stringify(r.summary)}`);
   const manager = (await Promise.all(inventory().hosts.map(async (h) => ((await sshExec(h, "docker node ls >/dev/null 2>&1", { nothrow: true })).exitCode === 0 ? h : undefined)))).find((h) => h);
   t.truthy(manager, "a manager answers");
   t.is((await sshExec(manager!, "docker service ls --format '{{.Name}}'")).stdout.trim(), "", "the swarm has no service left");
