@@ -4,9 +4,10 @@
 // the controllers replace it from the standby's newest checkpoint. Its sync
 // loop sends only checkpoints a later passing check vouches for, and none
 // from its first failed check on: the standby holds the last state known to
-// serve (a hang that began just before a checkpoint is not restored). A copy that has not passed since it started here is only
-// "starting": a check that never passes (a wrong path, say) leaves the
-// service running and shown, rather than replaced again and again.
+// serve (a hang that began just before a checkpoint is not restored). A copy
+// that has not passed since it started here is only "starting": a check that
+// never passes (a wrong path, say) leaves the service running and shown,
+// rather than replaced again and again.
 
 package main
 

@@ -94,13 +94,6 @@ export type HealthCheck = (
   | { kind: "command"; command: string[] }
 ) & { intervalMs: number; timeoutMs: number; retries: number };
 
-/** A health check as people read it: "http GET /health on 8080", "tcp 1883", "command redis-cli ping". */
-export function healthText(h: HealthCheck): string {
-  if (h.kind === "http") return `http GET ${h.path} on ${h.port}`;
-  if (h.kind === "tcp") return `tcp connect to ${h.port}`;
-  return `command ${h.command.join(" ")}`;
-}
-
 /**
  * Where a service's image comes from:
  *   registry  a reference every host pulls
