@@ -1,10 +1,9 @@
-import { existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import * as path from "node:path";
 import { $ } from "zx";
 import { progress } from "../log";
 
-/** Image tag of a blank lab node; the suffix changes whenever what goes into it does. */
-export const nodeImage = "edge-ha/lab-node:bookworm-1";
 
 /**
  * What a freshly flashed Pi image has: a shell, apt, sshd and basic network
@@ -12,18 +11,11 @@ export const nodeImage = "edge-ha/lab-node:bookworm-1";
  */
 const packages = ["openssh-server", "iproute2", "iputils-ping", "ca-certificates", "procps", "kmod"];
 
-/**
- * The node's init: boot scripts registered by provisioning run on every boot
- * (the lab's stand-in for systemd units), then sshd keeps the node alive.
- */
-const init = `#!/bin/sh
-ssh-keygen -A >/dev/null
-mkdir -p /run/sshd /etc/edge-ha/boot.d
-for script in /etc/edge-ha/boot.d/*; do
-  [ -x "$script" ] && "$script" >>/var/log/edge-ha-boot.log 2>&1 &
-done
-exec /usr/sbin/sshd -D -e
-`;
+/** The node's init, PID 1 of every lab node (a file beside this one, checked by shellcheck). */
+const initFile = path.join(__dirname, "files", "node-init.sh");
+
+/** Image tag of a blank lab node; its suffix is a hash of what goes into it, so a change makes a new image. */
+export const nodeImage = `edge-ha/lab-node:bookworm-${createHash("sha256").update(packages.join(",")).update(readFileSync(initFile)).digest("hex").slice(0, 12)}`;
 
 const cacheDir = process.env.EDGE_HA_CACHE ?? "/var/cache/edge-ha";
 
@@ -40,7 +32,9 @@ export async function ensureNodeImage(): Promise<void> {
     await $({ quiet: true })`debootstrap --variant=minbase --include=${packages.join(",")} bookworm ${root} http://deb.debian.org/debian`;
     await $({ quiet: true })`chroot ${root} apt-get clean`;
     // Host keys are made at first boot so that every node gets its own.
-    await $({ quiet: true })`sh -c ${`rm -f ${root}/etc/ssh/ssh_host_* && printf '%s' "$1" > ${root}/usr/local/sbin/edge-ha-init && chmod 755 ${root}/usr/local/sbin/edge-ha-init`} sh ${init}`;
+    for (const key of readdirSync(`${root}/etc/ssh`).filter((f) => f.startsWith("ssh_host_"))) rmSync(`${root}/etc/ssh/${key}`);
+    copyFileSync(initFile, `${root}/usr/local/sbin/edge-ha-init`);
+    chmodSync(`${root}/usr/local/sbin/edge-ha-init`, 0o755);
     await $({ quiet: true })`tar -C ${root} -cf ${tarball}.tmp .`;
     renameSync(`${tarball}.tmp`, tarball);
     rmSync(root, { recursive: true, force: true });
