@@ -152,7 +152,7 @@ test.serial("a partition between two controllers only (node3 still hears both): 
   // What the agents say of themselves (agent/actor.go): whom each backs, and whether it acts.
   const states = async () => Promise.all(inventory().hosts.map(agentState));
   const before = await runningOn();
-  await partition(lab, "node1", "node2");
+  await partition(lab, "node1", { from: "node2" });
   const samples: string[][] = [];
   let last: (AgentState | undefined)[] = [];
   try {

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { $ } from "zx";
 import { findHost, loadInventory, type Host } from "../lib/config/inventory";
-import { boot, crash, heal, partition, shape, unshape } from "../lib/lab/faults";
+import { boot, crash, heal, nodeProcesses, partition, pause, resume, shape, unshape } from "../lib/lab/faults";
 import { down, labOptions, listNodes, up } from "../lib/lab/lab";
 import { UserError } from "../lib/log";
 import { sshExec } from "../lib/host/ssh";
@@ -105,17 +105,51 @@ test.serial("partition cuts a node off both ways while it runs; heal restores it
 test.serial("partition --from cuts two nodes off from each other only; the third reaches both", async (t) => {
   const [n1, n2, n3] = ["node1", "node2", "node3"].map(host);
   const reaches = async (from: Host, to: Host) => (await sshExec(from, `ping -c1 -W1 ${to.address}`, { nothrow: true })).exitCode === 0;
-  await partition(lab, "node1", "node2");
+  await partition(lab, "node1", { from: "node2" });
   try {
     t.false(await reaches(n2, n1), "node2 must not reach node1");
     t.true(await reaches(n3, n1), "node3 reaches node1");
     t.true(await reaches(n3, n2), "node3 reaches node2");
-    await t.throwsAsync(partition(lab, "node1", "node2"), { message: /already partitioned from node2; to undo: lab heal node1 --from node2/ });
-    await t.throwsAsync(partition(lab, "node1", "node1"), { message: /--from: expected another node than node1/ });
+    await t.throwsAsync(partition(lab, "node1", { from: "node2" }), { message: /already partitioned from node2; to undo: lab heal node1 --from node2/ });
+    await t.throwsAsync(partition(lab, "node1", { from: "node1" }), { message: /--from: expected another node than node1/ });
   } finally {
     await heal(lab, "node1", "node2");
   }
   t.true(await reaches(n2, n1), "healed");
+});
+
+test.serial("partition --one-way drops only what the node sends: it still hears the others, they no longer hear it", async (t) => {
+  const [n1, n2] = ["node1", "node2"].map(host);
+  // The kernel's count of echo requests node1 received (read from inside: its answers to us are dropped too).
+  const echoesIn = async () =>
+    Number(/Icmp: (?:\S+ ){8}(\d+)/.exec((await $({ quiet: true })`docker exec edge-ha-labtest-node1 grep ^Icmp: /proc/net/snmp`).stdout.trim().split("\n")[1])?.[1]);
+  await partition(lab, "node1", { oneWay: true });
+  try {
+    const before = await echoesIn();
+    t.not((await sshExec(n2, `ping -c2 -W1 ${n1.address}`, { nothrow: true })).exitCode, 0, "node2 gets no answer from node1");
+    const after = await echoesIn();
+    t.true(after >= before + 2, `node1 received node2's pings (InEchos ${before} -> ${after})`);
+    await t.throwsAsync(partition(lab, "node1", { oneWay: true }), { message: /already partitioned one way; to undo: lab heal node1/ });
+  } finally {
+    await heal(lab, "node1");
+  }
+  t.is((await sshExec(n2, `ping -c1 -W2 ${n1.address}`, { nothrow: true })).exitCode, 0, "healed");
+});
+
+test.serial("pause stops every process of a node (its disk, address and sockets kept); resume continues them; --agent needs an agent", async (t) => {
+  const n1 = host("node1");
+  await t.throwsAsync(pause(lab, "node1", true), { message: /no edge-ha-agent runs on node1/ });
+  await pause(lab, "node1");
+  try {
+    const procs = await nodeProcesses("edge-ha-labtest-node1");
+    t.true(procs.length > 0 && procs.every((p) => p.stopped), `all stopped: ${procs.map((p) => `${p.comm}${p.stopped ? "" : " (running)"}`).join(", ")}`);
+    t.true((await listNodes(lab)).find((n) => n.name === "node1")!.running, "it is not powered off");
+    t.not((await sshExec(n1, "true", { nothrow: true, connectTimeout: 2 })).exitCode, 0, "sshd does not answer");
+  } finally {
+    await resume(lab, "node1");
+  }
+  t.true((await nodeProcesses("edge-ha-labtest-node1")).every((p) => !p.stopped));
+  t.is((await sshExec(n1, "echo back")).stdout.trim(), "back");
 });
 
 test.serial("shape measurably slows a node's link; unshape restores it", async (t) => {

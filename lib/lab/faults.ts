@@ -29,26 +29,36 @@ export async function boot(lab: LabOptions, name: string): Promise<void> {
   await waitForSsh(node.container);
 }
 
-const partitionTag = (lab: LabOptions, name: string, from?: string) => `edge-ha-lab:${lab.name}:partition:${name}${from ? `:from:${from}` : ""}`;
+const partitionTag = (lab: LabOptions, name: string, from?: string, oneWay?: boolean) =>
+  `edge-ha-lab:${lab.name}:partition:${name}${from ? `:from:${from}` : ""}${oneWay ? ":out" : ""}`;
+
+export interface PartitionOptions {
+  /** Cut it off from this node only (the others still hear both: what a broken cable between two switches does). */
+  from?: string;
+  /** Drop only what the node sends: it still hears the others, they no longer hear it (a half-dead link, a bad transceiver). */
+  oneWay?: boolean;
+}
 
 /**
- * Cuts a node off from the other nodes (both directions), or, with `from`,
- * from that one node only (the others still hear both: what a broken cable
- * between two switches does); it keeps running.
+ * Cuts a node off from the other nodes (both directions, unless one-way), or
+ * from one node only; it keeps running. The gateway (this machine) is in the
+ * lab's subnet: the operator's commands and clients lose it too, as at a
+ * site whose switch port died.
  */
-export async function partition(lab: LabOptions, name: string, from?: string): Promise<void> {
+export async function partition(lab: LabOptions, name: string, options: PartitionOptions = {}): Promise<void> {
+  const { from, oneWay } = options;
   const node = await findNode(lab, name);
   const other = from === undefined ? undefined : await findNode(lab, from);
   if (other && other.name === node.name) throw new UserError(`--from: expected another node than ${name}`);
-  const tag = partitionTag(lab, name, other?.name);
+  const tag = partitionTag(lab, name, other?.name, oneWay);
   const undo = `lab heal ${name}${other ? ` --from ${other.name}` : ""}`;
   const rules = (await sh`iptables -S DOCKER-USER`).stdout;
   // The whole tag, not a prefix of a pair's: a comment ends in a space or a quote.
   if (rules.includes(`${tag} `) || rules.includes(`${tag}"`))
-    throw new UserError(`${name} is already partitioned${other ? ` from ${other.name}` : ""}; to undo: ${undo}`);
+    throw new UserError(`${name} is already partitioned${other ? ` from ${other.name}` : ""}${oneWay ? " one way" : ""}; to undo: ${undo}`);
   const peers = other ? other.address : `${lab.subnetPrefix}.0/24`;
   await sh`iptables -I DOCKER-USER -s ${node.address} -d ${peers} -j DROP -m comment --comment ${tag}`;
-  await sh`iptables -I DOCKER-USER -s ${peers} -d ${node.address} -j DROP -m comment --comment ${tag}`;
+  if (!oneWay) await sh`iptables -I DOCKER-USER -s ${peers} -d ${node.address} -j DROP -m comment --comment ${tag}`;
   // Established flows (an open SSH session, swarm gossip) must break too.
   if (other) {
     await $({ quiet: true, nothrow: true })`conntrack -D -s ${node.address} -d ${other.address}`;
@@ -59,11 +69,74 @@ export async function partition(lab: LabOptions, name: string, from?: string): P
   }
 }
 
-/** Undoes `partition` (with `from`, only that pair's; without, every partition of the node). */
+/** Undoes `partition` (with `from`, only that pair's, either way; without, every partition of the node). */
 export async function heal(lab: LabOptions, name: string, from?: string): Promise<void> {
   await findNode(lab, name);
   if (from !== undefined) await findNode(lab, from);
   await removeRules(partitionTag(lab, name, from));
+}
+
+/** The failover agent's process name on a node (agentPaths.binary). */
+const agentProcess = "edge-ha-agent";
+
+/**
+ * Stops a node's processes with SIGSTOP, as a stalled SD card, memory
+ * pressure or a hung hypervisor does on a real one: nothing runs, nothing is
+ * lost, its sockets stay open. With `agentOnly`, only its failover agent
+ * stops (the services go on). Returns the moment (epoch ms). Undo: resume.
+ */
+export async function pause(lab: LabOptions, name: string, agentOnly = false): Promise<number> {
+  const node = await findNode(lab, name);
+  if (!node.running) throw new UserError(`${name} is down; boot it before pausing it`);
+  const processes = (await nodeProcesses(node.container)).filter((p) => !agentOnly || p.comm === agentProcess);
+  if (processes.length === 0) throw new UserError(`no ${agentProcess} runs on ${name}: provision it with pulumi up (a service with failover auto) first`);
+  const at = Date.now();
+  for (const p of processes) signal(p.pid, "SIGSTOP");
+  return at;
+}
+
+/** Undoes `pause`: SIGCONT to every process of the node (harmless where none is stopped). */
+export async function resume(lab: LabOptions, name: string): Promise<void> {
+  const node = await findNode(lab, name);
+  if (!node.running) return;
+  for (const p of await nodeProcesses(node.container)) signal(p.pid, "SIGCONT");
+}
+
+/** Whether each of a node's processes is stopped (ps state T), by name: what `lab status` and the nemesis read. */
+export interface NodeProcess {
+  pid: number;
+  comm: string;
+  stopped: boolean;
+}
+
+/** Every process of a lab node (its init and all under it), read from this machine's process table. */
+export async function nodeProcesses(container: string): Promise<NodeProcess[]> {
+  const pid = Number((await sh`docker container inspect -f {{.State.Pid}} ${container}`).stdout.trim());
+  if (!pid) return [];
+  return processesUnder(pid, (await sh`ps -e -o pid=,ppid=,stat=,comm=`).stdout);
+}
+
+/** The processes under `root` (itself included) in a `ps -e -o pid=,ppid=,stat=,comm=` table. */
+export function processesUnder(root: number, table: string): NodeProcess[] {
+  const rows = table
+    .trim()
+    .split("\n")
+    .map((l) => l.trim().split(/\s+/))
+    .map(([pid, ppid, stat, ...comm]) => ({ pid: Number(pid), ppid: Number(ppid), stopped: stat.startsWith("T"), comm: comm.join(" ") }));
+  const under = new Set([root]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const r of rows) if (under.has(r.ppid) && !under.has(r.pid)) (under.add(r.pid), (grew = true));
+  }
+  return rows.filter((r) => under.has(r.pid)).map(({ pid, comm, stopped }) => ({ pid, comm, stopped }));
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // Gone meanwhile: nothing to stop or continue.
+  }
 }
 
 export interface LinkShape {

@@ -1,6 +1,6 @@
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { boot, crash, heal, partition, shape, unshape } from "../../lib/lab/faults";
+import { boot, crash, heal, nodeProcesses, partition, pause, resume, shape, unshape } from "../../lib/lab/faults";
 import { down, labOptions, listNodes, reimage, up } from "../../lib/lab/lab";
 import { pushArchive, startRegistry } from "../../lib/lab/registry";
 import { baseImage, ensureBaseImage } from "../../lib/lab/image";
@@ -21,9 +21,14 @@ Commands:
   boot NODE                            power it on again
   reimage NODE                         replace a node by a blank one with the same name and address
                                        (new disk, new host keys, recorded in the lab's known_hosts)
-  partition NODE [--from NODE2]        cut a node off from the other nodes (it keeps running), or
-                                       from NODE2 only (the others still hear both)
+  partition NODE [--from NODE2] [--one-way]
+                                       cut a node off from the other nodes (it keeps running), or
+                                       from NODE2 only (the others still hear both); --one-way drops
+                                       only what NODE sends (it still hears them)
   heal NODE [--from NODE2]             undo partition (without --from: every partition of NODE)
+  pause NODE [--agent]                 stop every process of a node (SIGSTOP: a stalled SD card, memory
+                                       pressure), or only its failover agent
+  resume NODE                          undo pause
   shape NODE --rate R [--loss L] [--delay D]
                                        slow a node's link both ways (R like 10mbit, L in %, D like 20ms;
                                        delay needs the kernel's netem queue)
@@ -57,6 +62,8 @@ export async function main(args: string[]): Promise<void> {
       delay: { type: "string" },
       loss: { type: "string" },
       from: { type: "string" },
+      "one-way": { type: "boolean" },
+      agent: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -87,7 +94,11 @@ export async function main(args: string[]): Promise<void> {
     case "status": {
       const nodes = await listNodes(lab);
       if (nodes.length === 0) console.log(`lab "${lab.name}" has no nodes`);
-      for (const n of nodes) console.log(`${n.name}\t${n.address}\t${n.running ? "running" : "down"}`);
+      for (const n of nodes) {
+        const stopped = n.running ? (await nodeProcesses(n.container)).filter((p) => p.stopped) : [];
+        const paused = stopped.length === 0 ? "" : stopped.some((p) => p.comm === "sshd") ? " (paused)" : ` (paused: ${[...new Set(stopped.map((p) => p.comm))].join(", ")})`;
+        console.log(`${n.name}\t${n.address}\t${n.running ? "running" : "down"}${paused}`);
+      }
       return;
     }
     case "down": {
@@ -108,9 +119,16 @@ export async function main(args: string[]): Promise<void> {
       return;
     }
     case "partition":
-      return partition(lab, node(), values.from);
+      return partition(lab, node(), { from: values.from, oneWay: values["one-way"] });
     case "heal":
       return heal(lab, node(), values.from);
+    case "pause": {
+      const at = await pause(lab, node(), values.agent);
+      console.log(`${values.agent ? `${node()}'s failover agent` : node()} stopped at ${new Date(at).toISOString()}; to undo: lab resume ${node()}`);
+      return;
+    }
+    case "resume":
+      return resume(lab, node());
     case "shape": {
       if (!values.rate) throw new UserError(`shape needs --rate, e.g.: lab shape ${node()} --rate 10mbit`);
       const loss = values.loss === undefined ? undefined : Number(values.loss);
