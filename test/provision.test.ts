@@ -7,6 +7,7 @@ import { findHost, loadInventory } from "../lib/config/inventory";
 import { boot, crash } from "../lib/lab/faults";
 import { down, labOptions, reimage, up } from "../lib/lab/lab";
 import { freshness, syncOn } from "../lib/ha/replication";
+import { locate } from "../lib/ha/service-container";
 import { hostMarker } from "../lib/host/paths";
 import { freshLabStack } from "../lib/lab/stack";
 import { PulumiError, PulumiStack } from "../lib/pulumi";
@@ -205,7 +206,7 @@ test.serial("an unreachable host fails with its name and the others are still pr
 
 test.serial("a re-imaged node (blank, same name and address) is provisioned again from blank; its swarm entry, agent and standby role come back; then up is a no-op", async (t) => {
   const doc = parse(readFileSync(stackFile, "utf8"));
-  doc.config["edge-ha:services"] = [{ name: "counter", build: "services/counter", ports: ["18080:8080"], primary: "node1", standby: "node3", syncInterval: 1, failover: "auto" }];
+  doc.config["edge-ha:services"] = [{ name: "counter", build: "services/counter", ports: ["18080:8080"], primary: "node2", standby: "node3", syncInterval: 1, failover: "auto" }];
   writeFileSync(stackFile, stringify(doc));
   await stack.up();
   const before = await on("node1", "docker node ls -q | wc -l");
@@ -231,11 +232,43 @@ test.serial("a re-imaged node (blank, same name and address) is provisioned agai
   // The service whose standby it was syncs to it again (the agents may have moved its standby meanwhile).
   const fresh = await until(60, () => freshness(host("node3"), "counter"), (f) => !!f && f.age < 5);
   t.truthy(fresh, "node3 holds fresh synced checkpoints of counter again");
-  t.deepEqual(await syncOn(host("node1"), "counter"), { standby: "node3", intervalSeconds: 1 });
+  t.deepEqual(await syncOn(host("node2"), "counter"), { standby: "node3", intervalSeconds: 1 });
 
   const again = await stack.up();
   t.deepEqual(Object.keys(again.summary), ["unchanged"], JSON.stringify(again.summary));
   t.notRegex(again.output, /re-imaged/);
+});
+
+// Follows the test above: counter runs on node2, its primary, synced to node3.
+test.serial("a re-imaged primary whose service was failed over: up stops before any change, naming the service and the fix; with primary set where it runs, the node comes back as its standby and no state is lost", async (t) => {
+  const counter = async (n: string, method = "GET") =>
+    ((await (await fetch(`http://${host(n).address}:18080/${method === "POST" ? "incr" : ""}`, { method })).json()) as { count: number; started: string });
+  for (let i = 0; i < 5; i++) await counter("node2", "POST");
+  const before = await counter("node2");
+  const postedAt = Date.now() / 1000;
+  // A checkpoint taken after the last increment has reached the standby (the lab's nodes share this machine's clock).
+  t.truthy(await until(30, () => freshness(host("node3"), "counter"), (f) => !!f && Date.now() / 1000 - f.age > postedAt + 0.05), "node3 holds a checkpoint newer than the last increment");
+
+  await reimage(lab, "node2");
+  const restored = await until(60, async () => (await locate(loadInventory(lab.inventoryFile), "counter")).map((h) => h.name), (hosts) => hosts.length === 1 && hosts[0] === "node3");
+  t.deepEqual(restored, ["node3"], "the agents restored counter on its standby");
+  t.deepEqual(await counter("node3"), before, "same count, same process");
+
+  const refused = await failure(stack.up());
+  t.regex(refused, /edge-ha:services\[0\]\.primary: node2 was re-imaged, and counter runs on node3 \(moved there by migrate or a failover\)/);
+  t.regex(refused, /Set primary: node3 \(and a standby other than it\), then pulumi up/);
+  t.is(await on("node2", `command -v dockerd criu rsync edge-ha-ctl || cat ${hostMarker} 2>/dev/null || true`), "", "nothing was done to node2");
+
+  const doc = parse(readFileSync(stackFile, "utf8"));
+  doc.config["edge-ha:services"][0] = { ...doc.config["edge-ha:services"][0], primary: "node3", standby: "node2" };
+  writeFileSync(stackFile, stringify(doc));
+  const upped = await stack.up();
+  t.regex(upped.output, /node2 was re-imaged/);
+  t.deepEqual((await locate(loadInventory(lab.inventoryFile), "counter")).map((h) => h.name), ["node3"], "one copy, where it ran");
+  t.deepEqual(await counter("node3"), before, "adopted, not restarted: the state is the one before the re-image");
+  t.regex(await on("node2", "criu check 2>&1"), /Looks good/);
+  t.deepEqual(await syncOn(host("node3"), "counter"), { standby: "node2", intervalSeconds: 1 });
+  t.truthy(await until(60, () => freshness(host("node2"), "counter"), (f) => !!f && f.age < 5), "node2 holds fresh checkpoints of counter");
 });
 
 test.serial("a re-imaged first manager (it held the swarm) starts a new swarm that every node moves to, each once; a swarm service the new swarm lacks is named with the fix, and after a refresh and an up it runs there; then up is a no-op", async (t) => {

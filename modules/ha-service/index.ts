@@ -84,11 +84,14 @@ export class HaService extends pulumi.ComponentResource {
       );
     }
 
+    // A new interval or standby is an update (sync.sh restarts the loop), not a replacement: a
+    // replacement runs its delete on the old primary, which may be gone for good or re-imaged (the
+    // old host key is refused). The loop on a host the service left was stopped by whatever moved
+    // it (migrate, the agents).
     new HostCommand(
       `${name}-sync`,
       {
         connection: primary.connection,
-        triggers: [args.syncInterval, standby.host.address],
         environment: {
           SERVICE: service,
           SPEC_JSON: secretIfEnv(JSON.stringify(spec)),
