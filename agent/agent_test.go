@@ -211,3 +211,25 @@ func TestALapsedLeaseStopsTheNodesCopiesUnlessTheSiteChoseFreeze(t *testing.T) {
 		t.Errorf("a witness runs no services: it neither reports nor fences; edge-ha-ctl got %q", got)
 	}
 }
+
+func TestAnOrderInFlightHoldsItsServiceUnlessTheNodeItWaitsOnIsDown(t *testing.T) {
+	a := threeManagers(t, "a")
+	now := t0.Add(10 * time.Second)
+	a.busyUntil["web"], a.busyOn["web"] = now.Add(50*time.Second), "b"
+	if !a.waiting("web", now, map[string]bool{}) {
+		t.Error("an order to b, which is up, is awaited")
+	}
+	if a.waiting("web", now, map[string]bool{"b": true}) {
+		t.Error("an order to b, which is down, holds nothing: the service is decided on at once")
+	}
+	if a.waiting("web", now.Add(time.Second), map[string]bool{}) {
+		t.Error("and its hold is gone for good, even once b is back")
+	}
+	a.busyUntil["web"], a.busyOn["web"] = now.Add(50*time.Second), ""
+	if !a.waiting("web", now, map[string]bool{"b": true, "c": true}) {
+		t.Error("a takeover still asking around is awaited (each of its questions times out by itself)")
+	}
+	if a.waiting("web", now.Add(51*time.Second), map[string]bool{}) {
+		t.Error("past its time, no order holds")
+	}
+}

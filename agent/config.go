@@ -128,6 +128,7 @@ type Agent struct {
 	views      map[string]peerView
 	owner      map[string]string
 	busyUntil  map[string]time.Time
+	busyOn     map[string]string // the node an order in flight for the service waits on ("" while a takeover still asks around)
 	downSince  map[string]time.Time
 	firstSeen  map[string]time.Time // reconcile conditions, by key, since when they hold
 	stuck      map[string]bool      // services that cannot fail over, said once

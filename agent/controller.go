@@ -138,7 +138,7 @@ func (a *Agent) control() {
 	alive := func(n string) bool { return !down[n] && !a.suspect(n, now) }
 	seen := map[string]bool{}
 	for _, s := range a.cfg.Services {
-		if now.Before(a.busyUntil[s.Name]) {
+		if a.waiting(s.Name, now, down) {
 			continue
 		}
 		owner := a.owner[s.Name]
@@ -184,6 +184,26 @@ func (a *Agent) control() {
 
 // quorumWarning: when the voters still up are just a majority, what one more
 // loss would do (nothing else: "" when there is room for a loss, or none left).
+// waiting: whether an order in flight for `service` holds it (no other
+// decision about it meanwhile), at `now`. Not when the node the order waits
+// on is down: a node cut off one way still receives an order and runs it,
+// but its answer never comes, and the service, fenced there when its lease
+// lapses, would wait for the order's timeout before anyone restores it (the
+// nemesis saw 56 s). The order, if it ever completes, changes nothing the
+// reports do not correct: a takeover on a node without a lease is refused.
+func (a *Agent) waiting(service string, now time.Time, down map[string]bool) bool {
+	if !now.Before(a.busyUntil[service]) {
+		return false
+	}
+	on := a.busyOn[service]
+	if on == "" || !down[on] {
+		return true
+	}
+	a.busyUntil[service] = time.Time{}
+	a.eventLocked("unanswered", service, fmt.Sprintf("an order to %s is unanswered and %s is down: deciding without it", on, on))
+	return false
+}
+
 func (a *Agent) quorumWarning(down map[string]bool) string {
 	gone := []string{}
 	for _, m := range a.managers {
@@ -220,6 +240,7 @@ func (a *Agent) takeover(s Service, why string, alive func(string) bool, replace
 	}
 	a.eventLocked("failover", s.Name, fmt.Sprintf("%s: restoring it from the newest synced checkpoint among %s", why, strings.Join(candidates, ", ")))
 	a.busyUntil[s.Name] = time.Now().Add(60 * time.Second)
+	a.busyOn[s.Name] = ""
 	go func() {
 		best, bestTaken := "", 0.0
 		var mu sync.Mutex
@@ -260,6 +281,7 @@ func (a *Agent) takeover(s Service, why string, alive func(string) bool, replace
 			return
 		}
 		a.stuck[s.Name] = false
+		a.busyOn[s.Name] = best
 		next := a.nextStandby(s, best, alive)
 		a.mu.Unlock()
 		if replaced != "" {
@@ -344,6 +366,7 @@ func (a *Agent) reconcile(s Service, owner string, alive func(string) bool, now 
 func (a *Agent) order(service, node, what string, args map[string]any, why string) {
 	a.eventLocked(what, service, fmt.Sprintf("%s: %s on %s", why, what, node))
 	a.busyUntil[service] = time.Now().Add(60 * time.Second)
+	a.busyOn[service] = node
 	go func() {
 		_, err := a.post(node, what, args)
 		a.mu.Lock()

@@ -83,7 +83,7 @@ func newState(cfg Config, start time.Time) (*Agent, error) {
 		lease:     time.Duration(cfg.LeaseMs) * time.Millisecond,
 		sentAt:    map[uint64]time.Time{}, acked: map[string]time.Time{},
 		heard: map[string]time.Time{}, reports: map[string][]Local{}, views: map[string]peerView{},
-		owner: map[string]string{}, busyUntil: map[string]time.Time{},
+		owner: map[string]string{}, busyUntil: map[string]time.Time{}, busyOn: map[string]string{},
 		downSince: map[string]time.Time{}, firstSeen: map[string]time.Time{}, stuck: map[string]bool{},
 		health: map[string]health{}, unserved: map[string]bool{},
 		runID: randomRun(), peers: map[string]*peerRun{},

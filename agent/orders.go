@@ -16,11 +16,26 @@ import (
 	"time"
 )
 
+// orderTimeout: how long an order's answer is awaited. A takeover restores a
+// checkpoint (seconds for hundreds of MB on a Pi); newest only lists files,
+// and a takeover waits for every node's answer before it picks one; the
+// others start a sync loop or remove a container, and a node that does not
+// answer them in 10 s is as good as gone.
+func orderTimeout(what string) time.Duration {
+	switch what {
+	case "takeover":
+		return 60 * time.Second
+	case "newest":
+		return 3 * time.Second
+	}
+	return 10 * time.Second
+}
+
 func (a *Agent) post(node, what string, args map[string]any) (string, error) {
 	body, _ := json.Marshal(args)
 	req, _ := http.NewRequest("POST", fmt.Sprintf("http://%s:%d/v1/%s", a.byName[node].Address, a.cfg.Port, what), bytes.NewReader(body))
 	req.Header.Set("X-Edge-Ha-Mac", a.sign(append([]byte(what+"\n"), body...)))
-	client := http.Client{Timeout: 60 * time.Second}
+	client := http.Client{Timeout: orderTimeout(what)}
 	resp, err := client.Do(req)
 	if err != nil {
 		return "", err
