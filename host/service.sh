@@ -41,6 +41,8 @@ service_state() {
 newest_good() {
   local d
   for d in $(find "$EDGE_HA_CHECKPOINTS/$1/sync" -mindepth 1 -maxdepth 1 -name 's*' 2>/dev/null | sort -r); do
+    # One without the container's settings cannot be restored by the agents (edge-ha-ctl restore).
+    [ -s "$d/ARGS" ] || continue
     if (cd "$d" && sha256sum -c --quiet --strict MANIFEST.sha256 >/dev/null 2>&1); then
       echo "$(basename "$d") $(cat "$d/TAKEN")"
       return 0
@@ -56,7 +58,7 @@ newest_good() {
 newest_listed() {
   local d
   for d in $(find "$EDGE_HA_CHECKPOINTS/$1/sync" -mindepth 1 -maxdepth 1 -name 's*' 2>/dev/null | sort -r); do
-    if [ ! -s "$d/MANIFEST.sha256" ] || [ ! -f "$d/TAKEN" ]; then continue; fi
+    if [ ! -s "$d/MANIFEST.sha256" ] || [ ! -f "$d/TAKEN" ] || [ ! -s "$d/ARGS" ]; then continue; fi
     if (cd "$d" && cut -d' ' -f3- MANIFEST.sha256 | while IFS= read -r f; do [ -f "$f" ] || exit 1; done); then
       echo "$(basename "$d") $(cat "$d/TAKEN")"
       return 0
@@ -105,9 +107,17 @@ rsync_url() {
 # for the sync loop to put in every checkpoint (a failover needs nothing from
 # the dead primary).
 sync_settings() {
+  # Empty settings would go into every checkpoint after, and no node could
+  # restore one ("docker create" without an image); seen when a restore's
+  # checkpoint folder was replaced under it by a late sync from a cut-off node.
+  if [ -z "$2" ] || [ -z "$3" ]; then
+    echo "$1: refusing empty container settings (spec ${#2} bytes, arguments ${#3} bytes)" >&2
+    return 1
+  fi
   mkdir -p "$EDGE_HA_SERVICES"
-  printf '%s' "$2" >"$EDGE_HA_SERVICES/$1.spec.json"
-  printf '%s' "$3" >"$EDGE_HA_SERVICES/$1.run"
+  # Written whole: a crash between truncation and write would leave them empty.
+  printf '%s' "$2" >"$EDGE_HA_SERVICES/$1.spec.json.tmp" && mv -f "$EDGE_HA_SERVICES/$1.spec.json.tmp" "$EDGE_HA_SERVICES/$1.spec.json"
+  printf '%s' "$3" >"$EDGE_HA_SERVICES/$1.run.tmp" && mv -f "$EDGE_HA_SERVICES/$1.run.tmp" "$EDGE_HA_SERVICES/$1.run"
 }
 
 # sync_start NAME STANDBY_NAME STANDBY_ADDRESS INTERVAL_MS: (re)starts the
