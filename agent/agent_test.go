@@ -233,3 +233,67 @@ func TestAnOrderInFlightHoldsItsServiceUnlessTheNodeItWaitsOnIsDown(t *testing.T
 		t.Error("past its time, no order holds")
 	}
 }
+
+func TestAfterAStallTheAgentNeitherDecidesNorTellsItsViewForDownAfter(t *testing.T) {
+	a := threeManagers(t, "a")
+	a.noteTickLocked(t0)
+	a.noteTickLocked(t0.Add(ms(50)))
+	if a.stalled(t0.Add(ms(50))) {
+		t.Error("ticks 50 ms apart are no stall")
+	}
+	resumed := t0.Add(6 * time.Second)
+	a.noteTickLocked(resumed)
+	if !a.stalled(resumed) || !a.stalled(resumed.Add(ms(799))) {
+		t.Error("6 s without running: stalled for downAfter (800 ms) from the resume")
+	}
+	if a.stalled(resumed.Add(ms(800))) {
+		t.Error("after downAfter, it decides again")
+	}
+	for t := 50; t <= 850; t += 50 {
+		a.noteTickLocked(resumed.Add(ms(t)))
+	}
+	if a.stalled(resumed.Add(ms(850))) {
+		t.Error("regular ticks after the stall start no new one")
+	}
+}
+
+func TestTheWatchdogFencesOnlyWhenTheLeaseRanOutPastTheGraceAndTheAgentDidNot(t *testing.T) {
+	cases := []struct {
+		content string
+		up      int64
+		fence   bool
+	}{
+		{"10000 0\n", 9000, false},  // leased
+		{"10000 0\n", 10100, false}, // ran out, but the agent has its grace to fence
+		{"10000 0\n", 10200, true},  // ran out past the grace, not fenced: the agent does not run
+		{"10000 1\n", 20000, false}, // the agent fenced by itself
+		{"freeze\n", 20000, false},  // noQuorum freeze keeps copies by design
+		{"", 20000, false},          // nothing written yet
+	}
+	for _, c := range cases {
+		if fence, _ := leaseVerdict(c.content, c.up); fence != c.fence {
+			t.Errorf("%q at %d: fence %v, want %v", c.content, c.up, fence, c.fence)
+		}
+	}
+}
+
+func TestANodeStartsNothingWithoutALeaseOrRightAfterAStall(t *testing.T) {
+	a := threeManagers(t, "a")
+	a.noteTickLocked(t0)
+	if err := a.mayStart(t0.Add(ms(100))); err != nil {
+		t.Errorf("within the lease a fresh agent has from its start: %v", err)
+	}
+	if err := a.mayStart(t0.Add(ms(450))); err != nil {
+		t.Errorf("still within it: %v", err)
+	}
+	a.noteTickLocked(t0.Add(ms(480)))
+	if err := a.mayStart(t0.Add(ms(520))); err == nil || !strings.Contains(err.Error(), "holds no lease") {
+		t.Errorf("past its lease: %v", err)
+	}
+	for _, m := range []string{"a", "b", "c"} {
+		a.acked[m] = t0.Add(6 * time.Second)
+	}
+	if err := a.mayStart(t0.Add(6*time.Second + ms(100))); err == nil || !strings.Contains(err.Error(), "resumed after a stall") {
+		t.Errorf("an order served right after 5.5 s without running: %v", err)
+	}
+}

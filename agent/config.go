@@ -123,20 +123,23 @@ type Agent struct {
 	health map[string]health // this node's running copies, by service (health.go)
 
 	// controller
-	heard      map[string]time.Time
-	reports    map[string][]Local
-	views      map[string]peerView
-	owner      map[string]string
-	busyUntil  map[string]time.Time
-	busyOn     map[string]string // the node an order in flight for the service waits on ("" while a takeover still asks around)
-	downSince  map[string]time.Time
-	firstSeen  map[string]time.Time // reconcile conditions, by key, since when they hold
-	stuck      map[string]bool      // services that cannot fail over, said once
-	unserved   map[string]bool      // services whose unhealthy copy nothing can replace, said once
-	warned     string               // the quorum warning last given ("" when none holds)
-	vote       string               // the controller this one backs now ("" while none; actor.go)
-	wanted     string               // the controller it would back
-	wantedAt   time.Time            // since when it would
-	wasActing  bool                 // whether it acted at its last decision (for the "acting" event)
-	eventsFile *os.File
+	heard        map[string]time.Time
+	reports      map[string][]Local
+	views        map[string]peerView
+	owner        map[string]string
+	busyUntil    map[string]time.Time
+	busyOn       map[string]string // the node an order in flight for the service waits on ("" while a takeover still asks around)
+	leaseFile    string            // where the lease is written for the watchdog ("" in tests; watchdog.go)
+	lastTick     time.Time         // when the agent's frequent loops last ran (stall.go)
+	stalledUntil time.Time         // after a stall, no decision or view before this
+	downSince    map[string]time.Time
+	firstSeen    map[string]time.Time // reconcile conditions, by key, since when they hold
+	stuck        map[string]bool      // services that cannot fail over, said once
+	unserved     map[string]bool      // services whose unhealthy copy nothing can replace, said once
+	warned       string               // the quorum warning last given ("" when none holds)
+	vote         string               // the controller this one backs now ("" while none; actor.go)
+	wanted       string               // the controller it would back
+	wantedAt     time.Time            // since when it would
+	wasActing    bool                 // whether it acted at its last decision (for the "acting" event)
+	eventsFile   *os.File
 }

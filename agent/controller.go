@@ -88,6 +88,9 @@ func (a *Agent) control() {
 	now := time.Now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.noteTickLocked(now); a.stalled(now) {
+		return
+	}
 	down := map[string]bool{}
 	for _, n := range a.cfg.Nodes {
 		down[n.Name] = a.downVotes(n.Name, now) >= majority(len(a.managers))

@@ -38,7 +38,11 @@ func (a *Agent) checkLease() {
 		return // it runs no services: nothing to fence
 	}
 	a.mu.Lock()
-	valid := time.Now().Before(a.leaseExpiry())
+	now := time.Now()
+	a.noteTickLocked(now)
+	expiry := a.leaseExpiry()
+	valid := now.Before(expiry)
+	a.writeLeaseLocked(now, expiry)
 	wasFenced := a.fenced
 	local := append([]Local(nil), a.local...)
 	a.mu.Unlock()

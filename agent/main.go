@@ -35,6 +35,7 @@ import (
 
 func main() {
 	configPath := flag.String("config", "/etc/edge-ha/agent.json", "agent configuration (written by pulumi up)")
+	watchdog := flag.Bool("watchdog", false, "run as the watchdog (watchdog.go), not as the agent")
 	flag.Parse()
 	data, err := os.ReadFile(*configPath)
 	if err != nil {
@@ -44,10 +45,20 @@ func main() {
 	if err := json.Unmarshal(data, &cfg); err != nil {
 		log.Fatalf("%s: %v", *configPath, err)
 	}
+	if *watchdog {
+		a, err := newState(cfg, time.Now())
+		if err != nil {
+			log.Fatalf("%s: %v", *configPath, err)
+		}
+		a.openEvents()
+		a.runWatchdog()
+		return
+	}
 	a, err := newAgent(cfg)
 	if err != nil {
 		log.Fatalf("%s: %v", *configPath, err)
 	}
+	a.leaseFile = leaseFile
 	a.run()
 }
 
@@ -62,15 +73,21 @@ func newAgent(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a.conn = conn
-	if cfg.Events != "" {
-		if st, err := os.Stat(cfg.Events); err == nil && st.Size() > 1<<20 {
-			os.Rename(cfg.Events, cfg.Events+".1") // one old generation is kept
-		}
-		if f, err := os.OpenFile(cfg.Events, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644); err == nil {
-			a.eventsFile = f
-		}
+	if st, err := os.Stat(cfg.Events); cfg.Events != "" && err == nil && st.Size() > 1<<20 {
+		os.Rename(cfg.Events, cfg.Events+".1") // one old generation is kept
 	}
+	a.openEvents()
 	return a, nil
+}
+
+// openEvents: appends its events to the configured file (the agent and its watchdog share it: O_APPEND lines).
+func (a *Agent) openEvents() {
+	if a.cfg.Events == "" {
+		return
+	}
+	if f, err := os.OpenFile(a.cfg.Events, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644); err == nil {
+		a.eventsFile = f
+	}
 }
 
 // newState: the agent's decisions' state for cfg, started at `start`, with no

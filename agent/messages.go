@@ -132,6 +132,10 @@ func (a *Agent) viewLocked(now time.Time) map[string]int64 {
 // sendView tells the other controllers how long ago this one heard each node.
 func (a *Agent) sendView() {
 	a.mu.Lock()
+	if a.stalled(time.Now()) {
+		a.mu.Unlock()
+		return // what it heard before the stall is not news (stall.go)
+	}
 	msg := Message{Type: "view", From: a.cfg.Self, View: a.viewLocked(time.Now()), Vote: a.vote}
 	a.mu.Unlock()
 	for _, m := range a.managers {

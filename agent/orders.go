@@ -48,6 +48,25 @@ func (a *Agent) post(node, what string, args map[string]any) (string, error) {
 	return string(out), nil
 }
 
+// mayStart: nil when this node may start something (a restored copy, a sync
+// loop) at `now`: it holds its lease, and is not recovering from a stall.
+// Checked here and not only by the lease loop: an order that queued while
+// the agent was stopped is served the moment it runs again, before the
+// lease loop has noticed anything (the nemesis saw a sync loop started that
+// way, 12 s late, on a node whose copy had been restored elsewhere).
+func (a *Agent) mayStart(now time.Time) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.noteTickLocked(now)
+	switch {
+	case a.stalled(now):
+		return fmt.Errorf("%s has just resumed after a stall: it starts nothing for %v", a.cfg.Self, a.downAfter)
+	case a.fenced || !now.Before(a.leaseExpiry()):
+		return fmt.Errorf("%s holds no lease: it may be cut off itself", a.cfg.Self)
+	}
+	return nil
+}
+
 func (a *Agent) serveOrders() {
 	mux := http.NewServeMux()
 	handle := func(what string, run func(args map[string]any) (string, error)) {
@@ -83,11 +102,8 @@ func (a *Agent) serveOrders() {
 		return a.ctl("sync", str(args, "service"), str(args, "standby"), str(args, "standbyAddress"), intervalMs(args))
 	}
 	handle("takeover", func(args map[string]any) (string, error) {
-		a.mu.Lock()
-		fenced := a.fenced
-		a.mu.Unlock()
-		if fenced {
-			return "", fmt.Errorf("%s holds no lease: it may be cut off itself", a.cfg.Self)
+		if err := a.mayStart(time.Now()); err != nil {
+			return "", err
 		}
 		out, err := a.ctl("restore", str(args, "service"))
 		if err != nil {
@@ -101,6 +117,9 @@ func (a *Agent) serveOrders() {
 		return a.ctl("newest", str(args, "service"))
 	})
 	handle("sync", func(args map[string]any) (string, error) {
+		if err := a.mayStart(time.Now()); err != nil {
+			return "", err
+		}
 		out, err := sync(args)
 		if err == nil {
 			a.event("sync", str(args, "service"), "syncing to "+str(args, "standby"))

@@ -14,6 +14,10 @@ import { goBuild, toolsDir } from "../toolchain";
 /** Where the agent keeps things on a host. */
 export const agentPaths = {
   binary: "/usr/local/sbin/edge-ha-agent",
+  /** The same binary run with -watchdog (agent/watchdog.go): a process of its own, named apart. */
+  watchdog: "/usr/local/sbin/edge-ha-watchdog",
+  /** The agent's lease, written for the watchdog (agent/watchdog.go leaseFile). */
+  lease: "/run/edge-ha-agent.lease",
   ctl: hostTools.ctl,
   config: "/etc/edge-ha/agent.json",
   events: "/var/log/edge-ha-events.jsonl",

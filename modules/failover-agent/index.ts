@@ -51,6 +51,8 @@ export class FailoverAgents extends pulumi.ComponentResource {
             AGENT_SHA256: digest,
             STAGED: staged,
             BINARY: agentPaths.binary,
+            WATCHDOG: agentPaths.watchdog,
+            LEASE: agentPaths.lease,
             CONFIG: agentPaths.config,
             STATE: agentPaths.state,
             EVENTS: agentPaths.events,

@@ -1,5 +1,7 @@
 # shellcheck shell=bash
-# Stops the agent and removes its binary, configuration, state and event log.
+# Stops the agent and its watchdog and removes their binaries, configuration,
+# state, lease file and event log.
 set -euo pipefail
+service_remove watchdog
 service_remove agent
-rm -f "$BINARY" "$STAGED" "$CONFIG" "$CONFIG.sha256" "$STATE" "$EVENTS" "$EVENTS.1"
+rm -f "$BINARY" "$WATCHDOG" "$STAGED" "$CONFIG" "$CONFIG.sha256" "$STATE" "$LEASE" "$LEASE.tmp" "$EVENTS" "$EVENTS.1"
