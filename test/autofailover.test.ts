@@ -11,6 +11,9 @@ import { boot, crash, heal, partition } from "../lib/lab/faults";
 import { down, labOptions } from "../lib/lab/lab";
 import { freshLabStack } from "../lib/lab/stack";
 import { Prober, servedAgainAfter, summarize } from "../lib/lab/prober";
+import { runNemesis } from "../lib/lab/nemesis";
+import { faultKinds } from "../lib/lab/nemesis-plan";
+import { renderNemesisText } from "../lib/lab/nemesis-report";
 import { PulumiStack } from "../lib/pulumi";
 import { syncOn } from "../lib/ha/replication";
 import { locate } from "../lib/ha/service-container";
@@ -189,4 +192,13 @@ test.serial("the service command: status shows the agents' events; a failover by
   t.is(refused.exitCode, 1);
   t.regex(refused.stderr, /counter has failover "auto": the failover agents restore it by themselves/);
   t.deepEqual(await runningOn(), before);
+});
+
+test.serial("a seeded nemesis (2 min of crashes, partitions, one-way loss and pauses of a node or its agent): never two copies, no acknowledged write lost beyond the interval, served again after every fault", async (t) => {
+  const report = await runNemesis({ lab, inventory: inventory(), service: "counter", port, seed: 20261127, durationMs: 120_000, kinds: faultKinds, settleMs: 15_000 });
+  t.log(renderNemesisText(report));
+  t.true(report.faults.length >= 5, `${report.faults.length} faults injected`);
+  t.true(report.samples.length > 300, "the sampler saw where the service ran all along");
+  t.deepEqual(report.check.violations, []);
+  t.deepEqual(await runningOn(), report.samples[report.samples.length - 1].copies.counter, "one copy at the end, where the sampler saw it");
 });

@@ -37,7 +37,7 @@ export function renderTable(reports: DrillReport[]): string {
   return table(columns, rows(reports));
 }
 
-const escape = (s: string) => s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
+export const escape = (s: string) => s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
 
 /** An SVG timeline: each probe's latency (log scale), failures in red, events as lines. */
 function timeline(r: DrillReport): string {

@@ -15,6 +15,7 @@ const help = `Usage: edge-ha bench [options]
        edge-ha bench provision [--runs N]   time pulumi up on 3 blank nodes (cold, no-op) and destroy
        edge-ha bench lab [--skip-cold]      time lab up
        edge-ha bench state [--mb 0,200]     migrations and a crash of redis-server with that much state
+       edge-ha bench nemesis [--minutes 5]  random faults against a lab, then a checker (see its --help)
 
 Repeats the drills on a provisioned lab stack (see edge-ha drill --help)
 and prints medians and maxima side by side: client-visible downtime, failed
@@ -52,6 +53,7 @@ const fmt = (v: number) => (Number.isNaN(v) ? "-" : String(Math.round(v)));
 export async function main(args: string[]): Promise<void> {
   if (args[0] === "provision") return (require("./bench-provision") as typeof import("./bench-provision")).main(args.slice(1));
   if (args[0] === "state") return (require("./bench-state") as typeof import("./bench-state")).main(args.slice(1));
+  if (args[0] === "nemesis") return (require("./bench-nemesis") as typeof import("./bench-nemesis")).main(args.slice(1));
   if (args[0] === "lab") return (require("./bench-lab") as typeof import("./bench-lab")).main(args.slice(1));
   const { values, positionals } = parseArgs({
     args,
