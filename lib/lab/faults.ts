@@ -105,6 +105,7 @@ export async function resume(lab: LabOptions, name: string): Promise<void> {
 /** Whether each of a node's processes is stopped (ps state T), by name: what `lab status` and the nemesis read. */
 export interface NodeProcess {
   pid: number;
+  ppid: number;
   comm: string;
   stopped: boolean;
 }
@@ -128,7 +129,7 @@ export function processesUnder(root: number, table: string): NodeProcess[] {
     grew = false;
     for (const r of rows) if (under.has(r.ppid) && !under.has(r.pid)) (under.add(r.pid), (grew = true));
   }
-  return rows.filter((r) => under.has(r.pid)).map(({ pid, comm, stopped }) => ({ pid, comm, stopped }));
+  return rows.filter((r) => under.has(r.pid));
 }
 
 function signal(pid: number, sig: NodeJS.Signals): void {
