@@ -102,6 +102,26 @@ rsync_url() {
   echo "rsync://$RSYNC_USER@$1:$port/$RSYNC_MODULE/$2"
 }
 
+# thaw_container NAME: thaws NAME's cgroup if it is frozen. CRIU freezes a
+# container while it dumps it; a dump cut short (its process killed, the
+# host stopped in the middle) leaves it frozen, and a frozen process cannot
+# die: docker rm -f then fails or hangs. cgroup v1 (freezer.state) or v2
+# (cgroup.freeze).
+thaw_container() {
+  local pid path
+  pid=$(docker container inspect -f '{{.State.Pid}}' "$1" 2>/dev/null) || return 0
+  [ "${pid:-0}" != 0 ] || return 0
+  path=$(sed -n 's/^[0-9]*:freezer://p' "/proc/$pid/cgroup" 2>/dev/null)
+  if [ -n "$path" ] && [ -w "/sys/fs/cgroup/freezer$path/freezer.state" ]; then
+    echo THAWED >"/sys/fs/cgroup/freezer$path/freezer.state"
+    return 0
+  fi
+  path=$(sed -n 's/^0:://p' "/proc/$pid/cgroup" 2>/dev/null)
+  if [ -n "$path" ] && [ -w "/sys/fs/cgroup$path/cgroup.freeze" ]; then
+    echo 0 >"/sys/fs/cgroup$path/cgroup.freeze"
+  fi
+}
+
 # sync_settings NAME SPEC_JSON RUN_ARGS: keeps NAME's container settings here
 # (RUN_ARGS: its docker create arguments, one per line),
 # for the sync loop to put in every checkpoint (a failover needs nothing from
