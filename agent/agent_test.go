@@ -234,15 +234,19 @@ func TestAnOrderInFlightHoldsItsServiceUnlessTheNodeItWaitsOnIsDown(t *testing.T
 	}
 }
 
-func TestAfterAStallTheAgentNeitherDecidesNorTellsItsViewForDownAfter(t *testing.T) {
+func TestAfterAStallTheAgentForgetsOwnersAndNeitherDecidesNorTellsItsViewForDownAfter(t *testing.T) {
 	a := threeManagers(t, "a")
 	a.noteTickLocked(t0)
 	a.noteTickLocked(t0.Add(ms(50)))
 	if a.stalled(t0.Add(ms(50))) {
 		t.Error("ticks 50 ms apart are no stall")
 	}
+	a.owner["counter"] = "a"
 	resumed := t0.Add(6 * time.Second)
 	a.noteTickLocked(resumed)
+	if a.owner["counter"] != "" {
+		t.Error("after a stall, who owned the counter is forgotten: it may run elsewhere now")
+	}
 	if !a.stalled(resumed) || !a.stalled(resumed.Add(ms(799))) {
 		t.Error("6 s without running: stalled for downAfter (800 ms) from the resume")
 	}
@@ -295,5 +299,23 @@ func TestANodeStartsNothingWithoutALeaseOrRightAfterAStall(t *testing.T) {
 	}
 	if err := a.mayStart(t0.Add(6*time.Second + ms(100))); err == nil || !strings.Contains(err.Error(), "resumed after a stall") {
 		t.Errorf("an order served right after 5.5 s without running: %v", err)
+	}
+}
+
+func TestAServiceIsLostOnlyWhenEveryNodeUpHasReportedItsCopy(t *testing.T) {
+	a := threeManagers(t, "a")
+	s := Service{Name: "counter", Nodes: []string{"a", "b", "c"}}
+	up := func(n string) bool { return n != "c" }
+	a.reports["a"] = []Local{{Name: "counter", State: "absent"}}
+	a.reports["b"] = []Local{{Name: "counter", State: "unknown"}}
+	if a.allKnown(s, up) {
+		t.Error("b's engine did not answer: not known")
+	}
+	a.reports["b"] = []Local{{Name: "counter", State: "exited"}}
+	if !a.allKnown(s, up) {
+		t.Error("a and b, the nodes up, have both reported")
+	}
+	if a.allKnown(s, func(string) bool { return false }) {
+		t.Error("no node up: nothing is known")
 	}
 }

@@ -74,6 +74,22 @@ func (a *Agent) known(node, service string) bool {
 	return ok && l.State != "unknown"
 }
 
+// allKnown: whether every node that is up and may run `s` has reported the
+// state of its copy (its engine answered), and at least one has.
+func (a *Agent) allKnown(s Service, alive func(string) bool) bool {
+	reported := false
+	for _, n := range s.Nodes {
+		if !alive(n) {
+			continue
+		}
+		if !a.known(n, s.Name) {
+			return false
+		}
+		reported = true
+	}
+	return reported
+}
+
 // holds reports whether condition `key` has held for at least d (and starts its clock).
 func (a *Agent) holds(key string, now time.Time, d time.Duration) bool {
 	t, ok := a.firstSeen[key]
@@ -145,10 +161,19 @@ func (a *Agent) control() {
 			continue
 		}
 		owner := a.owner[s.Name]
+		r := running[s.Name]
 		if owner == "" {
+			// Nobody here knows where it ran (this controller started, or forgot after a stall).
+			// Running nowhere while every node up can tell, for longer than a boot's slow engine
+			// takes: restored from the newest checkpoint, or it would stay down for good.
+			if len(r) == 0 && !a.moving(s.Name) && a.allKnown(s, alive) {
+				seen["lost:"+s.Name] = true
+				if a.holds("lost:"+s.Name, now, 10*time.Second) {
+					a.takeover(s, "it runs on no node, and none knows where it ran", alive, "")
+				}
+			}
 			continue
 		}
-		r := running[s.Name]
 		if a.moving(s.Name) && !down[owner] {
 			// A planned migration: between its dump and its restore the service runs nowhere
 			// and its target holds a created copy; that is neither gone nor stale.

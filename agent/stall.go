@@ -14,7 +14,8 @@ import (
 // agent takes no decision and tells no view until downAfter has passed: by
 // then what it hears is what is true now, and its own lease (which runs
 // from the send times of acknowledged heartbeats, not from receipt) has
-// lapsed and fenced its copies.
+// lapsed and fenced its copies. It also forgets which node owns each
+// service, and learns it again from the reports.
 
 // noteTickLocked records that the agent ran at `now`; a gap of more than a
 // lease since its last run starts a stall. Called by the frequent loops
@@ -23,7 +24,11 @@ func (a *Agent) noteTickLocked(now time.Time) {
 	if !a.lastTick.IsZero() && now.Sub(a.lastTick) > a.lease {
 		gap := now.Sub(a.lastTick)
 		a.stalledUntil = now.Add(a.downAfter)
-		a.eventLocked("stalled", "", fmt.Sprintf("this agent did not run for %v: no decision and no view until %v has passed", gap.Round(time.Millisecond), a.downAfter))
+		// Who ran what is forgotten too: a controller that kept its old owners fenced the copy
+		// the others had restored while it stood still (two copies run; the stale owner won).
+		// Learned again from the reports: one copy running is its owner.
+		a.owner = map[string]string{}
+		a.eventLocked("stalled", "", fmt.Sprintf("this agent did not run for %v: no decision and no view until %v has passed, and who runs what is learned anew", gap.Round(time.Millisecond), a.downAfter))
 	}
 	if now.After(a.lastTick) {
 		a.lastTick = now
