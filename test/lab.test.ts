@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { $ } from "zx";
 import { findHost, loadInventory, type Host } from "../lib/config/inventory";
-import { boot, crash, heal, nodeProcesses, partition, pause, resume, shape, unshape } from "../lib/lab/faults";
+import { boot, crash, frozen, heal, nodeProcesses, partition, pause, resume, shape, unshape } from "../lib/lab/faults";
 import { down, labOptions, listNodes, up } from "../lib/lab/lab";
 import { UserError } from "../lib/log";
 import { sshExec } from "../lib/host/ssh";
@@ -136,19 +136,20 @@ test.serial("partition --one-way drops only what the node sends: it still hears 
   t.is((await sshExec(n2, `ping -c1 -W2 ${n1.address}`, { nothrow: true })).exitCode, 0, "healed");
 });
 
-test.serial("pause stops every process of a node (its disk, address and sockets kept); resume continues them; --agent needs an agent", async (t) => {
+test.serial("pause freezes every process of a node (its disk, address and sockets kept); resume thaws them; --agent needs an agent", async (t) => {
   const n1 = host("node1");
   await t.throwsAsync(pause(lab, "node1", true), { message: /no edge-ha-agent runs on node1/ });
   await pause(lab, "node1");
   try {
     const procs = await nodeProcesses("edge-ha-labtest-node1");
-    t.true(procs.length > 0 && procs.every((p) => p.stopped), `all stopped: ${procs.map((p) => `${p.comm}${p.stopped ? "" : " (running)"}`).join(", ")}`);
+    t.true(procs.length > 0 && procs.every((p) => frozen(p.pid)), `all frozen: ${procs.map((p) => `${p.comm}${frozen(p.pid) ? "" : " (running)"}`).join(", ")}`);
+    await t.throwsAsync(pause(lab, "node1"), { message: /node1 is already paused; to undo: lab resume node1/ });
     t.true((await listNodes(lab)).find((n) => n.name === "node1")!.running, "it is not powered off");
     t.not((await sshExec(n1, "true", { nothrow: true, connectTimeout: 2 })).exitCode, 0, "sshd does not answer");
   } finally {
     await resume(lab, "node1");
   }
-  t.true((await nodeProcesses("edge-ha-labtest-node1")).every((p) => !p.stopped));
+  t.true((await nodeProcesses("edge-ha-labtest-node1")).every((p) => !frozen(p.pid) && !p.stopped));
   t.is((await sshExec(n1, "echo back")).stdout.trim(), "back");
 });
 

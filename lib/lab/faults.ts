@@ -1,6 +1,8 @@
 import { $ } from "zx";
 import { UserError } from "../log";
-import { findNode, LabOptions, powerOff, removeRules, waitForSsh } from "./lab";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import * as path from "node:path";
+import { findNode, labFiles, LabOptions, powerOff, removeRules, waitForSsh } from "./lab";
 
 /*
  * Fault injection on lab nodes, each with its undo. Rules and queues live on
@@ -80,26 +82,80 @@ export async function heal(lab: LabOptions, name: string, from?: string): Promis
 const agentProcess = "edge-ha-agent";
 
 /**
- * Stops a node's processes with SIGSTOP, as a stalled SD card, memory
- * pressure or a hung hypervisor does on a real one: nothing runs, nothing is
- * lost, its sockets stay open. With `agentOnly`, only its failover agent
- * stops (the services go on). Returns the moment (epoch ms). Undo: resume.
+ * Stops a node as a stalled SD card, memory pressure or a hung hypervisor
+ * does on a real one: nothing of it runs, nothing is lost, its sockets stay
+ * open. The whole node is frozen with the cgroup freezer (its own cgroup and
+ * its containers'), as the kernel would leave it: no signal reaches its
+ * processes (a SIGSTOP would, and CRIU, ptracing a service it is dumping,
+ * takes that signal for its own and hangs). With `agentOnly`, only its
+ * failover agent stops (SIGSTOP), and its services go on. Returns the moment
+ * (epoch ms). Undo: resume.
  */
 export async function pause(lab: LabOptions, name: string, agentOnly = false): Promise<number> {
   const node = await findNode(lab, name);
   if (!node.running) throw new UserError(`${name} is down; boot it before pausing it`);
-  const processes = (await nodeProcesses(node.container)).filter((p) => !agentOnly || p.comm === agentProcess);
-  if (processes.length === 0) throw new UserError(`no ${agentProcess} runs on ${name}: provision it with pulumi up (a service with failover auto) first`);
+  const processes = await nodeProcesses(node.container);
+  if (agentOnly) {
+    const agents = processes.filter((p) => p.comm === agentProcess);
+    if (agents.length === 0) throw new UserError(`no ${agentProcess} runs on ${name}: provision it with pulumi up (a service with failover auto) first`);
+    const at = Date.now();
+    for (const p of agents) signal(p.pid, "SIGSTOP");
+    return at;
+  }
+  if (existsSync(pausedFile(lab, name))) throw new UserError(`${name} is already paused; to undo: lab resume ${name}`);
+  // Only cgroups that run now: one CRIU froze for a dump stays as CRIU wants it.
+  const ours = [...new Set(processes.map((p) => freezerOf(p.pid)).filter((f): f is string => !!f))].filter((f) => readText(f) === "THAWED");
+  mkdirSync(path.dirname(pausedFile(lab, name)), { recursive: true });
+  writeFileSync(pausedFile(lab, name), ours.join("\n"));
   const at = Date.now();
-  for (const p of processes) signal(p.pid, "SIGSTOP");
+  for (const f of ours) writeFileSync(f, "FROZEN");
   return at;
 }
 
-/** Undoes `pause`: SIGCONT to every process of the node (harmless where none is stopped). */
+/** Undoes `pause`: thaws the cgroups it froze, and SIGCONT to every process of the node (harmless where none is stopped). */
 export async function resume(lab: LabOptions, name: string): Promise<void> {
   const node = await findNode(lab, name);
+  const file = pausedFile(lab, name);
+  if (existsSync(file)) {
+    for (const f of readFileSync(file, "utf8").split("\n").filter(Boolean)) {
+      try {
+        writeFileSync(f, "THAWED");
+      } catch {
+        // Gone with its container meanwhile.
+      }
+    }
+    rmSync(file, { force: true });
+  }
   if (!node.running) return;
   for (const p of await nodeProcesses(node.container)) signal(p.pid, "SIGCONT");
+}
+
+/** Where pause notes the cgroups it froze (beside the lab's keys), so that resume thaws only those. */
+const pausedFile = (lab: LabOptions, name: string) => path.join(labFiles(lab).dir, `paused-${name}`);
+
+/** The freezer.state file of a process's cgroup (cgroup v1), or undefined. */
+function freezerOf(pid: number): string | undefined {
+  const cgroup = /^\d+:freezer:(.*)$/m.exec(readText(`/proc/${pid}/cgroup`))?.[1];
+  return cgroup === undefined ? undefined : `/sys/fs/cgroup/freezer${cgroup}/freezer.state`;
+}
+
+/**
+ * Whether a process's cgroup is frozen (cgroup v1 freezer): by a lab pause,
+ * or by CRIU while it dumps (a dump cut short leaves it so). A frozen
+ * process runs nothing and serves nobody; ps does not show it stopped.
+ */
+export function frozen(pid: number): boolean {
+  const f = freezerOf(pid);
+  const state = f ? readText(f) : "";
+  return state === "FROZEN" || state === "FREEZING";
+}
+
+function readText(file: string): string {
+  try {
+    return readFileSync(file, "utf8").trim();
+  } catch {
+    return "";
+  }
 }
 
 /** Whether each of a node's processes is stopped (ps state T), by name: what `lab status` and the nemesis read. */

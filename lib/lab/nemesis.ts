@@ -7,7 +7,7 @@ import { Endpoint } from "../ha/endpoint";
 import { syncOn } from "../ha/replication";
 import { locate } from "../ha/service-container";
 import { progress, UserError } from "../log";
-import { boot, crash, heal, partition, pause, processesUnder, resume } from "./faults";
+import { boot, crash, frozen, heal, partition, pause, processesUnder, resume } from "./faults";
 import { listNodes, type LabOptions } from "./lab";
 import { check, type CheckResult, type FaultWindow, type Sample } from "./nemesis-check";
 import { plan, resolveTarget, type FaultKind, type PlannedFault } from "./nemesis-plan";
@@ -218,18 +218,6 @@ async function runningCopies(lab: LabOptions, services: string[], names: Map<str
   });
   for (const s of services) copies[s].sort();
   return copies;
-}
-
-/**
- * Whether a process's cgroup is frozen (cgroup v1 freezer): CRIU freezes a
- * container while it dumps it, and a node paused in the middle of a dump
- * keeps it frozen (a SIGSTOP it gets then stays pending, so ps does not
- * show it stopped). A frozen copy serves nobody.
- */
-function frozen(pid: number): boolean {
-  const path = /^\d+:freezer:(.*)$/m.exec(readFileSafe(`/proc/${pid}/cgroup`))?.[1];
-  const state = path === undefined ? "" : readFileSafe(`/sys/fs/cgroup/freezer${path}/freezer.state`).trim();
-  return state === "FROZEN" || state === "FREEZING";
 }
 
 function readFileSafe(file: string): string {

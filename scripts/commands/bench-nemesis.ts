@@ -35,7 +35,7 @@ Faults (--faults, comma-separated; default all):
   partition       cut a node off from all others (and from this machine)
   pair-partition  cut a node off from one other node only
   one-way         drop only what a node sends
-  pause-node      SIGSTOP every process of a node (a stalled SD card)
+  pause-node      freeze a whole node (cgroup freezer: a stalled SD card)
   pause-agent     SIGSTOP only its failover agent
 A node's clock cannot be jumped in the lab: the nodes are containers and
 share this machine's wall clock (time namespaces offset only the monotonic

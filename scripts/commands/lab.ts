@@ -1,6 +1,6 @@
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { boot, crash, heal, nodeProcesses, partition, pause, resume, shape, unshape } from "../../lib/lab/faults";
+import { boot, crash, frozen, heal, nodeProcesses, partition, pause, resume, shape, unshape } from "../../lib/lab/faults";
 import { down, labOptions, listNodes, reimage, up } from "../../lib/lab/lab";
 import { pushArchive, startRegistry } from "../../lib/lab/registry";
 import { baseImage, ensureBaseImage } from "../../lib/lab/image";
@@ -26,8 +26,8 @@ Commands:
                                        from NODE2 only (the others still hear both); --one-way drops
                                        only what NODE sends (it still hears them)
   heal NODE [--from NODE2]             undo partition (without --from: every partition of NODE)
-  pause NODE [--agent]                 stop every process of a node (SIGSTOP: a stalled SD card, memory
-                                       pressure), or only its failover agent
+  pause NODE [--agent]                 freeze a whole node (cgroup freezer: a stalled SD card, memory
+                                       pressure), or stop only its failover agent (SIGSTOP)
   resume NODE                          undo pause
   shape NODE --rate R [--loss L] [--delay D]
                                        slow a node's link both ways (R like 10mbit, L in %, D like 20ms;
@@ -95,8 +95,9 @@ export async function main(args: string[]): Promise<void> {
       const nodes = await listNodes(lab);
       if (nodes.length === 0) console.log(`lab "${lab.name}" has no nodes`);
       for (const n of nodes) {
-        const stopped = n.running ? (await nodeProcesses(n.container)).filter((p) => p.stopped) : [];
-        const paused = stopped.length === 0 ? "" : stopped.some((p) => p.comm === "sshd") ? " (paused)" : ` (paused: ${[...new Set(stopped.map((p) => p.comm))].join(", ")})`;
+        const processes = n.running ? await nodeProcesses(n.container) : [];
+        const stopped = processes.filter((p) => p.stopped);
+        const paused = processes.some((p) => p.comm === "sshd" && frozen(p.pid)) ? " (paused)" : stopped.length ? ` (paused: ${[...new Set(stopped.map((p) => p.comm))].join(", ")})` : "";
         console.log(`${n.name}\t${n.address}\t${n.running ? "running" : "down"}${paused}`);
       }
       return;
