@@ -152,9 +152,9 @@ runc_checkpoint() {
     # Bounded: a dump that never ends (seen when CRIU's process was stopped in the middle of
     # one) would hold this lock, and every checkpoint and restore of the service behind it,
     # for good. Killed, CRIU leaves the container frozen: thawed, it goes on running.
-    if ! timeout -k 5 "${EDGE_HA_DUMP_TIMEOUT:-120}" runc --root "$root" checkpoint "$@" --image-path "$dir" --work-path "$work" "$id"; then
+    if ! timeout -k 5 "$EDGE_HA_DUMP_TIMEOUT" runc --root "$root" checkpoint "$@" --image-path "$dir" --work-path "$work" "$id"; then
       thaw_container "$id"
-      echo "runc checkpoint of $service failed (or ran past ${EDGE_HA_DUMP_TIMEOUT:-120} s); CRIU's log:" >&2
+      echo "runc checkpoint of $service failed (or ran past $EDGE_HA_DUMP_TIMEOUT s); CRIU's log:" >&2
       tail -n 5 "$work/dump.log" >&2
       exit 1
     fi

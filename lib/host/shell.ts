@@ -26,6 +26,8 @@ export const hostVariables: Record<string, string> = {
   EDGE_HA_SYNC: hostTools.sync,
   EDGE_HA_MOVING_MARK: movingMarkPrefix,
   EDGE_HA_HEALTH_MARK: healthMarkPrefix,
+  // Seconds a checkpoint's runc/CRIU may take before it is killed and the container thawed (host/checkpoint.sh).
+  EDGE_HA_DUMP_TIMEOUT: "120",
   EDGE_HA_NETWORK: serviceNetwork.name,
   EDGE_HA_SUBNET: serviceNetwork.subnet,
   EDGE_HA_BRIDGE: serviceNetwork.bridge,
