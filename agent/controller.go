@@ -210,8 +210,6 @@ func (a *Agent) control() {
 	}
 }
 
-// quorumWarning: when the voters still up are just a majority, what one more
-// loss would do (nothing else: "" when there is room for a loss, or none left).
 // waiting: whether an order in flight for `service` holds it (no other
 // decision about it meanwhile), at `now`. Not when the node the order waits
 // on is down: a node cut off one way still receives an order and runs it,
@@ -232,6 +230,8 @@ func (a *Agent) waiting(service string, now time.Time, down map[string]bool) boo
 	return false
 }
 
+// quorumWarning: when the voters still up are just a majority, what one more
+// loss would do (nothing else: "" when there is room for a loss, or none left).
 func (a *Agent) quorumWarning(down map[string]bool) string {
 	gone := []string{}
 	for _, m := range a.managers {

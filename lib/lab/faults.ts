@@ -3,6 +3,7 @@ import { UserError } from "../log";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { findNode, labFiles, LabOptions, powerOff, removeRules, waitForSsh } from "./lab";
+import { freezerOf, processesUnder, psTable, readText, type NodeProcess } from "./processes";
 
 /*
  * Fault injection on lab nodes, each with its undo. Rules and queues live on
@@ -133,59 +134,11 @@ export async function resume(lab: LabOptions, name: string): Promise<void> {
 /** Where pause notes the cgroups it froze (beside the lab's keys), so that resume thaws only those. */
 const pausedFile = (lab: LabOptions, name: string) => path.join(labFiles(lab).dir, `paused-${name}`);
 
-/** The freezer.state file of a process's cgroup (cgroup v1), or undefined. */
-function freezerOf(pid: number): string | undefined {
-  const cgroup = /^\d+:freezer:(.*)$/m.exec(readText(`/proc/${pid}/cgroup`))?.[1];
-  return cgroup === undefined ? undefined : `/sys/fs/cgroup/freezer${cgroup}/freezer.state`;
-}
-
-/**
- * Whether a process's cgroup is frozen (cgroup v1 freezer): by a lab pause,
- * or by CRIU while it dumps (a dump cut short leaves it so). A frozen
- * process runs nothing and serves nobody; ps does not show it stopped.
- */
-export function frozen(pid: number): boolean {
-  const f = freezerOf(pid);
-  const state = f ? readText(f) : "";
-  return state === "FROZEN" || state === "FREEZING";
-}
-
-function readText(file: string): string {
-  try {
-    return readFileSync(file, "utf8").trim();
-  } catch {
-    return "";
-  }
-}
-
-/** Whether each of a node's processes is stopped (ps state T), by name: what `lab status` and the nemesis read. */
-export interface NodeProcess {
-  pid: number;
-  ppid: number;
-  comm: string;
-  stopped: boolean;
-}
-
 /** Every process of a lab node (its init and all under it), read from this machine's process table. */
 export async function nodeProcesses(container: string): Promise<NodeProcess[]> {
   const pid = Number((await sh`docker container inspect -f {{.State.Pid}} ${container}`).stdout.trim());
   if (!pid) return [];
-  return processesUnder(pid, (await sh`ps -e -o pid=,ppid=,stat=,comm=`).stdout);
-}
-
-/** The processes under `root` (itself included) in a `ps -e -o pid=,ppid=,stat=,comm=` table. */
-export function processesUnder(root: number, table: string): NodeProcess[] {
-  const rows = table
-    .trim()
-    .split("\n")
-    .map((l) => l.trim().split(/\s+/))
-    .map(([pid, ppid, stat, ...comm]) => ({ pid: Number(pid), ppid: Number(ppid), stopped: stat.startsWith("T"), comm: comm.join(" ") }));
-  const under = new Set([root]);
-  for (let grew = true; grew; ) {
-    grew = false;
-    for (const r of rows) if (under.has(r.ppid) && !under.has(r.pid)) (under.add(r.pid), (grew = true));
-  }
-  return rows.filter((r) => under.has(r.pid));
+  return processesUnder(pid, (await sh`ps ${psTable}`).stdout);
 }
 
 function signal(pid: number, sig: NodeJS.Signals): void {

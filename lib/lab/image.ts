@@ -4,7 +4,6 @@ import * as path from "node:path";
 import { $ } from "zx";
 import { progress } from "../log";
 
-
 /**
  * What a freshly flashed Pi image has: a shell, apt, sshd and basic network
  * tools. Deliberately no Docker, CRIU or rsync: provisioning installs those.

@@ -5,6 +5,7 @@ import { stringify } from "yaml";
 import { progress, UserError } from "../log";
 import { projectRoot, toolsDir } from "../toolchain";
 import { ensureBaseImage, ensureNodeImage, nodeImage } from "./image";
+import { freezerOf, processesUnder, psTable, readText } from "./processes";
 
 /*
  * The local lab: blank Debian hosts as containers on this machine. Everything
@@ -262,7 +263,7 @@ export async function powerOff(container: string): Promise<number | undefined> {
   if (running !== "true") return undefined;
   let killedAt: number | undefined;
   for (let i = 0; i < 100; i++) {
-    const table = (await sh`ps -e -o pid=,ppid=`).stdout;
+    const table = (await sh`ps ${psTable}`).stdout;
     killedAt ??= Date.now();
     killAndThaw(Number(pid), table);
     const state = await $({ quiet: true, nothrow: true })`docker container inspect -f ${"{{.State.Running}}"} ${container}`;
@@ -272,28 +273,22 @@ export async function powerOff(container: string): Promise<number | undefined> {
   throw new UserError(`${container} was still running 5 s after SIGKILL to all its processes; docker inspect ${container} and docker logs ${container} may tell why`);
 }
 
-/** SIGKILL to `pid` and every process under it (`ps -e -o pid=,ppid=` in `table`), then thaws the frozen (cgroup v1 freezer) cgroups they are in. */
+/** SIGKILL to `pid` and every process under it (in a psTable `table`), then thaws the frozen (cgroup v1 freezer) cgroups they are in. */
 function killAndThaw(pid: number, table: string): void {
-  const pairs = table.trim().split("\n").map((l) => l.trim().split(/\s+/).map(Number));
-  const under = new Set([pid]);
-  for (let grew = true; grew; ) {
-    grew = false;
-    for (const [p, pp] of pairs) if (under.has(pp) && !under.has(p)) (under.add(p), (grew = true));
-  }
   const freezers = new Set<string>();
   // All signals before any thaw: a thawed process must find CRIU, which froze it, dead already.
-  for (const p of under) {
+  for (const p of processesUnder(pid, table)) {
+    const freezer = freezerOf(p.pid);
+    if (freezer !== undefined) freezers.add(freezer);
     try {
-      const freezer = /^\d+:freezer:(.*)$/m.exec(readFileSync(`/proc/${p}/cgroup`, "utf8"))?.[1];
-      if (freezer !== undefined) freezers.add(`/sys/fs/cgroup/freezer${freezer}/freezer.state`);
-      process.kill(p, "SIGKILL");
+      process.kill(p.pid, "SIGKILL");
     } catch {
       // gone already
     }
   }
   for (const state of freezers) {
     try {
-      if (readFileSync(state, "utf8").trim() !== "THAWED") writeFileSync(state, "THAWED");
+      if (readText(state) !== "THAWED") writeFileSync(state, "THAWED");
     } catch {
       // the cgroup went with its processes
     }

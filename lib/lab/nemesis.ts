@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import { $ } from "zx";
 import { runsServices, type Inventory } from "../config/inventory";
 import { agentEvents, agentPaths, type AgentEvent } from "../ha/agent";
@@ -7,7 +6,8 @@ import { Endpoint } from "../ha/endpoint";
 import { syncOn } from "../ha/replication";
 import { locate } from "../ha/service-container";
 import { progress, UserError } from "../log";
-import { boot, crash, frozen, heal, partition, pause, processesUnder, resume } from "./faults";
+import { boot, crash, heal, partition, pause, resume } from "./faults";
+import { frozen, processesUnder, psTable, readText } from "./processes";
 import { listNodes, type LabOptions } from "./lab";
 import { check, type CheckResult, type FaultWindow, type Sample } from "./nemesis-check";
 import { plan, resolveTarget, type FaultKind, type PlannedFault } from "./nemesis-plan";
@@ -195,12 +195,12 @@ async function runningCopies(lab: LabOptions, services: string[], names: Map<str
   const nodes = (await listNodes(lab)).filter((n) => n.running);
   if (nodes.length === 0) return copies;
   const pids = (await $({ quiet: true })`docker container inspect -f ${"{{.State.Pid}}"} ${nodes.map((n) => n.container)}`).stdout.trim().split("\n").map(Number);
-  const table = (await $({ quiet: true })`ps -e -o pid=,ppid=,stat=,comm=`).stdout;
+  const table = (await $({ quiet: true })`ps ${psTable}`).stdout;
   const containerName = (nodePid: number, pid: number) => {
-    const id = /([0-9a-f]{64})\s*$/m.exec(readFileSafe(`/proc/${pid}/cgroup`))?.[1];
+    const id = /([0-9a-f]{64})\s*$/m.exec(readText(`/proc/${pid}/cgroup`))?.[1];
     if (!id) return undefined;
     if (!names.has(id)) {
-      const name = /"Name":"\/([^"]+)"/.exec(readFileSafe(`/proc/${nodePid}/root/var/lib/docker/containers/${id}/config.v2.json`))?.[1];
+      const name = /"Name":"\/([^"]+)"/.exec(readText(`/proc/${nodePid}/root/var/lib/docker/containers/${id}/config.v2.json`))?.[1];
       if (!name) return undefined;
       names.set(id, name);
     }
@@ -218,12 +218,4 @@ async function runningCopies(lab: LabOptions, services: string[], names: Map<str
   });
   for (const s of services) copies[s].sort();
   return copies;
-}
-
-function readFileSafe(file: string): string {
-  try {
-    return readFileSync(file, "utf8");
-  } catch {
-    return "";
-  }
 }

@@ -1,6 +1,7 @@
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { boot, crash, frozen, heal, nodeProcesses, partition, pause, resume, shape, unshape } from "../../lib/lab/faults";
+import { boot, crash, heal, nodeProcesses, partition, pause, resume, shape, unshape } from "../../lib/lab/faults";
+import { frozen } from "../../lib/lab/processes";
 import { down, labOptions, listNodes, reimage, up } from "../../lib/lab/lab";
 import { pushArchive, startRegistry } from "../../lib/lab/registry";
 import { baseImage, ensureBaseImage } from "../../lib/lab/image";
