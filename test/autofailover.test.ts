@@ -7,7 +7,7 @@ import { $ } from "zx";
 import { agentEvents, agentPaths, agentState, restoredSince as restoredFrom, type AgentState } from "../lib/ha/agent";
 import { Endpoint } from "../lib/ha/endpoint";
 import { findHost, loadInventory, type Host } from "../lib/config/inventory";
-import { boot, crash, heal, partition } from "../lib/lab/faults";
+import { boot, crash, heal, partition, pause, resume } from "../lib/lab/faults";
 import { down, labOptions } from "../lib/lab/lab";
 import { freshLabStack } from "../lib/lab/stack";
 import { Prober, servedAgainAfter, summarize } from "../lib/lab/prober";
@@ -192,6 +192,23 @@ test.serial("the service command: status shows the agents' events; a failover by
   t.is(refused.exitCode, 1);
   t.regex(refused.stderr, /counter has failover "auto": the failover agents restore it by themselves/);
   t.deepEqual(await runningOn(), before);
+});
+
+test.serial("the agent of the primary's node stops (its services run on): its watchdog fences the copy, which is restored elsewhere; never two copies", async (t) => {
+  const [primary] = await runningOn();
+  const copies = copyCounter(runningOn);
+  const since = Date.now();
+  await pause(lab, primary, true);
+  let on: string[] = [];
+  try {
+    on = await until(30, copies.look, (r) => r.length === 1 && r[0] !== primary);
+  } finally {
+    await resume(lab, primary);
+  }
+  t.true(on.length === 1 && on[0] !== primary, `restored elsewhere, found on: ${on.join(", ") || "none"}`);
+  t.is(copies.most, 1, "never two copies at once");
+  const fenced = (await agentEvents([host(primary)])).filter((e) => e.kind === "fence" && Date.parse(e.at) >= since);
+  t.true(fenced.some((e) => /the watchdog did: removed its container/.test(e.message)), `the watchdog fenced it: ${JSON.stringify(fenced)}`);
 });
 
 test.serial("a seeded nemesis (2 min of crashes, partitions, one-way loss and pauses of a node or its agent): never two copies, no acknowledged write lost beyond the interval, served again after every fault", async (t) => {
