@@ -68,6 +68,8 @@ func (a *Agent) checkLease() {
 	if !wasFenced {
 		a.mu.Lock()
 		a.fenced = true
+		// Said to the watchdog before the fences, which take a while: else it fences too, at once.
+		a.writeLeaseLocked(now, expiry)
 		a.mu.Unlock()
 		// Every managed service, not only those the last report saw: one may have started since.
 		for _, s := range a.cfg.Services {
