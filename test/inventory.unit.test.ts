@@ -62,3 +62,15 @@ test("dotted numbers must be a real IPv4 address, not taken for a DNS name", (t)
   const err = t.throws(() => parseInventory(text, "/f.yaml"), { instanceOf: InventoryError });
   t.regex(err!.message, /hosts\[0\] \(a\)\.address: expected an IP address or DNS name, found "10\.0\.0\.300"/);
 });
+
+test("network.subnet: the hosts' LAN as ADDRESS/PREFIX, its first address; mistakes named", (t) => {
+  const inv = parseInventory(`${valid}network: { subnet: 192.168.1.0/24 }\n`, "inv.yaml");
+  t.deepEqual(inv.network?.subnet, { cidr: "192.168.1.0/24", network: (192 * 256 + 168) * 65536 + 256, prefix: 24 });
+  t.is(parseInventory(valid, "inv.yaml").network, undefined, "optional");
+  const problems = (network: string) => t.throws(() => parseInventory(`${valid}network: ${network}\n`, "inv.yaml"), { instanceOf: InventoryError })!.problems;
+  t.deepEqual(problems("{ subnet: 192.168.1.7/24 }"), ["network.subnet: expected the network's first address with its prefix (192.168.1.0/24), found \"192.168.1.7/24\""]);
+  t.regex(problems("{ subnet: 192.168.1.0 }")[0], /^network\.subnet: expected an IPv4 subnet as ADDRESS\/PREFIX/);
+  t.regex(problems("{ subnet: 10.0.0.0/31 }")[0], /prefix 8 to 30/);
+  t.deepEqual(problems("{ subnet: 10.0.0.0/8, vlan: 3 }"), ['network: unknown field "vlan" (expected: subnet)']);
+  t.regex(problems("10.0.0.0/8")[0], /^network: expected a mapping with subnet/);
+});

@@ -37,11 +37,24 @@ export interface Host {
   ssh: SshSettings;
 }
 
+/** An IPv4 subnet as CIDR: its address (the network's first), prefix length, and the text as written. */
+export interface Subnet {
+  cidr: string;
+  network: number;
+  prefix: number;
+}
+
 export interface Inventory {
   /** Where it was read from, for messages. */
   file: string;
   cluster: string;
   hosts: Host[];
+  /**
+   * The site's network as edge-ha uses it: `subnet`, the LAN the hosts share
+   * (layer 2: an address moves between them with an ARP announcement), where
+   * services' virtual addresses (`vip`) live. Optional until a service has one.
+   */
+  network?: { subnet: Subnet };
 }
 
 /** All the problems found in one inventory, each naming file, host and field. */
@@ -93,7 +106,7 @@ export function parseInventory(text: string, file: string): Inventory {
   if (!isRecord(root)) throw new InventoryError(file, ["expected a mapping with `cluster` and `hosts` at the top"]);
   const baseDir = path.dirname(path.resolve(file));
 
-  const known = new Set(["cluster", "defaults", "hosts"]);
+  const known = new Set(["cluster", "defaults", "hosts", "network"]);
   for (const key of Object.keys(root)) if (!known.has(key)) problems.push(`unknown top-level field "${key}" (expected one of: ${[...known].join(", ")})`);
 
   const cluster = root.cluster;
@@ -179,8 +192,48 @@ export function parseInventory(text: string, file: string): Inventory {
     }
   }
 
+  const network = root.network === undefined ? undefined : parseNetwork(root.network, problems);
   if (problems.length) throw new InventoryError(file, problems);
-  return { file, cluster: cluster as string, hosts };
+  return { file, cluster: cluster as string, hosts, ...(network ? { network } : {}) };
+}
+
+/** network: { subnet: CIDR }; adds what is wrong to `problems`. */
+function parseNetwork(raw: unknown, problems: string[]): Inventory["network"] {
+  if (!isRecord(raw)) return void problems.push(`network: expected a mapping with subnet (the hosts' LAN, e.g. 192.168.10.0/24), found ${show(raw)}`);
+  for (const key of Object.keys(raw)) if (key !== "subnet") problems.push(`network: unknown field "${key}" (expected: subnet)`);
+  const subnet = typeof raw.subnet === "string" ? parseSubnet(raw.subnet) : undefined;
+  if (!subnet) return void problems.push(`network.subnet: expected an IPv4 subnet as ADDRESS/PREFIX (e.g. 192.168.10.0/24, prefix 8 to 30), found ${show(raw.subnet)}`);
+  if (subnet.network !== (ipv4Number(subnet.cidr.split("/")[0]) ?? -1)) {
+    return void problems.push(`network.subnet: expected the network's first address with its prefix (${numberIpv4(subnet.network)}/${subnet.prefix}), found "${raw.subnet}"`);
+  }
+  return { subnet };
+}
+
+/** An IPv4 address as a number, or undefined when the text is not one. */
+export function ipv4Number(text: string): number | undefined {
+  if (!net.isIPv4(text)) return undefined;
+  return text.split(".").reduce((n, octet) => n * 256 + Number(octet), 0);
+}
+
+/** A number as a dotted IPv4 address. */
+export function numberIpv4(n: number): string {
+  return [24, 16, 8, 0].map((shift) => Math.floor(n / 2 ** shift) % 256).join(".");
+}
+
+/** ADDRESS/PREFIX (prefix 8 to 30) as a Subnet whose network is ADDRESS with its host bits cleared, or undefined. */
+export function parseSubnet(text: string): Subnet | undefined {
+  const m = /^([\d.]+)\/(\d{1,2})$/.exec(text);
+  const address = m ? ipv4Number(m[1]) : undefined;
+  const prefix = m ? Number(m[2]) : NaN;
+  if (address === undefined || !(prefix >= 8 && prefix <= 30)) return undefined;
+  const size = 2 ** (32 - prefix);
+  return { cidr: text, network: address - (address % size), prefix };
+}
+
+/** Whether `address` is a host address of `subnet` (not its network or broadcast address). */
+export function inSubnet(address: number, subnet: Subnet): boolean {
+  const size = 2 ** (32 - subnet.prefix);
+  return address > subnet.network && address < subnet.network + size - 1;
 }
 
 /** Whether a host runs services (Docker, CRIU, the rsync daemon, swarm): every host but a witness. */

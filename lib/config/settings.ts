@@ -1,4 +1,4 @@
-import { serviceHosts, votes, type Inventory } from "./inventory";
+import { inSubnet, ipv4Number, serviceHosts, votes, type Inventory } from "./inventory";
 import { UserError } from "../log";
 import { defaultCriuVersion, knownSourceSha256, type CriuSource, type DockerSource } from "./versions";
 import { type ContainerSettings, type HealthCheck, type ImageSource, type PortMapping, type Volume, isImageReference, isServiceName, isSyncInterval, notCheckpointable, parsePort, parseVolume } from "./service-spec";
@@ -94,6 +94,13 @@ export interface ServiceSettings extends ContainerSettings {
   failover: "auto" | "manual";
   /** How its copies are told to serve (lib/config/service-spec HealthCheck); none: running is serving. */
   health?: HealthCheck;
+  /**
+   * criu: its virtual address, an IPv4 address of the inventory's
+   * network.subnet that no host has: held by the node that runs the service
+   * and moved with it (host/vip.sh), so clients reach VIP:port with nothing
+   * of edge-ha in their path.
+   */
+  vip?: string;
 }
 
 export const settingDefaults: Omit<ClusterSettings, "inventory"> = {
@@ -195,6 +202,14 @@ export function checkServicePlacement(settings: ClusterSettings, inventory: Inve
     if (s.mode === "criu" && arch(s.primary) && arch(s.standby) && arch(s.primary) !== arch(s.standby)) {
       problems.push(`edge-ha:services[${i}].standby: ${s.standby} is ${arch(s.standby)} but ${s.primary} is ${arch(s.primary)}; a checkpoint restores only on the same architecture`);
     }
+    if (s.vip !== undefined) {
+      const at = `edge-ha:services[${i}].vip`;
+      const subnet = inventory.network?.subnet;
+      const host = inventory.hosts.find((h) => h.address === s.vip);
+      if (!subnet) problems.push(`${at}: a virtual address needs the hosts' LAN: add network: { subnet: ADDRESS/PREFIX } to ${inventory.file} (found no network)`);
+      else if (!inSubnet(ipv4Number(s.vip)!, subnet)) problems.push(`${at}: expected a host address of ${inventory.file}'s network.subnet ${subnet.cidr}, where the hosts can take it over, found ${s.vip}`);
+      if (host) problems.push(`${at}: expected an address no host has, found ${s.vip}, the address of ${host.name} in ${inventory.file}`);
+    }
   });
   const automatic = settings.failover.enabled ? settings.services.map((s, i) => ({ s, i })).filter(({ s }) => s.mode === "criu" && s.failover === "auto") : [];
   const voters = inventory.hosts.filter(votes);
@@ -273,7 +288,7 @@ function parseFailover(text: string, problems: string[]): FailoverSettings {
 
 const serviceKeys = [
   "name", "image", "tarball", "build", "dockerfile", "port", "ports", "mode", "primary", "standby", "syncInterval", "replicas", "volumes", "failover",
-  "env", "command", "user", "tmpfs", "memory", "cpus", "healthcheck", ...Object.keys(notCheckpointable).filter((k) => k !== "bind"),
+  "env", "command", "user", "tmpfs", "memory", "cpus", "healthcheck", "vip", ...Object.keys(notCheckpointable).filter((k) => k !== "bind"),
 ];
 
 /** Validates edge-ha:services (a list of ServiceSettings, JSON as Pulumi keeps it); adds what is wrong to `problems`. */
@@ -327,6 +342,15 @@ function parseServices(text: string, problems: string[]): ServiceSettings[] {
     const failover = item.failover ?? "auto";
     if (failover !== "auto" && failover !== "manual") bad("failover", "auto or manual");
     if (services.some((s) => s.name === name)) bad("name", "a name no other service has");
+    const vip = item.vip;
+    if (vip !== undefined) {
+      if (typeof vip !== "string" || ipv4Number(vip) === undefined) bad("vip", "an IPv4 address of the hosts' network (inventory network.subnet)");
+      else if (mode !== "criu") problems.push(`${at("vip")}: a swarm-mode service has no virtual address: swarm runs its replicas on several nodes at once; reach it at any node's address (or give it mode: criu)`);
+      else {
+        const other = services.find((s) => s.vip === vip);
+        if (other) problems.push(`${at("vip")}: ${vip} is the vip of ${other.name} already; expected an address no other service has`);
+      }
+    }
     const published = (s: Pick<ServiceSettings, "port" | "morePorts">) => [`${s.port}/tcp`, ...s.morePorts.map((p) => `${p.host}/${p.protocol}`)];
     for (const p of published({ port, morePorts })) {
       const other = services.find((s) => published(s).includes(p));
@@ -335,7 +359,7 @@ function parseServices(text: string, problems: string[]): ServiceSettings[] {
     services.push({
       name, image, port, containerPort, morePorts, mode: mode as ServiceSettings["mode"],
       primary: item.primary as string | undefined, standby: item.standby as string | undefined, syncInterval, replicas, volumes, binds,
-      failover: failover as ServiceSettings["failover"], ...container, ...(health ? { health } : {}),
+      failover: failover as ServiceSettings["failover"], ...container, ...(health ? { health } : {}), ...(typeof vip === "string" ? { vip } : {}),
     });
   });
   return services;

@@ -135,7 +135,7 @@ async function ensureNetwork(lab: LabOptions): Promise<void> {
   if (exists.exitCode !== 0) {
     progress(`creating network ${labNetwork(lab)} (${lab.subnetPrefix}.0/24)`);
     const args = ["network", "create", "--driver", "bridge", "--subnet", `${lab.subnetPrefix}.0/24`, "--gateway", `${lab.subnetPrefix}.1`,
-      "--label", `${labelKey}=${lab.name}`, "--opt", `com.docker.network.bridge.name=eh-${lab.name}`.slice(0, 15), labNetwork(lab)];
+      "--label", `${labelKey}=${lab.name}`, "--opt", `com.docker.network.bridge.name=${`eh-${lab.name}`.slice(0, 15)}`, labNetwork(lab)];
     await sh`docker ${args}`;
   }
   await ensureEgressPolicy(lab);
@@ -235,6 +235,8 @@ export function writeInventory(lab: LabOptions, nodes: LabNode[]): void {
   const managers = witness ? Math.min(2, serving) : Math.min(3, serving % 2 === 0 ? serving - 1 : serving);
   const doc = {
     cluster: lab.name,
+    // Services' virtual addresses (vip) live in it; the lab leaves .200 to .249 to them.
+    network: { subnet: `${lab.subnetPrefix}.0/24` },
     defaults: { ssh: { user: "root", port: 22, privateKeyFile: rel(files.key), knownHostsFile: rel(files.knownHosts) } },
     hosts: nodes.map((n, i) => ({
       name: n.name,
