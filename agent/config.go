@@ -142,4 +142,5 @@ type Agent struct {
 	wantedAt     time.Time            // since when it would
 	wasActing    bool                 // whether it acted at its last decision (for the "acting" event)
 	eventsFile   *os.File
+	vipError     string // the last error keeping the virtual addresses, said once (vips.go)
 }

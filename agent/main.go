@@ -143,6 +143,7 @@ func (a *Agent) run() {
 	go a.receive()
 	go a.serveOrders()
 	go a.every(time.Second, a.refreshLocal)
+	go a.every(time.Second, a.keepVips)
 	for _, s := range a.cfg.Services {
 		if s.Health != nil && !a.isWitness() {
 			go a.watchHealth(s)

@@ -70,10 +70,11 @@ newest_listed() {
 # folder DIR against its manifest (a partial or damaged one fails; "verified":
 # the caller has just done so), puts its files into container ID (created,
 # not started), puts its CRIU images into the container's checkpoints as
-# CHECKPOINT, and starts NAME from them. Prints the steps' times:
-# "restore steps: verify N ms, files N ms, images N ms, start N ms".
+# CHECKPOINT, starts NAME from them, and takes its virtual address (vip.sh).
+# Prints the steps' times:
+# "restore steps: verify N ms, files N ms, images N ms, start N ms, vip N ms".
 restore_checkpoint() {
-  local into=/var/lib/docker/containers/$2/checkpoints/$4 t0 t1 t2 t3 t4
+  local into=/var/lib/docker/containers/$2/checkpoints/$4 t0 t1 t2 t3 t4 t5
   t0=$(date +%s%3N)
   if [ "${5:-}" != verified ]; then (cd "$3" && sha256sum -c --quiet --strict MANIFEST.sha256) || return 1; fi
   t1=$(date +%s%3N)
@@ -88,10 +89,14 @@ restore_checkpoint() {
   else
     (cd "$3" && find . -mindepth 1 -maxdepth 1 ! -name rootfs.tar ! -name volumes -exec cp -a -t "$into" {} +) || return 1
   fi
+  vip_ready "$1" || true
   t3=$(date +%s%3N)
   checkpoint_locked "$1" docker start --checkpoint "$4" "$1" >/dev/null || return 1
   t4=$(date +%s%3N)
-  echo "restore steps: verify $((t1 - t0)) ms, files $((t2 - t1)) ms, images $((t3 - t2)) ms, start $((t4 - t3)) ms"
+  # It serves here now; an address it cannot take is said, and does not undo the restore.
+  vip_up "$1" >/dev/null || true
+  t5=$(date +%s%3N)
+  echo "restore steps: verify $((t1 - t0)) ms, files $((t2 - t1)) ms, images $((t3 - t2)) ms, start $((t4 - t3)) ms, vip $((t5 - t4)) ms"
 }
 
 # rsync_url HOST PATH: PATH in the checkpoints module of HOST's rsync daemon,

@@ -402,6 +402,40 @@ test("service placement: hosts not in the inventory, and a standby of another ar
   t.notThrows(() => checkServicePlacement(parseSettings({ inventory: "i", services: JSON.stringify([{ name: "c", build: "services/counter", ports: ["3:8080"], primary: "pi1", standby: "pi2", failover: "manual" }]) }, "f"), inventory, "f"));
 });
 
+test("vip: an address of the inventory's network.subnet that no host and no other service has, criu mode only; every bad one named in preview", (t) => {
+  const withNetwork = { ...inventory, network: { subnet: { cidr: "10.0.0.0/24", network: 10 * 2 ** 24, prefix: 24 } } };
+  const service = (name: string, port: number, more: object) => ({ name, build: "services/counter", ports: [`${port}:8080`], primary: "pi1", standby: "pi2", ...more });
+  const parsed = parseSettings({ inventory: "i", services: JSON.stringify([service("a", 1, { vip: "10.0.0.200" }), service("b", 2, { vip: "10.0.1.5" }), service("c", 3, { vip: "10.0.0.2" }), service("d", 4, { vip: "10.0.0.255" })]) }, "f");
+  t.is(parsed.services[0].vip, "10.0.0.200");
+  const err = t.throws(() => checkServicePlacement(parsed, withNetwork, "stacks/Pulumi.unit.yaml"), { instanceOf: SettingsError })!;
+  t.regex(err.message, /services\[1\]\.vip: expected a host address of .*inventory\.yaml's network\.subnet 10\.0\.0\.0\/24, where the hosts can take it over, found 10\.0\.1\.5/);
+  t.regex(err.message, /services\[2\]\.vip: expected an address no host has, found 10\.0\.0\.2, the address of pi2/);
+  t.regex(err.message, /services\[3\]\.vip: expected a host address .* found 10\.0\.0\.255/, "the broadcast address is no host's");
+  t.false(/services\[0\]\.vip/.test(err.message), "10.0.0.200 is right");
+  const noNetwork = t.throws(() => checkServicePlacement(parsed, inventory, "f"), { instanceOf: SettingsError })!;
+  t.regex(noNetwork.message, /services\[0\]\.vip: a virtual address needs the hosts' LAN: add network: \{ subnet: ADDRESS\/PREFIX \} to .*inventory\.yaml/);
+
+  const bad = t.throws(() => parseSettings({ inventory: "i", services: JSON.stringify([service("a", 1, { vip: "10.0.0.200" }), service("b", 2, { vip: "10.0.0.200" }), service("c", 3, { vip: "ten" }), { ...service("d", 4, { vip: "10.0.0.201" }), mode: "swarm" }]) }, "stacks/Pulumi.unit.yaml"), { instanceOf: SettingsError })!;
+  t.regex(bad.message, /services\[1\]\.vip: 10\.0\.0\.200 is the vip of a already; expected an address no other service has/);
+  t.regex(bad.message, /services\[2\]\.vip: expected an IPv4 address of the hosts' network \(inventory network\.subnet\), found "ten"/);
+  t.regex(bad.message, /services\[3\]\.vip: a swarm-mode service has no virtual address/);
+});
+
+test("vip: every host the service may run on knows its address, in a command whose delete drops it; none without a vip", async (t) => {
+  const vips = registered.filter((r) => r.type === "command:remote:Command" && /^counter-.*-vip$/.test(r.name));
+  t.deepEqual(vips, [], "counter has no vip");
+  const nodes = cluster.ready;
+  new HaService("unit-vip", { spec: { name: "unit-vip", image: "i", containerPort: 1, hostPort: 2 }, primary: nodes.pi1, standby: nodes.pi2, others: [nodes.vm1], syncInterval: 1, vip: "10.0.0.200" });
+  await new Promise((r) => setTimeout(r, 50));
+  for (const [host, address] of [["pi1", "10.0.0.1"], ["pi2", "10.0.0.2"], ["vm1", "10.0.0.3"]]) {
+    const vip = named(`unit-vip-${host}-vip`);
+    t.is(vip.inputs.connection.host, address);
+    t.like(envOf(vip), { SERVICE: "unit-vip", VIP: "10.0.0.200" });
+    t.regex(script(vip), /apt_install iputils-arping/);
+    t.regex(script(vip), /edge_ha_delete\(\) \{[^}]*vip_down "\$SERVICE"/);
+  }
+});
+
 test("failover agents: every host gets its architecture's agent; the managers control; only failover-auto services are theirs", async (t) => {
   for (const [host, address, arch] of [["pi1", "10.0.0.1", "arm64"], ["pi2", "10.0.0.2", "arm64"], ["vm1", "10.0.0.3", "amd64"]]) {
     const copy = named(`shop-failover-${host}-binary`);

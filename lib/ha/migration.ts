@@ -4,7 +4,7 @@ import type { Host, Inventory } from "../config/inventory";
 import { findHost } from "../config/inventory";
 import { progress, UserError } from "../log";
 import { failover, startSync, stopSync, syncOn, type SyncSettings } from "./replication";
-import { copyImage, locate, restoreCommand, rsync, createCommand, specOf, truthCommand, type ServiceSpec } from "./service-container";
+import { copyImage, locate, restoreCommand, rsync, createCommand, specOf, truthCommand, vipCommand, type ServiceSpec } from "./service-container";
 import { movingMark } from "../host/paths";
 import { hostScript } from "../host/shell";
 import { sshExec } from "../host/ssh";
@@ -129,14 +129,15 @@ export async function migrate(inventory: Inventory, service: string, toName: str
     if ((options.dump ?? defaultDumpPath) === "runc") {
       progress(`dump and transfer: checkpoint ${checkpoint} of ${service} on ${source.name} -> rsync://${target.address}/${rsync.module}`);
       // The source's clock between the dump and the transfer splits the one round trip into its phases.
-      const out = await sshExec(source, hostScript([`checkpoint_exit ${service} ${sourceId} ${dumpDir}`, `date +%s%N`, ...pack, `date +%s%N`].join(" && ")));
+      // Its virtual address goes first: no client reaches a copy on its way out (the target takes it after its start).
+      const out = await sshExec(source, hostScript([`vip_down ${service} >/dev/null`, `checkpoint_exit ${service} ${sourceId} ${dumpDir}`, `date +%s%N`, ...pack, `date +%s%N`].join(" && ")));
       const [dumped, size, sent] = out.stdout.trim().split("\n");
       bytes = Number(size);
       phases.transfer = Number(BigInt(sent) - BigInt(dumped)) / 1e9;
       phases.dump = seconds(t) - phases.transfer;
     } else {
       progress(`dump: checkpoint ${checkpoint} of ${service} on ${source.name}`);
-      await sshExec(source, hostScript(`checkpoint_locked ${service} docker checkpoint create ${service} ${checkpoint} >/dev/null`));
+      await sshExec(source, hostScript(`vip_down ${service} >/dev/null && checkpoint_locked ${service} docker checkpoint create ${service} ${checkpoint} >/dev/null`));
       phases.dump = seconds(t);
       t = process.hrtime.bigint();
       progress(`transfer: ${source.name} -> rsync://${target.address}/${rsync.module}`);
@@ -236,14 +237,18 @@ async function recover(m: Move): Promise<{ finished: boolean; what: string }> {
     return r;
   };
 
+  // Wherever it runs in the end, it takes its virtual address there (the source dropped it before the dump).
+  const vipUp = (on: Host) => sshExec(on, vipCommand(service, "up"), { nothrow: true, connectTimeout: 2 });
   if (truth.target === "running" && truth.source !== "running") {
     // Restored after all (the error came later, or the restore's own report was wrong).
+    await vipUp(target);
     await m.options.endpoint?.switchTo({ host: target.address, port: m.spec.hostPort });
     await finish(m);
     return { finished: true, what: `${service} runs on ${target.name}, restored from ${m.checkpoint} with its state` };
   }
   if (truth.source === "running") {
     const cleared = await clearTarget();
+    await vipUp(source);
     await m.options.endpoint?.switchTo({ host: source.address, port: m.spec.hostPort });
     return { finished: false, what: `${service} still runs on ${source.name}, untouched: it was not frozen, or CRIU let it go on.${cleared}${await syncAgain(source)}` };
   }
@@ -256,6 +261,7 @@ async function recover(m: Move): Promise<{ finished: boolean; what: string }> {
     const resumed = await sshExec(source, hostScript(`checkpoint_locked ${service} docker start --checkpoint ${m.checkpoint} ${service} >/dev/null`), { nothrow: true });
     const now = (await sshExec(source, truthCommand(service), { nothrow: true })).stdout.trim();
     if (now === "running") {
+      await vipUp(source);
       await sshExec(source, `docker checkpoint rm ${service} ${m.checkpoint}`, { nothrow: true });
       await m.options.endpoint?.switchTo({ host: source.address, port: m.spec.hostPort });
       return { finished: false, what: `${service} was dumped, then resumed on ${source.name} from that checkpoint (${m.checkpoint}): it runs there with the state it had at the dump.${cleared}${await syncAgain(source)}` };
@@ -278,6 +284,7 @@ async function recover(m: Move): Promise<{ finished: boolean; what: string }> {
   }
   await sshExec(source, `docker start ${service} >/dev/null`, { nothrow: true });
   const now = (await sshExec(source, truthCommand(service), { nothrow: true })).stdout.trim();
+  if (now === "running") await vipUp(source);
   await m.options.endpoint?.switchTo({ host: source.address, port: m.spec.hostPort });
   return {
     finished: false,

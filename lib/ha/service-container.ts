@@ -136,3 +136,13 @@ export function restoreCommand(service: string, containerId: string, dir: string
   // verified: the caller checked the manifest moments ago (hashing 230 MB again took 0.8 s on this machine).
   return hostScript(`restore_checkpoint ${service} ${containerId} ${dir} ${name}${opts.verified ? " verified" : ""}`);
 }
+
+/**
+ * Host script: the host takes (up) or drops (down) the service's virtual
+ * address, if it has one (host/vip.sh); prints what changed. A migration
+ * drops it on the source before the freeze; every start of the service takes
+ * it (restore_checkpoint does so itself).
+ */
+export function vipCommand(service: string, how: "up" | "down"): string {
+  return hostScript(`vip_${how} ${service}`);
+}

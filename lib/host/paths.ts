@@ -46,6 +46,9 @@ export const healthMarkPrefix = "/run/edge-ha-health-";
 /** Where a host keeps the settings of the services it syncs: NAME.spec.json, NAME.run (docker create arguments), NAME.sync. */
 export const servicesDir = "/etc/edge-ha/services";
 
+/** Where a host keeps the virtual address of each service that may run on it (host/vip.sh): a file NAME holding it. */
+export const vipsDir = "/etc/edge-ha/vips";
+
 /** Where a primary stages the checkpoints its sync loop sends (a folder per service). */
 export const syncOutDir = `${hostStateDir}/sync-out`;
 

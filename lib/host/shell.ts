@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
-import { artifacts, checkpointsDir, hostStateDir, healthMarkPrefix, hostTools, movingMarkPrefix, rsyncDefaults, rsyncPasswordFile, rsyncPortFile, serviceNetwork, servicesDir, syncOutDir } from "./paths";
+import { artifacts, checkpointsDir, hostStateDir, healthMarkPrefix, hostTools, movingMarkPrefix, rsyncDefaults, rsyncPasswordFile, rsyncPortFile, serviceNetwork, servicesDir, syncOutDir, vipsDir } from "./paths";
 
 /*
  * The shell that runs on the hosts lives in files: host/*.sh (functions every
@@ -22,6 +22,7 @@ export const hostVariables: Record<string, string> = {
   EDGE_HA_ARTIFACTS: artifacts.dir,
   EDGE_HA_ARTIFACTS_MODULE: artifacts.module,
   EDGE_HA_SERVICES: servicesDir,
+  EDGE_HA_VIPS: vipsDir,
   EDGE_HA_SYNC_OUT: syncOutDir,
   EDGE_HA_SYNC: hostTools.sync,
   EDGE_HA_MOVING_MARK: movingMarkPrefix,
@@ -40,14 +41,15 @@ export const hostVariables: Record<string, string> = {
 /**
  * The function library of every host script: the variables above, then
  * host/prelude.sh (apt, services, waits), host/checkpoint.sh (a service's
- * checkpoints) and host/service.sh (a service's container and its sync).
+ * checkpoints), host/service.sh (a service's container and its sync) and
+ * host/vip.sh (a service's virtual address).
  * Installed on each host as hostTools.library (modules/host-tools) for
  * edge-ha-sync and edge-ha-ctl; sent ahead of every other script.
  */
 export const hostLibrary =
   "# shellcheck shell=bash\n# edge-ha's host library, written by edge-ha (lib/host/shell.ts): do not edit.\n" +
   Object.entries(hostVariables).map(([k, v]) => `${k}=${shellQuote(v)}\n`).join("") +
-  ["prelude.sh", "checkpoint.sh", "service.sh"].map(hostFile).join("\n");
+  ["prelude.sh", "checkpoint.sh", "service.sh", "vip.sh"].map(hostFile).join("\n");
 
 /** A host script that carries the library: the library, then `body` (the operator's commands, and what installs the library). */
 export function hostScript(body: string): string {

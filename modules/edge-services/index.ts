@@ -32,6 +32,8 @@ export interface ServiceOutputs {
   standby?: string;
   syncInterval?: number;
   replicas?: number;
+  /** criu: its virtual address, held by the host that runs it. */
+  vip?: string;
 }
 
 /** The stack's highly available services, with their images distributed to the hosts that may run them. */
@@ -69,10 +71,10 @@ export class EdgeServices extends pulumi.ComponentResource {
         const others = (byArch.get(primary.host.arch) ?? []).filter((n) => n.host.name !== s.primary && n.host.name !== s.standby);
         new HaService(
           s.name,
-          { spec: specOf(s, image.ref), primary: withImage(primary), standby: withImage(args.nodes[s.standby!]), others, syncInterval: s.syncInterval },
+          { spec: specOf(s, image.ref), primary: withImage(primary), standby: withImage(args.nodes[s.standby!]), others, syncInterval: s.syncInterval, vip: s.vip },
           parent,
         );
-        this.services[s.name] = { mode: "criu", image: image.ref, port: s.port, containerPort: s.containerPort, primary: s.primary, standby: s.standby, syncInterval: s.syncInterval };
+        this.services[s.name] = { mode: "criu", image: image.ref, port: s.port, containerPort: s.containerPort, primary: s.primary, standby: s.standby, syncInterval: s.syncInterval, ...(s.vip ? { vip: s.vip } : {}) };
       } else {
         const manager = args.nodes[args.inventory.hosts.find((h) => h.roles.includes("manager"))!.name];
         const archs = [...byArch.keys()];

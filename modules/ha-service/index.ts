@@ -1,7 +1,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { componentScript } from "../../lib/host/shell";
-import { runArgsText, type ServiceSpec } from "../../lib/ha/service-container";
+import { allPorts, runArgsText, serviceAddress, type ServiceSpec } from "../../lib/ha/service-container";
 import { HostCommand } from "../command";
 import type { ClusterNode } from "../host-facts";
 
@@ -15,6 +15,11 @@ export interface HaServiceArgs {
   syncInterval: number;
   /** The other hosts it may land on (the agents pick a new standby among them): removal clears them too. */
   others?: ClusterNode[];
+  /**
+   * Its virtual address (an address of the hosts' LAN that no host has): held
+   * by whichever of these hosts runs it, moved with it (host/vip.sh).
+   */
+  vip?: pulumi.Input<string>;
 }
 
 /**
@@ -105,6 +110,27 @@ export class HaService extends pulumi.ComponentResource {
       },
       { parent: this, dependsOn: [started] },
     );
+    // Its address, known to every host it may run on, and held where it runs. Removing the setting
+    // (or the service) removes these, and their delete drops the address.
+    if (args.vip !== undefined) {
+      for (const node of [primary, standby, ...(args.others ?? [])]) {
+        new HostCommand(
+          `${name}-${node.host.name}-vip`,
+          {
+            connection: node.connection,
+            environment: {
+              SERVICE: service,
+              VIP: args.vip,
+              // Whose packets leave from the address (host/vip.sh vip_snat): the container's, from each port it publishes.
+              VIP_PORTS: allPorts(spec).map((p) => `${p.protocol} ${serviceAddress(spec.hostPort)} ${p.container} ${p.host}`).join("\n"),
+            },
+            create: componentScript(__dirname, "vip.sh"),
+            delete: componentScript(__dirname, "vip-remove.sh", "delete"),
+          },
+          { parent: this, dependsOn: node === primary ? [started] : node.dependsOn },
+        );
+      }
+    }
     this.registerOutputs({ primary: this.primary, standby: this.standby });
   }
 }
