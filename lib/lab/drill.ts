@@ -6,11 +6,12 @@ import { boot, crash } from "./faults";
 import type { LabOptions } from "./lab";
 import { progress, UserError } from "../log";
 import { defaultDumpPath, migrate, type DumpPath } from "../ha/migration";
-import { Prober, servedAgainAfter, summarize, type Probe, type ProbeSummary } from "./prober";
+import { gapAcross, Prober, servedAgainAfter, summarize, type Probe, type ProbeSummary } from "./prober";
 import { failover, startSync, stopSync, syncOn } from "../ha/replication";
 import { servicesDir } from "../host/paths";
 import { locate, serviceLabel, soleHost, specOf, type ServiceSpec } from "../ha/service-container";
 import { sshExec } from "../host/ssh";
+import { vipHolders } from "../ha/vip";
 
 /*
  * Drills on the lab: a fault or a move while a client (lib/prober) asks the
@@ -56,27 +57,46 @@ export interface DrillContext {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ms = (seconds: number) => Math.round(seconds * 1000);
 
-/** A client's view of one service: an endpoint in this process and a prober asking it. */
-async function watch(backends: Backend[], healthCheck?: boolean) {
+/**
+ * A client's view of one service: an endpoint in this process and a prober
+ * asking it; and, when the service has a virtual address, a second prober
+ * asking it there straight, with nothing of edge-ha in its path.
+ */
+async function watch(backends: Backend[], healthCheck?: boolean, vip?: Backend) {
   const endpoint = new Endpoint({ listen: { host: "127.0.0.1", port: 0 }, ...(healthCheck ? { healthCheck: { everyMs: 100, failures: 2 } } : {}) });
   endpoint.setBackends(backends);
   await endpoint.start();
   const prober = new Prober({ host: "127.0.0.1", port: endpoint.port() }, 10);
+  const vipProber = vip ? new Prober(vip, 10) : undefined;
   const events: DrillReport["events"] = [];
   const mark = (what: string) => {
     events.push({ at: Math.round(prober.now()), what });
     progress(what);
   };
   prober.start();
+  vipProber?.start();
   // Called on the way out and again in finally (for when a drill fails): it works once.
-  let stopped: Promise<{ probes: Probe[]; client: ProbeSummary }> | undefined;
+  let stopped: Promise<{ probes: Probe[]; client: ProbeSummary; vip?: { probes: Probe[]; client: ProbeSummary } }> | undefined;
   const stop = () =>
     (stopped ??= (async () => {
-      const probes = await prober.stop();
+      const [probes, vipProbes] = await Promise.all([prober.stop(), vipProber?.stop()]);
       await endpoint.stop();
-      return { probes, client: summarize(probes) };
+      return { probes, client: summarize(probes), ...(vipProbes ? { vip: { probes: vipProbes, client: summarize(vipProbes) } } : {}) };
     })());
-  return { endpoint, prober, events, mark, stop };
+  /** The VIP prober's clock at wall-clock time `wallMs` (undefined without a vip). */
+  const vipClock = (wallMs: number) => (vipProber ? vipProber.now() - (Date.now() - wallMs) : undefined);
+  return { endpoint, prober, events, mark, stop, vipClock };
+}
+
+/** The service's virtual address and port, when it has one (the drills probe it beside the endpoint). */
+async function vipOf(ctx: DrillContext, spec: ServiceSpec): Promise<Backend | undefined> {
+  const { address } = await vipHolders(ctx.inventory, spec.name);
+  return address ? { host: address, port: spec.hostPort } : undefined;
+}
+
+/** What the client at the virtual address saw, as drill details (none without one). */
+function vipDetails(seen: { client: ProbeSummary } | undefined): Record<string, number> {
+  return seen ? { vipLongestGap: Math.round(seen.client.longestGapMs), vipFailed: seen.client.failed, vipRequests: seen.client.requests } : {};
 }
 
 /** (a) Planned migration of `service` to `toName` (default: its standby, else the next host). */
@@ -86,15 +106,24 @@ export async function migrationDrill(ctx: DrillContext, service: string, toName?
   const target = toName ? findHost(ctx.inventory, toName) : sync ? findHost(ctx.inventory, sync.standby) : ctx.inventory.hosts.find((h) => h.name !== source.name)!;
   const spec = await specOf(source, service);
   const startedAt = new Date().toISOString();
-  const w = await watch([{ host: source.address, port: spec.hostPort }]);
+  const w = await watch([{ host: source.address, port: spec.hostPort }], false, await vipOf(ctx, spec));
   try {
     await sleep(1000);
     w.mark(`migrating ${service} ${source.name} -> ${target.name}`);
+    const startedWall = Date.now();
     const r = await migrate(ctx.inventory, service, target.name, { endpoint: w.endpoint, dump });
     w.mark(`${service} serves on ${target.name}`);
     await sleep(1000);
-    const { probes, client } = await w.stop();
-    const details = { dumpPath: dump ?? defaultDumpPath, prepare: ms(r.phases.prepare), dump: ms(r.phases.dump), transfer: ms(r.phases.transfer), restore: ms(r.phases.restore), switch: ms(r.phases.switch), downtime: ms(r.downtime), checkpointBytes: r.bytes };
+    const { probes, client, vip } = await w.stop();
+    // At the virtual address: the gap across the frozen window (from the dump's start to the restore's end), not
+    // one of the sync's checkpoints before or after it (each drops new connections' SYNs for its dump: README).
+    const frozenFrom = startedWall + ms(r.phases.prepare);
+    const vipWindow = vip && gapAcross(vip.probes, w.vipClock(frozenFrom)!, w.vipClock(frozenFrom + ms(r.downtime))!);
+    const details = {
+      dumpPath: dump ?? defaultDumpPath, prepare: ms(r.phases.prepare), dump: ms(r.phases.dump), transfer: ms(r.phases.transfer), restore: ms(r.phases.restore), switch: ms(r.phases.switch), downtime: ms(r.downtime), checkpointBytes: r.bytes,
+      ...vipDetails(vip),
+      ...(vip ? { vipGap: Math.round(vipWindow!) } : {}),
+    };
     return { kind: "migration", service, from: source.name, to: target.name, startedAt, client, details, events: w.events, probes };
   } finally {
     await w.stop();
@@ -110,7 +139,7 @@ export async function failoverDrill(ctx: DrillContext, service: string, swarmSer
   const spec = await specOf(primary, service);
   if (await agentManages(primary, service)) return automaticFailover(ctx, spec, primary, sync.intervalSeconds, swarmService);
   const startedAt = new Date().toISOString();
-  const w = await watch([{ host: primary.address, port: spec.hostPort }]);
+  const w = await watch([{ host: primary.address, port: spec.hostPort }], false, await vipOf(ctx, spec));
   let crashed = false;
   try {
     // Several syncs happen while the client counts.
@@ -127,9 +156,12 @@ export async function failoverDrill(ctx: DrillContext, service: string, swarmSer
     const sinceCrash = (Date.now() - crashedWall) / 1000;
     w.mark(`${service} serves on ${standby.name}`);
     await sleep(1000);
-    const { probes, client } = await w.stop();
+    const { probes, client, vip } = await w.stop();
+    const vipBack = vip && servedAgainAfter(vip.probes, w.vipClock(crashedWall)!);
     const details = {
       mode: "manual",
+      ...vipDetails(vip),
+      ...(vip ? { vipCrashToServing: vipBack !== undefined ? Math.round(vipBack) : "never" } : {}),
       crashToServing: ms(sinceCrash),
       crashToCommand: ms(reaction),
       restore: ms(r.restore),
@@ -155,7 +187,7 @@ async function automaticFailover(ctx: DrillContext, spec: ServiceSpec, primary: 
   const service = spec.name;
   const startedAt = new Date().toISOString();
   const others = ctx.inventory.hosts.filter((h) => h.name !== primary.name);
-  const w = await watch([primary, ...others].map((h) => ({ host: h.address, port: spec.hostPort })), true);
+  const w = await watch([primary, ...others].map((h) => ({ host: h.address, port: spec.hostPort })), true, await vipOf(ctx, spec));
   // The swarm service, if any, through an endpoint of its own: the same crash, side by side.
   const swarm = swarmService ? await watchSwarm(ctx, swarmService, primary) : undefined;
   let crashed = false;
@@ -175,12 +207,14 @@ async function automaticFailover(ctx: DrillContext, spec: ServiceSpec, primary: 
     if (!on) throw new UserError(`the agents did not restore ${service} within 30 s of ${primary.name}'s crash; 'edge-ha service status ${service}' shows their events`);
     w.mark(`${service} serves on ${on.name}`);
     await sleep(1000);
-    const { probes, client } = await w.stop();
+    const { probes, client, vip } = await w.stop();
     const back = servedAgainAfter(probes, crashedAt);
     const restored = await restoredSince(on, service, crashedWall);
+    const vipBack = vip && servedAgainAfter(vip.probes, w.vipClock(crashedWall)!);
     const details: Record<string, number | string> = {
       mode: "auto",
       crashToServing: back !== undefined ? Math.round(back) : "never",
+      ...(vip ? { vipCrashToServing: vipBack !== undefined ? Math.round(vipBack) : "never", ...vipDetails(vip) } : {}),
       checkpointAgeAtCrash: restored?.ageMs ?? "unknown",
       syncInterval: ms(intervalSeconds),
     };

@@ -111,6 +111,20 @@ export function servedAgainAfter(probes: Probe[], at: number): number | undefine
   return back ? back.sent + back.latency - at : undefined;
 }
 
+/**
+ * The longest time without an answer that overlaps [from, to] (the prober's
+ * clock): what a client saw of one event (a migration's frozen window), not
+ * of another moment of the run. 0 when answers came throughout.
+ */
+export function gapAcross(probes: Probe[], from: number, to: number): number {
+  const answered = probes.filter((p) => p.ok).map((p) => p.sent + p.latency);
+  let longest = 0;
+  for (let i = 1; i < answered.length; i++) {
+    if (answered[i] >= from && answered[i - 1] <= to) longest = Math.max(longest, answered[i] - answered[i - 1]);
+  }
+  return longest;
+}
+
 export function summarize(probes: Probe[]): ProbeSummary {
   const ok = probes.filter((p) => p.ok);
   let longestGapMs = 0;

@@ -10,6 +10,7 @@ import { ensureImageOn, prepareImage } from "../../lib/ha/images";
 import { projectRoot } from "../../lib/toolchain";
 import { agentEvents, agentManages, agentsManage, agentState } from "../../lib/ha/agent";
 import { sshExec } from "../../lib/host/ssh";
+import { vipHolders } from "../../lib/ha/vip";
 import { type ImageSource, checkServiceName, isImageReference, parsePort, parseVolume } from "../../lib/config/service-spec";
 
 export const help = `Usage: edge-ha service <command> [options]
@@ -32,8 +33,9 @@ Commands:
   failover SERVICE --to NODE             restore SERVICE on NODE from its newest good synced checkpoint,
                                          when the node it ran on is gone (services with failover "manual";
                                          the failover agents restore the others by themselves)
-  status SERVICE                         where SERVICE runs, its sync, the standby's freshness, and for
-                                         failover "auto" the agents' recent events about it
+  status SERVICE                         where SERVICE runs, which host holds its virtual address (vip), its
+                                         sync, the standby's freshness, and for failover "auto" the agents'
+                                         recent events about it
   logs SERVICE [--tail N]                the last N lines (default 100) of SERVICE's container log, from the
                                          host it runs on now
   endpoint SERVICE [--listen P] [--control C]
@@ -141,6 +143,13 @@ export async function main(args: string[]): Promise<void> {
       const where = running.map((h, i) => (health[i] ? `${h.name} (${health[i]})` : h.name));
       const lines = [running.length ? `${service}: running on ${where.join(", ")}` : `${service}: RUNNING ON NO HOST of ${inventory.file}`];
       const result: Record<string, unknown> = { service, running: running.map((h) => h.name), ...(health.some(Boolean) ? { health: Object.fromEntries(running.map((h, i) => [h.name, health[i] ?? null])) } : {}) };
+      const vip = await vipHolders(inventory, service);
+      if (vip.address) {
+        result.vip = vip;
+        const port = running.length ? `:${(await specOf(running[0], service)).hostPort}` : "";
+        const held = vip.holders.length === 0 ? "held by NO host" : vip.holders.length === 1 ? `held by ${vip.holders[0]}` : `held by ${vip.holders.join(" and ")}: TWO HOSTS ANSWER FOR IT`;
+        lines.push(`  address ${vip.address}${port}, ${held}${vip.unknown.length ? ` (${vip.unknown.join(", ")} did not answer)` : ""}`);
+      }
       for (const host of running) {
         const sync = await syncOn(host, service);
         if (!sync) continue;
