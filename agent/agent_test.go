@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -317,5 +318,56 @@ func TestAServiceIsLostOnlyWhenEveryNodeUpHasReportedItsCopy(t *testing.T) {
 	}
 	if a.allKnown(s, func(string) bool { return false }) {
 		t.Error("no node up: nothing is known")
+	}
+}
+
+func TestAStaleExitedCopyGoesSoonerThanACreatedOne(t *testing.T) {
+	if staleHold("exited") > 2*time.Second {
+		t.Errorf("an exited copy on a node that does not run the service waits %v, want at most 2 s (a booted node is clean within seconds of its engine)", staleHold("exited"))
+	}
+	if staleHold("created") < 5*time.Second {
+		t.Errorf("a created copy (a migration's target) waits %v, want at least 5 s", staleHold("created"))
+	}
+}
+
+func TestKillCopiesKillsOnlyAProcessStillInItsContainer(t *testing.T) {
+	start := func() *exec.Cmd {
+		cmd := exec.Command("sleep", "60")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+	copy, other := start(), start()
+	defer other.Process.Kill()
+	// The test's processes are in no container: the copy's pid stands for one in container "c0ffee…".
+	const id = "c0ffee0123456789"
+	belongs = func(pid int, in string) bool { return pid == copy.Process.Pid && in == id }
+	defer func() { belongs = inContainer }()
+	if got := killCopies([]Local{{Name: "web", State: "running", Pid: other.Process.Pid, ID: id}}); len(got) != 0 {
+		t.Errorf("a pid no longer in the container (a number taken since): killed %v, want none", got)
+	}
+	if got := killCopies([]Local{{Name: "web", State: "exited", Pid: copy.Process.Pid, ID: id}}); len(got) != 0 {
+		t.Errorf("a copy that does not run: killed %v, want none", got)
+	}
+	if got := killCopies([]Local{{Name: "counter", State: "running", Pid: copy.Process.Pid, ID: id}}); len(got) != 1 || got[0] != "counter" {
+		t.Fatalf("killed %v, want [counter]", got)
+	}
+	if err := copy.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Errorf("the copy's process ended with %v, want killed", err)
+	}
+}
+
+func TestAProcessIsInAContainerWhenItsCgroupNamesTheID(t *testing.T) {
+	mine, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Skip("no /proc here")
+	}
+	first := strings.SplitN(string(mine), "\n", 2)[0]
+	if !inContainer(os.Getpid(), first) {
+		t.Errorf("its own cgroup line %q: not found, want found", first)
+	}
+	if inContainer(os.Getpid(), "0123456789abcdef0123456789abcdef") {
+		t.Error("an id its cgroups do not name: found, want not")
 	}
 }

@@ -69,6 +69,10 @@ type Local struct {
 	Moving bool `json:"moving,omitempty"`
 	// Health: starting, healthy, failing or unhealthy (health.go); "" without a healthcheck.
 	Health string `json:"health,omitempty"`
+	// Pid and ID: its container's first process and id, on this node only
+	// (never sent): what a fence kills at once (kill.go).
+	Pid int    `json:"-"`
+	ID  string `json:"-"`
 }
 
 type Message struct {

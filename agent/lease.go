@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os/exec"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -66,11 +67,18 @@ func (a *Agent) checkLease() {
 		return
 	}
 	if !wasFenced {
+		// The copies' processes first, at once: a node that stood still (frozen, a VM paused)
+		// wakes with its copies serving again while the fences below go through Docker (a
+		// second, and the nemesis saw two copies for that second).
+		killed := killCopies(local)
 		a.mu.Lock()
 		a.fenced = true
 		// Said to the watchdog before the fences, which take a while: else it fences too, at once.
 		a.writeLeaseLocked(now, expiry)
 		a.mu.Unlock()
+		for _, s := range killed {
+			a.event("fence", s, "lease lapsed: killed its processes at once (SIGKILL); its container goes next")
+		}
 		// Every managed service, not only those the last report saw: one may have started since.
 		for _, s := range a.cfg.Services {
 			a.fence(s.Name, "lease lapsed: no majority of controllers acknowledged this node's heartbeats")
@@ -127,6 +135,10 @@ func (a *Agent) refreshLocal() {
 			l.Standby = f[2]
 		}
 		l.Moving = len(f) > 3 && f[3] == "moving"
+		if len(f) > 5 {
+			l.Pid, _ = strconv.Atoi(f[4])
+			l.ID = f[5]
+		}
 		local = append(local, l)
 	}
 	a.mu.Lock()
