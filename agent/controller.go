@@ -367,8 +367,7 @@ func (a *Agent) reconcile(s Service, owner string, alive func(string) bool, now 
 		if l, ok := a.reportOf(n, s.Name); ok && l.State != "unknown" && (l.State != "absent" || l.Standby != "") {
 			key := "stale:" + s.Name + ":" + n
 			seen[key] = true
-			// Held longer than a migration, whose target has a created copy for a moment.
-			if a.holds(key, now, 5*time.Second) {
+			if a.holds(key, now, staleHold(l.State)) {
 				a.order(s.Name, n, "fence", map[string]any{"service": s.Name}, fmt.Sprintf("%s has a stale copy of it (%s)", n, l.State))
 				return
 			}
@@ -388,6 +387,19 @@ func (a *Agent) reconcile(s Service, owner string, alive func(string) bool, now 
 		a.order(s.Name, owner, "sync", map[string]any{"service": s.Name, "standby": want, "standbyAddress": a.byName[want].Address, "interval": s.SyncInterval},
 			fmt.Sprintf("its standby should be %s (now %s)", want, orNone(have.Standby)))
 	}
+}
+
+// staleHold: how long a copy of a service in `state` on a node that does not
+// run it is left before it is fenced. A created copy is a migration's target
+// for a moment (or a restore under way): longer than either. An exited one is
+// what a node that crashed or was cut off left (a migration's source is left
+// alone while it is marked moving): it goes as soon as the node's engine has
+// said so twice, so a booted node is clean within seconds of its engine.
+func staleHold(state string) time.Duration {
+	if state == "exited" {
+		return time.Second
+	}
+	return 5 * time.Second
 }
 
 // order sends an order to a node's agent in the background; the service is busy meanwhile.
