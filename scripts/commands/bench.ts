@@ -109,7 +109,8 @@ export async function main(args: string[]): Promise<void> {
     row("increments lost", of.map((r) => r.client.lostIncrements ?? NaN));
     for (const key of Object.keys(of[0].details)) {
       const xs = of.map((r) => r.details[key]).filter((v): v is number => typeof v === "number");
-      if (xs.length) row(`${key}${key === "checkpointBytes" || key === "replicas" ? "" : " (ms)"}`, xs);
+      // Counts and sizes have no unit; every other figure is in ms.
+      if (xs.length) row(`${key}${/Bytes$|^replicas$|Failed$|Requests$|Lost$/.test(key) ? "" : " (ms)"}`, xs);
     }
   }
 
