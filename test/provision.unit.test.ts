@@ -196,6 +196,11 @@ test("the committed example stack and the lab stack hold valid settings", (t) =>
     const raw = Object.fromEntries(Object.entries(config).map(([k, v]) => [k.replace(/^edge-ha:/, ""), typeof v === "object" ? JSON.stringify(v) : String(v)]));
     t.notThrows(() => parseSettings(raw, file), stackName);
   }
+  // The example's services against the example inventory, as preview checks them (its vip in its subnet).
+  const example = parse(readFileSync(path.join(__dirname, "..", "stacks", "Pulumi.example.yaml"), "utf8")).config as Record<string, unknown>;
+  const inventoryFile = path.join(__dirname, "..", "inventory", "example.yaml");
+  const settings = parseSettings({ inventory: "inventory/example.yaml", services: JSON.stringify(example["edge-ha:services"]) }, "stacks/Pulumi.example.yaml");
+  t.notThrows(() => checkServicePlacement(settings, parseInventory(readFileSync(inventoryFile, "utf8"), inventoryFile), "stacks/Pulumi.example.yaml"));
 });
 
 test("a CRIU service starts on its primary and syncs to its standby; its image goes to every host of its architecture", async (t) => {
