@@ -11,6 +11,8 @@ import { FailoverAgents } from "./modules/failover-agent";
 import { buildAgent } from "./lib/ha/agent";
 import { decideIdentity, readMarker, type HostIdentity } from "./lib/host/identity";
 import { checkReimagedPrimaries } from "./lib/ha/reimaged-primaries";
+import { checkMovedServices } from "./lib/ha/moved-services";
+import { serviceSpec } from "./lib/ha/service-container";
 
 /*
  * The edge-ha program: the inventory named by the stack's settings becomes an
@@ -33,6 +35,8 @@ async function program() {
     const images = await buildImages(settings, inventory, stackFile);
     const identities = await hostIdentities(inventory);
     await checkReimagedPrimaries(settings, inventory, identities, stackFile);
+    const specs = Object.fromEntries(settings.services.filter((s) => s.mode === "criu").map((s) => [s.name, serviceSpec(s, images[`${s.name}-${inventory.hosts.find((h) => h.name === s.primary)!.arch}`].ref)]));
+    await checkMovedServices(settings.services, specs, inventory, stackFile);
     const registryCAs = readRegistryCAs(settings, stackFile);
     const cluster = new EdgeCluster(inventory.cluster, { inventory, settings, identities, registryCAs, rsyncPassword: new pulumi.Config("edge-ha").getSecret("rsyncPassword") });
     const services = new EdgeServices(`${inventory.cluster}-services`, { inventory, services: settings.services, registries: settings.registries, nodes: cluster.ready, images, swarmCa: cluster.swarmCa });

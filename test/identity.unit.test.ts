@@ -11,6 +11,8 @@ import { parseSettings } from "../lib/config/settings";
 import { decideIdentity } from "../lib/host/identity";
 import { EdgeCluster } from "../modules/edge-cluster";
 import { checkReimagedPrimaries } from "../lib/ha/reimaged-primaries";
+import { checkMovedServices } from "../lib/ha/moved-services";
+import { serviceSpec, type ServiceSpec } from "../lib/ha/service-container";
 
 /*
  * Re-imaged hosts: which installation of a host the stack provisions, and
@@ -112,4 +114,31 @@ hosts:
   t.deepEqual(asked, ["counter: node2 node3"], "only the services whose primary was re-imaged are looked for, on the other hosts");
   runsOn.counter = [];
   await t.notThrowsAsync(checkReimagedPrimaries(settings, fleet, identities, "stacks/Pulumi.lab.yaml", where), "running nowhere else: it starts on its primary as before");
+});
+
+test("new settings for a service that runs away from its primary stop preview: applying them would start a second copy on the primary", async (t) => {
+  const settings = parseSettings(
+    {
+      inventory: "inventory/lab.yaml",
+      services: JSON.stringify([
+        { name: "counter", build: "services/counter", ports: ["18080:8080"], primary: "node1", standby: "node2", env: { MODE: "new" } },
+        { name: "web", build: "services/web", ports: ["18081:80"], primary: "node3", standby: "node1" },
+        { name: "redis", build: "services/counter", ports: ["6379:6379"], primary: "node1", standby: "node2" },
+      ]),
+    },
+    "stacks/Pulumi.lab.yaml",
+  ).services;
+  const fleet = parseInventory(`cluster: lab\ndefaults: { ssh: { privateKeyFile: id, knownHostsFile: kh } }\nhosts:\n${[1, 2, 3].map((n) => `  - { name: node${n}, address: 10.0.0.${n}, roles: [manager] }\n`).join("")}`, "inventory/lab.yaml");
+  const specs = Object.fromEntries(settings.map((s) => [s.name, serviceSpec(s, `edge-ha/${s.name}:1`)]));
+  // counter moved to node2 and its env changed; web moved to node1 unchanged; redis runs on its primary with new settings.
+  const runsOn: Record<string, string> = { counter: "node2", web: "node1", redis: "node1" };
+  const runningSpec: Record<string, ServiceSpec> = { counter: { ...specs.counter, env: { MODE: "old" } }, web: { ...specs.web }, redis: { ...specs.redis, image: "edge-ha/redis:0" } };
+  const where = async (_: unknown, service: string) => [{ name: runsOn[service] }];
+  const running = async (_: { name: string }, service: string) => runningSpec[service];
+  const err = await t.throwsAsync(checkMovedServices(settings, specs, fleet, "stacks/Pulumi.lab.yaml", where, running));
+  t.regex(err!.message, /^stacks\/Pulumi\.lab\.yaml: edge-ha:services\[0\]: the settings of counter changed, and pulumi up applies them by starting it afresh on its primary node1; but it runs on node2 \(moved there by migrate or a failover\), which would leave two copies\. Move it back first \(edge-ha service migrate counter --to node1\), then pulumi up$/);
+  runningSpec.counter = { ...specs.counter };
+  // The same settings, the keys in another order (a label written by an older edge-ha): nothing changed.
+  runningSpec.web = Object.fromEntries(Object.entries(specs.web).reverse()) as unknown as ServiceSpec;
+  await t.notThrowsAsync(checkMovedServices(settings, specs, fleet, "stacks/Pulumi.lab.yaml", where, running), "unchanged settings: adopted where it runs; a change on the primary itself: started afresh there, as before");
 });

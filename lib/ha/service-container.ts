@@ -5,6 +5,7 @@ import { sshArgs, sshExec } from "../host/ssh";
 import { checkpointsDir, rsyncDefaults, rsyncPasswordFile, serviceNetwork } from "../host/paths";
 import { hostScript, shellQuote } from "../host/shell";
 import { type ContainerSettings, type HealthCheck, type PortMapping, type Volume, checkServiceName, portText } from "../config/service-spec";
+import type { ServiceSettings } from "../config/settings";
 
 /*
  * A service's container on the hosts, and its checkpoints: what migration
@@ -35,6 +36,16 @@ export interface ServiceSpec extends ContainerSettings {
   volumes?: Volume[];
   /** How its copies are told to serve (the failover agents and the endpoint use it; docker does not run it). */
   health?: HealthCheck;
+}
+
+/** A service's container as the stack's settings declare it, with its image as the hosts name it. */
+export function serviceSpec(s: ServiceSettings, image: string): ServiceSpec {
+  return {
+    name: s.name, image, containerPort: s.containerPort, hostPort: s.port,
+    ...(s.morePorts.length ? { morePorts: s.morePorts } : {}),
+    ...(s.volumes.length ? { volumes: s.volumes } : {}),
+    ...Object.fromEntries((["tmpfs", "env", "command", "user", "memory", "cpus", "health"] as const).filter((k) => s[k] !== undefined).map((k) => [k, s[k]])),
+  };
 }
 
 /** The service's address on edge-ha's service network (lib/host/paths serviceNetwork): 172.31.<port / 256>.<port % 256>. */

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { serviceHosts, type Arch, type Inventory } from "../../lib/config/inventory";
 import type { PreparedImage } from "../../lib/ha/images";
-import type { ServiceSpec } from "../../lib/ha/service-container";
+import { serviceSpec } from "../../lib/ha/service-container";
 import type { RegistrySettings, ServiceSettings } from "../../lib/config/settings";
 import { registryLogins } from "../docker-engine";
 import { HaService } from "../ha-service";
@@ -56,12 +56,6 @@ export class EdgeServices extends pulumi.ComponentResource {
       if (!distributed.has(key)) distributed.set(key, new ServiceImage(`${name}-${prepared.ref.replace(/[/:@]/g, "-")}-${arch}`, { image: prepared, nodes: byArch.get(arch)! }, parent));
       return distributed.get(key)!;
     };
-    const specOf = (s: ServiceSettings, image: string): ServiceSpec => ({
-      name: s.name, image, containerPort: s.containerPort, hostPort: s.port,
-      ...(s.morePorts.length ? { morePorts: s.morePorts } : {}),
-      ...(s.volumes.length ? { volumes: s.volumes } : {}),
-      ...Object.fromEntries((["tmpfs", "env", "command", "user", "memory", "cpus", "health"] as const).filter((k) => s[k] !== undefined).map((k) => [k, s[k]])),
-    });
 
     for (const s of args.services) {
       if (s.mode === "criu") {
@@ -71,7 +65,7 @@ export class EdgeServices extends pulumi.ComponentResource {
         const others = (byArch.get(primary.host.arch) ?? []).filter((n) => n.host.name !== s.primary && n.host.name !== s.standby);
         new HaService(
           s.name,
-          { spec: specOf(s, image.ref), primary: withImage(primary), standby: withImage(args.nodes[s.standby!]), others, syncInterval: s.syncInterval, vip: s.vip },
+          { spec: serviceSpec(s, image.ref), primary: withImage(primary), standby: withImage(args.nodes[s.standby!]), others, syncInterval: s.syncInterval, vip: s.vip },
           parent,
         );
         this.services[s.name] = { mode: "criu", image: image.ref, port: s.port, containerPort: s.containerPort, primary: s.primary, standby: s.standby, syncInterval: s.syncInterval, ...(s.vip ? { vip: s.vip } : {}) };
@@ -84,7 +78,7 @@ export class EdgeServices extends pulumi.ComponentResource {
         const login = s.image.kind === "registry" ? registryLogins({ registries: args.registries ?? [] }).find((l) => (s.image as { ref: string }).ref.startsWith(`${l.address}/`)) : undefined;
         new SwarmService(
           s.name,
-          { spec: specOf(s, image.ref), image: image.pinned, login, binds: s.binds, replicas: s.replicas, manager: { ...manager, dependsOn: [...(manager.dependsOn ?? []), ...image.ready] }, swarmCa: args.swarmCa },
+          { spec: serviceSpec(s, image.ref), image: image.pinned, login, binds: s.binds, replicas: s.replicas, manager: { ...manager, dependsOn: [...(manager.dependsOn ?? []), ...image.ready] }, swarmCa: args.swarmCa },
           parent,
         );
         this.services[s.name] = { mode: "swarm", image: image.ref, port: s.port, containerPort: s.containerPort, replicas: s.replicas };
