@@ -146,5 +146,7 @@ type Agent struct {
 	wantedAt     time.Time            // since when it would
 	wasActing    bool                 // whether it acted at its last decision (for the "acting" event)
 	eventsFile   *os.File
-	vipError     string // the last error keeping the virtual addresses, said once (vips.go)
+	vipError     string                // the last error keeping the virtual addresses, said once (vips.go)
+	orderN       uint64                // orders sent in this run (orders.go)
+	ordersSeen   map[string]*orderSeen // per sender, the orders taken (orders.go orderFresh)
 }

@@ -32,7 +32,15 @@ func orderTimeout(what string) time.Duration {
 }
 
 func (a *Agent) post(node, what string, args map[string]any) (string, error) {
-	body, _ := json.Marshal(args)
+	signed := map[string]any{}
+	for k, v := range args {
+		signed[k] = v
+	}
+	a.mu.Lock()
+	a.orderN++
+	signed["from"], signed["run"], signed["n"] = a.cfg.Self, fmt.Sprintf("%x", a.runID), a.orderN
+	a.mu.Unlock()
+	body, _ := json.Marshal(signed)
 	req, _ := http.NewRequest("POST", fmt.Sprintf("http://%s:%d/v1/%s", a.byName[node].Address, a.cfg.Port, what), bytes.NewReader(body))
 	req.Header.Set("X-Edge-Ha-Mac", a.sign(append([]byte(what+"\n"), body...)))
 	client := http.Client{Timeout: orderTimeout(what)}
@@ -77,8 +85,14 @@ func (a *Agent) serveOrders() {
 				return
 			}
 			var args map[string]any
-			if err := json.Unmarshal(body, &args); err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
+			var stamp orderStamp
+			if err := json.Unmarshal(body, &args); err != nil || json.Unmarshal(body, &stamp) != nil {
+				http.Error(w, "not an order", http.StatusBadRequest)
+				return
+			}
+			if err := a.orderFresh(stamp); err != nil {
+				a.event("refused", "", fmt.Sprintf("a %s order from %s (sent from %s) is refused: %v", what, stamp.From, r.RemoteAddr, err))
+				http.Error(w, err.Error(), http.StatusForbidden)
 				return
 			}
 			out, err := run(args)
@@ -132,4 +146,78 @@ func (a *Agent) serveOrders() {
 	})
 	server := &http.Server{Addr: fmt.Sprintf(":%d", a.cfg.Port), Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	log.Fatal(server.ListenAndServe())
+}
+
+// An order's stamp, inside its signed body: who sent it, in which of its runs
+// (random at its start, as in its heartbeats) and its number in that run.
+type orderStamp struct {
+	From string `json:"from"`
+	Run  string `json:"run"`
+	N    uint64 `json:"n"`
+}
+
+// orderWindow: how many of a sender's latest order numbers are remembered.
+// Orders go out concurrently (a takeover asks every node at once), so one may
+// overtake another: any number above the highest taken minus the window that
+// was not taken yet is accepted, once.
+const orderWindow = 256
+
+// orderSeen: per sender, the run its orders were taken from, the highest
+// number taken and those taken within the window below it.
+type orderSeen struct {
+	run  string
+	high uint64
+	took map[uint64]bool
+}
+
+// orderFresh: nil when the order with this stamp may be carried out now: its
+// sender is a controller, the run is the one this node hears from it now (its
+// heartbeats' acks and views: messages.go), and its number was not taken
+// before. Signatures alone let anyone on the LAN replay a captured order (a
+// fence, a takeover) later. No wall clock is involved: a Pi without a
+// real-time clock boots in the past, and the nodes' clocks are not trusted to
+// agree; the sender's run and count are its clock. A node that has just
+// started refuses orders until it has heard the sender (a heartbeat).
+func (a *Agent) orderFresh(o orderStamp) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	sender, ok := a.byName[o.From]
+	current := func() string { // the sender's run as this node knows it ("" when it does not)
+		if o.From == a.cfg.Self {
+			return fmt.Sprintf("%x", a.runID) // a controller's order to its own node
+		}
+		if p := a.peers[o.From]; p != nil {
+			return fmt.Sprintf("%x", p.run)
+		}
+		return ""
+	}
+	switch {
+	case !ok || !sender.Manager:
+		return fmt.Errorf("%q is not a controller of this cluster", o.From)
+	case current() == "":
+		return fmt.Errorf("%s has not been heard yet: its run is unknown", o.From)
+	case current() != o.Run:
+		return fmt.Errorf("run %s is not %s's current run: a replay, or %s restarted and has not been heard since", o.Run, o.From, o.From)
+	}
+	if a.ordersSeen == nil {
+		a.ordersSeen = map[string]*orderSeen{}
+	}
+	seen := a.ordersSeen[o.From]
+	if seen == nil || seen.run != o.Run {
+		seen = &orderSeen{run: o.Run, took: map[uint64]bool{}}
+		a.ordersSeen[o.From] = seen
+	}
+	if seen.took[o.N] || (seen.high > orderWindow && o.N <= seen.high-orderWindow) {
+		return fmt.Errorf("order %d of %s's run %s was taken before: a replay", o.N, o.From, o.Run)
+	}
+	seen.took[o.N] = true
+	if o.N > seen.high {
+		seen.high = o.N
+		for n := range seen.took {
+			if seen.high > orderWindow && n <= seen.high-orderWindow {
+				delete(seen.took, n)
+			}
+		}
+	}
+	return nil
 }

@@ -1,4 +1,5 @@
 import test from "ava";
+import * as http from "node:http";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
@@ -12,11 +13,15 @@ import { down, labOptions } from "../lib/lab/lab";
 import { freshLabStack } from "../lib/lab/stack";
 import { Prober, servedAgainAfter, summarize } from "../lib/lab/prober";
 import { runNemesis } from "../lib/lab/nemesis";
+import { startCapture, tcpSegments } from "../lib/lab/capture";
+import * as net from "node:net";
 import { faultKinds } from "../lib/lab/nemesis-plan";
 import { renderNemesisText } from "../lib/lab/nemesis-report";
 import { PulumiStack } from "../lib/pulumi";
 import { syncOn } from "../lib/ha/replication";
 import { locate } from "../lib/ha/service-container";
+import { vipHolders } from "../lib/ha/vip";
+import { migrate } from "../lib/ha/migration";
 import { sshExec } from "../lib/host/ssh";
 import { projectRoot } from "../lib/toolchain";
 import { copyCounter, sleep, until as poll } from "./helpers/poll";
@@ -24,7 +29,8 @@ import { copyCounter, sleep, until as poll } from "./helpers/poll";
 /*
  * Automatic failover on a lab of its own: the failover agents pulumi up
  * installs restore the service with no command, fence a cut-off node, and take
- * a returning node back as the standby. Real engines, CRIU, rsync daemons,
+ * a returning node back as the standby; the service's virtual address (vip)
+ * follows it, held by one node at a time. Real engines, CRIU, rsync daemons,
  * crashes and partitions.
  */
 const dir = mkdtempSync(path.join(tmpdir(), "edge-ha-auto-test-"));
@@ -35,12 +41,29 @@ const host = (name: string) => findHost(inventory(), name);
 const interval = 2;
 const port = 18080;
 const runningOn = async () => (await locate(inventory(), "counter")).map((h) => h.name);
+const vip = "10.77.206.200";
+/** The nodes whose interfaces hold the vip now (a node that does not answer holds nothing we can see). */
+const vipOn = async () => (await vipHolders(inventory(), "counter")).holders;
+
+/**
+ * Which node this machine's ARP table sends the vip to (by the node's MAC),
+ * after asking the vip once: what a client on the LAN uses.
+ */
+async function arpOwner(): Promise<string | undefined> {
+  await $({ quiet: true, nothrow: true })`curl -s -m 2 -o /dev/null http://${vip}:${port}/`;
+  const mac = /lladdr (\S+)/.exec((await $({ quiet: true, nothrow: true })`ip neigh show ${vip}`).stdout)?.[1];
+  for (const h of inventory().hosts) {
+    const own = (await sshExec(h, "cat /sys/class/net/eth0/address", { nothrow: true, connectTimeout: 2 })).stdout.trim();
+    if (mac && own === mac) return h.name;
+  }
+  return undefined;
+}
 
 test.before(async () => {
   await freshLabStack(lab, stack, 3);
   const file = path.join(projectRoot, "stacks", "Pulumi.autotest.yaml");
   const doc = parse(readFileSync(file, "utf8"));
-  doc.config["edge-ha:services"] = [{ name: "counter", build: "services/counter", ports: [`${port}:8080`], primary: "node1", standby: "node2", syncInterval: interval, failover: "auto" }];
+  doc.config["edge-ha:services"] = [{ name: "counter", build: "services/counter", ports: [`${port}:8080`], primary: "node1", standby: "node2", syncInterval: interval, failover: "auto", vip }];
   writeFileSync(file, stringify(doc));
   await stack.up();
 });
@@ -50,21 +73,34 @@ test.after.always(async () => {
   await down(lab);
 });
 
+/** The clients still running: a test that fails half-way (a failed assertion throws) leaves its own, stopped after it. */
+const clients = new Set<{ stop: () => Promise<unknown> }>();
+test.afterEach.always(async () => {
+  for (const c of clients) await c.stop();
+});
+
 /** A client counting through an endpoint that checks every node and follows the one that answers. */
 async function client() {
   const endpoint = new Endpoint({ listen: { host: "127.0.0.1", port: 0 }, healthCheck: { everyMs: 100, failures: 2 } });
   endpoint.setBackends(inventory().hosts.map((h) => ({ host: h.address, port })));
   await endpoint.start();
   const prober = new Prober({ host: "127.0.0.1", port: endpoint.port() }, 10);
+  // And one at the vip, with nothing of edge-ha in its path.
+  const atVip = new Prober({ host: vip, port }, 10);
   prober.start();
-  return {
+  atVip.start();
+  const c = {
     prober,
+    atVip,
     async stop() {
-      const probes = await prober.stop();
+      clients.delete(c);
+      const [probes, vipProbes] = await Promise.all([prober.stop(), atVip.stop()]);
       await endpoint.stop();
-      return { probes, summary: summarize(probes) };
+      return { probes, summary: summarize(probes), vipProbes };
     },
   };
+  clients.add(c);
+  return c;
 }
 
 /** Polls until `check` holds (every 100 ms, at most `seconds`); what it returned last. */
@@ -86,20 +122,34 @@ test.serial("pulumi up runs an agent on every node, holding its lease; the manag
     t.true(state.leaseMs > 0 && !state.fenced, `${h.name} holds its lease`);
   }
   t.deepEqual(await syncOn(host("node1"), "counter"), { standby: "node2", intervalSeconds: interval });
+  t.deepEqual(await vipOn(), ["node1"], "the vip is on the node that runs the service, only there");
+  t.is(await arpOwner(), "node1", "this machine sends the vip to node1");
+  // From a lab node too: bash's /dev/tcp, no client program needed there.
+  const fromNode3 = await sshExec(host("node3"), `exec 3<>/dev/tcp/${vip}/${port} && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3`, { nothrow: true });
+  t.regex(fromNode3.stdout, /"count":\d+/, `node3 reaches the service at the vip: ${fromNode3.stderr}`);
 });
+
+/** The controllers' orders the crash test caught on the lab network (a pcap file), for the replay test. */
+const orders = path.join(dir, "orders.pcap");
 
 test.serial("crash of the primary's node, which runs the acting controller too: served again from the standby with no command, state no older than the sync interval", async (t) => {
   const c = await client();
+  const capture = await startCapture(lab, "tcp dst port 7072", orders);
+  t.teardown(() => capture.stop());
   await sleep(3 * interval * 1000);
   const crashedAt = await crash(lab, "node1");
   const probeClock = c.prober.now() - (Date.now() - crashedAt);
   const others = { ...inventory(), hosts: inventory().hosts.filter((h) => h.name !== "node1") };
   const on = await until(30, async () => (await locate(others, "counter")).map((h) => h.name), (r) => r.length === 1);
   await sleep(1000);
-  const { probes, summary } = await c.stop();
+  const { probes, summary, vipProbes } = await c.stop();
   t.deepEqual(on, ["node2"], "restored on the standby, once");
   const back = servedAgainAfter(probes, probeClock);
   t.truthy(back, "the client was served again");
+  const vipBack = servedAgainAfter(vipProbes, c.atVip.now() - (Date.now() - crashedAt));
+  t.truthy(vipBack, "the client at the vip was served again, by node2");
+  t.deepEqual(await vipOn(), ["node2"], "the vip moved with the service");
+  t.is(await arpOwner(), "node2", "this machine sends the vip to node2 now");
   const restored = await restoredSince(crashedAt, host("node2"));
   const decidedBy = (await agentEvents(inventory().hosts)).find((e) => e.kind === "failover" && Date.parse(e.at) >= crashedAt - 1000);
   t.truthy(decidedBy && decidedBy.node !== "node1", "another controller decided it");
@@ -107,17 +157,70 @@ test.serial("crash of the primary's node, which runs the acting controller too: 
   // Not a speed target (that is npm run bench's), a bound far above it: a failover that waits
   // for something else (the swarm's ~20 s leader change once) fails here.
   t.true(back! < 10_000, `served again ${Math.round(back!)} ms after the crash`);
-  t.log(`crash to serving ${Math.round(back!)} ms; checkpoint ${restored.ageMs} ms old at the crash; ${summary.lostIncrements} increments lost; ${summary.failed}/${summary.requests} failed; decided by ${decidedBy?.node}`);
+  t.log(`crash to serving ${Math.round(back!)} ms (at the vip ${Math.round(vipBack ?? -1)} ms); checkpoint ${restored.ageMs} ms old at the crash; ${summary.lostIncrements} increments lost; ${summary.failed}/${summary.requests} failed; decided by ${decidedBy?.node}`);
+});
+
+test.serial("orders caught on the LAN during that failover, replayed to the agents they went to, are refused and logged with their sender", async (t) => {
+  // Each flow's bytes, cut at each request (a controller reuses its connections).
+  const flows = new Map<string, { dst: string; port: number; bytes: Buffer[] }>();
+  for (const s of tcpSegments(orders)) {
+    const key = `${s.src}:${s.sport}>${s.dst}:${s.dport}`;
+    if (!flows.has(key)) flows.set(key, { dst: s.dst, port: s.dport, bytes: [] });
+    flows.get(key)!.bytes.push(s.payload);
+  }
+  // Not to node1: it is down until the next test (the orders it got before its crash are as good to replay elsewhere).
+  const requests = [...flows.values()].filter((f) => f.dst !== host("node1").address).flatMap((f) => Buffer.concat(f.bytes).toString("latin1").split(/(?=POST \/v1\/)/).filter((r) => r.startsWith("POST /v1/")).map((r) => ({ ...f, request: r })));
+  // Those between nodes (a controller's orders to its own node do not cross the LAN): at least the
+  // acting controller's question to another node for its newest checkpoint.
+  t.true(requests.length >= 1, `orders were caught: ${requests.map((r) => `${r.request.split(" ")[1]} to ${r.dst}`).join(", ")}`);
+  const since = Date.now();
+  for (const r of requests) {
+    const answer = await new Promise<string>((resolve) => {
+      let got = "";
+      const socket = net.connect(r.port, r.dst, () => socket.write(Buffer.from(r.request, "latin1")));
+      socket.on("data", (d) => {
+        got += d;
+        if (got.includes("\r\n\r\n")) socket.destroy();
+      });
+      socket.on("close", () => resolve(got));
+      socket.on("error", (e) => resolve(`error: ${e.message}`));
+      socket.setTimeout(5000, () => socket.destroy());
+    });
+    t.regex(answer, /^HTTP\/1\.1 403 /, `${r.request.split(" ")[1]} to ${r.dst} replayed: ${answer.split("\r\n")[0]}`);
+  }
+  t.deepEqual(await runningOn(), ["node2"], "nothing moved");
+  const refused = (await agentEvents(inventory().hosts)).filter((e) => e.kind === "refused" && Date.parse(e.at) >= since - 1000);
+  t.true(refused.length >= requests.length, `each replay is in the receiving agent's events: ${JSON.stringify(refused)}`);
+  t.true(refused.every((e) => /order from node\d \(sent from 10\.77\.206\.1:\d+\) is refused: .*a replay/.test(e.message)), `naming the order's sender, where it came from, and why: ${refused.map((e) => e.message).join(" | ")}`);
 });
 
 test.serial("the old primary boots again: it never runs a second copy, and becomes the standby again", async (t) => {
   await boot(lab, "node1");
-  // Up to 80 s was seen between such a boot and the fence of the stale copy (the long cases
-  // are open, issue 14, which bounds it to 5 s): the wait covers them; on a miss the agents'
-  // events are logged below.
   const copies = copyCounter(runningOn);
-  const sync = await until(90, async () => (await copies.look(), syncOn(host("node2"), "counter")), (s) => s?.standby === "node1");
+  const vips = copyCounter(vipOn);
+  // When its engine answers, and when its stale copy is gone (a stopped copy is fenced a second after its engine
+  // says so: agent/controller.go staleHold; up to 80 s was seen when it waited like a migration's target).
+  let engineAt = 0;
+  let cleanAt = 0;
+  const sync = await until(
+    90,
+    async () => {
+      await Promise.all([copies.look(), vips.look()]);
+      const node1 = (await sshExec(host("node1"), "docker container inspect -f '{{.State.Status}}' counter", { nothrow: true, connectTimeout: 2 })).stderr;
+      if (!engineAt && /No such/.test(node1)) engineAt = cleanAt = Date.now(); // its engine answered after the fence: both at once
+      const answered = (await sshExec(host("node1"), "docker version -f '{{.Server.Version}}'", { nothrow: true, connectTimeout: 2 })).exitCode === 0;
+      if (answered && !engineAt) engineAt = Date.now();
+      if (engineAt && !cleanAt && /No such/.test(node1)) cleanAt = Date.now();
+      return syncOn(host("node2"), "counter");
+    },
+    (s) => s?.standby === "node1",
+  );
   t.is(copies.most, 1, "one copy at every look");
+  t.log(`node1's engine answered; its stale copy was gone ${cleanAt ? `${cleanAt - engineAt} ms` : "never"} after`);
+  // Not a speed target: a bound far above the 1-3 s it takes, well below the 8-80 s it took.
+  t.true(cleanAt > 0 && cleanAt - engineAt <= 8000, `the stale copy went within 8 s of node1's engine answering (${cleanAt - engineAt} ms)`);
+  t.is(vips.most, 1, "one node with the vip at every look");
+  t.deepEqual(await vipOn(), ["node2"], "the booted node did not take the vip back");
   if (sync?.standby !== "node1") t.log((await agentEvents(inventory().hosts)).slice(-40).map((e) => `${e.at} ${e.node} ${e.kind} ${e.service ?? ""}: ${e.message}`).join("\n"));
   t.deepEqual(sync, { standby: "node1", intervalSeconds: interval });
   t.is((await sshExec(host("node1"), "docker container inspect counter >/dev/null 2>&1", { nothrow: true })).exitCode, 1, "its stale copy is gone");
@@ -128,20 +231,30 @@ test.serial("partition of the primary's node: exactly one copy serves; after hea
   const c = await client();
   await sleep(1000);
   const copies = copyCounter(runningOn);
+  const vips = copyCounter(vipOn);
   let cutAt = 0;
   try {
     await partition(lab, "node2");
     cutAt = Date.now();
     // This machine still reaches the cut-off node (the partition is between the nodes), so every copy is seen.
-    const on = await until(30, copies.look, (r) => r.length === 1 && r[0] === "node1");
+    const on = await until(30, async () => (await vips.look(), copies.look()), (r) => r.length === 1 && r[0] === "node1");
     t.deepEqual(on, ["node1"], "restored on the standby");
-    const fenced = (await agentEvents([host("node2")])).find((e) => e.kind === "fence" && Date.parse(e.at) >= cutAt - 1000);
-    t.regex(fenced?.message ?? "", /lease lapsed/, "the cut-off node killed its own copy");
+    t.deepEqual(await until(5, vips.look, (v) => v.join() === "node1"), ["node1"], "the vip moved with it");
+    // Its processes at once, then its vip, then its container.
+    const fences = (await agentEvents([host("node2")])).filter((e) => e.kind === "fence" && e.service === "counter" && Date.parse(e.at) >= cutAt - 1000);
+    t.regex(fences[0]?.message ?? "", /lease lapsed: killed its processes at once/, "the cut-off node killed its own copy");
+    const fenced = fences.find((e) => /dropped/.test(e.message));
+    t.regex(fenced?.message ?? "", new RegExp(`lease lapsed.*: dropped ${vip.replace(/\./g, "\\.")} from eth0; removed its container`), "its vip before its container");
+    // Logged once its restore (the vip's take included) has returned: a moment after the copy runs.
+    const restoredAt = await until(10, async () => (await agentEvents([host("node1")])).find((e) => e.kind === "restored" && e.node === "node1" && Date.parse(e.at) >= cutAt - 1000)?.at, (at) => at !== undefined);
+    t.true(!!fenced && !!restoredAt && Date.parse(fenced.at) < Date.parse(restoredAt), `the cut-off node dropped the vip (${fenced?.at}) before node1 restored the service (${restoredAt})`);
   } finally {
     await heal(lab, "node2");
   }
   const { summary } = await c.stop();
   t.is(copies.most, 1, "never two copies at once");
+  t.is(vips.most, 1, "never two nodes with the vip at once");
+  t.is(await arpOwner(), "node1");
   const restored = await restoredSince(cutAt, host("node1"));
   t.true(restored.ageMs <= interval * 1000, `state lost: the checkpoint was ${restored.ageMs} ms old at the cut`);
   t.log(`longest gap ${Math.round(summary.longestGapMs)} ms (the cut-off copy served until it fenced itself); checkpoint ${restored.ageMs} ms old at the cut; ${summary.lostIncrements} increments lost`);
@@ -208,7 +321,54 @@ test.serial("the agent of the primary's node stops (its services run on): its wa
   t.true(on.length === 1 && on[0] !== primary, `restored elsewhere, found on: ${on.join(", ") || "none"}`);
   t.is(copies.most, 1, "never two copies at once");
   const fenced = (await agentEvents([host(primary)])).filter((e) => e.kind === "fence" && Date.parse(e.at) >= since);
-  t.true(fenced.some((e) => /the watchdog did: removed its container/.test(e.message)), `the watchdog fenced it: ${JSON.stringify(fenced)}`);
+  t.true(fenced.some((e) => /the watchdog did: dropped \S+ from eth0; removed its container/.test(e.message)), `the watchdog fenced it, the vip first: ${JSON.stringify(fenced)}`);
+  t.deepEqual(await until(5, vipOn, (v) => v.join() === on.join()), on, "the vip is where the service runs now");
+});
+
+test.serial("a planned migration moves the vip in its frozen window, and a client's long-lived connection through the vip goes on from the new node", async (t) => {
+  const [from] = await runningOn();
+  const to = inventory().hosts.find((h) => h.name !== from)!.name;
+  // A stream of server-sent events (services/counter GET /watch): one TCP connection, an event every 100 ms.
+  const events: { at: number; seq: number }[] = [];
+  let ended = "";
+  const stream = http.get({ host: vip, port, path: "/watch", agent: false }, (res) => {
+    let buf = "";
+    res.on("data", (d) => {
+      buf += d;
+      for (let i = buf.indexOf("\n\n"); i >= 0; i = buf.indexOf("\n\n")) {
+        events.push({ at: Date.now(), seq: JSON.parse(buf.slice(0, i).replace(/^data: /, "")).seq });
+        buf = buf.slice(i + 2);
+      }
+    });
+    res.on("end", () => (ended = "the server ended it"));
+    res.on("error", (e) => (ended = e.message));
+  });
+  stream.on("error", (e) => (ended = e.message));
+  const vips = copyCounter(vipOn);
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) await vips.look();
+  })();
+  try {
+    await sleep(1000);
+    const movedAt = Date.now();
+    const r = await migrate(inventory(), "counter", to);
+    await sleep(3000);
+    const after = events.filter((e) => e.at > movedAt + r.phases.prepare * 1000 + r.downtime * 1000);
+    t.is(ended, "", "the connection was never closed or reset");
+    t.true(after.length >= 20, `events kept coming on the same connection after the move: ${after.length}`);
+    t.true(events.every((e, i) => i === 0 || e.seq === events[i - 1].seq + 1), `the same server loop, no event lost or repeated: ${events.map((e) => e.seq).join(",")}`);
+    t.deepEqual(await vipOn(), [to]);
+    t.is(await arpOwner(), to);
+    let gap = 0;
+    for (let i = 1; i < events.length; i++) gap = Math.max(gap, events[i].at - events[i - 1].at);
+    t.log(`migration ${from} -> ${to}: downtime ${Math.round(r.downtime * 1000)} ms; longest pause of the stream through the vip ${gap} ms; restore steps ${JSON.stringify(r.restoreSteps)}`);
+  } finally {
+    stream.destroy();
+    sampling = false;
+    await sampler;
+  }
+  t.is(vips.most, 1, "never two nodes with the vip at once");
 });
 
 test.serial("a seeded nemesis (2 min of crashes, partitions, one-way loss and pauses of a node or its agent): never two copies, no acknowledged write lost beyond the interval, served again after every fault", async (t) => {
