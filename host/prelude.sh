@@ -14,6 +14,9 @@
 export DEBIAN_FRONTEND=noninteractive
 : "${EDGE_HA_STATE:?edge-ha sets it before this file}"
 mkdir -p "$EDGE_HA_STATE/installed" /etc/edge-ha
+# Root's alone: checkpoints hold the services' memory (their secrets with it),
+# /etc/edge-ha the cluster's secrets and the services' settings (their env).
+chmod 0700 "$EDGE_HA_STATE" /etc/edge-ha
 
 # apt_refresh: updates the package lists unless they are recent (call under the apt lock).
 apt_refresh() {

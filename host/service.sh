@@ -211,3 +211,19 @@ criu_failure_cause() {
     echo "not one edge-ha knows"
   fi
 }
+
+# prune_stale_moves: removes what a failed migration left in this host's
+# checkpoints (its staged images, m<ms>: a target that was cut off could not
+# be cleared) for every service that is not moving now (its mark, younger
+# than two minutes, is on both ends while a migration runs). A checkpoint is
+# the service's memory: none is kept longer than it is of use. Called where
+# edge-ha passes by often: a migration's start, the agents' reports.
+prune_stale_moves() {
+  local d s
+  for d in "$EDGE_HA_CHECKPOINTS"/*/m[0-9]*; do
+    [ -d "$d" ] || continue
+    s=$(basename "$(dirname "$d")")
+    [ -z "$(find "$EDGE_HA_MOVING_MARK$s" -mmin -2 2>/dev/null)" ] || continue
+    rm -rf "$d"
+  done
+}

@@ -170,6 +170,20 @@ test.serial("a service moves back and forth ten times in a row, with its volume 
   }
 });
 
+test.serial("at rest, after those moves and failed moves: edge-ha's folders are root's alone, and no host keeps more than two checkpoints of a service", async (t) => {
+  for (const h of inventory().hosts) {
+    // A checkpoint is the service's memory (its secrets too); its folders, settings and the cluster's secrets are root's only.
+    const modes = (await sshExec(h, "stat -c '%a %n' /var/lib/edge-ha /etc/edge-ha")).stdout.trim().split("\n");
+    t.deepEqual(modes, ["700 /var/lib/edge-ha", "700 /etc/edge-ha"], h.name);
+    // Per service: its synced checkpoints, a migration's staged one, and anything else left in its folder.
+    const kept = (await sshExec(h, `cd /var/lib/edge-ha/checkpoints && for s in */; do s=\${s%/}; [ "$s" = '*' ] || echo "$s $(ls -d "$s"/sync/s[0-9]* "$s"/m[0-9]* 2>/dev/null | wc -l)"; done`)).stdout.trim();
+    for (const line of kept.split("\n").filter(Boolean)) {
+      const [service, count] = line.split(" ");
+      t.true(Number(count) <= 2, `${h.name} keeps ${count} checkpoints of ${service}`);
+    }
+  }
+});
+
 test.serial("crash of the primary, then failover: served from the standby with state no older than the sync interval", async (t) => {
   const interval = 2;
   await startSync(host("node1"), host("node3"), await specOf(host("node1"), "counter"), interval);

@@ -96,7 +96,8 @@ export async function migrate(inventory: Inventory, service: string, toName: str
 
   // prepare: everything that can happen while the service still runs.
   let t = process.hrtime.bigint();
-  await Promise.all([source, target].map((h) => sshExec(h, `touch ${movingMark(service)}`)));
+  // Marked first, then what failed moves left elsewhere goes (host/service.sh prune_stale_moves).
+  await Promise.all([source, target].map((h) => sshExec(h, hostScript(`touch ${movingMark(service)} && prune_stale_moves`))));
   progress(`prepare: ${spec.image} and a stopped copy of ${service} on ${target.name}`);
   let targetId: string;
   let sync: SyncSettings | undefined;
