@@ -2,6 +2,7 @@ import test from "ava";
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { InventoryError, parseInventory } from "../lib/config/inventory";
+import { preflightProblems, type LiveFacts } from "../lib/host/preflight";
 
 const valid = `
 cluster: pis
@@ -73,4 +74,30 @@ test("network.subnet: the hosts' LAN as ADDRESS/PREFIX, its first address; mista
   t.regex(problems("{ subnet: 10.0.0.0/31 }")[0], /prefix 8 to 30/);
   t.deepEqual(problems("{ subnet: 10.0.0.0/8, vlan: 3 }"), ['network: unknown field "vlan" (expected: subnet)']);
   t.regex(problems("10.0.0.0/8")[0], /^network: expected a mapping with subnet/);
+});
+
+test("preflight: every host problem named with the host, what was found and the fix; a ready fleet has none", (t) => {
+  const inv = parseInventory(
+    `${valid}  - { name: pi3, address: 192.168.1.23, arch: arm64, ssh: { user: pi } }\n  - { name: vm1, address: 192.168.1.30, arch: amd64 }\n`,
+    "/fleet/inventory.yaml",
+  );
+  const ready = (host: string, more: Partial<LiveFacts> = {}): LiveFacts => ({
+    host, uid: 0, machine: host === "vm1" ? "x86_64" : "aarch64", kernel: "6.6.31", pageSize: 4096, memoryCgroup: true, freeMb: 20_000, clockOffsetMs: -40, clockSlackMs: 300, ...more,
+  });
+  t.deepEqual(preflightProblems(inv, ["pi1", "pi2", "pi3", "vm1"].map((h) => ready(h))), []);
+  const problems = preflightProblems(inv, [
+    ready("pi1", { memoryCgroup: false, cmdline: "/boot/firmware/cmdline.txt", pageSize: 16384 }),
+    ready("pi2", { clockOffsetMs: 5000 }),
+    ready("pi3", { uid: 1000, freeMb: 300 }),
+    ready("vm1", { machine: "aarch64", clockOffsetMs: -5400, clockSlackMs: 200 }),
+  ]);
+  t.deepEqual(problems, [
+    `pi1: the memory cgroup is disabled (Docker's memory limits and CRIU's restores of limited containers need it); add "cgroup_enable=memory cgroup_memory=1" to the single line of /boot/firmware/cmdline.txt and reboot`,
+    "pi2: its clock is at least 5.0 s ahead of this machine's; checkpoint ages and the agents' events compare hosts' clocks: run NTP there (systemd-timesyncd or chrony)",
+    "/fleet/inventory.yaml: hosts[2] (pi3).ssh.user: pi is not root (uid 1000); edge-ha provisions as root for now: log in as root (sudo is issue 16)",
+    "pi3: 300 MiB free for checkpoints (/var/lib), expected at least 1024 MiB: free space or give the host a larger disk",
+    "/fleet/inventory.yaml: hosts[3] (vm1).arch: the inventory says amd64, the host is aarch64; set arch: arm64",
+    "vm1: its clock is at least 5.2 s behind this machine's; checkpoint ages and the agents' events compare hosts' clocks: run NTP there (systemd-timesyncd or chrony)",
+    "arm64 hosts have different page sizes (16K: pi1; 4K: pi2, pi3): a checkpoint taken on one restores only on hosts of its page size; boot them all with one (on a Pi 5: kernel=kernel8.img in config.txt for 4K pages)",
+  ]);
 });

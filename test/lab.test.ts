@@ -195,6 +195,31 @@ test.serial("bad input is one clear error and changes nothing", async (t) => {
   t.deepEqual(await listNodes(lab), before);
 });
 
+test.serial("inventory check --live asks every node what it is, changing nothing: the lab is ready; a wrong arch and a node that does not answer are named with their fix", async (t) => {
+  const blank = await sshExec(host("node1"), "ls /var/lib/edge-ha /etc/edge-ha 2>&1; dpkg -l | wc -l", { nothrow: true });
+  const ready = await $({ quiet: true, nothrow: true })`bin/edge-ha inventory check ${lab.inventoryFile} --live --json`;
+  t.is(ready.exitCode, 0, ready.stderr);
+  const report = JSON.parse(ready.stdout);
+  t.deepEqual(report.problems, []);
+  t.deepEqual(report.facts.map((f: { host: string }) => f.host), ["node1", "node2", "node3"]);
+  t.true(report.facts.every((f: { uid: number; memoryCgroup: boolean; pageSize: number }) => f.uid === 0 && f.memoryCgroup && f.pageSize > 0));
+  // The nodes share this machine's clock: what one round trip tells must include no offset.
+  t.true(report.facts.every((f: { clockOffsetMs: number; clockSlackMs: number }) => f.clockOffsetMs <= 50 && f.clockOffsetMs + f.clockSlackMs >= -50), JSON.stringify(report.facts));
+
+  const wrong = path.join(dir, "wrong-arch.yaml");
+  writeFileSync(wrong, readFileSync(lab.inventoryFile, "utf8").replace(/arch: (amd64|arm64)/, (_, a) => `arch: ${a === "amd64" ? "arm64" : "amd64"}`));
+  await crash(lab, "node3");
+  try {
+    const bad = await $({ quiet: true, nothrow: true })`bin/edge-ha inventory check ${wrong} --live`;
+    t.is(bad.exitCode, 1);
+    t.regex(bad.stderr, /wrong-arch\.yaml: hosts\[0\] \(node1\)\.arch: the inventory says \w+, the host is \w+; set arch: \w+/);
+    t.regex(bad.stderr, /node3 \(10\.77\.201\.13\): the probe over SSH failed/);
+  } finally {
+    await boot(lab, "node3");
+  }
+  t.is((await sshExec(host("node1"), "ls /var/lib/edge-ha /etc/edge-ha 2>&1; dpkg -l | wc -l", { nothrow: true })).stdout, blank.stdout, "nothing changed on the node");
+});
+
 test.serial("down removes every container, volume, network and rule of the lab, and only those", async (t) => {
   const other = labOptions({ name: "labtest2", subnetPrefix: "10.77.202", inventoryFile: path.join(dir, "other.yaml") });
   await up(other, 1);

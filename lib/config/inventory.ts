@@ -18,6 +18,8 @@ export type Role = "manager" | "worker" | "witness";
 export const roles: readonly Role[] = ["manager", "worker", "witness"];
 export const architectures = ["amd64", "arm64", "armhf"] as const;
 export type Arch = (typeof architectures)[number];
+/** `uname -m` names of each architecture. */
+export const unameMachines: Record<Arch, string[]> = { amd64: ["x86_64"], arm64: ["aarch64", "arm64"], armhf: ["armv7l", "armv6l"] };
 
 export interface SshSettings {
   user: string;

@@ -2,7 +2,7 @@ import type * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
-import type { Host } from "../../lib/config/inventory";
+import { unameMachines, type Host } from "../../lib/config/inventory";
 import { UserError } from "../../lib/log";
 import { HostCommand, type HostConnection } from "../command";
 
@@ -58,8 +58,6 @@ export interface HostFactsArgs {
   generation?: number;
 }
 
-/** `uname -m` names of the inventory's architectures. */
-const machines: Record<Host["arch"], string[]> = { amd64: ["x86_64"], arm64: ["aarch64", "arm64"], armhf: ["armv7l", "armv6l"] };
 
 /** What a host says about itself over SSH: hostname, kernel and architecture. */
 export class HostFacts extends pulumi.ComponentResource {
@@ -74,7 +72,7 @@ export class HostFacts extends pulumi.ComponentResource {
     const facts = new HostCommand(
       `${name}-facts`,
       {
-        environment: { HOST: `${host.name} (${host.address})`, ARCH: host.arch, MACHINES: machines[host.arch].join(" ") },
+        environment: { HOST: `${host.name} (${host.address})`, ARCH: host.arch, MACHINES: unameMachines[host.arch].join(" ") },
         create: readFileSync(path.join(__dirname, "facts.sh"), "utf8"),
         connection: connectionFor(host, args.generation),
       },
