@@ -36,34 +36,54 @@ service_state() {
   if [ -n "${2:-}" ] && [ -f "$2/inventory.img" ] && [ -f "$2/pstree.img" ] && [ -f "$2/descriptors.json" ]; then echo complete; fi
 }
 
-# newest_good NAME: prints "<checkpoint> <taken>" of the newest synced
-# checkpoint of NAME here whose manifest verifies, or nothing.
-newest_good() {
+# checkpoints_of NAME: "<taken> <dir>" for each checkpoint of NAME here that
+# says when its state is from (TAKEN), newest first: the synced ones
+# (sync/s<ns>) and a migration's (m<ms>, staged on its target, beside them).
+# A migration whose source died after the transfer left the newest state
+# there: the agents restore from it rather than from an older synced one.
+checkpoints_of() {
   local d
-  for d in $(find "$EDGE_HA_CHECKPOINTS/$1/sync" -mindepth 1 -maxdepth 1 -name 's*' 2>/dev/null | sort -r); do
+  for d in "$EDGE_HA_CHECKPOINTS/$1"/sync/s* "$EDGE_HA_CHECKPOINTS/$1"/m[0-9]*; do
+    if [ -s "$d/TAKEN" ]; then echo "$(head -n1 "$d/TAKEN") $d"; fi
+  done | sort -rg
+}
+
+# checkpoint_dir NAME CHECKPOINT: where checkpoint CHECKPOINT of NAME is here.
+checkpoint_dir() {
+  case "$2" in
+    m*) echo "$EDGE_HA_CHECKPOINTS/$1/$2" ;;
+    *) echo "$EDGE_HA_CHECKPOINTS/$1/sync/$2" ;;
+  esac
+}
+
+# newest_good NAME: prints "<checkpoint> <taken>" of the newest checkpoint of
+# NAME here whose manifest verifies, or nothing.
+newest_good() {
+  local taken d
+  while read -r taken d; do
     # One without the container's settings cannot be restored by the agents (edge-ha-ctl restore).
     [ -s "$d/ARGS" ] || continue
     if (cd "$d" && sha256sum -c --quiet --strict MANIFEST.sha256 >/dev/null 2>&1); then
-      echo "$(basename "$d") $(cat "$d/TAKEN")"
+      echo "$(basename "$d") $taken"
       return 0
     fi
-  done
+  done < <(checkpoints_of "$1")
 }
 
-# newest_listed NAME: prints "<checkpoint> <taken>" of the newest synced
-# checkpoint of NAME here that holds every file its manifest lists, or
-# nothing: what the failover agents compare between nodes, without hashing
-# (rsync puts a file under its name only once it has all of it). The node
-# chosen verifies it in full before it restores (newest_good).
+# newest_listed NAME: prints "<checkpoint> <taken>" of the newest checkpoint
+# of NAME here that holds every file its manifest lists, or nothing: what the
+# failover agents compare between nodes, without hashing (rsync puts a file
+# under its name only once it has all of it). The node chosen verifies it in
+# full before it restores (newest_good).
 newest_listed() {
-  local d
-  for d in $(find "$EDGE_HA_CHECKPOINTS/$1/sync" -mindepth 1 -maxdepth 1 -name 's*' 2>/dev/null | sort -r); do
-    if [ ! -s "$d/MANIFEST.sha256" ] || [ ! -f "$d/TAKEN" ] || [ ! -s "$d/ARGS" ]; then continue; fi
+  local taken d
+  while read -r taken d; do
+    if [ ! -s "$d/MANIFEST.sha256" ] || [ ! -s "$d/ARGS" ]; then continue; fi
     if (cd "$d" && cut -d' ' -f3- MANIFEST.sha256 | while IFS= read -r f; do [ -f "$f" ] || exit 1; done); then
-      echo "$(basename "$d") $(cat "$d/TAKEN")"
+      echo "$(basename "$d") $taken"
       return 0
     fi
-  done
+  done < <(checkpoints_of "$1")
 }
 
 # restore_checkpoint NAME ID DIR CHECKPOINT [verified]: checks the checkpoint
@@ -212,18 +232,26 @@ criu_failure_cause() {
   fi
 }
 
-# prune_stale_moves: removes what a failed migration left in this host's
-# checkpoints (its staged images, m<ms>: a target that was cut off could not
-# be cleared) for every service that is not moving now (its mark, younger
-# than two minutes, is on both ends while a migration runs). A checkpoint is
-# the service's memory: none is kept longer than it is of use. Called where
-# edge-ha passes by often: a migration's start, the agents' reports.
+# prune_stale_moves: removes what migrations left in this host's checkpoints
+# (their staged images, m<ms>: a target that was cut off could not be
+# cleared, or the source died after the transfer) once they are of no use: of
+# a service that is not moving now (its mark, younger than two minutes, is on
+# both ends while a migration runs), each one older than its two newest
+# checkpoints here, and each one older than two minutes. Within those two
+# minutes the agents restore a service whose source died from it (seconds);
+# kept longer it would be an ever older "newest" here, which a failover
+# whose fresher candidates did not answer would restore. A checkpoint is the
+# service's memory: none is kept longer than it is of use. Called where edge-ha passes by often: a migration's
+# start, the agents' reports.
 prune_stale_moves() {
-  local d s
-  for d in "$EDGE_HA_CHECKPOINTS"/*/m[0-9]*; do
-    [ -d "$d" ] || continue
-    s=$(basename "$(dirname "$d")")
+  local s taken d
+  for s in "$EDGE_HA_CHECKPOINTS"/*/; do
+    s=$(basename "$s")
     [ -z "$(find "$EDGE_HA_MOVING_MARK$s" -mmin -2 2>/dev/null)" ] || continue
-    rm -rf "$d"
+    checkpoints_of "$s" | tail -n +3 | while read -r taken d; do
+      case "$(basename "$d")" in m*) rm -rf "$d" ;; esac
+    done
+    find "$EDGE_HA_CHECKPOINTS/$s" -mindepth 1 -maxdepth 1 -name 'm[0-9]*' -mmin +2 -exec rm -rf {} + 2>/dev/null
   done
+  true
 }

@@ -18,10 +18,11 @@ import * as net from "node:net";
 import { faultKinds } from "../lib/lab/nemesis-plan";
 import { renderNemesisText } from "../lib/lab/nemesis-report";
 import { PulumiStack } from "../lib/pulumi";
-import { syncOn } from "../lib/ha/replication";
-import { locate } from "../lib/ha/service-container";
+import { stopSync, syncOn } from "../lib/ha/replication";
+import { locate, specOf } from "../lib/ha/service-container";
 import { vipHolders } from "../lib/ha/vip";
-import { migrate } from "../lib/ha/migration";
+import { dumpAndSendScript, migrate } from "../lib/ha/migration";
+import { movingMark } from "../lib/host/paths";
 import { sshExec } from "../lib/host/ssh";
 import { projectRoot } from "../lib/toolchain";
 import { copyCounter, sleep, until as poll } from "./helpers/poll";
@@ -369,6 +370,41 @@ test.serial("a planned migration moves the vip in its frozen window, and a clien
     await sampler;
   }
   t.is(vips.most, 1, "never two nodes with the vip at once");
+});
+
+test.serial("the source of a migration dies right after the transfer: the agents restore the service on the target from the migration's own checkpoint, with the state it had at the dump", async (t) => {
+  const [from] = await runningOn();
+  const source = host(from);
+  const target = inventory().hosts.find((h) => h.name !== from)!;
+  const count = async (h: Host, method = "GET") => ((await (await fetch(`http://${h.address}:${port}/${method === "POST" ? "incr" : ""}`, { method })).json()) as { count: number }).count;
+  for (let i = 0; i < 5; i++) await count(source, "POST");
+  const atDump = await count(source);
+  // What migrate does up to its restore (lib/ha/migration.ts): both ends marked, the sync stopped, the dump sent.
+  await Promise.all([source, target].map((h) => sshExec(h, `touch ${movingMark("counter")}`)));
+  await stopSync(source, "counter");
+  const spec = await specOf(source, "counter");
+  const sourceId = (await sshExec(source, "docker container inspect -f '{{.Id}}' counter")).stdout.trim();
+  const checkpoint = `m${Date.now()}`;
+  await sshExec(source, dumpAndSendScript({ service: "counter", spec, target, checkpoint, dumpDir: `/var/lib/docker/containers/${sourceId}/checkpoints/${checkpoint}` }, sourceId));
+  // Then the source dies, before any restore: the newest state is the one on its way to the target.
+  const crashedAt = await crash(lab, from);
+  try {
+    const others = { ...inventory(), hosts: inventory().hosts.filter((h) => h.name !== from) };
+    const on = await until(30, async () => (await locate(others, "counter")).map((h) => h.name), (r) => r.length === 1);
+    t.deepEqual(on, [target.name], "restored where the migration's checkpoint was");
+    t.is(await count(target), atDump, "with the state it had at the dump: nothing lost");
+    // Logged once its restore has returned: a moment after the copy runs.
+    const restored = await until(10, () => restoredFrom(target, "counter", crashedAt), (r) => r !== undefined);
+    t.is(restored?.checkpoint, checkpoint, "from the migration's own checkpoint, newer than any synced one");
+    t.is((await sshExec(target, `ls -d /var/lib/edge-ha/checkpoints/counter/${checkpoint}`, { nothrow: true })).exitCode, 2, "and it is gone once used");
+    t.deepEqual(await until(5, vipOn, (v) => v.join() === target.name), [target.name], "the vip with it");
+  } finally {
+    // As migrate would at its end (the source's went with its /run at the crash).
+    await sshExec(target, `rm -f ${movingMark("counter")}`, { nothrow: true });
+    await boot(lab, from);
+  }
+  // Settled before the nemesis: the booted node's stale copy gone, the service synced to a standby again.
+  await until(90, async () => (await syncOn(host(target.name), "counter"))?.standby, (s) => s !== undefined);
 });
 
 test.serial("a seeded nemesis (2 min of crashes, partitions, one-way loss and pauses of a node or its agent): never two copies, no acknowledged write lost beyond the interval, served again after every fault", async (t) => {

@@ -84,14 +84,16 @@ export async function agentEvents(hosts: Host[], limit = 50): Promise<AgentEvent
 /**
  * The checkpoint the agent on `host` restored `service` from at or after
  * `sinceMs` (epoch ms), and how old it was at `sinceMs`: the state a fault at
- * that moment lost. A synced checkpoint is named after the time it was taken
- * (s<ns>); `undefined` when no such restore was logged there.
+ * that moment lost; `undefined` when no such restore was logged there.
  */
 export async function restoredSince(host: Host, service: string, sinceMs: number): Promise<{ checkpoint: string; ageMs: number } | undefined> {
   const events = await agentEvents([host]);
   const restored = events.reverse().find((e) => e.kind === "restored" && e.service === service && Date.parse(e.at) >= sinceMs - 1000);
-  const taken = /from checkpoint (s(\d+))/.exec(restored?.message ?? "");
-  return taken ? { checkpoint: taken[1], ageMs: sinceMs - Number(BigInt(taken[2]) / 1_000_000n) } : undefined;
+  // Named after the time it was taken: a synced one (s<ns>), or a migration's (m<ms>) when its source died after the transfer.
+  const taken = /from checkpoint (([sm])(\d+))/.exec(restored?.message ?? "");
+  if (!taken) return undefined;
+  const takenMs = taken[2] === "s" ? Number(BigInt(taken[3]) / 1_000_000n) : Number(taken[3]);
+  return { checkpoint: taken[1], ageMs: sinceMs - takenMs };
 }
 
 /** What the failover agent on a host says of itself (agent/events.go writeState), the fields edge-ha reads. */

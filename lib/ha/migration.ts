@@ -4,9 +4,9 @@ import type { Host, Inventory } from "../config/inventory";
 import { findHost } from "../config/inventory";
 import { progress, UserError } from "../log";
 import { failover, startSync, stopSync, syncOn, type SyncSettings } from "./replication";
-import { copyImage, locate, restoreCommand, rsync, createCommand, specOf, truthCommand, vipCommand, type ServiceSpec } from "./service-container";
+import { copyImage, locate, restoreCommand, rsync, createCommand, runArgsText, specOf, truthCommand, vipCommand, type ServiceSpec } from "./service-container";
 import { movingMark } from "../host/paths";
-import { hostScript } from "../host/shell";
+import { hostScript, shellQuote } from "../host/shell";
 import { sshExec } from "../host/ssh";
 import { checkServiceName } from "../config/service-spec";
 
@@ -124,14 +124,9 @@ export async function migrate(inventory: Inventory, service: string, toName: str
   try {
     t = process.hrtime.bigint();
     await options.endpoint?.hold();
-    const send = `rsync -a --sockopts=TCP_NODELAY --mkpath --timeout=10 --contimeout=5 --password-file=${rsync.passwordFile} ./ "$(rsync_url ${target.address} ${service}/${checkpoint}/)"`;
-    // Packed and sent where it was dumped: the files, the manifest, its size, then rsync (TCP_NODELAY: see host/edge-ha-sync).
-    const pack = [`cd ${dumpDir}`, `capture_files ${sourceId}`, `write_manifest`, `du -sb . | cut -f1`, send];
     if ((options.dump ?? defaultDumpPath) === "runc") {
       progress(`dump and transfer: checkpoint ${checkpoint} of ${service} on ${source.name} -> rsync://${target.address}/${rsync.module}`);
-      // The source's clock between the dump and the transfer splits the one round trip into its phases.
-      // Its virtual address goes first: no client reaches a copy on its way out (the target takes it after its start).
-      const out = await sshExec(source, hostScript([`vip_down ${service} >/dev/null`, `checkpoint_exit ${service} ${sourceId} ${dumpDir}`, `date +%s%N`, ...pack, `date +%s%N`].join(" && ")));
+      const out = await sshExec(source, dumpAndSendScript(move, sourceId));
       const [dumped, size, sent] = out.stdout.trim().split("\n");
       bytes = Number(size);
       phases.transfer = Number(BigInt(sent) - BigInt(dumped)) / 1e9;
@@ -142,7 +137,7 @@ export async function migrate(inventory: Inventory, service: string, toName: str
       phases.dump = seconds(t);
       t = process.hrtime.bigint();
       progress(`transfer: ${source.name} -> rsync://${target.address}/${rsync.module}`);
-      bytes = Number((await sshExec(source, hostScript(pack.join(" && ")))).stdout.trim().split("\n")[0]);
+      bytes = Number((await sshExec(source, hostScript(packCommands(move, sourceId).join(" && ")))).stdout.trim().split("\n")[0]);
       phases.transfer = seconds(t);
     }
 
@@ -167,6 +162,35 @@ export async function migrate(inventory: Inventory, service: string, toName: str
     }
     throw new UserError(`migration of ${service} from ${source.name} to ${target.name} failed: ${why}\n${outcome.what}`);
   }
+}
+
+/**
+ * The host commands that pack a dump in its folder and send it to the
+ * target's rsync daemon: the container's files, what a failover restores
+ * from (TAKEN, SPEC.json, ARGS, as in a synced checkpoint: should the source
+ * die after the transfer, the agents restore the service from this, its
+ * newest state; host/service.sh checkpoints_of), the manifest; prints its size.
+ */
+function packCommands(m: Pick<Move, "service" | "spec" | "target" | "checkpoint" | "dumpDir">, sourceId: string): string[] {
+  // TCP_NODELAY: see host/edge-ha-sync.
+  const send = `rsync -a --sockopts=TCP_NODELAY --mkpath --timeout=10 --contimeout=5 --password-file=${rsync.passwordFile} ./ "$(rsync_url ${m.target.address} ${m.service}/${m.checkpoint}/)"`;
+  const settings = [
+    `{ cp /run/edge-ha-criu-${m.service}.before TAKEN 2>/dev/null || date +%s.%N >TAKEN; }`,
+    `printf '%s' ${shellQuote(JSON.stringify(m.spec))} >SPEC.json`,
+    `printf '%s' ${shellQuote(runArgsText(m.spec))} >ARGS`,
+  ];
+  return [`cd ${m.dumpDir}`, `capture_files ${sourceId}`, ...settings, `write_manifest`, `du -sb . | cut -f1`, send];
+}
+
+/**
+ * The runc path's frozen-window script on the source, in one round trip: the
+ * vip dropped (no client reaches a copy on its way out; the target takes it
+ * after its start), the dump, the source's clock, the pack and transfer, the
+ * clock again (the two split the round trip into its phases). Exported for
+ * the test that kills the source right after it.
+ */
+export function dumpAndSendScript(m: Pick<Move, "service" | "spec" | "target" | "checkpoint" | "dumpDir">, sourceId: string): string {
+  return hostScript([`vip_down ${m.service} >/dev/null`, `checkpoint_exit ${m.service} ${sourceId} ${m.dumpDir}`, `date +%s%N`, ...packCommands(m, sourceId), `date +%s%N`].join(" && "));
 }
 
 /** The service's time out of reach: everything but the preparation, which runs while it serves. */

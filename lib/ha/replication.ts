@@ -22,6 +22,9 @@ import { isSyncInterval } from "../config/service-spec";
 
 export const syncDir = (service: string) => `${rsync.dir}/${service}/sync`;
 
+/** Where checkpoint `name` of a service is on a host: a synced one (s<ns>) in its sync folder, a migration's (m<ms>) beside it (host/service.sh checkpoint_dir). */
+export const checkpointDir = (service: string, name: string) => (name.startsWith("m") ? `${rsync.dir}/${service}/${name}` : `${syncDir(service)}/${name}`);
+
 /**
  * Host script: keeps the service's settings on the primary (each checkpoint
  * carries them: SPEC.json, and ARGS, its docker create arguments, so that a
@@ -108,7 +111,7 @@ export async function failover(inventory: Inventory, service: string, standbyNam
   const prepared = (async () => {
     const newest = await freshness(standby, service);
     if (!newest) throw new UserError(`${standby.name} has no good synced checkpoint of ${service} in ${syncDir(service)}; was its sync running?`);
-    const dir = `${syncDir(service)}/${newest.checkpoint}`;
+    const dir = checkpointDir(service, newest.checkpoint);
     const spec = JSON.parse((await sshExec(standby, `cat ${dir}/SPEC.json`)).stdout) as ServiceSpec;
     const running = (await sshExec(standby, `docker container inspect -f '{{.State.Running}}' ${service} 2>/dev/null`, { nothrow: true })).stdout.trim() === "true";
     const id = running ? "" : (await sshExec(standby, createCommand(spec))).stdout.trim();
