@@ -371,3 +371,28 @@ func TestAProcessIsInAContainerWhenItsCgroupNamesTheID(t *testing.T) {
 		t.Error("an id its cgroups do not name: found, want not")
 	}
 }
+
+func TestATakeoverWaitsForTheUpNodeWithTheNewestStateAtMost20s(t *testing.T) {
+	a := threeManagers(t, "a")
+	a.owner["counter"] = "b"
+	a.reports["b"] = []Local{{Name: "counter", State: "running", Standby: "c"}}
+	if h := a.holder("counter"); h != "c" {
+		t.Fatalf("holder: %q, want c (the standby b's sync fed)", h)
+	}
+	if a.holderWait("counter", "c", false, t0) {
+		t.Error("c answered (or is down): no wait")
+	}
+	if !a.holderWait("counter", "c", true, t0) || !a.holderWait("counter", "c", true, t0.Add(19*time.Second)) {
+		t.Error("c is up and did not answer: wait, up to 20 s")
+	}
+	if a.holderWait("counter", "c", true, t0.Add(21*time.Second)) {
+		t.Error("after 20 s: restore from the best answer")
+	}
+	if !a.holderWait("counter", "c", true, t0.Add(30*time.Second)) {
+		t.Error("a new takeover waits anew")
+	}
+	a.owner["counter"] = ""
+	if h := a.holder("counter"); h != "" {
+		t.Errorf("no owner known (after a stall): holder %q, want none", h)
+	}
+}

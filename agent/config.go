@@ -139,6 +139,7 @@ type Agent struct {
 	downSince    map[string]time.Time
 	firstSeen    map[string]time.Time // reconcile conditions, by key, since when they hold
 	stuck        map[string]bool      // services that cannot fail over, said once
+	holderSince  map[string]time.Time // services whose takeover waits for the node with their newest state, since when (controller.go holderWait)
 	unserved     map[string]bool      // services whose unhealthy copy nothing can replace, said once
 	warned       string               // the quorum warning last given ("" when none holds)
 	vote         string               // the controller this one backs now ("" while none; actor.go)

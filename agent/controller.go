@@ -269,8 +269,13 @@ func (a *Agent) takeover(s Service, why string, alive func(string) bool, replace
 	a.eventLocked("failover", s.Name, fmt.Sprintf("%s: restoring it from the newest synced checkpoint among %s", why, strings.Join(candidates, ", ")))
 	a.busyUntil[s.Name] = time.Now().Add(60 * time.Second)
 	a.busyOn[s.Name] = ""
+	// The node the owner's sync fed holds the newest state; up, it is waited for (holderWait). Up as a
+	// majority sees it, not this controller: cut off from this one only, it is what holderWait is for.
+	holder := a.holder(s.Name)
+	holderUp := holder != "" && holder != replaced && a.downVotes(holder, time.Now()) < majority(len(a.managers))
 	go func() {
 		best, bestTaken := "", 0.0
+		answered := map[string]bool{}
 		var mu sync.Mutex
 		var wg sync.WaitGroup
 		for _, n := range candidates {
@@ -278,20 +283,26 @@ func (a *Agent) takeover(s Service, why string, alive func(string) bool, replace
 			go func(n string) {
 				defer wg.Done()
 				out, err := a.post(n, "newest", map[string]any{"service": s.Name})
+				mu.Lock()
+				defer mu.Unlock()
+				answered[n] = err == nil
 				f := strings.Fields(out)
 				if err != nil || len(f) < 2 {
 					return
 				}
 				taken, _ := strconv.ParseFloat(f[1], 64)
-				mu.Lock()
 				if taken > bestTaken {
 					best, bestTaken = n, taken
 				}
-				mu.Unlock()
 			}(n)
 		}
 		wg.Wait()
 		a.mu.Lock()
+		if a.holderWait(s.Name, holder, holderUp && !answered[holder] && best != holder, time.Now()) {
+			a.busyUntil[s.Name] = time.Now().Add(2 * time.Second) // asked again then
+			a.mu.Unlock()
+			return
+		}
 		if best == "" && replaced != "" {
 			a.unserved[s.Name] = true // until a copy serves again
 			a.busyUntil[s.Name] = time.Now().Add(2 * time.Second)
@@ -338,6 +349,44 @@ func (a *Agent) takeover(s Service, why string, alive func(string) bool, replace
 		a.busyUntil[s.Name] = time.Now().Add(a.heartbeat + time.Second) // until its reports say so
 		a.eventLocked("restored", s.Name, fmt.Sprintf("runs on %s, new standby %s: %s", best, orNone(next), strings.TrimSpace(out)))
 	}()
+}
+
+// holder: the standby the last report of `service`'s owner named (the node its
+// sync fed: the newest state of it), or "" when none is known.
+func (a *Agent) holder(service string) string {
+	if o := a.owner[service]; o != "" {
+		if l, ok := a.reportOf(o, service); ok {
+			return l.Standby
+		}
+	}
+	return ""
+}
+
+// holderWait: whether a takeover of `service` waits (and asks again) rather
+// than restore from an older checkpoint elsewhere, at `now`: `missing` says
+// that the node holding its newest state (`holder`) is up but did not answer
+// (cut off from this controller only, its agent just restarted). Restoring
+// from the next best node then loses every write since that node stopped
+// being the standby (a nemesis run restored a checkpoint 33 s old during a
+// pair-partition; this is the likeliest way, its events were not kept). At
+// most 20 s, after which the best answer is taken (and said).
+func (a *Agent) holderWait(service, holder string, missing bool, now time.Time) bool {
+	if !missing {
+		delete(a.holderSince, service)
+		return false
+	}
+	since, waiting := a.holderSince[service]
+	if !waiting {
+		a.holderSince[service] = now
+		a.eventLocked("waiting", service, fmt.Sprintf("%s holds its newest state and is up but did not answer: asking again rather than restoring an older one", holder))
+		return true
+	}
+	if now.Sub(since) < 20*time.Second {
+		return true
+	}
+	delete(a.holderSince, service)
+	a.eventLocked("waiting", service, fmt.Sprintf("%s, which holds its newest state, has not answered for %v: restoring the newest state the others hold", holder, now.Sub(since).Round(time.Second)))
+	return false
 }
 
 func orNone(s string) string {

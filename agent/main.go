@@ -101,7 +101,7 @@ func newState(cfg Config, start time.Time) (*Agent, error) {
 		sentAt:    map[uint64]time.Time{}, acked: map[string]time.Time{},
 		heard: map[string]time.Time{}, reports: map[string][]Local{}, views: map[string]peerView{},
 		owner: map[string]string{}, busyUntil: map[string]time.Time{}, busyOn: map[string]string{},
-		downSince: map[string]time.Time{}, firstSeen: map[string]time.Time{}, stuck: map[string]bool{},
+		downSince: map[string]time.Time{}, firstSeen: map[string]time.Time{}, stuck: map[string]bool{}, holderSince: map[string]time.Time{},
 		health: map[string]health{}, unserved: map[string]bool{},
 		runID: randomRun(), peers: map[string]*peerRun{},
 	}
@@ -143,7 +143,9 @@ func (a *Agent) run() {
 	go a.receive()
 	go a.serveOrders()
 	go a.every(time.Second, a.refreshLocal)
-	go a.every(time.Second, a.keepVips)
+	// A safety net (the host scripts move the addresses themselves), so not every second: each
+	// round is a shell and a docker inspect per address, on a Pi's CPU too.
+	go a.every(5*time.Second, a.keepVips)
 	for _, s := range a.cfg.Services {
 		if s.Health != nil && !a.isWitness() {
 			go a.watchHealth(s)
