@@ -246,6 +246,7 @@ criu_failure_cause() {
 prune_stale_moves() {
   local s taken d
   for s in "$EDGE_HA_CHECKPOINTS"/*/; do
+    [ -d "$s" ] || continue
     s=$(basename "$s")
     [ -z "$(find "$EDGE_HA_MOVING_MARK$s" -mmin -2 2>/dev/null)" ] || continue
     checkpoints_of "$s" | tail -n +3 | while read -r taken d; do
