@@ -232,6 +232,13 @@ criu_failure_cause() {
   fi
 }
 
+# moving NAME: whether a planned migration of NAME is under way here: its
+# mark (lib/ha/migration.ts) is younger than two minutes, so a migrator that
+# died holds nothing off for longer.
+moving() {
+  [ -n "$(find "$EDGE_HA_MOVING_MARK$1" -mmin -2 2>/dev/null)" ]
+}
+
 # prune_stale_moves: removes what migrations left in this host's checkpoints
 # (their staged images, m<ms>: a target that was cut off could not be
 # cleared, or the source died after the transfer) once they are of no use: of
@@ -248,7 +255,7 @@ prune_stale_moves() {
   for s in "$EDGE_HA_CHECKPOINTS"/*/; do
     [ -d "$s" ] || continue
     s=$(basename "$s")
-    [ -z "$(find "$EDGE_HA_MOVING_MARK$s" -mmin -2 2>/dev/null)" ] || continue
+    ! moving "$s" || continue
     checkpoints_of "$s" | tail -n +3 | while read -r taken d; do
       case "$(basename "$d")" in m*) rm -rf "$d" ;; esac
     done

@@ -119,27 +119,30 @@ vip_down() {
   (flock -w 10 9 && vip_del "$1") 9>"/run/edge-ha-vip-$1.lock"
 }
 
-# vip_reconcile: every vip of this host follows its service's container: held
-# while it runs here (or is paused for a checkpoint), dropped otherwise. A
-# service whose migration is under way (its moving mark) is left to the
-# migration, one whose lock is held to whoever holds it, and one whose engine
-# does not answer is left as it is. Prints what it changed.
+# vip_follow NAME (the lock held): NAME's address follows its container
+# here: held while it runs (or is paused for a checkpoint), dropped otherwise;
+# left as it is when the engine does not answer. Prints what it changed.
+vip_follow() {
+  local state
+  if state=$(timeout 5 docker container inspect -f '{{.State.Status}}' "$1" 2>&1); then
+    case "$state" in
+      running | paused) vip_add "$1" ;;
+      *) vip_del "$1" ;;
+    esac
+  elif printf '%s' "$state" | grep -q 'No such'; then
+    vip_del "$1"
+  fi
+}
+
+# vip_reconcile: every vip of this host follows its service's container
+# (vip_follow). A service whose migration is under way is left to the
+# migration, one whose lock is held to whoever holds it.
 vip_reconcile() {
-  local f s state
+  local f s
   for f in "$EDGE_HA_VIPS"/*; do
     [ -f "$f" ] || continue
     s=$(basename "$f")
-    [ -z "$(find "$EDGE_HA_MOVING_MARK$s" -mmin -2 2>/dev/null)" ] || continue
-    (
-      flock -n 9 || exit 0
-      if state=$(timeout 5 docker container inspect -f '{{.State.Status}}' "$s" 2>&1); then
-        case "$state" in
-          running | paused) vip_add "$s" ;;
-          *) vip_del "$s" ;;
-        esac
-      elif printf '%s' "$state" | grep -q 'No such'; then
-        vip_del "$s"
-      fi
-    ) 9>"/run/edge-ha-vip-$s.lock"
+    ! moving "$s" || continue
+    (flock -n 9 || exit 0; vip_follow "$s") 9>"/run/edge-ha-vip-$s.lock"
   done
 }
