@@ -127,24 +127,78 @@ rsync_url() {
   echo "rsync://$RSYNC_USER@$1:$port/$RSYNC_MODULE/$2"
 }
 
-# thaw_container NAME: thaws NAME's cgroup if it is frozen. CRIU freezes a
-# container while it dumps it; a dump cut short (its process killed, the
-# host stopped in the middle) leaves it frozen, and a frozen process cannot
-# die: docker rm -f then fails or hangs. cgroup v1 (freezer.state) or v2
-# (cgroup.freeze).
-thaw_container() {
+# container_cgroup NAME: the directory of the cgroup that can freeze NAME's
+# container (cgroup v1's freezer, or v2's unified group), read from its first
+# process; nothing when it has none (not running) or it cannot be read.
+container_cgroup() {
   local pid path
-  pid=$(docker container inspect -f '{{.State.Pid}}' "$1" 2>/dev/null) || return 0
+  pid=$(timeout 5 docker container inspect -f '{{.State.Pid}}' "$1" 2>/dev/null) || return 0
   [ "${pid:-0}" != 0 ] || return 0
   path=$(sed -n 's/^[0-9]*:freezer://p' "/proc/$pid/cgroup" 2>/dev/null)
-  if [ -n "$path" ] && [ -w "/sys/fs/cgroup/freezer$path/freezer.state" ]; then
-    echo THAWED >"/sys/fs/cgroup/freezer$path/freezer.state"
+  if [ -n "$path" ] && [ -f "/sys/fs/cgroup/freezer$path/freezer.state" ]; then
+    echo "/sys/fs/cgroup/freezer$path"
     return 0
   fi
   path=$(sed -n 's/^0:://p' "/proc/$pid/cgroup" 2>/dev/null)
-  if [ -n "$path" ] && [ -w "/sys/fs/cgroup$path/cgroup.freeze" ]; then
-    echo 0 >"/sys/fs/cgroup$path/cgroup.freeze"
-  fi
+  if [ -n "$path" ] && [ -f "/sys/fs/cgroup$path/cgroup.freeze" ]; then echo "/sys/fs/cgroup$path"; fi
+}
+
+# thaw_cgroup DIR: thaws the cgroup DIR (container_cgroup's).
+thaw_cgroup() {
+  if [ -f "$1/freezer.state" ]; then echo THAWED >"$1/freezer.state"; else echo 0 >"$1/cgroup.freeze"; fi
+}
+
+# thaw_container NAME: thaws NAME's cgroup if it is frozen. CRIU freezes a
+# container while it dumps it; a dump cut short (its process killed, the
+# host stopped in the middle) leaves it frozen, and a frozen process cannot
+# die: docker rm -f then fails or hangs.
+thaw_container() {
+  local dir
+  dir=$(container_cgroup "$1")
+  [ -z "$dir" ] || thaw_cgroup "$dir" 2>/dev/null || true
+}
+
+# live_pids PID...: those of the PIDs whose process lives (not gone, not a zombie).
+live_pids() {
+  local p state
+  for p in "$@"; do
+    state=$(sed -n 's/^[0-9]* (.*) \([A-Za-z]\) .*/\1/p' "/proc/$p/stat" 2>/dev/null) || continue
+    [ -z "$state" ] || [ "$state" = Z ] || [ "$state" = X ] || echo "$p"
+  done
+}
+
+# kill_copy NAME: SIGKILL to every process of NAME's container here, through
+# its cgroup, not through Docker: a dockerd busy removing the container (or
+# hung) does not stop its processes, and a fence must leave nothing serving
+# whatever Docker says (the nemesis saw a copy serve on for 102 s while every
+# docker rm answered "removal ... is already in progress"). Signalled, then
+# thawed: a frozen process keeps the signal until it thaws, and a CRIU dump
+# may freeze the group again in between, hence the rounds. Waits up to 5 s for
+# the group to hold no live process; says how many it killed (nothing when
+# none lived), or which remain, and their state, when some do.
+kill_copy() {
+  local dir pids tries=50 killed=0
+  dir=$(container_cgroup "$1")
+  [ -n "$dir" ] || return 0
+  while :; do
+    # shellcheck disable=SC2046 # one pid per word
+    pids=$(live_pids $(cat "$dir/cgroup.procs" 2>/dev/null))
+    if [ -z "$pids" ]; then
+      [ "$killed" = 0 ] || echo "killed its processes ($killed)"
+      return 0
+    fi
+    [ "$killed" != 0 ] || killed=$(wc -w <<<"$pids")
+    # shellcheck disable=SC2086 # one pid per word
+    kill -9 $pids 2>/dev/null
+    thaw_cgroup "$dir" 2>/dev/null
+    tries=$((tries - 1))
+    if [ "$tries" -le 0 ]; then
+      # shellcheck disable=SC2086
+      echo "its processes did not die within 5 s of SIGKILL: $(ps -o pid=,stat=,wchan=,comm= -p "$(echo $pids | tr ' ' ,)" | tr -s ' \n' ' ')" >&2
+      return 1
+    fi
+    sleep 0.1
+  done
 }
 
 # sync_settings NAME SPEC_JSON RUN_ARGS: keeps NAME's container settings here

@@ -249,7 +249,7 @@ test.serial("partition of the primary's node: exactly one copy serves; after hea
     const fences = (await agentEvents([host("node2")])).filter((e) => e.kind === "fence" && e.service === "counter" && Date.parse(e.at) >= cutAt - 1000);
     t.regex(fences[0]?.message ?? "", /lease lapsed: killed its processes at once/, "the cut-off node killed its own copy");
     const fenced = fences.find((e) => /dropped/.test(e.message));
-    t.regex(fenced?.message ?? "", new RegExp(`lease lapsed.*: dropped ${vip.replace(/\./g, "\\.")} from eth0; removed its container`), "its vip before its container");
+    t.regex(fenced?.message ?? "", new RegExp(`lease lapsed.*: dropped ${vip.replace(/\./g, "\\.")} from eth0; (killed its processes \\(\\d+\\); )?removed its container`), "its vip before its container");
     // Logged once its restore (the vip's take included) has returned: a moment after the copy runs.
     const restoredAt = await until(10, async () => (await agentEvents([host("node1")])).find((e) => e.kind === "restored" && e.node === "node1" && Date.parse(e.at) >= cutAt - 1000)?.at, (at) => at !== undefined);
     t.true(!!fenced && !!restoredAt && Date.parse(fenced.at) < Date.parse(restoredAt), `the cut-off node dropped the vip (${fenced?.at}) before node1 restored the service (${restoredAt})`);
@@ -326,8 +326,33 @@ test.serial("the agent of the primary's node stops (its services run on): its wa
   t.true(on.length === 1 && on[0] !== primary, `restored elsewhere, found on: ${on.join(", ") || "none"}`);
   t.is(copies.most, 1, "never two copies at once");
   const fenced = (await agentEvents([host(primary)])).filter((e) => e.kind === "fence" && Date.parse(e.at) >= since);
-  t.true(fenced.some((e) => /the watchdog did: dropped \S+ from eth0; removed its container/.test(e.message)), `the watchdog fenced it, the vip first: ${JSON.stringify(fenced)}`);
+  t.true(fenced.some((e) => /the watchdog did: dropped \S+ from eth0; killed its processes \(\d+\); removed its container/.test(e.message)), `the watchdog fenced it, the vip first: ${JSON.stringify(fenced)}`);
   t.deepEqual(await until(5, vipOn, (v) => v.join() === on.join()), on, "the vip is where the service runs now");
+});
+
+test.serial("three fences at once of a copy left frozen (a checkpoint cut short): its processes die through its cgroup, one fence removes it, none fails; it is restored elsewhere, never two copies", async (t) => {
+  const [primary] = await runningOn();
+  const copies = copyCounter(runningOn);
+  // Its processes, then its cgroup frozen as CRIU leaves it when its dump is cut short.
+  const frozen = await sshExec(
+    host(primary),
+    `pid=$(docker container inspect -f '{{.State.Pid}}' counter) && dir=/sys/fs/cgroup/freezer$(sed -n 's/^[0-9]*:freezer://p' /proc/$pid/cgroup) && ` +
+      `echo FROZEN >$dir/freezer.state && sleep 0.2 && cat $dir/freezer.state && cat $dir/cgroup.procs | tr '\\n' ' '`,
+  );
+  const [state, procs] = frozen.stdout.trim().split("\n");
+  t.is(state, "FROZEN");
+  const pids = procs.trim().split(" ").filter(Boolean);
+  t.true(pids.length > 0);
+  const fences = await sshExec(host(primary), `for i in 1 2 3; do (out=$(${agentPaths.ctl} fence counter 2>&1); echo "rc=$? $out" | tr '\\n' ' '; echo) & done; wait`);
+  const said = fences.stdout.trim().split("\n");
+  t.is(said.length, 3, fences.stdout);
+  t.true(said.every((l) => l.startsWith("rc=0 ")), `every fence succeeded: ${fences.stdout}`);
+  t.is(said.filter((l) => /killed its processes \(\d+\)\s+removed its container/.test(l)).length, 1, `one fence killed and removed it, the others found it gone: ${fences.stdout}`);
+  const alive = await sshExec(host(primary), `for p in ${pids.join(" ")}; do [ -d /proc/$p ] && echo "$p $(cut -d' ' -f3 /proc/$p/stat)"; done; true`);
+  t.is(alive.stdout.trim(), "", "none of its processes is left");
+  const on = await until(30, copies.look, (r) => r.length === 1);
+  t.is(on.length, 1, `restored: ${on.join(", ") || "nowhere"}`);
+  t.is(copies.most, 1, "never two copies at once");
 });
 
 test.serial("a planned migration moves the vip in its frozen window, and a client's long-lived connection through the vip goes on from the new node", async (t) => {

@@ -54,19 +54,19 @@ test("state going back with no fault before it is a violation", (t) => {
   t.regex(r.violations[0].message, /with no fault before it/);
 });
 
-test("two running copies of a service in consecutive samples are a violation naming it and both nodes; a single sample is not", (t) => {
+test("two running copies of a service in consecutive samples are a violation naming it, both nodes and the processes first counted; a single sample is not", (t) => {
   const counter = (...nodes: string[]) => ({ counter: nodes, web: ["node3"] });
   const samples: Sample[] = [
     { at: 0, copies: counter("node1") },
     { at: 250, copies: counter("node1", "node2") },
     { at: 500, copies: counter("node2") },
-    { at: 750, copies: counter("node2", "node3") },
+    { at: 750, copies: counter("node2", "node3"), seen: { counter: ["node2 pid 41 Ss node", "node3 pid 52 Ss node"] } },
     { at: 1000, copies: counter("node2", "node3") },
     { at: 1250, copies: counter("node3") },
   ];
   const r = check([], samples, [], { intervalMs: 1000 });
   t.deepEqual(r.violations.map((v) => v.kind), ["two copies"]);
-  t.regex(r.violations[0].message, /counter: node2 and node3 both ran it from 750 to 1000 ms \(2 samples\)/);
+  t.regex(r.violations[0].message, /counter: node2 and node3 both ran it from 750 to 1000 ms \(2 samples\); first sample: node2 pid 41 Ss node, node3 pid 52 Ss node$/);
 });
 
 test("a service that runs on no node longer than the bound, or at the end, is a violation, watched by a client or not", (t) => {

@@ -12,6 +12,8 @@ export interface Sample {
   /** Milliseconds on the client's clock. */
   at: number;
   copies: Record<string, string[]>;
+  /** Per service, the processes counted (node, pid, ps state, command), for a violation's message. */
+  seen?: Record<string, string[]>;
 }
 
 /** A fault as it happened, on the client's clock. */
@@ -86,7 +88,9 @@ export function check(probes: Probe[], samples: Sample[], faults: FaultWindow[],
         violations.push({
           kind: "two copies",
           at: run[0].at,
-          message: `${service}: ${nodes.join(" and ")} both ran it from ${Math.round(run[0].at)} to ${Math.round(run[run.length - 1].at)} ms (${run.length} samples)`,
+          message:
+            `${service}: ${nodes.join(" and ")} both ran it from ${Math.round(run[0].at)} to ${Math.round(run[run.length - 1].at)} ms (${run.length} samples)` +
+            (run[0].seen?.[service]?.length ? `; first sample: ${run[0].seen[service].join(", ")}` : ""),
         });
       }
       run = [];

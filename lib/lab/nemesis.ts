@@ -93,8 +93,8 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisReport
   const sampler = (async () => {
     while (sampling) {
       const at = prober.now();
-      const copies = await runningCopies(lab, watched, containerNames).catch(() => undefined);
-      if (copies) samples.push({ at, copies });
+      const found = await runningCopies(lab, watched, containerNames).catch(() => undefined);
+      if (found) samples.push({ at, ...found });
       await sleep(sampleEveryMs);
     }
   })();
@@ -183,6 +183,7 @@ async function undoAll(lab: LabOptions): Promise<void> {
 
 /**
  * Per service, the lab nodes where its container runs and is not stopped,
+ * frozen or a zombie (with what was counted, for a violation's message),
  * read from this machine (one `ps` for all, and the node's own disk through
  * /proc/PID/root): it sees a node that is partitioned or paused, where SSH
  * and the node's dockerd would not answer. A container's first process is
@@ -190,10 +191,11 @@ async function undoAll(lab: LabOptions): Promise<void> {
  * name is in the node's engine's files (another container may run the same
  * program, as the counter's swarm twin does).
  */
-async function runningCopies(lab: LabOptions, services: string[], names: Map<string, string>): Promise<Record<string, string[]>> {
+async function runningCopies(lab: LabOptions, services: string[], names: Map<string, string>): Promise<Pick<Sample, "copies" | "seen">> {
   const copies: Record<string, string[]> = Object.fromEntries(services.map((s) => [s, []]));
+  const seen: Record<string, string[]> = Object.fromEntries(services.map((s) => [s, []]));
   const nodes = (await listNodes(lab)).filter((n) => n.running);
-  if (nodes.length === 0) return copies;
+  if (nodes.length === 0) return { copies, seen };
   const pids = (await $({ quiet: true })`docker container inspect -f ${"{{.State.Pid}}"} ${nodes.map((n) => n.container)}`).stdout.trim().split("\n").map(Number);
   const table = (await $({ quiet: true })`ps ${psTable}`).stdout;
   const containerName = (nodePid: number, pid: number) => {
@@ -211,11 +213,13 @@ async function runningCopies(lab: LabOptions, services: string[], names: Map<str
     const processes = processesUnder(pids[i], table);
     const shims = new Set(processes.filter((p) => p.comm.startsWith("containerd-shim")).map((p) => p.pid));
     for (const p of processes) {
-      if (!shims.has(p.ppid) || p.stopped || frozen(p.pid)) continue;
+      if (!shims.has(p.ppid) || p.stopped || p.zombie || frozen(p.pid)) continue;
       const name = containerName(pids[i], p.pid);
-      if (name && copies[name] && !copies[name].includes(n.name)) copies[name].push(n.name);
+      if (!name || !copies[name]) continue;
+      if (!copies[name].includes(n.name)) copies[name].push(n.name);
+      seen[name].push(`${n.name} pid ${p.pid} ${p.stat} ${p.comm}`);
     }
   });
   for (const s of services) copies[s].sort();
-  return copies;
+  return { copies, seen };
 }

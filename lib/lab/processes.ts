@@ -15,6 +15,10 @@ export interface NodeProcess {
   ppid: number;
   comm: string;
   stopped: boolean;
+  /** A zombie (ps state Z): it has ended, and only waits for its parent to collect it. */
+  zombie: boolean;
+  /** ps's state letters. */
+  stat: string;
 }
 
 /** The processes under `root` (itself included) in a `ps -e -o pid=,ppid=,stat=,comm=` table. */
@@ -23,7 +27,7 @@ export function processesUnder(root: number, table: string): NodeProcess[] {
     .trim()
     .split("\n")
     .map((l) => l.trim().split(/\s+/))
-    .map(([pid, ppid, stat, ...comm]) => ({ pid: Number(pid), ppid: Number(ppid), stopped: stat.startsWith("T"), comm: comm.join(" ") }));
+    .map(([pid, ppid, stat, ...comm]) => ({ pid: Number(pid), ppid: Number(ppid), stopped: stat.startsWith("T"), zombie: stat.startsWith("Z"), stat, comm: comm.join(" ") }));
   const under = new Set([root]);
   for (let grew = true; grew; ) {
     grew = false;
