@@ -127,6 +127,61 @@ rsync_url() {
   echo "rsync://$RSYNC_USER@$1:$port/$RSYNC_MODULE/$2"
 }
 
+# transfer_ssh: the ssh command (for rsync -e) that reaches another host's
+# checkpoints sshd (modules/checkpoint-transport), when this host sends over
+# SSH (its mode file says "ssh PORT"); nothing when it sends to the rsync
+# daemons. Its keys only, its peers' host keys only, and one connection per
+# peer kept open (ControlPersist): the key exchange is paid once, not in
+# every checkpoint's transfer, nor in a migration's frozen window.
+transfer_ssh() {
+  local mode port
+  read -r mode port <"$EDGE_HA_TRANSFER_MODE" 2>/dev/null || return 0
+  [ "$mode" = ssh ] || return 0
+  echo "ssh -F none -l root -p $port -i $EDGE_HA_TRANSFER/client_key -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=$EDGE_HA_TRANSFER/known_hosts -o GlobalKnownHostsFile=/dev/null -o ConnectTimeout=3 -o ServerAliveInterval=2 -o ServerAliveCountMax=3 -o ControlMaster=auto -o ControlPath=/run/edge-ha-transfer-%C -o ControlPersist=300"
+}
+
+# send_checkpoint CONNECT_S SRC HOST PATH RSYNC_OPTION...: rsync of SRC into
+# PATH of HOST's checkpoints module: inside SSH when this host sends over SSH
+# (encrypted; each end has checked the other's key), else to HOST's rsync
+# daemon (in clear on the LAN; its password checked). CHECKPOINT_TRANSPORT=rsyncd
+# sends to the daemon whatever the mode (the bench's side-by-side runs).
+# CONNECT_S: how long reaching HOST may take.
+send_checkpoint() {
+  local connect=$1 src=$2 host=$3 path=$4 ssh
+  shift 4
+  ssh=$(transfer_ssh)
+  if [ "$(transfer_mode)" = ssh ]; then
+    rsync "$@" --password-file="$RSYNC_PASSWORD_FILE" -e "${ssh/ConnectTimeout=3/ConnectTimeout=$connect}" "$src" "$RSYNC_USER@$host::$RSYNC_MODULE/$path"
+  else
+    rsync "$@" --contimeout="$connect" --password-file="$RSYNC_PASSWORD_FILE" "$src" "$(rsync_url "$host" "$path")"
+  fi
+}
+
+# transfer_mode: how this host sends checkpoints now: "ssh" or "rsyncd".
+transfer_mode() {
+  if [ -n "$(transfer_ssh)" ] && [ "${CHECKPOINT_TRANSPORT:-}" != rsyncd ]; then echo ssh; else echo rsyncd; fi
+}
+
+# transfer_warm HOST: opens this host's SSH connection to HOST's checkpoints
+# sshd now, if it sends over SSH and none is open (a migration's prepare step:
+# the handshake then falls outside its frozen window).
+transfer_warm() {
+  local ssh
+  [ "$(transfer_mode)" = ssh ] || return 0
+  ssh=$(transfer_ssh)
+  # shellcheck disable=SC2086 # the options are words
+  $ssh -O check "$1" 2>/dev/null || $ssh -f -N "$1"
+}
+
+# transfer_close_all: closes this host's open SSH connections to the others' checkpoints sshd.
+transfer_close_all() {
+  local s
+  for s in /run/edge-ha-transfer-*; do
+    [ -S "$s" ] || continue
+    ssh -o ControlPath="$s" -O exit edge-ha 2>/dev/null || rm -f "$s"
+  done
+}
+
 # container_cgroup NAME: the directory of the cgroup that can freeze NAME's
 # container (cgroup v1's freezer, or v2's unified group), read from its first
 # process; nothing when it has none (not running) or it cannot be read.

@@ -1,7 +1,9 @@
 import test from "ava";
-import { mkdtempSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
+import { parse, stringify } from "yaml";
 import { $ } from "zx";
 import { type Arch, findHost, loadInventory } from "../lib/config/inventory";
 import { boot, crash, heal, partition, shape, unshape } from "../lib/lab/faults";
@@ -10,7 +12,10 @@ import { freshLabStack } from "../lib/lab/stack";
 import { UserError } from "../lib/log";
 import { migrate } from "../lib/ha/migration";
 import { deploy, locate, specOf } from "../lib/ha/service-container";
-import { failover, startSync } from "../lib/ha/replication";
+import { failover, startSync, stopSync } from "../lib/ha/replication";
+import { startCapture, tcpSegments } from "../lib/lab/capture";
+import { settingDefaults } from "../lib/config/settings";
+import { sleep } from "./helpers/poll";
 import { ensureImageOn, prepareImage } from "../lib/ha/images";
 import { PulumiStack } from "../lib/pulumi";
 import { sshExec } from "../lib/host/ssh";
@@ -18,7 +23,8 @@ import { projectRoot } from "../lib/toolchain";
 
 /*
  * Live migration and failover of the stateful counter on a provisioned lab:
- * real Docker engines, CRIU, rsync daemons; state checked exactly.
+ * real Docker engines, CRIU, checkpoints over SSH and to rsync daemons;
+ * state checked exactly; what crosses the network captured.
  */
 const dir = mkdtempSync(path.join(tmpdir(), "edge-ha-migration-test-"));
 const lab = labOptions({ name: "migtest", subnetPrefix: "10.77.204", inventoryFile: path.join(dir, "inventory.yaml") });
@@ -123,15 +129,17 @@ test.serial("a target cut off during the transfer leaves the service running on 
   t.is((await sshExec(host("node2"), "docker ps -aq --filter name=^counter$")).stdout.trim(), "", "no copy left on the target");
 });
 
-test.serial("a failure after the dump (the target's rsync daemon refuses) resumes the service on the source with the state it had at the dump, and says so", async (t) => {
+test.serial("a failure after the dump (the target's rsync refuses the checkpoint) resumes the service on the source with the state it had at the dump, and says so", async (t) => {
   const before = await counter("node1");
-  // Refused at once: the dump happened, the transfer cannot.
-  await sshExec(host("node2"), "iptables -I INPUT -p tcp --dport 873 -j REJECT --reject-with tcp-reset");
+  // Refused at the transfer, after the connection opened in the prepare step: without its
+  // secrets file, the target's rsync refuses every client of its checkpoints module.
+  const secrets = "/etc/edge-ha/rsyncd.secrets";
+  await sshExec(host("node2"), `mv ${secrets} ${secrets}.away`);
   let error: unknown;
   try {
     await migrate(inventory(), "counter", "node2").catch((e) => (error = e));
   } finally {
-    await sshExec(host("node2"), "iptables -D INPUT -p tcp --dport 873 -j REJECT --reject-with tcp-reset");
+    await sshExec(host("node2"), `mv ${secrets}.away ${secrets}`);
   }
   t.true(error instanceof UserError, String(error));
   const message = (error as Error).message;
@@ -213,4 +221,56 @@ test.serial("crash of the primary, then failover: served from the standby with s
     await boot(lab, "node1");
   }
   t.deepEqual(await runningOn(), ["node3"], "the old primary does not start its copy again when it boots");
+});
+
+/**
+ * A service with `marker` in its environment, synced from node1 to node2 and
+ * migrated to node3 while tcpdump captures the lab network; then removed. What
+ * the capture holds, and how the migration's checkpoint travelled.
+ */
+async function captureSyncAndMigration(label: string, marker: string): Promise<{ pcap: string; transport: string; bytes: number }> {
+  const image = await demoImage("counter", host("node1").arch);
+  const spec = { name: "secretive", image: image.ref, containerPort: 8080, hostPort: 18086, env: { MARKER: marker } };
+  await ensureImageOn(host("node1"), image);
+  await deploy(host("node1"), spec);
+  const pcap = path.join(dir, `${label}.pcap`);
+  const capture = await startCapture(lab, "tcp", pcap);
+  try {
+    await startSync(host("node1"), host("node2"), spec, 1);
+    // A few rounds of the sync loop, each a checkpoint sent to node2.
+    await sleep(3500);
+    const r = await migrate(inventory(), "secretive", "node3");
+    return { pcap, transport: r.transport, bytes: r.bytes };
+  } finally {
+    await capture.stop();
+    for (const h of inventory().hosts) {
+      await stopSync(h, "secretive");
+      await sshExec(h, "docker rm -f secretive >/dev/null 2>&1; rm -rf /var/lib/edge-ha/checkpoints/secretive", { nothrow: true });
+    }
+  }
+}
+
+test.serial("checkpoints cross the network encrypted: a marker in a service's environment never shows in a capture of its sync and its migration; with checkpointTransport rsyncd it does, and the transport is gone from every host", async (t) => {
+  const marker = `edge-ha-marker-${randomBytes(8).toString("hex")}`;
+  const port = settingDefaults.transferPort;
+  const encrypted = await captureSyncAndMigration("ssh", marker);
+  t.is(encrypted.transport, "ssh");
+  const overSsh = tcpSegments(encrypted.pcap).filter((s) => s.dport === port || s.sport === port);
+  const carried = overSsh.reduce((n, s) => n + s.payload.length, 0);
+  t.true(carried > encrypted.bytes, `the capture holds the migration's checkpoint (${encrypted.bytes} bytes) and the syncs, over port ${port}: ${carried} bytes`);
+  t.false(readFileSync(encrypted.pcap).includes(marker), "the marker never crossed the network in clear");
+
+  // The setting turned off: every host sends to the rsync daemons, in clear.
+  const file = path.join(projectRoot, "stacks", "Pulumi.migtest.yaml");
+  const doc = parse(readFileSync(file, "utf8"));
+  doc.config["edge-ha:checkpointTransport"] = "rsyncd";
+  writeFileSync(file, stringify(doc));
+  await stack.up();
+  for (const h of inventory().hosts) {
+    const left = await sshExec(h, `ls -d /etc/edge-ha/transfer 2>/dev/null; ss -Hltn 'sport = :${port}'`, { nothrow: true });
+    t.is(left.stdout.trim(), "", `${h.name}: no checkpoints sshd nor its keys left`);
+  }
+  const clear = await captureSyncAndMigration("rsyncd", marker);
+  t.is(clear.transport, "rsyncd");
+  t.true(readFileSync(clear.pcap).includes(marker), "in clear, the capture finds the marker: the check above can fail");
 });

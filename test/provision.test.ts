@@ -12,6 +12,8 @@ import { hostMarker } from "../lib/host/paths";
 import { freshLabStack } from "../lib/lab/stack";
 import { PulumiError, PulumiStack } from "../lib/pulumi";
 import { sshExec } from "../lib/host/ssh";
+import { hostScript } from "../lib/host/shell";
+import { $ } from "zx";
 import { projectRoot } from "../lib/toolchain";
 import { until as poll } from "./helpers/poll";
 
@@ -74,6 +76,24 @@ test.serial("up on blank nodes: swarm of 3, checkpoint-capable Docker, CRIU pass
   const wrong = await sshExec(host("node1"), `RSYNC_PASSWORD=wrong ${list}`, { nothrow: true });
   t.not(wrong.exitCode, 0);
   t.regex(wrong.stderr, /auth failed/);
+  // Checkpoints go inside SSH: node1 reaches node3's checkpoints sshd with its own key, checking node3's.
+  const overSsh = `rsync --list-only --password-file=/etc/edge-ha/rsync.password -e "$(transfer_ssh)" edge-ha@${host("node3").address}::checkpoints/`;
+  t.is((await sshExec(host("node1"), hostScript(`[ "$(transfer_mode)" = ssh ] && ${overSsh}`), { nothrow: true })).exitCode, 0, "node1 sends to node3 over SSH");
+  // Its key buys only the rsync protocol: any other command gets rsync's server, not a shell.
+  const shell = await sshExec(host("node1"), hostScript(`$(transfer_ssh) ${host("node3").address} id </dev/null`), { nothrow: true });
+  t.notRegex(shell.stdout, /uid=/, "no shell through the checkpoints sshd");
+  // A key node3 does not know (this machine's own, made now) is refused.
+  const stranger = path.join(mkdtempSync(path.join(tmpdir(), "edge-ha-stranger-")), "key");
+  await $({ quiet: true })`ssh-keygen -q -t ed25519 -N ${""} -f ${stranger}`;
+  const refused = await $({ quiet: true, nothrow: true })`ssh -F none -i ${stranger} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -p 8722 root@${host("node3").address} true`;
+  t.regex(refused.stderr, /Permission denied \(publickey\)/, "a stranger's key is refused");
+  // And node1 checks node3's sshd key: with another one in its known_hosts, it does not connect.
+  const forged = await sshExec(
+    host("node1"),
+    hostScript(`cp $EDGE_HA_TRANSFER/known_hosts /tmp/kh && sed -i "s/ ssh-ed25519 .*/ $(cut -d' ' -f1,2 $EDGE_HA_TRANSFER/host_key.pub)/" /tmp/kh && $(transfer_ssh | sed 's|known_hosts|../../../tmp/kh|; s/ControlMaster=auto/ControlMaster=no -o ControlPath=none/') ${host("node3").address} true; rm -f /tmp/kh`),
+    { nothrow: true },
+  );
+  t.regex(forged.stderr, /REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/, "a forged sshd key is refused");
   // CRIU was built on one node and shipped: the others have the same binary and no compiler.
   t.is(await on("node2", "sha256sum /usr/local/sbin/criu | cut -c1-64"), await on("node1", "sha256sum /usr/local/sbin/criu | cut -c1-64"));
   t.is(await on("node2", "command -v gcc || true"), "");
@@ -138,6 +158,7 @@ test.serial("services come back after a node's power cut", async (t) => {
   await sshExec(host("node3"), "for i in $(seq 100); do docker info >/dev/null 2>&1 && break; sleep 0.2; done");
   t.is(await on("node3", "docker info -f '{{.ExperimentalBuild}} {{.Swarm.LocalNodeState}}'"), "true active");
   t.is(await on("node3", "for i in $(seq 50); do rsync --list-only --password-file=/etc/edge-ha/rsync.password rsync://edge-ha@127.0.0.1/checkpoints/ >/dev/null 2>&1 && echo up && break; sleep 0.2; done"), "up");
+  t.is(await on("node3", "for i in $(seq 50); do ssh-keyscan -T 1 -p 8722 127.0.0.1 2>/dev/null | grep -q ed25519 && echo up && break; sleep 0.2; done"), "up", "the checkpoints sshd too");
   const r = await stack.up();
   t.deepEqual(Object.keys(r.summary), ["unchanged"], `nothing to redo after a reboot, but:\n${r.output.split("\n").filter((l) => /updat|creat|delet/.test(l)).join("\n")}`);
 });
@@ -299,6 +320,7 @@ test.serial("destroy leaves the nodes blank but for Docker's data", async (t) =>
   for (const n of ["node1", "node2", "node3"]) {
     t.is(await on(n, "command -v dockerd criu rsync || true"), "", n);
     t.is(await on(n, "ls /etc/edge-ha/boot.d /etc/criu 2>/dev/null | grep -v : || true"), "", n);
-    t.is(await on(n, "pgrep -x dockerd || pgrep -x rsync || true"), "", n);
+    t.is(await on(n, "pgrep -x dockerd || pgrep -x rsync || pgrep -f edge-ha/transfer || true"), "", n);
+    t.is(await on(n, "ls -d /etc/edge-ha/transfer /run/edge-ha-transfer-* 2>/dev/null || true"), "", `${n}: no checkpoints sshd, keys or connections left`);
   }
 });

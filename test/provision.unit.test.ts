@@ -17,6 +17,7 @@ import { EdgeServices } from "../modules/edge-services";
 import { runcConfig } from "../modules/criu";
 import { daemonConfig, DockerEngine, registryLogins } from "../modules/docker-engine";
 import { rsyncdConfig } from "../modules/rsync-daemon";
+import { authorizedKeyLine, parseHostKeys, transferSshdConfig } from "../modules/checkpoint-transport";
 import { FailoverAgents } from "../modules/failover-agent";
 import { agentConfig } from "../lib/ha/agent";
 import { syncInstallScript } from "../lib/ha/replication";
@@ -144,7 +145,8 @@ test("secrets stay secret: join tokens, the generated rsync password, and no sec
   t.truthy(registered.find((r) => r.type === "edge-ha:secret:GeneratedSecret"));
   t.is(named("shop-rsync-password-value").type, "command:local:Command", "generated on this machine by @pulumi/command");
   for (const r of registered.filter((x) => x.type === "command:remote:Command")) {
-    t.notRegex(script(r), /KEY|AAAA/, `${r.name}'s script carries no key`);
+    // The fixture's private key ("KEY") and the inventory's host keys (AAAA1..); the hosts' public checkpoint keys are not secret.
+    t.notRegex(script(r), /PRIVATE KEY|^KEY$|AAAA\d/m, `${r.name}'s script carries no key`);
   }
   t.regex(script(named("pi1-rsyncd")), /"\$RSYNC_SECRET"/, "the password reaches the host through the environment");
   t.true(named("pi1-rsyncd").secretInputs.includes("connection"));
@@ -519,8 +521,37 @@ test("the agent's config has one shape: the Go struct (agent/config.go) reads ev
   t.deepEqual([...new Set(checked.services.flatMap((s: { health: object }) => Object.keys(s.health)))].sort(), tags("HealthCheck"));
 });
 
+test("checkpoints cross the network inside SSH by default: each host's own sshd and keys; each trusts the others' keys, bound to their addresses and to the rsync protocol", async (t) => {
+  t.is(settings.checkpointTransport, "ssh");
+  await unwrap(cluster.nodes.pi1.docker!);
+  const hosts = [["pi1", "10.0.0.1"], ["pi2", "10.0.0.2"], ["vm1", "10.0.0.3"]];
+  for (const [host, address] of hosts) {
+    const install = named(`shop-${host}-sshd`);
+    t.is(install.inputs.connection.host, address);
+    t.regex(envOf(install).SSHD_CONFIG, /^Port 8722$/m);
+    const peers = hosts.filter(([h]) => h !== host);
+    const trust = envOf(named(`shop-${host}-peers`));
+    t.deepEqual(
+      trust.AUTHORIZED_KEYS.split("\n"),
+      peers.map(([h, a]) => authorizedKeyLine({ name: h, address: a }, `ssh-ed25519 AAAAclient-shop-${h}-sshd`)),
+      `${host} accepts each other host's client key, from its address only`,
+    );
+    t.deepEqual(trust.KNOWN_HOSTS.split("\n"), peers.map(([h, a]) => `[${a}]:8722 ssh-ed25519 AAAAhost-shop-${h}-sshd`), `${host} accepts only the others' sshd keys`);
+  }
+  t.is(
+    authorizedKeyLine({ name: "pi2", address: "10.0.0.2" }, "ssh-ed25519 AAAAk"),
+    'restrict,from="10.0.0.2",command="rsync --server --daemon --config=/etc/edge-ha/rsyncd.conf ." ssh-ed25519 AAAAk edge-ha pi2',
+  );
+  t.throws(() => parseHostKeys("host-key ssh-ed25519 AAAAx\n", "pi1"), { message: /expected the checkpoints sshd's install on pi1 to print its host-key and client-key lines/ });
+  t.like(parseSettings({ inventory: "x.yaml", checkpointTransport: "rsyncd" }, "f"), { checkpointTransport: "rsyncd" });
+  const err = t.throws(() => parseSettings({ inventory: "x.yaml", checkpointTransport: "tls", transferPort: "873" }, "stacks/Pulumi.pis.yaml"), { instanceOf: SettingsError });
+  t.regex(err!.message, /edge-ha:checkpointTransport: expected one of ssh, rsyncd, found "tls"/);
+  t.regex(err!.message, /edge-ha:transferPort: expected a port other than edge-ha:rsyncPort \(873\)/);
+});
+
 test("what lands on the hosts, as a reviewer sees it: rsyncd.conf, runc.conf, daemon.json, the host library's values", (t) => {
   t.snapshot(rsyncdConfig({ allowedHosts: ["10.0.0.1", "10.0.0.2", "10.0.0.3"] }), "rsyncd.conf");
+  t.snapshot(transferSshdConfig(8722), "sshd_config of the checkpoints sshd");
   t.snapshot(runcConfig(), "runc.conf");
   t.snapshot(JSON.stringify(daemonConfig({}), null, 2), "daemon.json");
   t.snapshot(hostVariables, "the variables every host script reads");

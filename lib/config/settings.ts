@@ -20,6 +20,15 @@ export interface ClusterSettings {
   criuFileLocks: boolean;
   criuSkipInFlight: boolean;
   rsyncPort: number;
+  /**
+   * How checkpoints cross the network: "ssh" (default; modules/checkpoint-transport),
+   * encrypted, each end checking the other's key; "rsyncd": to the rsync
+   * daemons, in clear on the LAN (anyone who can read its traffic reads the
+   * services' memory), its password the only check.
+   */
+  checkpointTransport: "ssh" | "rsyncd";
+  /** TCP port of edge-ha's checkpoints sshd on every host (checkpointTransport ssh). */
+  transferPort: number;
   /** Highly available services the stack runs (modules/ha-service, modules/swarm-service). */
   services: ServiceSettings[];
   /** The failover agents (agent/, modules/failover-agent): how fast a node is declared down. */
@@ -113,6 +122,8 @@ export const settingDefaults: Omit<ClusterSettings, "inventory"> = {
   criuFileLocks: true,
   criuSkipInFlight: true,
   rsyncPort: 873,
+  checkpointTransport: "ssh",
+  transferPort: 8722,
   services: [],
   registries: [],
   failover: { enabled: true, heartbeatMs: 200, downAfterMs: 800, leaseMs: 500, port: 7072, noQuorum: "stop" },
@@ -172,10 +183,15 @@ export function parseSettings(raw: Record<string, string>, file: string): Cluste
     criuFileLocks: boolean("criuFileLocks") ?? settingDefaults.criuFileLocks,
     criuSkipInFlight: boolean("criuSkipInFlight") ?? settingDefaults.criuSkipInFlight,
     rsyncPort: integer("rsyncPort", 1, 65535) ?? settingDefaults.rsyncPort,
+    checkpointTransport: oneOf("checkpointTransport", ["ssh", "rsyncd"] as const) ?? settingDefaults.checkpointTransport,
+    transferPort: integer("transferPort", 1, 65535) ?? settingDefaults.transferPort,
     services: raw.services === undefined ? [] : parseServices(raw.services, problems),
     failover: raw.failover === undefined ? settingDefaults.failover : parseFailover(raw.failover, problems),
     registries: raw.registries === undefined ? [] : parseRegistries(raw.registries, problems),
   };
+  if (settings.checkpointTransport !== "rsyncd" && settings.transferPort === settings.rsyncPort) {
+    problems.push(`edge-ha:transferPort: expected a port other than edge-ha:rsyncPort (${settings.rsyncPort}): both run on every host, found ${settings.transferPort}`);
+  }
   if (problems.length) throw new SettingsError(file, problems);
   return settings;
 }

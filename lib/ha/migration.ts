@@ -43,6 +43,8 @@ export interface MigrationResult {
   phases: { prepare: number; dump: number; transfer: number; restore: number; switch: number };
   downtime: number;
   bytes: number;
+  /** How the checkpoint crossed the network. */
+  transport: Transport;
   /** What went wrong on the way although the service runs on the target with its state (an error after the restore). */
   warning?: string;
   /** The restore's steps on the target, in ms (host/service.sh restore_checkpoint): verify, files, images, start. */
@@ -73,7 +75,16 @@ export interface MigrateOptions {
   endpoint?: EndpointControl;
   /** How the source dumps it (default: defaultDumpPath). */
   dump?: DumpPath;
+  /**
+   * "rsyncd": the checkpoint goes to the target's rsync daemon in clear even
+   * where the cluster sends over SSH (the bench's side-by-side runs). By
+   * default, as the source host's mode says (edge-ha:checkpointTransport).
+   */
+  transport?: Transport;
 }
+
+/** How a checkpoint crosses the network: inside SSH (encrypted, both ends' keys checked) or to the rsync daemon in clear. */
+export type Transport = "ssh" | "rsyncd";
 
 /** Moves a running service to another host of the inventory; see the top of this file. */
 export async function migrate(inventory: Inventory, service: string, toName: string, options: MigrateOptions = {}): Promise<MigrationResult> {
@@ -101,11 +112,17 @@ export async function migrate(inventory: Inventory, service: string, toName: str
   progress(`prepare: ${spec.image} and a stopped copy of ${service} on ${target.name}`);
   let targetId: string;
   let sync: SyncSettings | undefined;
+  let transport: Transport = "rsyncd";
   try {
     await copyImage(source, target, spec.image);
     targetId = (await sshExec(target, createCommand(spec))).stdout.trim();
-    // What the packing and the unpacking read of the two containers, asked now rather than while the service is frozen.
-    await Promise.all([sshExec(source, hostScript(`files_of ${sourceId} >/dev/null`)), sshExec(target, hostScript(`files_of ${targetId} >/dev/null`))]);
+    // What the packing and the unpacking read of the two containers, asked now rather than while the
+    // service is frozen; and the source's SSH connection to the target opened now, not in the transfer.
+    const [mode] = await Promise.all([
+      sshExec(source, hostScript(`${transportEnv(options)}files_of ${sourceId} >/dev/null && transfer_warm ${target.address} && transfer_mode`)),
+      sshExec(target, hostScript(`files_of ${targetId} >/dev/null`)),
+    ]);
+    transport = mode.stdout.trim() === "ssh" ? "ssh" : "rsyncd";
     // A sync loop's own checkpoints must not run into this one; it moves with the service.
     sync = await syncOn(source, service);
     if (sync) await stopSync(source, service);
@@ -125,7 +142,7 @@ export async function migrate(inventory: Inventory, service: string, toName: str
     t = process.hrtime.bigint();
     await options.endpoint?.hold();
     if ((options.dump ?? defaultDumpPath) === "runc") {
-      progress(`dump and transfer: checkpoint ${checkpoint} of ${service} on ${source.name} -> rsync://${target.address}/${rsync.module}`);
+      progress(`dump and transfer: checkpoint ${checkpoint} of ${service} on ${source.name} -> ${target.name} (${transportName[transport]})`);
       const out = await sshExec(source, dumpAndSendScript(move, sourceId));
       const [dumped, size, sent] = out.stdout.trim().split("\n");
       bytes = Number(size);
@@ -136,7 +153,7 @@ export async function migrate(inventory: Inventory, service: string, toName: str
       await sshExec(source, hostScript(`vip_down ${service} >/dev/null && checkpoint_locked ${service} docker checkpoint create ${service} ${checkpoint} >/dev/null`));
       phases.dump = seconds(t);
       t = process.hrtime.bigint();
-      progress(`transfer: ${source.name} -> rsync://${target.address}/${rsync.module}`);
+      progress(`transfer: ${source.name} -> ${target.name} (${transportName[transport]})`);
       bytes = Number((await sshExec(source, hostScript(packCommands(move, sourceId).join(" && ")))).stdout.trim().split("\n")[0]);
       phases.transfer = seconds(t);
     }
@@ -152,13 +169,13 @@ export async function migrate(inventory: Inventory, service: string, toName: str
     phases.switch = seconds(t);
     await finish(move);
     await unmark(service, [source, target]);
-    return { service, from: source.name, to: target.name, checkpoint, phases, downtime: downtimeOf(phases), bytes, restoreSteps };
+    return { service, from: source.name, to: target.name, checkpoint, phases, downtime: downtimeOf(phases), bytes, transport, restoreSteps };
   } catch (err) {
     const why = err instanceof ProcessOutput ? err.stderr.trim().split("\n").slice(-2).join(" | ") : err instanceof Error ? err.message : String(err);
     const outcome = await recover(move);
     await unmark(service, [source, target]);
     if (outcome.finished) {
-      return { service, from: source.name, to: target.name, checkpoint, phases, downtime: downtimeOf(phases), bytes, warning: `${why} (${outcome.what})` };
+      return { service, from: source.name, to: target.name, checkpoint, phases, downtime: downtimeOf(phases), bytes, transport, warning: `${why} (${outcome.what})` };
     }
     throw new UserError(`migration of ${service} from ${source.name} to ${target.name} failed: ${why}\n${outcome.what}`);
   }
@@ -171,9 +188,10 @@ export async function migrate(inventory: Inventory, service: string, toName: str
  * die after the transfer, the agents restore the service from this, its
  * newest state; host/service.sh checkpoints_of), the manifest; prints its size.
  */
-function packCommands(m: Pick<Move, "service" | "spec" | "target" | "checkpoint" | "dumpDir">, sourceId: string): string[] {
+function packCommands(m: Packed, sourceId: string): string[] {
   // TCP_NODELAY: see host/edge-ha-sync.
-  const send = `rsync -a --sockopts=TCP_NODELAY --mkpath --timeout=10 --contimeout=5 --password-file=${rsync.passwordFile} ./ "$(rsync_url ${m.target.address} ${m.service}/${m.checkpoint}/)"`;
+  // Over SSH or to the target's rsync daemon, as the source's mode says (host/service.sh send_checkpoint).
+  const send = `${transportEnv(m.options ?? {})}send_checkpoint 5 ./ ${m.target.address} ${m.service}/${m.checkpoint}/ -a --sockopts=TCP_NODELAY --mkpath --timeout=10`;
   const settings = [
     `{ cp /run/edge-ha-criu-${m.service}.before TAKEN 2>/dev/null || date +%s.%N >TAKEN; }`,
     `printf '%s' ${shellQuote(JSON.stringify(m.spec))} >SPEC.json`,
@@ -189,14 +207,24 @@ function packCommands(m: Pick<Move, "service" | "spec" | "target" | "checkpoint"
  * clock again (the two split the round trip into its phases). Exported for
  * the test that kills the source right after it.
  */
-export function dumpAndSendScript(m: Pick<Move, "service" | "spec" | "target" | "checkpoint" | "dumpDir">, sourceId: string): string {
+export function dumpAndSendScript(m: Packed, sourceId: string): string {
   return hostScript([`vip_down ${m.service} >/dev/null`, `checkpoint_exit ${m.service} ${sourceId} ${m.dumpDir}`, `date +%s%N`, ...packCommands(m, sourceId), `date +%s%N`].join(" && "));
+}
+
+const transportName: Record<Transport, string> = { ssh: "over SSH", rsyncd: "to its rsync daemon, in clear" };
+
+/** The shell line that makes the host library send to the rsync daemon when the options ask for it. */
+function transportEnv(options: MigrateOptions): string {
+  return options.transport === "rsyncd" ? "export CHECKPOINT_TRANSPORT=rsyncd && " : "";
 }
 
 /** The service's time out of reach: everything but the preparation, which runs while it serves. */
 function downtimeOf(phases: MigrationResult["phases"]): number {
   return phases.dump + phases.transfer + phases.restore + phases.switch;
 }
+
+/** What the pack and send of a dump need of its move. */
+type Packed = Pick<Move, "service" | "spec" | "target" | "checkpoint" | "dumpDir"> & { options?: MigrateOptions };
 
 /** What a migration works on, for its finishing and its recovery. */
 interface Move {

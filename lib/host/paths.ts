@@ -18,6 +18,18 @@ export const rsyncPasswordFile = "/etc/edge-ha/rsync.password";
 export const rsyncPortFile = "/etc/edge-ha/rsync-port";
 
 /**
+ * Checkpoints cross the network over SSH by default (edge-ha:checkpointTransport
+ * ssh; modules/checkpoint-transport): each host runs an sshd of edge-ha's own
+ * on `port`, with its own host key and the other hosts' keys, each allowed
+ * only to run the rsync daemon's protocol (the same modules, uid and hosts
+ * allow as the rsync daemon). In `dir`: host_key, client_key (this host's
+ * keys), sshd_config, authorized_keys, known_hosts (the other hosts'), and
+ * `mode` ("ssh PORT"), the switch every sender here reads: without it,
+ * checkpoints go to the rsync daemon, in clear.
+ */
+export const checkpointTransfer = { dir: "/etc/edge-ha/transfer", port: 8722, modeFile: "/etc/edge-ha/transfer/mode", sshd: "/usr/local/lib/edge-ha/transfer-sshd" } as const;
+
+/**
  * The read-only module `artifacts`: files one host made for the others (the
  * CRIU built on the first host of an architecture), pulled peer to peer and
  * checked against the sha256 their maker reported over SSH.

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
-import { artifacts, checkpointsDir, hostStateDir, healthMarkPrefix, hostTools, movingMarkPrefix, rsyncDefaults, rsyncPasswordFile, rsyncPortFile, serviceNetwork, servicesDir, syncOutDir, vipsDir } from "./paths";
+import { artifacts, checkpointTransfer, checkpointsDir, hostStateDir, healthMarkPrefix, hostTools, movingMarkPrefix, rsyncDefaults, rsyncPasswordFile, rsyncPortFile, serviceNetwork, servicesDir, syncOutDir, vipsDir } from "./paths";
 
 /*
  * The shell that runs on the hosts lives in files: host/*.sh (functions every
@@ -36,6 +36,9 @@ export const hostVariables: Record<string, string> = {
   RSYNC_MODULE: rsyncDefaults.module,
   RSYNC_PASSWORD_FILE: rsyncPasswordFile,
   RSYNC_PORT_FILE: rsyncPortFile,
+  EDGE_HA_TRANSFER: checkpointTransfer.dir,
+  EDGE_HA_TRANSFER_MODE: checkpointTransfer.modeFile,
+  EDGE_HA_TRANSFER_SSHD: checkpointTransfer.sshd,
 };
 
 /**

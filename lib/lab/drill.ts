@@ -5,7 +5,7 @@ import { findHost } from "../config/inventory";
 import { boot, crash } from "./faults";
 import type { LabOptions } from "./lab";
 import { progress, UserError } from "../log";
-import { defaultDumpPath, migrate, type DumpPath } from "../ha/migration";
+import { defaultDumpPath, migrate, type DumpPath, type Transport } from "../ha/migration";
 import { gapAcross, Prober, servedAgainAfter, summarize, type Probe, type ProbeSummary } from "./prober";
 import { failover, startSync, stopSync, syncOn } from "../ha/replication";
 import { servicesDir } from "../host/paths";
@@ -100,7 +100,7 @@ function vipDetails(seen: { client: ProbeSummary } | undefined): Record<string, 
 }
 
 /** (a) Planned migration of `service` to `toName` (default: its standby, else the next host). */
-export async function migrationDrill(ctx: DrillContext, service: string, toName?: string, dump?: DumpPath): Promise<DrillReport> {
+export async function migrationDrill(ctx: DrillContext, service: string, toName?: string, dump?: DumpPath, transport?: Transport): Promise<DrillReport> {
   const source = await soleHost(ctx.inventory, service);
   const sync = await syncOn(source, service);
   const target = toName ? findHost(ctx.inventory, toName) : sync ? findHost(ctx.inventory, sync.standby) : ctx.inventory.hosts.find((h) => h.name !== source.name)!;
@@ -111,7 +111,7 @@ export async function migrationDrill(ctx: DrillContext, service: string, toName?
     await sleep(1000);
     w.mark(`migrating ${service} ${source.name} -> ${target.name}`);
     const startedWall = Date.now();
-    const r = await migrate(ctx.inventory, service, target.name, { endpoint: w.endpoint, dump });
+    const r = await migrate(ctx.inventory, service, target.name, { endpoint: w.endpoint, dump, transport });
     w.mark(`${service} serves on ${target.name}`);
     await sleep(1000);
     const { probes, client, vip } = await w.stop();
@@ -120,7 +120,7 @@ export async function migrationDrill(ctx: DrillContext, service: string, toName?
     const frozenFrom = startedWall + ms(r.phases.prepare);
     const vipWindow = vip && gapAcross(vip.probes, w.vipClock(frozenFrom)!, w.vipClock(frozenFrom + ms(r.downtime))!);
     const details = {
-      dumpPath: dump ?? defaultDumpPath, prepare: ms(r.phases.prepare), dump: ms(r.phases.dump), transfer: ms(r.phases.transfer), restore: ms(r.phases.restore), switch: ms(r.phases.switch), downtime: ms(r.downtime), checkpointBytes: r.bytes,
+      dumpPath: dump ?? defaultDumpPath, transport: r.transport, prepare: ms(r.phases.prepare), dump: ms(r.phases.dump), transfer: ms(r.phases.transfer), restore: ms(r.phases.restore), switch: ms(r.phases.switch), downtime: ms(r.downtime), checkpointBytes: r.bytes,
       ...vipDetails(vip),
       ...(vip ? { vipGap: Math.round(vipWindow!) } : {}),
     };

@@ -12,6 +12,7 @@ import { GeneratedSecret } from "../generated-secret";
 import { connectionFor, HostFacts, type ClusterNode } from "../host-facts";
 import { HostTools } from "../host-tools";
 import { RsyncDaemon } from "../rsync-daemon";
+import { CheckpointTransport } from "../checkpoint-transport";
 import { SwarmCluster } from "../swarm-cluster";
 
 export interface EdgeClusterArgs {
@@ -128,6 +129,12 @@ export class EdgeCluster extends pulumi.ComponentResource {
       parent,
     );
 
+    // Checkpoints inside SSH unless the stack says rsyncd (then, with the transport gone, to the daemons in clear).
+    const transport =
+      settings.checkpointTransport === "ssh"
+        ? new CheckpointTransport(name, { nodes: perHost.map(({ host, connection, rsync }) => ({ host, connection, dependsOn: [rsync] })), port: settings.transferPort }, parent)
+        : undefined;
+
     const swarm = new SwarmCluster(name, { nodes: perHost.map(({ host, connection, engine }) => ({ host, connection, dependsOn: [engine], generation: generationOf(host.name) })) }, parent);
     this.swarmLeader = swarm.leaderAddress;
     this.swarmCa = swarm.swarmCa;
@@ -137,7 +144,7 @@ export class EdgeCluster extends pulumi.ComponentResource {
       this.nodes[host.name] = { address: host.address, kernel: facts.kernel };
     }
     for (const { host, connection, facts, tools, engine, network, rsync, trust } of perHost) {
-      this.ready[host.name] = { host, connection, dependsOn: [facts, tools, engine, network, rsync, criu, swarm, ...trust], docker: engine.provider, generation: generationOf(host.name) };
+      this.ready[host.name] = { host, connection, dependsOn: [facts, tools, engine, network, rsync, criu, swarm, ...trust, ...(transport?.ready[host.name] ?? [])], docker: engine.provider, generation: generationOf(host.name) };
       this.nodes[host.name] = {
         address: host.address,
         kernel: facts.kernel,

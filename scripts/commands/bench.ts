@@ -5,11 +5,12 @@ import { loadInventory } from "../../lib/config/inventory";
 import { labOptions } from "../../lib/lab/lab";
 import { progress, UserError } from "../../lib/log";
 import { table } from "../../lib/lab/report";
-import { rsync } from "../../lib/ha/service-container";
 import { sshExec } from "../../lib/host/ssh";
+import { checkpointsDir } from "../../lib/host/paths";
 import { projectRoot } from "../../lib/toolchain";
 import { writeReports } from "./drill";
-import { dumpPaths, type DumpPath } from "../../lib/ha/migration";
+import { dumpPaths, type DumpPath, type Transport } from "../../lib/ha/migration";
+import { hostScript } from "../../lib/host/shell";
 
 const help = `Usage: edge-ha bench [options]
        edge-ha bench provision [--runs N]   time pulumi up on 3 blank nodes (cold, no-op) and destroy
@@ -21,7 +22,8 @@ Repeats the drills on a provisioned lab stack (see edge-ha drill --help)
 and prints medians and maxima side by side: client-visible downtime, failed
 requests, state lost, and each drill's own numbers. For reference it measures
 the physical floor: the time the lab link needs to carry one checkpoint of
-the service (its size from the migrations, the link's rate with rsync).
+the service (its size from the migrations, the link's rate with rsync, to
+the daemon and over SSH).
 
 Options:
   --migrations N     planned migrations (default 20), taking turns between
@@ -61,6 +63,7 @@ export async function main(args: string[]): Promise<void> {
     options: {
       migrations: { type: "string", default: "20" },
       dump: { type: "string", default: dumpPaths.join(",") },
+      transport: { type: "string", default: "ssh,rsyncd" },
       crashes: { type: "string", default: "10" },
       "swarm-crashes": { type: "string", default: "5" },
       service: { type: "string", default: "counter" },
@@ -81,12 +84,16 @@ export async function main(args: string[]): Promise<void> {
   const paths = values.dump!.split(",").map((p) => p.trim());
   const unknown = paths.filter((p) => !dumpPaths.includes(p as DumpPath));
   if (unknown.length || !paths.length) throw new UserError(`--dump: expected a comma-separated list of ${dumpPaths.join(", ")}, found "${values.dump}"`);
+  const transports = values.transport!.split(",").map((p) => p.trim());
+  if (!transports.length || transports.some((p) => p !== "ssh" && p !== "rsyncd")) throw new UserError(`--transport: expected a comma-separated list of ssh, rsyncd, found "${values.transport}"`);
   const lab = labOptions({ name: values.lab, ...(values.inventory ? { inventoryFile: path.resolve(values.inventory) } : {}) });
   const ctx = { lab, inventory: loadInventory(lab.inventoryFile) };
   const plan: [string, () => Promise<DrillReport>][] = [
     ...Array.from({ length: count("migrations") }, (_, i) => {
+      // Every dump path with every transport, in turns.
       const dump = paths[i % paths.length] as DumpPath;
-      return [`migration (${dump} dump)`, () => migrationDrill(ctx, values.service!, undefined, dump)] as [string, () => Promise<DrillReport>];
+      const transport = transports[Math.floor(i / paths.length) % transports.length] as Transport;
+      return [`migration (${dump} dump, ${transport})`, () => migrationDrill(ctx, values.service!, undefined, dump, transport)] as [string, () => Promise<DrillReport>];
     }),
     ...Array.from({ length: count("crashes") }, () => ["failover", () => failoverDrill(ctx, values.service!, values["swarm-service"]!)] as [string, () => Promise<DrillReport>]),
     ...Array.from({ length: count("swarm-crashes") }, () => ["swarm", () => swarmDrill(ctx, values["swarm-service"]!)] as [string, () => Promise<DrillReport>]),
@@ -98,9 +105,9 @@ export async function main(args: string[]): Promise<void> {
   }
 
   const body: string[][] = [];
-  // Migrations by dump path, each its own group of rows.
-  const group = (r: DrillReport) => (r.kind === "migration" ? `migration/${r.details.dumpPath}` : r.kind);
-  for (const kind of [...paths.map((p) => `migration/${p}`), "failover", "swarm"]) {
+  // Migrations by dump path and transport (the one they took), each its own group of rows.
+  const group = (r: DrillReport) => (r.kind === "migration" ? `migration/${r.details.dumpPath}/${r.details.transport}` : r.kind);
+  for (const kind of [...paths.flatMap((p) => transports.map((tr) => `migration/${p}/${tr}`)), "failover", "swarm"]) {
     const of = reports.filter((r) => group(r) === kind);
     if (!of.length) continue;
     const row = (what: string, xs: number[]) => body.push([kind, what, String(xs.length), fmt(median(xs)), fmt(max(xs))]);
@@ -114,20 +121,27 @@ export async function main(args: string[]): Promise<void> {
     }
   }
 
-  // The floor: one checkpoint's bytes over the lab link, measured with the same rsync daemon.
+  // The floor: one checkpoint's bytes over the lab link, with each transport.
   const migrations = reports.filter((r) => r.kind === "migration");
   if (migrations.length) {
     const [a, b] = ctx.inventory.hosts;
     const mb = 64;
-    const t = await sshExec(
-      a,
-      `f=/var/tmp/edge-ha-floor; head -c ${mb}M /dev/urandom > $f; s=$(date +%s%N); rsync --whole-file --password-file=${rsync.passwordFile} $f rsync://${rsync.user}@${b.address}/${rsync.module}/floor-test; e=$(date +%s%N); rm -f $f; echo $(( (e - s) / 1000000 ))`,
-    );
-    await sshExec(b, `rm -f ${rsync.dir}/floor-test`, { nothrow: true });
-    const rate = (mb * 1024 * 1024) / (Number(t.stdout.trim()) / 1000);
     const bytes = median(migrations.map((r) => Number(r.details.checkpointBytes)));
-    body.push(["floor", `link ${a.name} -> ${b.name} (MB/s)`, "1", fmt(rate / 1e6), ""]);
-    body.push(["floor", "one checkpoint over it (ms)", "1", (bytes / rate * 1000).toFixed(1), ""]);
+    for (const transport of transports) {
+      // The migrations' own send (host/service.sh send_checkpoint), its connection opened first as theirs is.
+      const t = await sshExec(
+        a,
+        hostScript(
+          `export CHECKPOINT_TRANSPORT=${transport}; f=/var/tmp/edge-ha-floor; head -c ${mb}M /dev/urandom > $f; transfer_warm ${b.address}; ` +
+            `s=$(date +%s%N); send_checkpoint 5 $f ${b.address} floor-test --whole-file; e=$(date +%s%N); echo "$(transfer_mode) $(( (e - s) / 1000000 ))"; rm -f $f`,
+        ),
+      );
+      await sshExec(b, `rm -f ${checkpointsDir}/floor-test`, { nothrow: true });
+      const [took, msText] = t.stdout.trim().split(" ");
+      const rate = (mb * 1024 * 1024) / (Number(msText) / 1000);
+      body.push(["floor", `link ${a.name} -> ${b.name}, ${took} (MB/s)`, "1", fmt(rate / 1e6), ""]);
+      body.push(["floor", `one checkpoint over it, ${took} (ms)`, "1", (bytes / rate * 1000).toFixed(1), ""]);
+    }
   }
   const files = writeReports(reports, values.out!, `bench-${new Date().toISOString().replace(/[:.]/g, "-")}`);
   console.log(table(["drill", "measure", "runs", "median", "max"], body));

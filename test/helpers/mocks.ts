@@ -22,6 +22,12 @@ function unwrapSecrets(value: any, at: string, found: string[]): any {
   return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, unwrapSecrets(v, at ? `${at}.${k}` : k, found)]));
 }
 
+/** A command's output: what a checkpoints sshd's install prints (its keys, named after it), else "mock-NAME". */
+function mockStdout(name: string): string {
+  if (name.endsWith("-sshd")) return `host-key ssh-ed25519 AAAAhost-${name}\nclient-key ssh-ed25519 AAAAclient-${name}\n`;
+  return `mock-${name}`;
+}
+
 /**
  * Installs Pulumi's unit-test mocks and records every resource registered, so a
  * test can assert on which resources a program creates and with what inputs.
@@ -34,7 +40,7 @@ export function recordResources(): RegisteredResource[] {
         const secretInputs: string[] = [];
         const inputs = unwrapSecrets(args.inputs, "", secretInputs);
         registered.push({ type: args.type, name: args.name, inputs, secretInputs });
-        return { id: `${args.name}-id`, state: { ...args.inputs, stdout: `mock-${args.name}` } };
+        return { id: `${args.name}-id`, state: { ...args.inputs, stdout: mockStdout(args.name) } };
       },
       // The program calls no provider function; one that does must be mocked here first.
       call(args) {
