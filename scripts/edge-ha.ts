@@ -18,7 +18,7 @@ const groups: Record<string, Group> = {
   service: { summary: "deploy, sync, migrate, fail over a service; its status and stable endpoint", main: (a) => load<typeof import("./commands/service")>("./commands/service").main(a) },
   drill: { summary: "planned migration, crash with failover, crash with swarm, under a 10 ms prober", main: (a) => load<typeof import("./commands/drill")>("./commands/drill").main(a) },
   bench: { summary: "repeated drills with medians and maxima; 'bench provision', 'bench lab'", main: (a) => load<typeof import("./commands/bench")>("./commands/bench").main(a) },
-  inventory: { summary: "check an inventory file", main: (a) => load<typeof import("./commands/inventory")>("./commands/inventory").main(a) },
+  inventory: { summary: "check an inventory file, or write one from a docker-machine store", main: (a) => load<typeof import("./commands/inventory")>("./commands/inventory").main(a) },
   lab: { summary: "the local lab: blank hosts as containers, with fault injection", main: (a) => load<typeof import("./commands/lab")>("./commands/lab").main(a) },
   demo: { summary: "the end-to-end demo on the local lab", main: (a) => load<typeof import("./commands/demo")>("./commands/demo").main(a) },
 };

@@ -343,14 +343,17 @@ test.serial("three fences at once of a copy left frozen (a checkpoint cut short)
   t.is(state, "FROZEN");
   const pids = procs.trim().split(" ").filter(Boolean);
   t.true(pids.length > 0);
-  const fences = await sshExec(host(primary), `for i in 1 2 3; do (out=$(${agentPaths.ctl} fence counter 2>&1); echo "rc=$? $out" | tr '\\n' ' '; echo) & done; wait`);
-  const said = fences.stdout.trim().split("\n");
-  t.is(said.length, 3, fences.stdout);
-  t.true(said.every((l) => l.startsWith("rc=0 ")), `every fence succeeded: ${fences.stdout}`);
-  t.is(said.filter((l) => /killed its processes \(\d+\)\s+removed its container/.test(l)).length, 1, `one fence killed and removed it, the others found it gone: ${fences.stdout}`);
+  // Each fence's exit status and output on one line, written at once (the three run side by side).
+  const fences = await sshExec(host(primary), `for i in 1 2 3; do (out=$(${agentPaths.ctl} fence counter 2>&1); rc=$?; printf 'rc=%s %s\\n' "$rc" "$(echo $out)") & done; wait`);
   const alive = await sshExec(host(primary), `for p in ${pids.join(" ")}; do [ -d /proc/$p ] && echo "$p $(cut -d' ' -f3 /proc/$p/stat)"; done; true`);
-  t.is(alive.stdout.trim(), "", "none of its processes is left");
+  // The agents restore it (a service that runs nowhere, after every node has reported): awaited
+  // before any assertion, so that a failed one leaves the next test a running service.
   const on = await until(30, copies.look, (r) => r.length === 1);
+  const said = fences.stdout.split("\n").map((l) => l.trim()).filter(Boolean);
+  t.is(said.length, 3, fences.stdout);
+  t.true(said.every((l) => l.startsWith("rc=0")), `every fence succeeded: ${fences.stdout}`);
+  t.is(said.filter((l) => /killed its processes \(\d+\) removed its container/.test(l)).length, 1, `one fence killed and removed it, the others found it gone: ${fences.stdout}`);
+  t.is(alive.stdout.trim(), "", "none of its processes is left");
   t.is(on.length, 1, `restored: ${on.join(", ") || "nowhere"}`);
   t.is(copies.most, 1, "never two copies at once");
 });

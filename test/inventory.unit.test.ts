@@ -1,7 +1,10 @@
 import test from "ava";
-import { readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import * as path from "node:path";
+import { stringify } from "yaml";
 import { InventoryError, parseInventory } from "../lib/config/inventory";
+import { machinesInventory, readMachineStore } from "../lib/config/docker-machine";
 import { preflightProblems, type LiveFacts } from "../lib/host/preflight";
 
 const valid = `
@@ -100,4 +103,44 @@ test("preflight: every host problem named with the host, what was found and the 
     "vm1: its clock is at least 5.2 s behind this machine's; checkpoint ages and the agents' events compare hosts' clocks: run NTP there (systemd-timesyncd or chrony)",
     "arm64 hosts have different page sizes (16K: pi1; 4K: pi2, pi3): a checkpoint taken on one restores only on hosts of its page size; boot them all with one (on a Pi 5: kernel=kernel8.img in config.txt for 4K pages)",
   ]);
+});
+
+test("a docker-machine store: each machine's address, login, port and key, docker-machine's own fallbacks kept; every bad entry named with its file and field", (t) => {
+  const store = mkdtempSync(path.join(tmpdir(), "edge-ha-machines-"));
+  const machine = (name: string, driver: Record<string, unknown>, files: string[] = []) => {
+    mkdirSync(path.join(store, "machines", name), { recursive: true });
+    writeFileSync(path.join(store, "machines", name, "config.json"), JSON.stringify({ ConfigVersion: 3, DriverName: "generic", Name: name, Driver: driver }));
+    for (const f of files) writeFileSync(path.join(store, "machines", name, f), "KEY");
+  };
+  writeFileSync(path.join(store, "pi.key"), "KEY");
+  machine("pi1", { IPAddress: "192.168.10.21", SSHUser: "pi", SSHPort: 2222, SSHKeyPath: path.join(store, "pi.key") });
+  machine("vm1", { IPAddress: "192.168.10.31", SSHUser: "docker", SSHPort: 0, SSHKeyPath: "" }, ["id_rsa"]);
+  machine("vm2", { IPAddress: "192.168.10.32", SSHUser: "ubuntu", SSHKeyPath: "" }, ["id_rsa"]);
+  const machines = readMachineStore(store);
+  t.deepEqual(
+    machines.map((m) => [m.name, m.address, m.user, m.port, path.relative(store, m.keyFile)]),
+    [
+      ["pi1", "192.168.10.21", "pi", 2222, "pi.key"],
+      ["vm1", "192.168.10.31", "docker", 22, path.join("machines", "vm1", "id_rsa")],
+      ["vm2", "192.168.10.32", "ubuntu", 22, path.join("machines", "vm2", "id_rsa")],
+    ],
+  );
+  const out = path.join(store, "inventory");
+  writeFileSync(path.join(store, "known_hosts"), "");
+  const doc = machinesInventory(machines, { cluster: "shop", outDir: out, knownHostsFile: path.join(store, "known_hosts"), arch: { pi1: "arm64", vm1: "amd64", vm2: "amd64" }, kept: { vm2: { roles: ["manager"], labels: { zone: "b" } } } });
+  const inv = parseInventory(stringify(doc), path.join(out, "fleet.yaml"));
+  t.deepEqual(inv.hosts.map((h) => [h.name, h.arch, h.roles.join(), JSON.stringify(h.labels), h.ssh.port]), [
+    ["pi1", "arm64", "manager", "{}", 2222],
+    ["vm1", "amd64", "manager", "{}", 22],
+    ["vm2", "amd64", "manager", '{"zone":"b"}', 22],
+  ], "an odd number of managers (three of three); a role and labels given since are kept");
+  t.is(inv.hosts[0].ssh.privateKeyFile, path.join(store, "pi.key"), "paths relative to the inventory, resolved back");
+
+  machine("Dev_1", { IPAddress: "", SSHUser: "docker", SSHPort: 70000, SSHKeyPath: "/nowhere/key" });
+  const err = t.throws(() => readMachineStore(store));
+  t.regex(err!.message, /Dev_1\/config\.json: Driver\.IPAddress: expected the machine's address, found "" \(is the machine running\? docker-machine ip Dev_1\)/);
+  t.regex(err!.message, /Driver\.SSHPort: expected a port, found 70000/);
+  t.regex(err!.message, /Driver\.SSHKeyPath: expected a private key file, found "\/nowhere\/key"/);
+  t.regex(err!.message, /machine "Dev_1": expected a name an inventory host can have/);
+  t.throws(() => readMachineStore(path.join(store, "none")), { message: /no docker-machine store at .*none: expected .*machines\/NAME\/config\.json; give --store DIR/ });
 });

@@ -1,5 +1,5 @@
 import test from "ava";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { $ } from "zx";
@@ -218,6 +218,56 @@ test.serial("inventory check --live asks every node what it is, changing nothing
     await boot(lab, "node3");
   }
   t.is((await sshExec(host("node1"), "ls /var/lib/edge-ha /etc/edge-ha 2>&1; dpkg -l | wc -l", { nothrow: true })).stdout, blank.stdout, "nothing changed on the node");
+});
+
+test.serial("inventory from-docker-machine: a store describing the lab's nodes becomes an inventory that check --live passes; run again it is unchanged and keeps a role given since; an unknown or forged host key writes nothing", async (t) => {
+  // A store as docker-machine's generic driver writes it: one folder per machine.
+  const store = path.join(dir, "machine-store");
+  for (const h of inventory().hosts) {
+    mkdirSync(path.join(store, "machines", h.name), { recursive: true });
+    const config = { ConfigVersion: 3, DriverName: "generic", Name: h.name, Driver: { IPAddress: h.address, MachineName: h.name, SSHUser: "root", SSHPort: 22, SSHKeyPath: h.ssh.privateKeyFile } };
+    writeFileSync(path.join(store, "machines", h.name, "config.json"), JSON.stringify(config));
+  }
+  const out = path.join(dir, "imported", "fleet.yaml");
+  const knownHosts = host("node1").ssh.knownHostsFile;
+  const imported = await $({ quiet: true, nothrow: true })`bin/edge-ha inventory from-docker-machine --store ${store} --out ${out} --known-hosts ${knownHosts} --cluster shop --json`;
+  t.is(imported.exitCode, 0, imported.stderr);
+  const result = JSON.parse(imported.stdout);
+  t.true(result.changed);
+  const inv = loadInventory(out);
+  t.is(inv.cluster, "shop");
+  t.deepEqual(
+    inv.hosts.map((h) => [h.name, h.address, h.arch, h.roles.join(), h.ssh.user, h.ssh.privateKeyFile]),
+    inventory().hosts.map((h) => [h.name, h.address, h.arch, "manager", "root", h.ssh.privateKeyFile]),
+    "names, addresses, the arch each node said, three managers, the store's login",
+  );
+  const live = await $({ quiet: true, nothrow: true })`bin/edge-ha inventory check ${out} --live --json`;
+  t.is(live.exitCode, 0, live.stderr);
+  t.deepEqual(JSON.parse(live.stdout).problems, []);
+
+  // A role given since is kept; nothing else changed, so the file is not rewritten.
+  writeFileSync(out, readFileSync(out, "utf8").replace(/roles:\n(\s+)- manager\n(\s+ssh:\n\s+user: root\n\s+port: 22\n\s+privateKeyFile: \S+\n)$/, "roles:\n$1- worker\n$2"));
+  const edited = readFileSync(out, "utf8");
+  t.regex(edited, /- worker/);
+  const again = await $({ quiet: true, nothrow: true })`bin/edge-ha inventory from-docker-machine --store ${store} --out ${out} --known-hosts ${knownHosts}`;
+  t.is(again.exitCode, 0, again.stderr);
+  t.regex(again.stdout, /fleet\.yaml: unchanged$/m);
+  t.is(readFileSync(out, "utf8"), edited);
+
+  // Keys: one missing from the file given, or not the machine's: nothing is written.
+  const partial = path.join(dir, "partial_known_hosts");
+  const lines = readFileSync(knownHosts, "utf8").trim().split("\n");
+  writeFileSync(partial, lines.filter((l) => !l.startsWith(`${host("node2").address} `)).join("\n") + "\n");
+  const missing = await $({ quiet: true, nothrow: true })`bin/edge-ha inventory from-docker-machine --store ${store} --out ${path.join(dir, "other.yaml")} --known-hosts ${partial}`;
+  t.is(missing.exitCode, 1);
+  t.regex(missing.stderr, /partial_known_hosts has no key for node2 \(10\.77\.201\.12\)/);
+  const forged = path.join(dir, "forged_import_known_hosts");
+  const key = (name: string) => lines.find((l) => l.startsWith(`${host(name).address} `))!.split(" ").slice(1).join(" ");
+  writeFileSync(forged, lines.map((l) => (l.startsWith(`${host("node3").address} `) ? `${host("node3").address} ${key("node1")}` : l)).join("\n") + "\n");
+  const mitm = await $({ quiet: true, nothrow: true })`bin/edge-ha inventory from-docker-machine --store ${store} --out ${path.join(dir, "other.yaml")} --known-hosts ${forged}`;
+  t.is(mitm.exitCode, 1);
+  t.regex(mitm.stderr, /node3 \(root@10\.77\.201\.13\): .*(Host key verification failed|host key)/i);
+  t.false(existsSync(path.join(dir, "other.yaml")), "nothing written");
 });
 
 test.serial("down removes every container, volume, network and rule of the lab, and only those", async (t) => {

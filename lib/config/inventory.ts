@@ -70,7 +70,9 @@ export class InventoryError extends UserError {
   }
 }
 
-const namePattern = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+/** A host or cluster name: lower-case letters, digits and dashes, as in a hostname. */
+export const hostNamePattern = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const namePattern = hostNamePattern;
 const labelKeyPattern = /^[a-zA-Z0-9]([a-zA-Z0-9._/-]*[a-zA-Z0-9])?$/;
 
 function isHostAddress(value: string): boolean {

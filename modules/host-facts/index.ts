@@ -4,25 +4,8 @@ import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { unameMachines, type Host } from "../../lib/config/inventory";
 import { UserError } from "../../lib/log";
+import { hostKeyFrom } from "../../lib/host/known-hosts";
 import { HostCommand, type HostConnection } from "../command";
-
-/** Host key types in the order edge-ha prefers them when known_hosts has several for a host. */
-const keyPreference = ["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa"];
-
-/** The host's key from a known_hosts text (`TYPE BASE64`), or undefined when it has none for the host. */
-export function hostKeyFrom(knownHosts: string, address: string, port: number): string | undefined {
-  const names = port === 22 ? [address, `[${address}]:22`] : [`[${address}]:${port}`];
-  const keys = knownHosts
-    .split("\n")
-    .map((line) => line.trim().split(/\s+/))
-    .filter((f) => f.length >= 3 && !f[0].startsWith("#") && !f[0].startsWith("@") && f[0].split(",").some((n) => names.includes(n)))
-    .map((f) => `${f[1]} ${f[2]}`);
-  const rank = (key: string) => {
-    const i = keyPreference.indexOf(key.split(" ")[0]);
-    return i < 0 ? keyPreference.length : i;
-  };
-  return keys.sort((a, b) => rank(a) - rank(b))[0];
-}
 
 /** The SSH connection to an inventory host: its private key a secret, only its own host key trusted; `generation` as in HostConnection. */
 export function connectionFor(host: Host, generation = 0): HostConnection {
