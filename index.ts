@@ -10,6 +10,7 @@ import { EdgeServices } from "./modules/edge-services";
 import { FailoverAgents } from "./modules/failover-agent";
 import { buildAgent } from "./lib/ha/agent";
 import { decideIdentity, readMarker, type HostIdentity } from "./lib/host/identity";
+import { preflight } from "./lib/host/preflight";
 import { checkReimagedPrimaries } from "./lib/ha/reimaged-primaries";
 import { checkMovedServices } from "./lib/ha/moved-services";
 import { serviceSpec } from "./lib/ha/service-container";
@@ -33,6 +34,10 @@ async function program() {
     const inventory = loadInventory(path.resolve(__dirname, settings.inventory));
     checkServicePlacement(settings, inventory, stackFile);
     const images = await buildImages(settings, inventory, stackFile);
+    // What would fail deep inside the run (a wrong arch, no memory cgroup, a full disk, a clock
+    // off): every problem now, before any change (lib/host/preflight.ts, as `inventory check --live`).
+    const problems = await preflight(inventory);
+    if (problems.length) throw new UserError(`the hosts are not ready for edge-ha (nothing was changed):\n${problems.map((p) => `  - ${p}`).join("\n")}`);
     const identities = await hostIdentities(inventory);
     await checkReimagedPrimaries(settings, inventory, identities, stackFile);
     const specs = Object.fromEntries(settings.services.filter((s) => s.mode === "criu").map((s) => [s.name, serviceSpec(s, images[`${s.name}-${inventory.hosts.find((h) => h.name === s.primary)!.arch}`].ref)]));

@@ -121,6 +121,24 @@ test.serial("a forged host key in known_hosts makes up fail with the host's name
   t.deepEqual(Object.keys((await stack.preview()).summary), ["unchanged"], "the failed run recorded nothing");
 });
 
+test.serial("a wrong arch in the inventory fails preview before any change, naming the host, what it is and the fix", async (t) => {
+  const real = host("node2").arch;
+  const wrong = real === "amd64" ? "arm64" : "amd64";
+  editInventory((doc) => {
+    doc.hosts[1].arch = wrong;
+  });
+  try {
+    const out = await failure(stack.preview());
+    t.regex(out, new RegExp(`the hosts are not ready for edge-ha \\(nothing was changed\\)`));
+    t.regex(out, new RegExp(`hosts\\[1\\] \\(node2\\)\\.arch: the inventory says ${wrong}, the host is \\w+; set arch: ${real}`));
+  } finally {
+    editInventory((doc) => {
+      doc.hosts[1].arch = real;
+    });
+  }
+  t.deepEqual(Object.keys((await stack.preview()).summary), ["unchanged"]);
+});
+
 test.serial("secrets never appear in plain text in the state or in pulumi's output", async (t) => {
   const state = await stack.exportState();
   const preview = await stack.preview();

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
-import { type Host, type Inventory, unameMachines } from "../config/inventory";
+import { type Host, type Inventory, runsServices, unameMachines } from "../config/inventory";
 import { sshExec } from "./ssh";
 
 /*
@@ -75,13 +75,15 @@ export function preflightProblems(inventory: Inventory, facts: LiveFacts[]): str
       problems.push(`${at}.arch: the inventory says ${h.arch}, the host is ${f.machine}; ${actual ? `set arch: ${actual}` : "edge-ha runs on amd64, arm64 and armhf hosts only"}`);
     }
     if (f.uid !== 0) problems.push(`${at}.ssh.user: ${h.ssh.user} is not root (uid ${f.uid}); edge-ha provisions as root for now: log in as root (sudo is issue 16)`);
-    if (!f.memoryCgroup) {
+    // A witness runs only the failover agent: no containers, no checkpoints.
+    const serves = runsServices(h);
+    if (serves && !f.memoryCgroup) {
       problems.push(
         `${h.name}: the memory cgroup is disabled (Docker's memory limits and CRIU's restores of limited containers need it); ` +
           (f.cmdline ? `add "cgroup_enable=memory cgroup_memory=1" to the single line of ${f.cmdline} and reboot` : `enable it on the kernel's command line (cgroup_enable=memory) and reboot`),
       );
     }
-    if (f.freeMb < minFreeMb) problems.push(`${h.name}: ${f.freeMb} MiB free for checkpoints (/var/lib), expected at least ${minFreeMb} MiB: free space or give the host a larger disk`);
+    if (serves && f.freeMb < minFreeMb) problems.push(`${h.name}: ${f.freeMb} MiB free for checkpoints (/var/lib), expected at least ${minFreeMb} MiB: free space or give the host a larger disk`);
     // Only what the round trip proves: ahead by more than the bound, or behind by more even if read at the earliest.
     const ahead = f.clockOffsetMs > maxClockOffsetMs;
     const behind = f.clockOffsetMs + f.clockSlackMs < -maxClockOffsetMs;
@@ -102,4 +104,16 @@ export function preflightProblems(inventory: Inventory, facts: LiveFacts[]): str
     }
   }
   return problems;
+}
+
+/**
+ * The preflight of `pulumi up` and its preview: every host that answers is
+ * probed (at once), and every problem found stops the program before any
+ * change, all of them in one error. A host that does not answer is left to
+ * its resources, which fail with its name (so --continue-on-error still
+ * provisions the others).
+ */
+export async function preflight(inventory: Inventory): Promise<string[]> {
+  const answers = await Promise.all(inventory.hosts.map((h) => probeHost(h).catch(() => undefined)));
+  return preflightProblems(inventory, answers.filter((a): a is LiveFacts => a !== undefined));
 }
