@@ -25,6 +25,9 @@ type Config struct {
 	Ctl      string    `json:"ctl"`
 	Events   string    `json:"events"`
 	State    string    `json:"state"`
+	// Drained: the file whose presence says this node is drained (edge-ha node
+	// drain): it runs nothing new, is no failover target and no standby.
+	Drained string `json:"drained,omitempty"`
 }
 
 type Node struct {
@@ -89,6 +92,8 @@ type Message struct {
 	// Vote: the controller this one backs as the acting one ("" while it backs
 	// nobody); see actor.go.
 	Vote string `json:"vote,omitempty"`
+	// Drained: in a heartbeat, the sender is drained (Config.Drained).
+	Drained bool `json:"drained,omitempty"`
 }
 
 type Event struct {
@@ -129,6 +134,7 @@ type Agent struct {
 	// controller
 	heard        map[string]time.Time
 	reports      map[string][]Local
+	drained      map[string]bool // nodes whose last heartbeat said they are drained
 	views        map[string]peerView
 	owner        map[string]string
 	busyUntil    map[string]time.Time

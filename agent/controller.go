@@ -260,12 +260,7 @@ func (a *Agent) unhealthy(node, service string) bool {
 // is fenced only once another node has a checkpoint to restore (a hung copy
 // beats none).
 func (a *Agent) takeover(s Service, why string, alive func(string) bool, replaced string) {
-	candidates := []string{}
-	for _, n := range s.Nodes {
-		if alive(n) && n != replaced {
-			candidates = append(candidates, n)
-		}
-	}
+	candidates := a.restoreCandidates(s, alive, replaced)
 	a.eventLocked("failover", s.Name, fmt.Sprintf("%s: restoring it from the newest synced checkpoint among %s", why, strings.Join(candidates, ", ")))
 	a.busyUntil[s.Name] = time.Now().Add(60 * time.Second)
 	a.busyOn[s.Name] = ""
@@ -396,10 +391,11 @@ func orNone(s string) string {
 	return s
 }
 
-// nextStandby: the first node in the service's preference that is up and is not `primary`.
+// nextStandby: the first node in the service's preference that is up, is not
+// `primary` and is not drained.
 func (a *Agent) nextStandby(s Service, primary string, alive func(string) bool) string {
 	for _, n := range s.Nodes {
-		if n != primary && alive(n) {
+		if n != primary && alive(n) && !a.drained[n] {
 			return n
 		}
 	}

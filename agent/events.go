@@ -45,6 +45,8 @@ func (a *Agent) writeState() {
 		"local": a.local, "heardMsAgo": view, "owners": a.owner,
 		// Which controller this one backs, and whether a majority backs it (actor.go).
 		"backs": a.vote, "acting": a.isManager() && a.acting(now),
+		// The nodes the controller knows are drained (drain.go); a non-controller knows only itself.
+		"drained": a.drainedNodesLocked(),
 	}
 	a.mu.Unlock()
 	data, _ := json.Marshal(state)

@@ -102,7 +102,7 @@ func newState(cfg Config, start time.Time) (*Agent, error) {
 		heard: map[string]time.Time{}, reports: map[string][]Local{}, views: map[string]peerView{},
 		owner: map[string]string{}, busyUntil: map[string]time.Time{}, busyOn: map[string]string{},
 		downSince: map[string]time.Time{}, firstSeen: map[string]time.Time{}, stuck: map[string]bool{}, holderSince: map[string]time.Time{},
-		health: map[string]health{}, unserved: map[string]bool{},
+		health: map[string]health{}, unserved: map[string]bool{}, drained: map[string]bool{},
 		runID: randomRun(), peers: map[string]*peerRun{},
 	}
 	if cfg.NoQuorum != "" && cfg.NoQuorum != "stop" && cfg.NoQuorum != "freeze" {

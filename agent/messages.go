@@ -115,6 +115,7 @@ func (a *Agent) sendHeartbeats() {
 	}
 	msg := Message{Type: "hb", From: a.cfg.Self, Seq: a.seq, Local: a.local}
 	a.mu.Unlock()
+	msg.Drained = a.selfDrained()
 	for _, m := range a.managers {
 		a.send(m, msg)
 	}
@@ -166,6 +167,7 @@ func (a *Agent) receive() {
 			a.mu.Lock()
 			a.heard[msg.From] = now
 			a.reports[msg.From] = msg.Local
+			a.noteDrainedLocked(msg.From, msg.Drained)
 			a.mu.Unlock()
 			a.send(from, Message{Type: "ack", From: a.cfg.Self, Seq: msg.Seq})
 		case "view":
