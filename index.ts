@@ -13,6 +13,7 @@ import { decideIdentity, readMarker, type HostIdentity } from "./lib/host/identi
 import { preflight } from "./lib/host/preflight";
 import { checkReimagedPrimaries } from "./lib/ha/reimaged-primaries";
 import { checkMovedServices } from "./lib/ha/moved-services";
+import { checkDrainedPrimaries } from "./lib/ha/drain";
 import { serviceSpec } from "./lib/ha/service-container";
 
 /*
@@ -42,6 +43,7 @@ async function program() {
     await checkReimagedPrimaries(settings, inventory, identities, stackFile);
     const specs = Object.fromEntries(settings.services.filter((s) => s.mode === "criu").map((s) => [s.name, serviceSpec(s, images[`${s.name}-${inventory.hosts.find((h) => h.name === s.primary)!.arch}`].ref)]));
     await checkMovedServices(settings.services, specs, inventory, stackFile);
+    await checkDrainedPrimaries(settings.services, inventory, stackFile);
     const registryCAs = readRegistryCAs(settings, stackFile);
     const cluster = new EdgeCluster(inventory.cluster, { inventory, settings, identities, registryCAs, rsyncPassword: new pulumi.Config("edge-ha").getSecret("rsyncPassword") });
     const services = new EdgeServices(`${inventory.cluster}-services`, { inventory, services: settings.services, registries: settings.registries, nodes: cluster.ready, images, swarmCa: cluster.swarmCa });

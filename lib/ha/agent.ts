@@ -1,6 +1,6 @@
 import * as path from "node:path";
 import { runsServices, serviceHosts, votes, type Arch, type Host, type Inventory } from "../config/inventory";
-import { hostTools } from "../host/paths";
+import { drainedMark, hostTools } from "../host/paths";
 import type { FailoverSettings, ServiceSettings } from "../config/settings";
 import { sshExec } from "../host/ssh";
 import { goBuild, toolsDir } from "../toolchain";
@@ -48,6 +48,7 @@ export function agentConfig(host: Host, inventory: Inventory, failover: Failover
     ctl: agentPaths.ctl,
     events: agentPaths.events,
     state: agentPaths.state,
+    drained: drainedMark,
   });
 }
 
@@ -106,6 +107,11 @@ export interface AgentState {
   /** The controller this one backs as the acting one, and whether a majority backs this one (agent/actor.go). */
   backs?: string;
   acting?: boolean;
+  /** How long its lease still runs (ms; 0 or less: it holds none), and whether it fenced its copies when the lease lapsed. */
+  leaseMs?: number;
+  fenced?: boolean;
+  /** The nodes the controller knows are drained (agent/drain.go); on another node, itself when it is. */
+  drained?: string[];
 }
 
 /** The state the failover agent on `host` last wrote; undefined when the host or its agent does not answer. */

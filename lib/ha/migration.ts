@@ -81,6 +81,12 @@ export interface MigrateOptions {
    * default, as the source host's mode says (edge-ha:checkpointTransport).
    */
   transport?: Transport;
+  /**
+   * The host the service's sync feeds once it runs on the target (a drain
+   * keeps its checkpoints off the node it empties). By default its standby
+   * stays, or is the source when the service moved onto its standby.
+   */
+  standby?: string;
 }
 
 /** How a checkpoint crosses the network: inside SSH (encrypted, both ends' keys checked) or to the rsync daemon in clear. */
@@ -248,7 +254,10 @@ async function finish(m: Move): Promise<void> {
   await sshExec(m.source, `docker rm -f ${m.service} >/dev/null${volumes.length ? ` && docker volume rm ${volumes.join(" ")} >/dev/null` : ""}`, { nothrow: true });
   await sshExec(m.target, `rm -rf ${m.staging}; docker checkpoint rm ${m.service} ${m.checkpoint} 2>/dev/null || true`, { nothrow: true });
   if (m.sync) {
-    const standby = m.sync.standby === m.target.name ? m.source : findHost(m.inventory, m.sync.standby);
+    const chosen = m.options.standby ? findHost(m.inventory, m.options.standby) : undefined;
+    const standby = chosen ?? (m.sync.standby === m.target.name ? m.source : findHost(m.inventory, m.sync.standby));
+    // A standby of the caller's choosing may not hold the image yet: a failover there needs it.
+    if (chosen) await copyImage(m.target, chosen, m.spec.image);
     await startSync(m.target, standby, m.spec, m.sync.intervalSeconds);
   }
 }

@@ -55,6 +55,14 @@ export const movingMark = (service: string) => `${movingMarkPrefix}${service}`;
  */
 export const healthMarkPrefix = "/run/edge-ha-health-";
 
+/**
+ * Written by `edge-ha node drain` on the node it drains, removed by `undrain`:
+ * the mark is the only state. The node's failover agent says it in its
+ * heartbeats, and the controllers make it no standby and no failover target
+ * (agent/drain.go); pulumi up starts nothing new there.
+ */
+export const drainedMark = `${hostStateDir}/drained`;
+
 /** Where a host keeps the settings of the services it syncs: NAME.spec.json, NAME.run (docker create arguments), NAME.sync. */
 export const servicesDir = "/etc/edge-ha/services";
 

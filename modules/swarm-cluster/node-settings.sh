@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # On the first manager: makes node NODE_ID's labels exactly LABELS (key=value
-# lines), its availability active and its role ROLE; prints its role and
-# labels. Swarm updates race with the node's own status changes ("update out
+# lines), its availability active (unless edge-ha node drain drained it: that
+# holds until undrain) and its role ROLE; prints its role and labels. Swarm updates race with the node's own status changes ("update out
 # of sequence"), hence the retries.
 set -euo pipefail
 # A re-imaged node joined anew under a new ID: its old entry (same hostname,
@@ -23,7 +23,9 @@ while IFS= read -r kv; do
   [ $keep = 1 ] || args+=(--label-rm "${kv%%=*}")
 done < <(docker node inspect -f '{{range $k, $v := .Spec.Labels}}{{$k}}={{$v}}{{println}}{{end}}' "$NODE_ID")
 for w in "${wanted[@]}"; do args+=(--label-add "$w"); done
-retry 5 docker node update --availability active "${args[@]}" "$NODE_ID" >/dev/null
+availability=active
+[ "$(docker node inspect -f '{{.Spec.Availability}}' "$NODE_ID")" != drain ] || availability=drain
+retry 5 docker node update --availability "$availability" "${args[@]}" "$NODE_ID" >/dev/null
 if [ "$(docker node inspect -f '{{.Spec.Role}}' "$NODE_ID")" != "$ROLE" ]; then
   if [ "$ROLE" = manager ]; then retry 5 docker node promote "$NODE_ID" >/dev/null; else retry 5 docker node demote "$NODE_ID" >/dev/null; fi
 fi

@@ -1,4 +1,3 @@
-import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { findHost, loadInventory } from "../../lib/config/inventory";
 import { Endpoint, remoteEndpoint, serveControl } from "../../lib/ha/endpoint";
@@ -7,7 +6,7 @@ import { migrate } from "../../lib/ha/migration";
 import { copyImage, deploy, locate, soleHost, specOf } from "../../lib/ha/service-container";
 import { failover, freshness, startSync, syncOn } from "../../lib/ha/replication";
 import { ensureImageOn, prepareImage } from "../../lib/ha/images";
-import { projectRoot } from "../../lib/toolchain";
+import { stackOptions } from "./options";
 import { agentEvents, agentManages, agentsManage, agentState } from "../../lib/ha/agent";
 import { sshExec } from "../../lib/host/ssh";
 import { vipHolders } from "../../lib/ha/vip";
@@ -57,7 +56,7 @@ export async function main(args: string[]): Promise<void> {
     args,
     allowPositionals: true,
     options: {
-      inventory: { type: "string", default: path.join(projectRoot, "inventory", "lab.yaml") },
+      ...stackOptions,
       on: { type: "string" },
       to: { type: "string" },
       standby: { type: "string" },
@@ -71,8 +70,6 @@ export async function main(args: string[]): Promise<void> {
       volume: { type: "string", multiple: true },
       tail: { type: "string", default: "100" },
       endpoint: { type: "string" },
-      json: { type: "boolean" },
-      help: { type: "boolean", short: "h" },
     },
   });
   const [command, service, ...extra] = positionals;
