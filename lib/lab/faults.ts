@@ -2,7 +2,7 @@ import { $ } from "zx";
 import { UserError } from "../log";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
-import { findNode, labFiles, LabOptions, powerOff, removeRules, waitForSsh } from "./lab";
+import { findNode, labFiles, LabOptions, powerOff, rebootPolicy, removeRules, waitForSsh } from "./lab";
 import { freezerOf, processesUnder, psTable, readText, type NodeProcess } from "./processes";
 
 /*
@@ -29,6 +29,7 @@ export async function boot(lab: LabOptions, name: string): Promise<void> {
   const node = await findNode(lab, name);
   if (node.running) throw new UserError(`${name} is already running`);
   await sh`docker start ${node.container}`;
+  await sh`docker update --restart ${rebootPolicy} ${node.container}`;
   await waitForSsh(node.container);
 }
 

@@ -12,9 +12,11 @@ const packages = ["openssh-server", "iproute2", "iputils-ping", "ca-certificates
 
 /** The node's init, PID 1 of every lab node (a file beside this one, checked by shellcheck). */
 const initFile = path.join(__dirname, "files", "node-init.sh");
+/** Its reboot (/usr/local/sbin/reboot): a clean stop, then Docker's restart policy boots the node again. */
+const rebootFile = path.join(__dirname, "files", "node-reboot.sh");
 
 /** Image tag of a blank lab node; its suffix is a hash of what goes into it, so a change makes a new image. */
-export const nodeImage = `edge-ha/lab-node:bookworm-${createHash("sha256").update(packages.join(",")).update(readFileSync(initFile)).digest("hex").slice(0, 12)}`;
+export const nodeImage = `edge-ha/lab-node:bookworm-${createHash("sha256").update(packages.join(",")).update(readFileSync(initFile)).update(readFileSync(rebootFile)).digest("hex").slice(0, 12)}`;
 
 const cacheDir = process.env.EDGE_HA_CACHE ?? "/var/cache/edge-ha";
 
@@ -34,6 +36,8 @@ export async function ensureNodeImage(): Promise<void> {
     for (const key of readdirSync(`${root}/etc/ssh`).filter((f) => f.startsWith("ssh_host_"))) rmSync(`${root}/etc/ssh/${key}`);
     copyFileSync(initFile, `${root}/usr/local/sbin/edge-ha-init`);
     chmodSync(`${root}/usr/local/sbin/edge-ha-init`, 0o755);
+    copyFileSync(rebootFile, `${root}/usr/local/sbin/reboot`);
+    chmodSync(`${root}/usr/local/sbin/reboot`, 0o755);
     await $({ quiet: true })`tar -C ${root} -cf ${tarball}.tmp .`;
     renameSync(`${tarball}.tmp`, tarball);
     rmSync(root, { recursive: true, force: true });

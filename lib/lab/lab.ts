@@ -198,9 +198,18 @@ async function ensureNode(lab: LabOptions, name: string, address: string, public
     progress(`starting ${name}`);
     await sh`docker start ${container}`;
   }
+  await sh`docker update --restart ${rebootPolicy} ${container}`;
   await sh`docker exec ${container} sh -c ${`mkdir -p -m 700 /root/.ssh && grep -qxF "$1" /root/.ssh/authorized_keys 2>/dev/null || echo "$1" >> /root/.ssh/authorized_keys; chmod 600 /root/.ssh/authorized_keys`} sh ${publicKey}`;
   await waitForSsh(container);
 }
+
+/**
+ * A running node's restart policy: its `reboot` (files/node-reboot.sh) stops
+ * everything and its init exits with a failure status, which Docker answers
+ * by starting it again, as a machine comes back after a reboot. Set off
+ * before a power-off (powerOff): a crashed node stays down until `lab boot`.
+ */
+export const rebootPolicy = "on-failure";
 
 /** Waits until a node has its host key and sshd runs (after create or boot). */
 export async function waitForSsh(container: string): Promise<void> {
@@ -263,6 +272,8 @@ export function writeInventory(lab: LabOptions, nodes: LabNode[]): void {
 export async function powerOff(container: string): Promise<number | undefined> {
   const [running, pid] = (await sh`docker container inspect -f ${"{{.State.Running}} {{.State.Pid}}"} ${container}`).stdout.trim().split(" ");
   if (running !== "true") return undefined;
+  // Powered off, it stays off: not started again by its restart policy (rebootPolicy).
+  await sh`docker update --restart no ${container}`;
   let killedAt: number | undefined;
   for (let i = 0; i < 100; i++) {
     const table = (await sh`ps ${psTable}`).stdout;
