@@ -53,7 +53,7 @@ export interface SwarmDrain {
   /** How many ran on the node. */
   tasks: number;
   /**
-   * Swarm services running fewer tasks than their replicas 30 s after the
+   * Swarm services running fewer tasks than their replicas 8 s after the
    * drain ("NAME 2/3"): what the other nodes cannot take (a port published
    * in host mode allows one task per node; constraints). They run again in
    * full when the node is undrained.
@@ -204,7 +204,8 @@ async function agentsSee(inventory: Inventory, name: string, drained: boolean): 
 
 /**
  * Drains `node`'s swarm tasks: waits until none runs there (at most 60 s),
- * then up to 30 s for swarm to run every service at its replicas elsewhere,
+ * then up to 8 s for swarm to run every service at its replicas elsewhere
+ * (it starts a task within a second or two where it has room),
  * and says which it cannot. Undefined when the node is in no swarm.
  */
 async function drainSwarm(inventory: Inventory, node: Host): Promise<SwarmDrain | undefined> {
@@ -219,7 +220,7 @@ async function drainSwarm(inventory: Inventory, node: Host): Promise<SwarmDrain 
     await new Promise((r) => setTimeout(r, 500));
   }
   let below: string[] = [];
-  for (let i = 0; i < 60; i++) {
+  for (let i = 0; i < 16; i++) {
     const r = await sshExec(manager, `docker service ls --format '{{.Name}} {{.Replicas}}'`, { nothrow: true });
     below = r.stdout
       .split("\n")

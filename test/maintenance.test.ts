@@ -1,0 +1,176 @@
+import test from "ava";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { parse, stringify } from "yaml";
+import { $ } from "zx";
+import { agentState } from "../lib/ha/agent";
+import { findHost, loadInventory } from "../lib/config/inventory";
+import { down, labOptions } from "../lib/lab/lab";
+import { freshLabStack } from "../lib/lab/stack";
+import { Prober, summarize } from "../lib/lab/prober";
+import { PulumiStack } from "../lib/pulumi";
+import { syncOn } from "../lib/ha/replication";
+import { locate } from "../lib/ha/service-container";
+import { drainedMark } from "../lib/host/paths";
+import { sshExec } from "../lib/host/ssh";
+import { projectRoot } from "../lib/toolchain";
+import { sleep, until } from "./helpers/poll";
+
+/*
+ * Node maintenance on a lab of its own: `edge-ha node drain` empties a node by
+ * live migration while clients count through the services' virtual addresses,
+ * the agents and pulumi up then leave it alone, and undrain puts it back.
+ * Real engines, CRIU, swarm and failover agents.
+ */
+const dir = mkdtempSync(path.join(tmpdir(), "edge-ha-maint-test-"));
+const lab = labOptions({ name: "maintest", subnetPrefix: "10.77.209", inventoryFile: path.join(dir, "inventory.yaml") });
+const stack = new PulumiStack(projectRoot, "maintest");
+const stackFile = path.join(projectRoot, "stacks", "Pulumi.maintest.yaml");
+const inventory = () => loadInventory(lab.inventoryFile);
+const host = (name: string) => findHost(inventory(), name);
+const on = async (name: string, command: string) => (await sshExec(host(name), command)).stdout.trim();
+/** Two CRIU services on node1, each with its own address, and a swarm service with a replica on every node. */
+const criu = { counter: { vip: "10.77.209.200", port: 18080, standby: "node2" }, ledger: { vip: "10.77.209.201", port: 18082, standby: "node3" } };
+const services = [
+  ...Object.entries(criu).map(([name, s]) => ({ name, build: "services/counter", ports: [`${s.port}:8080`], primary: "node1", standby: s.standby, syncInterval: 1, failover: "auto", vip: s.vip })),
+  { name: "replicas", build: "services/counter", ports: ["18090:8080"], mode: "swarm", replicas: 3 },
+];
+const edgeHa = (...args: string[]) => $({ quiet: true, nothrow: true })`${path.join(projectRoot, "bin", "edge-ha")} ${args} --inventory ${lab.inventoryFile}`;
+const setServices = (list: unknown[]) => {
+  const doc = parse(readFileSync(stackFile, "utf8"));
+  doc.config["edge-ha:services"] = list;
+  writeFileSync(stackFile, stringify(doc));
+};
+/** The swarm's tasks of `replicas` running on a node. */
+const replicasOn = (name: string) => on(name, "docker ps -q --filter label=com.docker.swarm.service.name=replicas | wc -l");
+const availability = () => on("node2", "docker node inspect node1 -f '{{.Spec.Availability}}'");
+
+test.before(async () => {
+  await freshLabStack(lab, stack, 3);
+  setServices(services);
+  await stack.up();
+});
+
+test.after.always(async () => {
+  await stack.forget();
+  await down(lab);
+});
+
+const probers = new Set<Prober>();
+test.afterEach.always(async () => {
+  for (const p of probers) await p.stop();
+  probers.clear();
+});
+/**
+ * A client counting every 10 ms. It waits up to 10 s for an answer, as real
+ * clients do: a connection whose SYN reaches an address in a move's frozen
+ * window is answered after TCP's retransmissions (1 s, then 3 s later), which
+ * the prober's default of 3 s would count as a failure. The gap says how long
+ * a client waited.
+ */
+const probe = (target: { host: string; port: number }) => {
+  const p = new Prober(target, 10, 10_000);
+  probers.add(p);
+  p.start();
+  return p;
+};
+
+test.serial("drain of a node running two CRIU services and a swarm replica, under clients: every request at the addresses answered, every count kept, nothing left on the node", async (t) => {
+  for (const name of Object.keys(criu)) t.deepEqual((await locate(inventory(), name)).map((h) => h.name), ["node1"], `${name} starts on node1`);
+  t.is(await until(60, () => replicasOn("node1"), (n) => n === "1", 500), "1", "a swarm replica runs on node1");
+
+  const atVip = Object.fromEntries(Object.entries(criu).map(([name, s]) => [name, probe({ host: s.vip, port: s.port })]));
+  // The replica on a node the drain leaves (ports are published in host mode: a task per node).
+  const atSwarm = probe({ host: host("node2").address, port: 18090 });
+  await sleep(2000);
+  const drain = await edgeHa("node", "drain", "node1", "--json");
+  await sleep(2000);
+  t.is(drain.exitCode, 0, drain.stderr);
+  const result = JSON.parse(drain.stdout);
+  t.log(drain.stderr.trim());
+  t.log(result.moves.map((m: { service: string; to: string; downtimeMs: number }) => `${m.service} -> ${m.to}: downtime ${m.downtimeMs} ms`).join("; "));
+  t.true(result.complete, drain.stdout);
+
+  for (const [name, s] of Object.entries(criu)) {
+    const summary = summarize(await atVip[name].stop());
+    t.log(`${name} at ${s.vip}: ${summary.requests} requests, ${summary.failed} failed, longest gap ${Math.round(summary.longestGapMs)} ms`);
+    t.is(summary.failed, 0, `${name}: no request at its address failed`);
+    t.is(summary.lostIncrements ?? 0, 0, `${name}: every acknowledged count is kept`);
+    const move = result.moves.find((m: { service: string }) => m.service === name);
+    t.is(move.to, s.standby, `${name} moved to its standby ${s.standby}`);
+    t.deepEqual((await locate(inventory(), name)).map((h) => h.name), [s.standby], `${name} runs once, on ${s.standby}`);
+    t.not((await syncOn(host(s.standby), name))?.standby, "node1", `${name}'s checkpoints go elsewhere than node1`);
+  }
+  const swarm = summarize(await atSwarm.stop());
+  t.log(`replicas on node2: ${swarm.requests} requests, ${swarm.failed} failed, longest gap ${Math.round(swarm.longestGapMs)} ms`);
+  t.is(swarm.failed, 0, "the replica on node2 answered throughout");
+  t.deepEqual(result.swarm, { tasks: 1, below: ["replicas 2/3"] }, "its port in host mode allows one task per node: the drain says the third waits");
+  t.is(await on("node1", "docker ps -q | wc -l"), "0", "no container runs on node1");
+  t.is(await availability(), "drain");
+  t.deepEqual([await replicasOn("node2"), await replicasOn("node3")], ["1", "1"], "the replicas of node2 and node3 run on");
+
+  // The agents know, and do not give node1 its standbys back (their reconcile orders after 3 s).
+  t.deepEqual((await agentState(host("node2")))?.drained, ["node1"]);
+  await sleep(8000);
+  for (const [name, s] of Object.entries(criu)) t.not((await syncOn(host(s.standby), name))?.standby, "node1", `${name}: the agents leave its standby off node1`);
+  t.regex((await edgeHa("node", "list")).stdout, /^node1 .* drained$/m);
+});
+
+test.serial("pulumi preview with a new service placed on a drained node refuses it before any change, naming the setting and the fix", async (t) => {
+  setServices([...services, { name: "fresh", build: "services/counter", ports: ["18084:8080"], primary: "node1", standby: "node2" }]);
+  try {
+    const err = await t.throwsAsync(stack.preview());
+    t.regex(err!.message, /edge-ha:services\[3\]\.primary: node1 is drained \(edge-ha node drain\) and fresh runs nowhere yet, so pulumi up would start it there\. Set another primary, or run 'edge-ha node undrain node1' first/);
+  } finally {
+    setServices(services);
+  }
+  t.is(await on("node1", "docker ps -q | wc -l"), "0", "nothing started on node1");
+});
+
+test.serial("undrain puts the node back: no mark, active in the swarm, and the agents make it the standby its placement prefers", async (t) => {
+  // Where they run now (a lease that lapsed under load may have moved one since the drain).
+  const where = Object.fromEntries(await Promise.all(Object.keys(criu).map(async (name) => [name, (await locate(inventory(), name)).map((h) => h.name)] as const)));
+  for (const name of Object.keys(criu)) t.is(where[name].length, 1, `${name} runs once: ${where[name].join(", ")}`);
+  const undrain = await edgeHa("node", "undrain", "node1");
+  t.is(undrain.exitCode, 0, undrain.stderr);
+  t.regex(undrain.stdout, /node1 is back in placement and active in the swarm; services stay where they run/);
+  t.is(await on("node1", `test -e ${drainedMark} && echo marked || echo none`), "none");
+  t.is(await availability(), "active");
+  t.is(await until(60, () => replicasOn("node1"), (n) => n === "1", 500), "1", "swarm runs its third replica on node1 again");
+  t.deepEqual((await agentState(host("node2")))?.drained, []);
+  // Both services list node1 first in their placement: their sync feeds it again, with no command.
+  for (const name of Object.keys(criu)) {
+    const standby = await until(30, async () => (await syncOn(host(where[name][0]), name))?.standby, (v) => v === "node1", 500);
+    t.is(standby, "node1", `${name} on ${where[name][0]} syncs to node1 again`);
+    t.deepEqual((await locate(inventory(), name)).map((h) => h.name), where[name], `${name} stays where it runs`);
+  }
+});
+
+test.serial("a rolling upgrade of the three nodes with real reboots: every request at the addresses answered, every count kept, each node booted anew and whole", async (t) => {
+  const nodes = inventory().hosts.map((h) => h.name);
+  // /run is a tmpfs: a mark there survives anything but a new boot.
+  for (const n of nodes) await on(n, "touch /run/before-upgrade; rm -f /var/lib/edge-ha-upgraded");
+  const atVip = Object.fromEntries(Object.entries(criu).map(([name, s]) => [name, probe({ host: s.vip, port: s.port })]));
+  const upgrade = await edgeHa("fleet", "upgrade", "--command", "touch /var/lib/edge-ha-upgraded", "--reboot", "always", "--json");
+  t.log(upgrade.stderr.trim().split("\n").filter((l) => /upgrade \d|rebooting|->/.test(l)).join("\n"));
+  t.is(upgrade.exitCode, 0, upgrade.stderr);
+  const result = JSON.parse(upgrade.stdout);
+  t.deepEqual(result.upgraded.map((u: { node: string; rebooted: boolean }) => [u.node, u.rebooted]), nodes.map((n) => [n, true]));
+  t.log(result.upgraded.map((u: { node: string; seconds: number; backAfterMs: number }) => `${u.node}: ${u.seconds.toFixed(0)} s, up again ${u.backAfterMs} ms after its reboot`).join("; "));
+
+  for (const [name, s] of Object.entries(criu)) {
+    const summary = summarize(await atVip[name].stop());
+    t.log(`${name} at ${s.vip}: ${summary.requests} requests, ${summary.failed} failed, longest gap ${Math.round(summary.longestGapMs)} ms`);
+    t.is(summary.failed, 0, `${name}: no request at its address failed`);
+    t.is(summary.lostIncrements ?? 0, 0, `${name}: every acknowledged count is kept`);
+    t.is((await locate(inventory(), name)).length, 1, `${name} runs once`);
+  }
+  for (const n of nodes) {
+    t.is(await on(n, "test -e /run/before-upgrade && echo same-boot || echo booted; cat /var/lib/edge-ha-upgraded >/dev/null && echo upgraded"), "booted\nupgraded", n);
+    const state = await agentState(host(n));
+    t.true((state?.leaseMs ?? 0) > 0 && !state?.fenced, `${n}'s agent holds its lease`);
+  }
+  t.deepEqual((await agentState(host("node1")))?.drained, [], "no node is left drained");
+  t.regex(await on("node1", "docker node ls --format '{{.Hostname}} {{.Status}} {{.Availability}}' | sort"), /^node1 Ready Active\nnode2 Ready Active\nnode3 Ready Active$/);
+});
