@@ -86,6 +86,17 @@ export async function drainNode(inventory: Inventory, name: string): Promise<Dra
   // Marked first: from now on the agents place nothing there.
   await sshExec(node, `mkdir -p ${drainedMark.replace(/\/[^/]+$/, "")} && touch ${drainedMark}`);
   progress(`${name} is marked drained`);
+  try {
+    return await emptyNode(inventory, node);
+  } catch (err) {
+    // What moved stays where it runs now; the mark stays too, and the message says so.
+    throw new UserError(`${(err as Error).message}; ${name} stays marked drained (what moved off it runs where it moved): 'edge-ha node drain ${name}' again once that is fixed, or 'edge-ha node undrain ${name}'`);
+  }
+}
+
+/** The drain's work once the node is marked: its services moved, its standbys, its swarm tasks. */
+async function emptyNode(inventory: Inventory, node: Host): Promise<DrainResult> {
+  const name = node.name;
   await agentsSee(inventory, name, true);
   const drained = new Set([...(await drainedNodes(inventory)), name]);
 

@@ -59,7 +59,8 @@ export const healthMarkPrefix = "/run/edge-ha-health-";
  * Written by `edge-ha node drain` on the node it drains, removed by `undrain`:
  * the mark is the only state. The node's failover agent says it in its
  * heartbeats, and the controllers make it no standby and no failover target
- * (agent/drain.go); pulumi up starts nothing new there.
+ * (agent/drain.go); pulumi up starts nothing new there. pulumi destroy
+ * removes it (modules/host-tools/remove.sh).
  */
 export const drainedMark = `${hostStateDir}/drained`;
 

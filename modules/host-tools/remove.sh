@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Removes what install.sh put in place (the services using them are gone first).
+# Removes what install.sh put in place (the services using them are gone first),
+# and a drain's mark (edge-ha node drain): a host provisioned again starts undrained.
 set -euo pipefail
-rm -f "$LIBRARY_PATH" "$EDGE_HA_SYNC" "$CTL_PATH" "$MARKER"
+rm -f "$LIBRARY_PATH" "$EDGE_HA_SYNC" "$CTL_PATH" "$MARKER" "$EDGE_HA_STATE/drained"
 rmdir "$(dirname "$LIBRARY_PATH")" 2>/dev/null || true
