@@ -90,7 +90,7 @@ test.serial("up on blank nodes: swarm of 3, checkpoint-capable Docker, CRIU pass
   // And node1 checks node3's sshd key: with another one in its known_hosts, it does not connect.
   const forged = await sshExec(
     host("node1"),
-    hostScript(`cp $EDGE_HA_TRANSFER/known_hosts /tmp/kh && sed -i "s/ ssh-ed25519 .*/ $(cut -d' ' -f1,2 $EDGE_HA_TRANSFER/host_key.pub)/" /tmp/kh && $(transfer_ssh | sed 's|known_hosts|../../../tmp/kh|; s/ControlMaster=auto/ControlMaster=no -o ControlPath=none/') ${host("node3").address} true; rm -f /tmp/kh`),
+    hostScript(`cp $EDGE_HA_TRANSFER/known_hosts /tmp/kh && sed -i "s| ssh-ed25519 .*| $(cut -d' ' -f1,2 $EDGE_HA_TRANSFER/host_key.pub)|" /tmp/kh && $(transfer_ssh | sed 's|known_hosts|../../../tmp/kh|; s/ControlMaster=auto/ControlMaster=no -o ControlPath=none/') ${host("node3").address} true; rm -f /tmp/kh`),
     { nothrow: true },
   );
   t.regex(forged.stderr, /REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/, "a forged sshd key is refused");
