@@ -3,6 +3,7 @@ import { parseInventory } from "../lib/config/inventory";
 import { checkApplyFrom } from "../lib/gitops/checkout";
 import { refreshDrift, swarmDrift, type SwarmNodeView } from "../lib/gitops/drift";
 import { changeReport, hostOf, reportMarkdown } from "../lib/gitops/report";
+import { jsonErrors } from "../scripts/commands/gitops";
 
 /*
  * gitops without an engine: a preview's JSON read into changes per host, the
@@ -99,4 +100,16 @@ test("drift: a resource gone or changed, and swarm nodes whose role or labels ar
     { subject: "pi2", what: "has a label extra=1 the inventory does not have" },
     { subject: "pi3", what: "is in no swarm at 10.0.0.3, the inventory has it as a worker" },
   ]);
+});
+
+test("a failed preview's errors come from its JSON's diagnostics, without colours or stack frames", (t) => {
+  const output = JSON.stringify({
+    steps: [],
+    diagnostics: [
+      { message: "error: Running program 'index.ts' failed with an unhandled exception:\nError: greeting: expected a word, found none\n    at Object.<anonymous> \u001b[90m(index.ts:1:7)\u001b[39m\n", severity: "error" },
+      { message: "a warning", severity: "warning" },
+    ],
+  });
+  t.is(jsonErrors(output), "Running program 'index.ts' failed with an unhandled exception: Error: greeting: expected a word, found none");
+  t.is(jsonErrors("not json"), "");
 });

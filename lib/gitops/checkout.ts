@@ -17,7 +17,9 @@ export interface Checkout {
 
 /** What is checked out in the git work tree that holds `dir`. */
 export async function checkoutOf(dir: string): Promise<Checkout> {
-  const git = $({ cwd: dir, quiet: true, nothrow: true });
+  // The repository of `dir` itself, not one a git hook's environment points at (GIT_DIR and kin).
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^GIT_(DIR|WORK_TREE|INDEX_FILE|OBJECT_DIRECTORY|ALTERNATE_OBJECT_DIRECTORIES|QUARANTINE_PATH)$/.test(k)));
+  const git = $({ cwd: dir, quiet: true, nothrow: true, env });
   const top = await git`git rev-parse --show-toplevel`;
   if (top.exitCode !== 0) throw new UserError(`${dir} is not in a git checkout: gitops applies only committed changes (${top.stderr.trim()})`);
   const commit = (await git`git rev-parse HEAD`).stdout.trim();

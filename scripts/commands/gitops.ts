@@ -68,7 +68,11 @@ export async function main(args: string[]): Promise<void> {
     case "preview": {
       const inventory = await inventoryOf(stack);
       const checkout = await checkoutOf(project).catch(() => undefined);
-      const out = await stack.run(["preview", "--json", "--suppress-progress"]);
+      const out = await stack.run(["preview", "--json", "--suppress-progress"]).catch((err: unknown) => {
+        // With --json, Pulumi's errors are in the JSON's diagnostics, not in lines of text.
+        if (err instanceof PulumiError) throw new UserError(`the preview of stack ${stack.stack} failed: ${jsonErrors(err.output) || err.message}`);
+        throw err;
+      });
       const report = changeReport(out.stdout, stack.stack, inventory?.hosts.map((h) => h.name) ?? [], checkout?.commit);
       const markdown = reportMarkdown(report);
       if (values.md) writeFileSync(values.md, markdown);
@@ -109,6 +113,27 @@ async function inventoryOf(stack: PulumiStack): Promise<Inventory | undefined> {
   const r = await stack.run(["config", "get", "edge-ha:inventory"]).catch(() => undefined);
   const file = r?.stdout.trim();
   return file ? loadInventory(path.resolve(stack.projectDir, file)) : undefined;
+}
+
+/** The error diagnostics of a `pulumi … --json` run's output, without colours and stack frames ("" when none). */
+export function jsonErrors(output: string): string {
+  let diagnostics: { message?: string; severity?: string }[] = [];
+  try {
+    diagnostics = (JSON.parse(output) as { diagnostics?: typeof diagnostics }).diagnostics ?? [];
+  } catch {
+    return "";
+  }
+  return diagnostics
+    .filter((d) => d.severity === "error" && d.message)
+    .map((d) =>
+      d
+        .message!.replace(/\u001b\[[0-9;]*m/g, "")
+        .split("\n")
+        .filter((l) => l.trim() && !/^\s+at /.test(l))
+        .map((l) => l.replace(/^error: /, ""))
+        .join(" "),
+    )
+    .join("; ");
 }
 
 /** { created: 1, unchanged: 3 } as "created 1, unchanged 3". */
