@@ -1,10 +1,10 @@
-import { findHost, runsServices, serviceHosts, type Host, type Inventory } from "../config/inventory";
+import { findHost, runsServices, serviceHosts, votes, type Host, type Inventory } from "../config/inventory";
 import { progress, UserError } from "../log";
-import { drainedMark, servicesDir } from "../host/paths";
+import { drainedMark, hostStateDir, servicesDir } from "../host/paths";
 import { sshExec } from "../host/ssh";
 import { agentPaths, agentState } from "./agent";
 import { migrate, type MigrationResult } from "./migration";
-import { startSync } from "./replication";
+import { startSync, syncOn } from "./replication";
 import { copyImage, locate, serviceLabel, specOf } from "./service-container";
 import type { ServiceSettings } from "../config/settings";
 
@@ -84,7 +84,7 @@ export async function drainNode(inventory: Inventory, name: string): Promise<Dra
   if (reach.exitCode !== 0) throw new UserError(`${name} does not answer over SSH (${reach.stderr.trim() || `exit ${reach.exitCode}`}): a node that is down has nothing to drain; its services are failed over (edge-ha service status SERVICE)`);
 
   // Marked first: from now on the agents place nothing there.
-  await sshExec(node, `mkdir -p ${drainedMark.replace(/\/[^/]+$/, "")} && touch ${drainedMark}`);
+  await sshExec(node, `mkdir -p ${hostStateDir} && touch ${drainedMark}`);
   progress(`${name} is marked drained`);
   try {
     return await emptyNode(inventory, node);
@@ -103,7 +103,7 @@ async function emptyNode(inventory: Inventory, node: Host): Promise<DrainResult>
   const moves: DrainMove[] = [];
   for (const service of await servicesOn(node)) {
     const order = await placementOf(inventory, node, service);
-    const sync = await syncTarget(node, service);
+    const sync = (await syncOn(node, service))?.standby;
     const eligible = (h: string) => h !== name && !drained.has(h);
     // Its standby first: it holds the image and a recent checkpoint; then its placement.
     const to = [sync, ...order].find((h): h is string => !!h && eligible(h));
@@ -143,12 +143,6 @@ export async function undrainNode(inventory: Inventory, name: string): Promise<U
 async function servicesOn(host: Host): Promise<string[]> {
   const r = await sshExec(host, `docker ps --filter label=${serviceLabel} --format '{{.Names}}'`);
   return r.stdout.split("\n").filter(Boolean).sort();
-}
-
-/** The standby `host`'s sync of `service` feeds, if it syncs it. */
-async function syncTarget(host: Host, service: string): Promise<string | undefined> {
-  const r = await sshExec(host, `cat ${servicesDir}/${service}.sync 2>/dev/null`, { nothrow: true });
-  return r.stdout.trim().split(" ")[0] || undefined;
 }
 
 /**
@@ -203,7 +197,7 @@ async function restandby(inventory: Inventory, node: Host, drained: Set<string>)
 
 /** Waits (at most 10 s) until the failover agents' controllers say `name` is drained, or not; nothing when no agent runs. */
 async function agentsSee(inventory: Inventory, name: string, drained: boolean): Promise<void> {
-  const managers = inventory.hosts.filter((h) => h.roles.includes("manager") || h.roles.includes("witness"));
+  const managers = inventory.hosts.filter(votes);
   for (let i = 0; i < 100; i++) {
     const states = (await Promise.all(managers.map(agentState))).filter((s) => s !== undefined);
     if (states.length === 0) return;
