@@ -78,7 +78,7 @@ export async function upgradeFleet(inventory: Inventory, options: UpgradeOptions
       if (needed) done.backAfterMs = await rebootAndWait(node, timeout);
       done.rebooted = needed;
       step = "health";
-      await whole(node, timeout);
+      await whole(inventory, node, timeout);
       step = "undrain";
       if (runsServices(node)) await undrainNode(inventory, node.name);
       upgraded.push({ node: node.name, drain: done.drain, output: done.output ?? "", rebooted: done.rebooted, backAfterMs: done.backAfterMs, seconds: (Date.now() - started) / 1000 });
@@ -116,12 +116,12 @@ async function rebootAndWait(node: Host, timeoutSeconds: number): Promise<number
 }
 
 /** Waits until `node`'s engine answers, CRIU checks good and its failover agent (where it has one) holds its lease. */
-async function whole(node: Host, timeoutSeconds: number): Promise<void> {
+async function whole(inventory: Inventory, node: Host, timeoutSeconds: number): Promise<void> {
   const end = Date.now() + timeoutSeconds * 1000;
   const hasAgent = (await sshExec(node, `test -x ${agentPaths.binary}`, { nothrow: true })).exitCode === 0;
   let missing = "";
   while (Date.now() < end) {
-    missing = await whatIsMissing(node, hasAgent);
+    missing = await whatIsMissing(inventory, node, hasAgent);
     if (!missing) return;
     await new Promise((r) => setTimeout(r, 500));
   }
@@ -129,12 +129,20 @@ async function whole(node: Host, timeoutSeconds: number): Promise<void> {
 }
 
 /** What `node` lacks now ("" when nothing). */
-async function whatIsMissing(node: Host, hasAgent: boolean): Promise<string> {
+async function whatIsMissing(inventory: Inventory, node: Host, hasAgent: boolean): Promise<string> {
   if (runsServices(node)) {
     const engine = await sshExec(node, "timeout 5 docker info -f '{{.ServerVersion}}'", { nothrow: true, connectTimeout: 2 });
     if (engine.exitCode !== 0) return `its Docker engine does not answer (${lastLines(engine.stderr, 1) || `exit ${engine.exitCode}`})`;
     const criu = await sshExec(node, "criu check 2>&1", { nothrow: true, connectTimeout: 2 });
     if (!/Looks good/.test(criu.stdout)) return `'criu check' fails there (${lastLines(criu.stdout, 1)})`;
+    // Back in its swarm as the managers see it (a test saw a rebooted manager still "Unknown" there).
+    const [state, id] = (await sshExec(node, "docker info -f '{{.Swarm.LocalNodeState}} {{.Swarm.NodeID}}'", { nothrow: true, connectTimeout: 2 })).stdout.trim().split(" ");
+    if (state && state !== "inactive") {
+      if (state !== "active" || !id) return `it has not joined its swarm again (its engine says ${state})`;
+      const seen = await Promise.all(inventory.hosts.filter((h) => h.roles.includes("manager")).map((m) => sshExec(m, `docker node inspect ${id} -f '{{.Status.State}}'`, { nothrow: true, connectTimeout: 2 })));
+      const answer = seen.find((r) => r.exitCode === 0)?.stdout.trim();
+      if (answer !== "ready") return `the swarm's managers see it ${answer ?? "not at all (none answered)"}, not ready`;
+    }
   }
   if (hasAgent) {
     const state = await agentState(node);
