@@ -135,13 +135,15 @@ async function whatIsMissing(inventory: Inventory, node: Host, hasAgent: boolean
     if (engine.exitCode !== 0) return `its Docker engine does not answer (${lastLines(engine.stderr, 1) || `exit ${engine.exitCode}`})`;
     const criu = await sshExec(node, "criu check 2>&1", { nothrow: true, connectTimeout: 2 });
     if (!/Looks good/.test(criu.stdout)) return `'criu check' fails there (${lastLines(criu.stdout, 1)})`;
-    // Back in its swarm as the managers see it (a test saw a rebooted manager still "Unknown" there).
-    const [state, id] = (await sshExec(node, "docker info -f '{{.Swarm.LocalNodeState}} {{.Swarm.NodeID}}'", { nothrow: true, connectTimeout: 2 })).stdout.trim().split(" ");
+    // Back in its swarm as the managers see it. A node's status lives only on the swarm's
+    // leader, and a new leader (a manager's reboot can make one) starts with every node
+    // "unknown" until it hears from it again: so the whole fleet must be ready here, not
+    // just this node, or the next drain would move services while swarm's view is blind.
+    const state = (await sshExec(node, "docker info -f '{{.Swarm.LocalNodeState}}'", { nothrow: true, connectTimeout: 2 })).stdout.trim();
     if (state && state !== "inactive") {
-      if (state !== "active" || !id) return `it has not joined its swarm again (its engine says ${state})`;
-      const seen = await Promise.all(inventory.hosts.filter((h) => h.roles.includes("manager")).map((m) => sshExec(m, `docker node inspect ${id} -f '{{.Status.State}}'`, { nothrow: true, connectTimeout: 2 })));
-      const answer = seen.find((r) => r.exitCode === 0)?.stdout.trim();
-      if (answer !== "ready") return `the swarm's managers see it ${answer ?? "not at all (none answered)"}, not ready`;
+      if (state !== "active") return `it has not joined its swarm again (its engine says ${state})`;
+      const notReady = await swarmNodesNotReady(inventory);
+      if (notReady) return notReady;
     }
   }
   if (hasAgent) {
@@ -151,4 +153,15 @@ async function whatIsMissing(inventory: Inventory, node: Host, hasAgent: boolean
     if (!state.leaseMs || state.leaseMs <= 0) return "its failover agent holds no lease (the controllers do not hear it)";
   }
   return "";
+}
+
+/** The swarm's nodes that its managers do not list as ready ("" when all are), as a manager answers for the leader. */
+async function swarmNodesNotReady(inventory: Inventory): Promise<string> {
+  for (const manager of inventory.hosts.filter((h) => h.roles.includes("manager"))) {
+    const ls = await sshExec(manager, "docker node ls --format '{{.Hostname}} {{.Status}}'", { nothrow: true, connectTimeout: 2 });
+    if (ls.exitCode !== 0) continue;
+    const notReady = ls.stdout.trim().split("\n").filter((l) => l && !/ Ready$/.test(l));
+    return notReady.length ? `the swarm's managers do not see every node ready yet (${notReady.join(", ")})` : "";
+  }
+  return "no manager of the swarm answers 'docker node ls'";
 }
