@@ -12,7 +12,8 @@ import { syncOn } from "../lib/ha/replication";
 import { locate } from "../lib/ha/service-container";
 import { sshExec } from "../lib/host/ssh";
 import { projectRoot } from "../lib/toolchain";
-import { runDrills, writeReports } from "../scripts/commands/drill";
+import { runDrills } from "../scripts/commands/drill";
+import { writeReports } from "../lib/lab/report";
 
 /*
  * Services declared in the stack, then the three drills on them, on a lab of

@@ -1,3 +1,5 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import * as path from "node:path";
 import type { DrillReport } from "./drill";
 
 /*
@@ -84,4 +86,14 @@ ${body}
 ${sections}
 </body></html>
 `;
+}
+
+/** Writes NAME.json and NAME.html in `dir` (NAME: drill-<time> unless given); returns their paths. */
+export function writeReports(reports: DrillReport[], dir: string, name = `drill-${new Date().toISOString().replace(/[:.]/g, "-")}`): { json: string; html: string } {
+  mkdirSync(dir, { recursive: true });
+  const json = path.join(dir, `${name}.json`);
+  const html = path.join(dir, `${name}.html`);
+  writeFileSync(json, JSON.stringify({ reports }, null, 2));
+  writeFileSync(html, renderHtml(reports));
+  return { json, html };
 }

@@ -8,7 +8,7 @@ import { table } from "../../lib/lab/report";
 import { sshExec } from "../../lib/host/ssh";
 import { checkpointsDir } from "../../lib/host/paths";
 import { projectRoot } from "../../lib/toolchain";
-import { writeReports } from "./drill";
+import { writeReports } from "../../lib/lab/report";
 import { dumpPaths, type DumpPath, type Transport } from "../../lib/ha/migration";
 import { hostScript } from "../../lib/host/shell";
 

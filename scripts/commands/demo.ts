@@ -8,7 +8,8 @@ import { drillKinds } from "../../lib/lab/drill";
 import { renderTable } from "../../lib/lab/report";
 import { sshExec } from "../../lib/host/ssh";
 import { projectRoot } from "../../lib/toolchain";
-import { runDrills, writeReports } from "./drill";
+import { runDrills } from "./drill";
+import { writeReports } from "../../lib/lab/report";
 
 export const help = `Usage: edge-ha demo [--keep]   (npm run demo: setup first, then this)
 

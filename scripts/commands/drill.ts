@@ -1,11 +1,10 @@
-import { mkdirSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { drillKinds, failoverDrill, migrationDrill, swarmDrill, type DrillKind, type DrillReport } from "../../lib/lab/drill";
 import { loadInventory } from "../../lib/config/inventory";
 import { labOptions } from "../../lib/lab/lab";
 import { progress, UserError } from "../../lib/log";
-import { renderHtml, renderTable } from "../../lib/lab/report";
+import { renderTable, writeReports } from "../../lib/lab/report";
 import { projectRoot } from "../../lib/toolchain";
 
 export const help = `Usage: edge-ha drill [options]
@@ -51,16 +50,6 @@ export async function runDrills(kinds: DrillKind[], opts: { lab: string; invento
     else reports.push(await swarmDrill(ctx, opts.swarmService));
   }
   return reports;
-}
-
-/** Writes drill-<time>.json and .html in `dir`; returns their paths. */
-export function writeReports(reports: DrillReport[], dir: string, name = `drill-${new Date().toISOString().replace(/[:.]/g, "-")}`): { json: string; html: string } {
-  mkdirSync(dir, { recursive: true });
-  const json = path.join(dir, `${name}.json`);
-  const html = path.join(dir, `${name}.html`);
-  writeFileSync(json, JSON.stringify({ reports }, null, 2));
-  writeFileSync(html, renderHtml(reports));
-  return { json, html };
 }
 
 export function parseKinds(list: string): DrillKind[] {
