@@ -152,7 +152,9 @@ func (a *Agent) run() {
 		}
 	}
 	go a.every(a.heartbeat/4, a.checkLease)
-	go a.every(time.Second, a.writeState)
+	// Each heartbeat, not each second: the dashboard reads whom this controller hears from it,
+	// and a second between writes made its "down" a second later than the agents'.
+	go a.every(a.heartbeat, a.writeState)
 	if a.isManager() {
 		// Controllers tell each other what they hear four times a heartbeat: a
 		// majority's verdict then lags the slowest vote by a quarter heartbeat, not one.
