@@ -1,6 +1,15 @@
-/** Progress lines for long work, on stderr so stdout stays parseable. */
+const progressListeners = new Set<(message: string) => void>();
+
+/** Progress lines for long work, on stderr so stdout stays parseable (and to whoever listens: the dashboard's actions). */
 export function progress(message: string): void {
   if (process.env.EDGE_HA_QUIET !== "1") process.stderr.write(`• ${message}\n`);
+  for (const listener of progressListeners) listener(message);
+}
+
+/** Calls `listener` with every progress line from now on; returns what stops it. */
+export function onProgress(listener: (message: string) => void): () => void {
+  progressListeners.add(listener);
+  return () => progressListeners.delete(listener);
 }
 
 /** An error meant for the user: printed without a stack trace by the CLI entry points (exit code 1). */

@@ -19,6 +19,7 @@ const groups: Record<string, Group> = {
   node: { summary: "drain a node by live migration for maintenance, and undrain it", main: (a) => load<typeof import("./commands/node")>("./commands/node").main(a) },
   fleet: { summary: "a rolling upgrade of every node, its services served throughout", main: (a) => load<typeof import("./commands/fleet")>("./commands/fleet").main(a) },
   gitops: { summary: "preview a proposed change for review, apply from main only, report drift", main: (a) => load<typeof import("./commands/gitops")>("./commands/gitops").main(a) },
+  dashboard: { summary: "a live web page of the fleet: nodes, services, checkpoint ages, events, logs, actions", main: (a) => load<typeof import("./commands/dashboard")>("./commands/dashboard").main(a) },
   drill: { summary: "planned migration, crash with failover, crash with swarm, under a 10 ms prober", main: (a) => load<typeof import("./commands/drill")>("./commands/drill").main(a) },
   bench: { summary: "repeated drills with medians and maxima; 'bench provision', 'bench lab'", main: (a) => load<typeof import("./commands/bench")>("./commands/bench").main(a) },
   inventory: { summary: "check an inventory file, or write one from a docker-machine store", main: (a) => load<typeof import("./commands/inventory")>("./commands/inventory").main(a) },

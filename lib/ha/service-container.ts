@@ -15,7 +15,7 @@ import type { ServiceSettings } from "../config/settings";
 
 /** Labels edge-ha puts on a service's container. */
 export const serviceLabel = "edge-ha.service";
-const portLabel = "edge-ha.port";
+export const portLabel = "edge-ha.port";
 /** The container's ServiceSpec, as JSON. */
 const specLabel = "edge-ha.spec";
 
