@@ -26,13 +26,14 @@ import { movingMark } from "../lib/host/paths";
 import { sshExec } from "../lib/host/ssh";
 import { projectRoot } from "../lib/toolchain";
 import { copyCounter, sleep, until as poll } from "./helpers/poll";
+import { registerDashboardTests } from "./suites/dashboard";
 
 /*
  * Automatic failover on a lab of its own: the failover agents pulumi up
  * installs restore the service with no command, fence a cut-off node, and take
  * a returning node back as the standby; the service's virtual address (vip)
  * follows it, held by one node at a time. Real engines, CRIU, rsync daemons,
- * crashes and partitions.
+ * crashes and partitions. Then the dashboard's tests, on the same lab.
  */
 const dir = mkdtempSync(path.join(tmpdir(), "edge-ha-auto-test-"));
 const lab = labOptions({ name: "autotest", subnetPrefix: "10.77.206", inventoryFile: path.join(dir, "inventory.yaml") });
@@ -448,3 +449,6 @@ test.serial("a seeded nemesis (2 min of crashes, partitions, one-way loss and pa
   t.deepEqual(report.check.violations, []);
   t.deepEqual(await runningOn(), report.samples[report.samples.length - 1].copies.counter, "one copy at the end, where the sampler saw it");
 });
+
+// The dashboard, on this lab (test/suites/dashboard.ts): its tests begin where the ones above left the service.
+registerDashboardTests({ lab, service: "counter", vip, interval });

@@ -77,5 +77,5 @@ export async function main(args: string[]): Promise<void> {
       await down(lab);
     }
   }
-  progress("demo done");
+  progress(values.keep ? "demo done; the lab stays up: 'edge-ha dashboard' shows it live, 'edge-ha lab down' removes it" : "demo done");
 }
