@@ -232,7 +232,12 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
     });
   });
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+    server.once("error", (err: NodeJS.ErrnoException) => {
+      const where = `${opts.listen ?? "127.0.0.1"}:${opts.port ?? 0}`;
+      if (err.code === "EADDRINUSE") reject(new UserError(`${where} is taken by another program (another dashboard?): give --port N, or --port 0 for any free one`));
+      else if (err.code === "EADDRNOTAVAIL") reject(new UserError(`--listen ${opts.listen}: no interface of this machine has that address`));
+      else reject(err);
+    });
     server.listen(opts.port ?? 0, opts.listen ?? "127.0.0.1", resolve);
   });
   sampler.start();
