@@ -28,6 +28,9 @@ type Config struct {
 	// Drained: the file whose presence says this node is drained (edge-ha node
 	// drain): it runs nothing new, is no failover target and no standby.
 	Drained string `json:"drained,omitempty"`
+	// Signals: where this node's health signals are read and what a critical
+	// one does (signals.go); nil: none are read.
+	Signals *SignalsConfig `json:"signals,omitempty"`
 }
 
 type Node struct {
@@ -92,8 +95,11 @@ type Message struct {
 	// Vote: the controller this one backs as the acting one ("" while it backs
 	// nobody); see actor.go.
 	Vote string `json:"vote,omitempty"`
-	// Drained: in a heartbeat, the sender is drained (Config.Drained).
-	Drained bool `json:"drained,omitempty"`
+	// Drained: in a heartbeat, the sender is drained (Config.Drained);
+	// Evacuate: an early warning drained it, and its services are to be
+	// handed over to other nodes (signals.go).
+	Drained  bool `json:"drained,omitempty"`
+	Evacuate bool `json:"evacuate,omitempty"`
 }
 
 type Event struct {
@@ -134,7 +140,11 @@ type Agent struct {
 	// controller
 	heard        map[string]time.Time
 	reports      map[string][]Local
-	drained      map[string]bool // nodes whose last heartbeat said they are drained
+	drained      map[string]bool      // nodes whose last heartbeat said they are drained
+	evacuate     map[string]bool      // nodes whose last heartbeat asked for their services to be handed over (signals.go)
+	handedOver   map[string]time.Time // services a node handed over, since when: restored at once, not after the "gone" hold
+	signals      []Signal             // this node's signs of trouble now (signals.go)
+	drainedFor   map[string]bool      // the critical signals this node drained itself for ("name level")
 	views        map[string]peerView
 	owner        map[string]string
 	busyUntil    map[string]time.Time

@@ -174,6 +174,11 @@ func (a *Agent) control() {
 			}
 			continue
 		}
+		if len(r) == 1 && r[0] == owner && alive(owner) && a.evacuate[owner] && !a.moving(s.Name) {
+			// Its node drained itself for an early warning: handed over while it still can (signals.go).
+			a.handOver(s, owner, alive)
+			continue
+		}
 		if a.moving(s.Name) && !down[owner] {
 			// A planned migration: between its dump and its restore the service runs nowhere
 			// and its target holds a created copy; that is neither gone nor stale.
@@ -190,7 +195,11 @@ func (a *Agent) control() {
 			// Alive but not running it (it fenced itself, or the service died): after a hold,
 			// longer than a migration's pause, restore it from the standby.
 			seen["gone:"+s.Name] = true
-			if a.holds("gone:"+s.Name, now, 5*time.Second) {
+			if handed, ok := a.handedOver[s.Name]; ok && now.Sub(handed) < 30*time.Second {
+				// Handed over: its newest state waits on the next node now; no hold.
+				delete(a.handedOver, s.Name)
+				a.takeover(s, fmt.Sprintf("%s handed it over (an early warning drained it)", owner), alive, "")
+			} else if a.holds("gone:"+s.Name, now, 5*time.Second) {
 				a.takeover(s, fmt.Sprintf("it no longer runs on %s", owner), alive, "")
 			}
 		case len(r) > 1:

@@ -47,6 +47,8 @@ func (a *Agent) writeState() {
 		"backs": a.vote, "acting": a.isManager() && a.acting(now),
 		// The nodes the controller knows are drained (drain.go); a non-controller knows only itself.
 		"drained": a.drainedNodesLocked(),
+		// This node's signs of trouble (signals.go).
+		"signals": a.signals,
 	}
 	a.mu.Unlock()
 	data, _ := json.Marshal(state)

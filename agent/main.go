@@ -103,6 +103,7 @@ func newState(cfg Config, start time.Time) (*Agent, error) {
 		owner: map[string]string{}, busyUntil: map[string]time.Time{}, busyOn: map[string]string{},
 		downSince: map[string]time.Time{}, firstSeen: map[string]time.Time{}, stuck: map[string]bool{}, holderSince: map[string]time.Time{},
 		health: map[string]health{}, unserved: map[string]bool{}, drained: map[string]bool{},
+		evacuate: map[string]bool{}, handedOver: map[string]time.Time{}, drainedFor: map[string]bool{},
 		runID: randomRun(), peers: map[string]*peerRun{},
 	}
 	if cfg.NoQuorum != "" && cfg.NoQuorum != "stop" && cfg.NoQuorum != "freeze" {
@@ -152,6 +153,9 @@ func (a *Agent) run() {
 		}
 	}
 	go a.every(a.heartbeat/4, a.checkLease)
+	if a.cfg.Signals != nil && a.cfg.Signals.Policy != "" {
+		go a.every(2*time.Second, a.checkSignals)
+	}
 	// Each heartbeat, not each second: the dashboard reads whom this controller hears from it,
 	// and a second between writes made its "down" a second later than the agents'.
 	go a.every(a.heartbeat, a.writeState)

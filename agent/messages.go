@@ -116,6 +116,7 @@ func (a *Agent) sendHeartbeats() {
 	msg := Message{Type: "hb", From: a.cfg.Self, Seq: a.seq, Local: a.local}
 	a.mu.Unlock()
 	msg.Drained = a.selfDrained()
+	msg.Evacuate = msg.Drained && a.evacuating()
 	for _, m := range a.managers {
 		a.send(m, msg)
 	}
@@ -168,6 +169,7 @@ func (a *Agent) receive() {
 			a.heard[msg.From] = now
 			a.reports[msg.From] = msg.Local
 			a.noteDrainedLocked(msg.From, msg.Drained)
+			a.evacuate[msg.From] = msg.Evacuate
 			a.mu.Unlock()
 			a.send(from, Message{Type: "ack", From: a.cfg.Self, Seq: msg.Seq})
 		case "view":

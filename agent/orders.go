@@ -23,7 +23,7 @@ import (
 // answer them in 10 s is as good as gone.
 func orderTimeout(what string) time.Duration {
 	switch what {
-	case "takeover":
+	case "takeover", "handover":
 		return 60 * time.Second
 	case "newest":
 		return 3 * time.Second
@@ -137,6 +137,15 @@ func (a *Agent) serveOrders() {
 		out, err := sync(args)
 		if err == nil {
 			a.event("sync", str(args, "service"), "syncing to "+str(args, "standby"))
+		}
+		return out, err
+	})
+	handle("handover", func(args map[string]any) (string, error) {
+		out, err := a.ctl("handover", str(args, "service"), str(args, "targetAddress"))
+		if err == nil {
+			// Reported gone with the next heartbeat, not the next second's report: the
+			// controller restores it elsewhere as soon as it hears so.
+			a.refreshLocal()
 		}
 		return out, err
 	})
