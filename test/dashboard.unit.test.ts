@@ -96,4 +96,10 @@ test("alerts: a node down, a service running nowhere, or on two nodes, a standby
   const gone = fleetView(fleet, new Map([["node2", sample("node2", { node1: 3000 })], ["node3", sample("node3", { node1: 3000 })]]), now, new Set(["counter"]));
   t.deepEqual(gone.alerts.map((a) => `${a.kind} ${a.node ?? a.service}`), ["node-down node1", "runs-nowhere counter"]);
   t.false(gone.nodes[0].answers);
+
+  // An agent's critical early warning (agent/signals.go) is an alert; a warning only shows on its node.
+  const warned = (level: string) => sample("node3", { node1: 100 }, { agent: { node: "node3", at: new Date(now - 300).toISOString(), heardMsAgo: { node1: 100 }, signals: [{ name: "throttled", level, message: "under-voltage now" }] } });
+  const critical = fleetView(fleet, new Map([["node1", sample("node1", { node1: 0 }, running("node1"))], ["node2", node2(500)], ["node3", warned("critical")]]), now);
+  t.deepEqual(critical.alerts.map((a) => a.message), ["node3: throttled: under-voltage now"]);
+  t.deepEqual(fleetView(fleet, new Map([["node1", sample("node1", { node1: 0 }, running("node1"))], ["node2", node2(500)], ["node3", warned("warning")]]), now).alerts, []);
 });

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { parse, stringify } from "yaml";
 import { $ } from "zx";
-import { agentState } from "../lib/ha/agent";
+import { agentEvents, agentState } from "../lib/ha/agent";
 import { findHost, loadInventory } from "../lib/config/inventory";
 import { down, labOptions } from "../lib/lab/lab";
 import { freshLabStack } from "../lib/lab/stack";
@@ -20,8 +20,9 @@ import { sleep, until } from "./helpers/poll";
 /*
  * Node maintenance on a lab of its own: `edge-ha node drain` empties a node by
  * live migration while clients count through the services' virtual addresses,
- * the agents and pulumi up then leave it alone, and undrain puts it back.
- * Real engines, CRIU, swarm and failover agents.
+ * the agents and pulumi up then leave it alone, and undrain puts it back;
+ * a rolling upgrade; an early warning that drains a node by itself. Real
+ * engines, CRIU, swarm and failover agents.
  */
 const dir = mkdtempSync(path.join(tmpdir(), "edge-ha-maint-test-"));
 const lab = labOptions({ name: "maintest", subnetPrefix: "10.77.209", inventoryFile: path.join(dir, "inventory.yaml") });
@@ -46,9 +47,15 @@ const setServices = (list: unknown[]) => {
 const replicasOn = (name: string) => on(name, "docker ps -q --filter label=com.docker.swarm.service.name=replicas | wc -l");
 const availability = () => on("node2", "docker node inspect node1 -f '{{.Spec.Availability}}'");
 
+/** Where the agents read a node's firmware flags in this lab (a lab node has no firmware): a file the tests write, on /run (gone at a reboot). */
+const throttledFile = "/run/edge-ha-test-throttled";
+
 test.before(async () => {
   await freshLabStack(lab, stack, 3);
   setServices(services);
+  const doc = parse(readFileSync(stackFile, "utf8"));
+  doc.config["edge-ha:failover"] = { earlyWarnings: { policy: "drain", throttledFile } };
+  writeFileSync(stackFile, stringify(doc));
   await stack.up();
 });
 
@@ -173,4 +180,49 @@ test.serial("a rolling upgrade of the three nodes with real reboots: every reque
   }
   t.deepEqual((await agentState(host("node1")))?.drained, [], "no node is left drained");
   t.regex(await on("node1", "docker node ls --format '{{.Hostname}} {{.Status}} {{.Availability}}' | sort"), /^node1 Ready Active\nnode2 Ready Active\nnode3 Ready Active$/);
+});
+
+test.serial("an early warning: under-voltage on a node's firmware flags drains it by itself; its CRIU services are handed over with every count kept; undrain, and the same signal does not drain it again", async (t) => {
+  const where = Object.fromEntries(await Promise.all(Object.keys(criu).map(async (name) => [name, (await locate(inventory(), name)).map((h) => h.name)] as const)));
+  for (const name of Object.keys(criu)) t.is(where[name].length, 1, `${name} runs once: ${where[name].join(", ")}`);
+  // The node that runs the most of them.
+  const counts = new Map<string, number>();
+  for (const [n] of Object.values(where)) counts.set(n, (counts.get(n) ?? 0) + 1);
+  const node = [...counts.entries()].sort((a, b) => b[1] - a[1])[0][0];
+  const moving = Object.keys(criu).filter((name) => where[name][0] === node);
+  const atVip = Object.fromEntries(moving.map((name) => [name, probe({ host: criu[name as keyof typeof criu].vip, port: criu[name as keyof typeof criu].port })]));
+  await sleep(1500);
+
+  const began = Date.now();
+  await on(node, `echo 0x50005 > ${throttledFile}`);
+  const drained = await until(15, () => on(node, `cat ${drainedMark} 2>/dev/null || true`), (m) => m !== "", 250);
+  t.regex(drained, /^early warning: throttled: under-voltage now \(get_throttled 0x50005\)/, "the node drained itself, saying why");
+  for (const name of moving) {
+    const on2 = await until(30, async () => (await locate(inventory(), name)).map((h) => h.name), (r) => r.length === 1 && r[0] !== node, 250);
+    t.log(`${name}: ${node} -> ${on2.join(", ")} ${((Date.now() - began) / 1000).toFixed(1)} s after the signal`);
+    t.true(on2.length === 1 && on2[0] !== node, `${name} runs once, elsewhere: ${on2.join(", ")}`);
+  }
+  await sleep(1500);
+  for (const name of moving) {
+    const s = summarize(await atVip[name].stop());
+    t.log(`${name} at its address: ${s.requests} requests, ${s.failed} failed, longest gap ${Math.round(s.longestGapMs)} ms, ${s.lostIncrements ?? 0} counts lost`);
+    // The restore is the agents' takeover, as in a failover; the failover tests see at most one
+    // failed request at a vip on that path too (autofailover), not explained yet: one is allowed here.
+    t.true(s.failed <= 1, `${name}: ${s.failed} requests at its address failed`);
+    t.is(s.lostIncrements ?? 0, 0, `${name}: handed over with its state: every acknowledged count kept`);
+  }
+  const events = (await agentEvents(inventory().hosts)).filter((e) => Date.parse(e.at) >= began - 1000);
+  const said = (kind: string, re: RegExp) => events.some((e) => e.kind === kind && re.test(e.message));
+  t.true(said("health", /^throttled critical: under-voltage now/), "the agent said the signal");
+  t.true(said("drain", new RegExp(`throttled is critical .*'edge-ha node undrain ${node}'`)), "and that it drains itself");
+  for (const name of moving) t.true(events.some((e) => e.kind === "handed-over" && e.service === name), `${name}: handed over`);
+  t.regex((await edgeHa("node", "list")).stdout, new RegExp(`^${node} .* drained$`, "m"));
+  t.is(await on(node, "docker ps -q --filter label=edge-ha.service | wc -l"), "0", "no CRIU service runs on the drained node");
+
+  // The operator undrains it while the signal holds: it stays in placement.
+  t.is((await edgeHa("node", "undrain", node)).exitCode, 0);
+  await sleep(5000);
+  t.is(await on(node, `test -e ${drainedMark} && echo drained || echo placed`), "placed", "the same signal does not drain it again");
+  await on(node, `echo 0x0 > ${throttledFile}`);
+  t.true(await until(10, async () => (await agentEvents([host(node)])).some((e) => e.kind === "health" && /^throttled: no longer a sign of trouble/.test(e.message) && Date.parse(e.at) >= began), (v) => v, 500), "the agent said it cleared");
 });

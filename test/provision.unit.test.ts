@@ -472,6 +472,22 @@ test("failover settings: defaults decide within a second; a lease that one lost 
   t.throws(() => parseSettings({ inventory: "i", services: JSON.stringify([{ name: "a", build: "services/counter", ports: ["1:8080"], primary: "p", standby: "s", failover: "sometimes" }]) }, "f"), { message: /services\[0\]\.failover: expected auto or manual, found "sometimes"/ });
 });
 
+test("early warnings: reported by default from the firmware's, the kernel's and the checkpoints' disk's signals; drain when asked; off sends the agents none; bad keys named", (t) => {
+  const d = parseSettings({ inventory: "i" }, "f").failover;
+  t.like(d.earlyWarnings, { policy: "report", throttledFile: "/sys/devices/platform/soc/soc:firmware/get_throttled", pressureFile: "/proc/pressure/memory", diskMinFreePercent: 10 });
+  const drain = parseSettings({ inventory: "i", failover: JSON.stringify({ earlyWarnings: { policy: "drain", throttledFile: "/run/throttled" } }) }, "f").failover;
+  t.like(drain.earlyWarnings, { policy: "drain", throttledFile: "/run/throttled", pressureFile: "/proc/pressure/memory" });
+  const inventory = parseInventory("cluster: c\ndefaults: { ssh: { privateKeyFile: k, knownHostsFile: kh } }\nhosts:\n  - { name: a, address: 10.0.0.1, roles: [manager] }\n", "i.yaml");
+  t.like(JSON.parse(agentConfig(inventory.hosts[0], inventory, drain, [], "s")).signals, { policy: "drain", throttledFile: "/run/throttled", diskPath: "/var/lib/edge-ha/checkpoints", diskMinFreePercent: 10 });
+  const off = parseSettings({ inventory: "i", failover: JSON.stringify({ earlyWarnings: { policy: "off" } }) }, "f").failover;
+  t.is(JSON.parse(agentConfig(inventory.hosts[0], inventory, off, [], "s")).signals, undefined);
+  const err = t.throws(() => parseSettings({ inventory: "i", failover: JSON.stringify({ earlyWarnings: { policy: "panic", pressureFile: "pressure", diskMinFreePercent: 95, volts: 5 } }) }, "stacks/Pulumi.x.yaml"), { instanceOf: SettingsError });
+  t.regex(err!.message, /edge-ha:failover\.earlyWarnings\.policy: expected off, report or drain, found "panic"/);
+  t.regex(err!.message, /edge-ha:failover\.earlyWarnings\.pressureFile: expected an absolute path on the nodes, found "pressure"/);
+  t.regex(err!.message, /edge-ha:failover\.earlyWarnings\.diskMinFreePercent: expected a number from 0 to 90, found 95/);
+  t.regex(err!.message, /edge-ha:failover\.earlyWarnings\.volts: unknown key/);
+});
+
 test("Docker objects are @pulumi/docker resources: a provider per host over SSH with strict host keys, the service network everywhere, a CRIU service's volumes, the swarm baseline", async (t) => {
   await unwrap(cluster.nodes.pi1.docker!);
   await new Promise((r) => setTimeout(r, 50));

@@ -73,6 +73,24 @@ export interface FailoverSettings {
    * copies if it was only cut off (see README, "Automatic failover").
    */
   noQuorum: "stop" | "freeze";
+  /** The signs a node gives before it fails, read by its agent (agent/signals.go). */
+  earlyWarnings: EarlyWarnings;
+}
+
+/**
+ * Early warnings (agent/signals.go): each agent reads its node's health
+ * signals and says each change as an event; with policy "drain", the first
+ * critical one makes the node drain itself, and the controllers hand its
+ * services over to other nodes with their state. "off": none are read.
+ */
+export interface EarlyWarnings {
+  policy: "off" | "report" | "drain";
+  /** A Raspberry Pi's firmware flags (default its sysfs file; absent elsewhere: no signal). */
+  throttledFile: string;
+  /** The kernel's memory pressure (default /proc/pressure/memory). */
+  pressureFile: string;
+  /** Free space under which the checkpoints' disk is a warning (half of it: critical); default 10 %. */
+  diskMinFreePercent: number;
 }
 
 /**
@@ -126,7 +144,15 @@ export const settingDefaults: Omit<ClusterSettings, "inventory"> = {
   transferPort: 8722,
   services: [],
   registries: [],
-  failover: { enabled: true, heartbeatMs: 200, downAfterMs: 800, leaseMs: 500, port: 7072, noQuorum: "stop" },
+  failover: {
+    enabled: true,
+    heartbeatMs: 200,
+    downAfterMs: 800,
+    leaseMs: 500,
+    port: 7072,
+    noQuorum: "stop",
+    earlyWarnings: { policy: "report", throttledFile: "/sys/devices/platform/soc/soc:firmware/get_throttled", pressureFile: "/proc/pressure/memory", diskMinFreePercent: 10 },
+  },
 };
 
 /** Keys that exist but are not in ClusterSettings (secrets are read separately). */
@@ -274,6 +300,28 @@ function parseRegistries(text: string, problems: string[]): RegistrySettings[] {
 
 const failoverKeys = Object.keys(settingDefaults.failover);
 
+const earlyWarningKeys = Object.keys(settingDefaults.failover.earlyWarnings);
+
+/** Validates edge-ha:failover.earlyWarnings; adds what is wrong to `problems`. */
+function parseEarlyWarnings(given: unknown, problems: string[]): EarlyWarnings {
+  const defaults = settingDefaults.failover.earlyWarnings;
+  if (given === undefined) return defaults;
+  const at = "edge-ha:failover.earlyWarnings";
+  if (typeof given !== "object" || given === null || Array.isArray(given)) {
+    problems.push(`${at}: expected a mapping of ${earlyWarningKeys.join(", ")}, found ${JSON.stringify(given)}`);
+    return defaults;
+  }
+  const g = given as Record<string, unknown>;
+  for (const key of Object.keys(g)) if (!earlyWarningKeys.includes(key)) problems.push(`${at}.${key}: unknown key (known: ${earlyWarningKeys.join(", ")})`);
+  const w = { ...defaults, ...g } as EarlyWarnings;
+  if (!["off", "report", "drain"].includes(w.policy)) problems.push(`${at}.policy: expected off, report or drain, found ${JSON.stringify(w.policy)}`);
+  for (const key of ["throttledFile", "pressureFile"] as const) {
+    if (typeof w[key] !== "string" || !w[key].startsWith("/")) problems.push(`${at}.${key}: expected an absolute path on the nodes, found ${JSON.stringify(w[key])}`);
+  }
+  if (typeof w.diskMinFreePercent !== "number" || w.diskMinFreePercent < 0 || w.diskMinFreePercent > 90) problems.push(`${at}.diskMinFreePercent: expected a number from 0 to 90, found ${JSON.stringify(w.diskMinFreePercent)}`);
+  return w;
+}
+
 /** Validates edge-ha:failover (JSON as Pulumi keeps it); adds what is wrong to `problems`. */
 function parseFailover(text: string, problems: string[]): FailoverSettings {
   const item = jsonOf(text);
@@ -284,6 +332,7 @@ function parseFailover(text: string, problems: string[]): FailoverSettings {
   const given = item as Record<string, unknown>;
   for (const key of Object.keys(given)) if (!failoverKeys.includes(key)) problems.push(`edge-ha:failover.${key}: unknown key (known: ${failoverKeys.join(", ")})`);
   const f = { ...settingDefaults.failover, ...given } as FailoverSettings;
+  f.earlyWarnings = parseEarlyWarnings(given.earlyWarnings, problems);
   const bad = (key: string, expected: string, why = "") =>
     problems.push(`edge-ha:failover.${key}: expected ${expected}, found ${JSON.stringify(given[key] ?? (f as unknown as Record<string, unknown>)[key])}${why && ` (${why})`}`);
   if (typeof f.enabled !== "boolean") bad("enabled", "true or false");

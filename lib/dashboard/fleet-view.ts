@@ -40,6 +40,8 @@ export interface NodeView {
   fenced?: boolean;
   acting?: boolean;
   drained: boolean;
+  /** Its agent's early warnings (agent/signals.go): firmware flags, memory pressure, disk, file-system errors. */
+  signals?: { name: string; level: string; message: string }[];
 }
 
 export interface ServiceView {
@@ -61,7 +63,7 @@ export interface ServiceView {
 }
 
 export interface Alert {
-  kind: "node-down" | "stale-checkpoint" | "runs-nowhere" | "two-copies";
+  kind: "node-down" | "stale-checkpoint" | "runs-nowhere" | "two-copies" | "early-warning";
   message: string;
   node?: string;
   service?: string;
@@ -120,6 +122,7 @@ export function fleetView(inventory: Inventory, samples: Map<string, HostSample>
             leaseMs: s.agent?.leaseMs,
             fenced: s.agent?.fenced,
             acting: s.agent?.acting,
+            signals: s.agent?.signals,
           }
         : {}),
       drained: drainedBy || !!(answers && s?.agent?.drained?.includes(h.name)),
@@ -162,6 +165,7 @@ export function fleetView(inventory: Inventory, samples: Map<string, HostSample>
 
   const alerts: Alert[] = [];
   for (const n of nodes) if (n.agents === "down") alerts.push({ kind: "node-down", node: n.name, message: `${n.name} is down: the failover agents have not heard it` });
+  for (const n of nodes) for (const s of n.signals ?? []) if (s.level === "critical") alerts.push({ kind: "early-warning", node: n.name, message: `${n.name}: ${s.name}: ${s.message}` });
   for (const s of services.filter((s) => s.mode === "criu")) {
     if (s.runningOn.length === 0) alerts.push({ kind: "runs-nowhere", service: s.name, message: `${s.name} runs nowhere` });
     if (s.runningOn.length > 1) alerts.push({ kind: "two-copies", service: s.name, message: `${s.name} runs on ${s.runningOn.join(" and ")}: two copies` });

@@ -1,6 +1,6 @@
 import * as path from "node:path";
 import { runsServices, serviceHosts, votes, type Arch, type Host, type Inventory } from "../config/inventory";
-import { drainedMark, hostTools } from "../host/paths";
+import { checkpointsDir, drainedMark, hostTools } from "../host/paths";
 import type { FailoverSettings, ServiceSettings } from "../config/settings";
 import { sshExec } from "../host/ssh";
 import { goBuild, toolsDir } from "../toolchain";
@@ -49,6 +49,18 @@ export function agentConfig(host: Host, inventory: Inventory, failover: Failover
     events: agentPaths.events,
     state: agentPaths.state,
     drained: drainedMark,
+    ...(failover.earlyWarnings.policy === "off"
+      ? {}
+      : {
+          signals: {
+            policy: failover.earlyWarnings.policy,
+            throttledFile: failover.earlyWarnings.throttledFile,
+            pressureFile: failover.earlyWarnings.pressureFile,
+            diskPath: checkpointsDir,
+            diskMinFreePercent: failover.earlyWarnings.diskMinFreePercent,
+            fsErrorsGlob: "/sys/fs/ext4/*/errors_count",
+          },
+        }),
   });
 }
 
@@ -112,6 +124,8 @@ export interface AgentState {
   fenced?: boolean;
   /** The nodes the controller knows are drained (agent/drain.go); on another node, itself when it is. */
   drained?: string[];
+  /** This node's early warnings (agent/signals.go). */
+  signals?: { name: string; level: string; message: string }[];
 }
 
 /** The state the failover agent on `host` last wrote; undefined when the host or its agent does not answer. */

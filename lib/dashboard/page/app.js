@@ -51,6 +51,7 @@ function drawNodes(view) {
           ["memory", n.memoryUsedPercent !== undefined ? `${n.memoryUsedPercent} % used` : undefined],
           ["lease", n.leaseMs === undefined ? undefined : n.leaseMs > 0 ? `held${n.acting ? ", acting controller" : ""}` : n.fenced ? "lapsed, copies fenced" : "none"],
           ["maintenance", n.drained ? "drained" : undefined],
+          ...(n.signals || []).map((s) => [s.level, `${s.name}: ${s.message}`]),
         ]),
       ),
     ),
