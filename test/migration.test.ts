@@ -20,11 +20,13 @@ import { ensureImageOn, prepareImage } from "../lib/ha/images";
 import { PulumiStack } from "../lib/pulumi";
 import { sshExec } from "../lib/host/ssh";
 import { projectRoot } from "../lib/toolchain";
+import { registerDrillTests } from "./suites/drill";
 
 /*
  * Live migration and failover of the stateful counter on a provisioned lab:
  * real Docker engines, CRIU, checkpoints over SSH and to rsync daemons;
- * state checked exactly; what crosses the network captured.
+ * state checked exactly; what crosses the network captured. Then the drills
+ * (test/suites/drill.ts), on the same lab.
  */
 const dir = mkdtempSync(path.join(tmpdir(), "edge-ha-migration-test-"));
 const lab = labOptions({ name: "migtest", subnetPrefix: "10.77.204", inventoryFile: path.join(dir, "inventory.yaml") });
@@ -274,3 +276,6 @@ test.serial("checkpoints cross the network encrypted: a marker in a service's en
   t.is(clear.transport, "rsyncd");
   t.true(readFileSync(clear.pcap).includes(marker), "in clear, the capture finds the marker: the check above can fail");
 });
+
+// The drills, on this lab (test/suites/drill.ts): services declared in the stack this time.
+registerDrillTests({ lab, stack, stackFile: path.join(projectRoot, "stacks", "Pulumi.migtest.yaml") });
