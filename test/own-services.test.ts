@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { parse, stringify } from "yaml";
 import { $ } from "zx";
-import { agentEvents, restoredSince } from "../lib/ha/agent";
+import { agentEvents, agentState, restoredSince } from "../lib/ha/agent";
+import { syncOn } from "../lib/ha/replication";
 import { Endpoint } from "../lib/ha/endpoint";
 import { findHost, loadInventory } from "../lib/config/inventory";
 import { migrate } from "../lib/ha/migration";
@@ -310,7 +311,13 @@ test.serial("crash of the broker's node: retained messages published more than o
 });
 
 test.serial("a hung key-value store (CLIENT PAUSE: it accepts connections and answers nothing) fails its healthcheck: the agents fence it and restore the standby's last checkpoint a passing check vouched for; one copy runs and serves, every write acknowledged before the hang is there", async (t) => {
-  const on = (await runningOn("kv"))[0];
+  // Settled after the crash before: every node's agent holds its lease again, kv runs once and syncs.
+  const began = Date.now();
+  await until(60, async () => (await Promise.all(inventory().hosts.map((h) => agentState(h)))).every((st) => (st?.leaseMs ?? 0) > 0), (ok) => ok);
+  const where = await until(30, () => runningOn("kv"), (r) => r.length === 1);
+  t.is(where.length, 1, `kv runs once before the hang: ${where.join(", ")}`);
+  const on = where[0];
+  t.truthy(await until(30, async () => (await syncOn(host(on), "kv"))?.standby, (v) => !!v), "and syncs to a standby");
   const acked: { key: string; at: number }[] = [];
   for (let n = 0; n < 100; n++) {
     if ((await redis(host(on).address, kvPort, "SET", `h:${n}`, String(n))) === "OK") acked.push({ key: `h:${n}`, at: Date.now() });
@@ -319,7 +326,10 @@ test.serial("a hung key-value store (CLIENT PAUSE: it accepts connections and an
   await sleep((interval + checkInterval) * 1000 + 1000);
   const status = await $({ quiet: true, nothrow: true, cwd: projectRoot })`bin/edge-ha service status kv --json --inventory ${lab.inventoryFile}`;
   t.is(status.exitCode, 0, status.stderr);
-  t.deepEqual(JSON.parse(status.stdout).health, { [on]: "healthy" }, "status shows what its healthcheck found");
+  const health = JSON.parse(status.stdout).health;
+  // Should it have moved before the hang, what the agents did (nothing of this test moves it).
+  if (JSON.stringify(health) !== JSON.stringify({ [on]: "healthy" })) t.log((await agentEvents(inventory().hosts, 200)).filter((e) => Date.parse(e.at) >= began).map((e) => `${e.at} ${e.node} ${e.kind} ${e.service ?? ""}: ${e.message}`).join("\n"));
+  t.deepEqual(health, { [on]: "healthy" }, "status shows what its healthcheck found");
   const hungAt = Date.now();
   t.is(await redis(host(on).address, kvPort, "CLIENT", "PAUSE", "300000", "ALL"), "OK");
   const now = await until(40, () => runningOn("kv"), (r) => r.length === 1 && r[0] !== on);
