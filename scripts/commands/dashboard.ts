@@ -16,8 +16,8 @@ checkpoint with a plot of the last minutes), the agents' events of every
 node in one stream, a service's log wherever it runs now, the drill and
 bench reports, and alerts (a node down, a service running nowhere or twice,
 a checkpoint older than twice its interval). From the page: migrate a
-service, run a drill (on the lab). It samples each node over SSH every half
-second; it changes nothing on its own.
+service, run a drill (on the lab). It keeps one SSH session open to each
+node and reads it every quarter second; it changes nothing on its own.
 
 It listens on 127.0.0.1 unless told otherwise, and every request needs the
 random token in the address it prints (keep that address to yourself).
