@@ -36,14 +36,21 @@ const stackFile = path.join(projectRoot, "stacks", "Pulumi.owntest.yaml");
 const inventory = () => loadInventory(lab.inventoryFile);
 const host = (name: string) => findHost(inventory(), name);
 const interval = 1;
-/** The kv's healthcheck interval: its sync loop sends a checkpoint once a check after it passed, so a crash may lose interval + this. */
-const checkInterval = 0.5;
+/**
+ * The kv's healthcheck interval: its sync loop sends a checkpoint once a check
+ * after it passed, so a crash may lose interval + this. Its timeout is the
+ * same (at most the interval, the settings say): a check is a docker exec,
+ * which timed out at 0.4 s on this 2-core lab under load (kv's agent logged
+ * "failing" five times in 70 s beside one busy process), and three in a row
+ * replaced kv in the middle of other tests in CI runs.
+ */
+const checkInterval = 1;
 const kvPort = 16379;
 const brokerPort = 11883;
 const queuePort = 11884;
 const brokerArchive = path.join(dir, "broker.tar");
 const services: Record<string, unknown>[] = [
-  { name: "kv", build: "examples/redis", ports: [`${kvPort}:6379`], primary: "node1", standby: "node2", syncInterval: interval, tmpfs: ["/run/redis"], healthcheck: { command: ["redis-cli", "ping"], interval: checkInterval, timeout: 0.4, retries: 3 } },
+  { name: "kv", build: "examples/redis", ports: [`${kvPort}:6379`], primary: "node1", standby: "node2", syncInterval: interval, tmpfs: ["/run/redis"], healthcheck: { command: ["redis-cli", "ping"], interval: checkInterval, timeout: checkInterval, retries: 3 } },
   { name: "broker", tarball: brokerArchive, ports: [`${brokerPort}:1883`], primary: "node2", standby: "node3", syncInterval: interval },
 ];
 /** The same broker, from the lab's registry (set in test.before), as a swarm service: every host pulls it. */
