@@ -63,7 +63,7 @@ export class FleetSampler {
 
   private changed(found: AgentEvent[]): void {
     const fresh = found.filter((e) => {
-      const key = `${e.at} ${e.node} ${e.kind} ${e.service ?? ""} ${e.message}`;
+      const key = eventKey(e);
       if (this.seenEvents.has(key)) return false;
       this.seenEvents.add(key);
       return true;
@@ -72,7 +72,7 @@ export class FleetSampler {
       this.events.push(...fresh);
       this.events.sort((a, b) => a.at.localeCompare(b.at));
       const extra = this.events.length - this.opts.keepEvents;
-      if (extra > 0) for (const e of this.events.splice(0, extra)) this.seenEvents.delete(`${e.at} ${e.node} ${e.kind} ${e.service ?? ""} ${e.message}`);
+      if (extra > 0) for (const e of this.events.splice(0, extra)) this.seenEvents.delete(eventKey(e));
     }
     const now = Date.now();
     const view = this.view(now);
@@ -88,3 +88,6 @@ export class FleetSampler {
     this.onChange(view, fresh);
   }
 }
+
+/** What tells one event from another (a session opened again re-reads the log's last lines). */
+const eventKey = (e: AgentEvent) => `${e.at} ${e.node} ${e.kind} ${e.service ?? ""} ${e.message}`;
