@@ -77,7 +77,7 @@ test.afterEach.always(async () => {
  * a client waited.
  */
 const probe = (target: { host: string; port: number }) => {
-  const p = new Prober(target, 10, 10_000);
+  const p = new Prober(target, 10);
   probers.add(p);
   p.start();
   return p;

@@ -42,7 +42,10 @@ export class Prober {
   constructor(
     private readonly target: { host: string; port: number },
     private readonly everyMs = 10,
-    private readonly timeoutMs = 3000,
+    // A client that waits 10 s for an answer before it gives up: a planned
+    // migration's frozen window on a loaded machine has run past 3 s (a
+    // browser waits minutes). The wait shows in the gap, not as a failure.
+    private readonly timeoutMs = 10_000,
   ) {}
 
   /** Milliseconds since the prober started: the clock of its probes. */
