@@ -1,6 +1,6 @@
 import test from "ava";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
 import * as path from "node:path";
 import { parse, stringify } from "yaml";
 import { findHost, loadInventory } from "../lib/config/inventory";
@@ -98,7 +98,18 @@ test.serial("up on blank nodes: swarm of 3, checkpoint-capable Docker, CRIU pass
   t.is(await on("node2", "sha256sum /usr/local/sbin/criu | cut -c1-64"), await on("node1", "sha256sum /usr/local/sbin/criu | cut -c1-64"));
   t.is(await on("node2", "command -v gcc || true"), "");
   t.is(await on("node1", "command -v gcc || true"), "", "the builder's compiler is removed after the build");
+  // Built there, or taken from this machine's cache (an earlier lab built it); kept here either way.
+  t.true(["built here", "the operator's cache"].includes(await criuStagedHow()));
+  const kept = path.join(homedir(), ".cache/edge-ha/criu");
+  const keptSha = await $({ quiet: true })`sha256sum ${path.join(kept, readdirSync(kept).find((f) => /^criu-.*-amd64-/.test(f))!)}`;
+  t.is(keptSha.stdout.slice(0, 64), await on("node1", "sha256sum /usr/local/sbin/criu | cut -c1-64"), "this machine keeps the CRIU the hosts run");
 });
+
+/** How the last up's stage got CRIU (modules/criu/stage.sh's third line). */
+async function criuStagedHow(): Promise<string> {
+  const resources = JSON.parse(await stack.exportState()).deployment.resources as { urn: string; outputs?: { stdout?: string } }[];
+  return resources.find((r) => r.urn.endsWith("-amd64-stage"))?.outputs?.stdout?.split("\n")[2] ?? "";
+}
 
 test.serial("a second up changes nothing", async (t) => {
   const again = await stack.up();
@@ -329,6 +340,7 @@ test.serial("a re-imaged first manager (it held the swarm) starts a new swarm th
 
   await stack.refresh();
   await stack.up();
+  t.is(await criuStagedHow(), "the operator's cache", "the re-imaged builder got the CRIU built before, not a new build");
   const answering = await until(60, async () => (await Promise.all(["node1", "node2", "node3"].map(async (n) => ((await fetch(`http://${host(n).address}:18090/`).catch(() => undefined))?.ok ? n : "")))).filter(Boolean), (r) => r.length === 2);
   t.is(answering.length, 2, `two replicas answer: ${answering.join(", ")}`);
   const again = await stack.up();

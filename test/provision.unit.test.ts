@@ -14,7 +14,8 @@ import { runArgs } from "../lib/ha/service-container";
 import { RegistryTrust } from "../modules/registry-trust";
 import { HaService } from "../modules/ha-service";
 import { EdgeServices } from "../modules/edge-services";
-import { runcConfig } from "../modules/criu";
+import { Criu, runcConfig } from "../modules/criu";
+import { connectionFor } from "../modules/host-facts";
 import { daemonConfig, DockerEngine, registryLogins } from "../modules/docker-engine";
 import { rsyncdConfig } from "../modules/rsync-daemon";
 import { authorizedKeyLine, parseHostKeys, transferSshdConfig } from "../modules/checkpoint-transport";
@@ -124,6 +125,32 @@ test("CRIU is staged once per architecture; the other hosts of that architecture
   );
   t.regex(script(named("shop-pi2")), /rsync:\/\/\$RSYNC_USER@\$FROM_HOST\/\$EDGE_HA_ARTIFACTS_MODULE\/criu\/criu/);
   t.regex(script(named("shop-pi2")), /install_staged "\$from" \/usr\/local\/sbin\/criu "\$CRIU_SHA256"/, "the pulled binary is checked against the sha256 its builder reported");
+});
+
+test("the CRIU edge-ha builds is kept on this machine: offered to each architecture's first host before its stage, kept after it; the host reached with its own key and host key, secret; no path of this machine in the inputs", async (t) => {
+  const offers = registered.filter((r) => r.name.endsWith("-cache-offer"));
+  t.deepEqual(offers.map((r) => [r.name, r.type, r.inputs.environment.ADDRESS]).sort(), [["shop-amd64-cache-offer", "command:local:Command", "10.0.0.3"], ["shop-arm64-cache-offer", "command:local:Command", "10.0.0.1"]]);
+  const offer = named("shop-arm64-cache-offer");
+  const keep = named("shop-arm64-cache-keep");
+  for (const step of [offer, keep]) {
+    const env = step.inputs.environment;
+    t.is(env.CACHE, "~/.cache/edge-ha/criu", "the setting as written: expanded on the machine that runs it");
+    t.regex(env.NAME, /^criu-4\.2\.1-arm64-[0-9a-f]{12}$/);
+    t.deepEqual([env.LOGIN, env.PORT, env.HOST_KEY], ["root", "22", "ssh-ed25519 AAAA1"]);
+    t.regex(env.PRIVATE_KEY, /^-----BEGIN OPENSSH PRIVATE KEY-----/);
+    t.true(step.secretInputs.includes("environment.PRIVATE_KEY") || step.secretInputs.includes("environment"), `${step.name}: the private key is secret`);
+    t.notRegex(JSON.stringify(step.inputs), new RegExp(dir), `${step.name}: no path of this machine (another operator's preview would differ)`);
+    t.regex(step.inputs.create, /StrictHostKeyChecking=yes[\s\S]*UserKnownHostsFile="\$work\/known_hosts"/);
+  }
+  t.is(envOf(named("shop-arm64-stage")).OFFERED, offer.inputs.environment.OFFERED, "the stage looks where the offer puts it");
+  t.regex(script(named("shop-arm64-stage")), /trap '\[ -z "\$offered" \] \|\| rm -f "\$offered"' EXIT/, "and removes it, used or not");
+  t.is(keep.inputs.environment.ORIGIN, "mock-shop-arm64-stage", "kept from what the stage reported");
+
+  new Criu("nocache", { nodes: [{ host: inventory.hosts[2], connection: connectionFor(inventory.hosts[2]) }] });
+  for (let i = 0; i < 100 && !registered.some((r) => r.name === "nocache-vm1"); i++) await new Promise((r) => setTimeout(r, 10));
+  t.truthy(registered.find((r) => r.name === "nocache-amd64-stage"));
+  t.false(registered.some((r) => r.name.startsWith("nocache-") && r.name.includes("-cache-")), "no cache: no cache steps");
+  t.throws(() => parseSettings({ inventory: "i.yaml", criuCache: "cache" }, "stacks/Pulumi.unit.yaml"), { message: /edge-ha:criuCache: expected an absolute folder \(or one under ~\/\) on the machine that runs pulumi, or none, found "cache"/ });
 });
 
 test("the swarm is initialized on the first manager; others join with the worker token, and labels are set from the manager", (t) => {

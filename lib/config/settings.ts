@@ -16,6 +16,11 @@ export interface ClusterSettings {
   dockerLogMaxFiles: number;
   criuSource: CriuSource;
   criuVersion: string;
+  /**
+   * Where the operator's machine keeps the CRIU edge-ha builds (modules/criu
+   * `cache`; a leading ~ is the home of whoever runs pulumi), or "none".
+   */
+  criuCache: string;
   criuTcpEstablished: boolean;
   criuFileLocks: boolean;
   criuSkipInFlight: boolean;
@@ -136,6 +141,7 @@ export const settingDefaults: Omit<ClusterSettings, "inventory"> = {
   dockerLogMaxFiles: 3,
   criuSource: "auto",
   criuVersion: defaultCriuVersion,
+  criuCache: "~/.cache/edge-ha/criu",
   criuTcpEstablished: true,
   criuFileLocks: true,
   criuSkipInFlight: true,
@@ -205,6 +211,7 @@ export function parseSettings(raw: Record<string, string>, file: string): Cluste
     criuSource: oneOf("criuSource", ["auto", "distro", "build"] as const) ?? settingDefaults.criuSource,
     // Only versions whose source tarball checksum edge-ha carries can be built.
     criuVersion: oneOf("criuVersion", Object.keys(knownSourceSha256)) ?? settingDefaults.criuVersion,
+    criuCache: text("criuCache", /^(none|~|~\/.+|\/.+)$/, "an absolute folder (or one under ~/) on the machine that runs pulumi, or none") ?? settingDefaults.criuCache,
     criuTcpEstablished: boolean("criuTcpEstablished") ?? settingDefaults.criuTcpEstablished,
     criuFileLocks: boolean("criuFileLocks") ?? settingDefaults.criuFileLocks,
     criuSkipInFlight: boolean("criuSkipInFlight") ?? settingDefaults.criuSkipInFlight,

@@ -1,3 +1,4 @@
+import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -53,6 +54,14 @@ export interface CriuArgs {
   /** Debian mirror to fetch packages and the source tarball from (default http://deb.debian.org/debian). */
   mirror?: string;
   runc?: RuncCriuOptions;
+  /**
+   * A folder on this machine (the one that runs pulumi; a leading ~ is its
+   * user's home) where the CRIU edge-ha builds is kept, per version,
+   * architecture and patch: the next blank or re-imaged first host of that
+   * architecture gets it from there instead of building (minutes on a Pi),
+   * if it passes `criu check` there. Undefined: no cache.
+   */
+  cache?: string;
 }
 
 
@@ -72,6 +81,25 @@ const stage = `${artifacts.dir}/criu`;
  */
 const buildPatch = readFileSync(path.join(__dirname, "freeze-poll.patch"), "utf8");
 const buildPatchSha256 = createHash("sha256").update(buildPatch).digest("hex");
+
+/** Where the cache's offer lands on the builder (stage.sh removes it). */
+const offeredPath = "/var/tmp/edge-ha-criu.offered";
+
+/** A script of this machine's cache steps: cache-ssh.sh (the SSH set-up), then the step. */
+function cacheScript(step: "cache-offer.sh" | "cache-keep.sh"): string {
+  return [readFileSync(path.join(__dirname, "cache-ssh.sh"), "utf8"), readFileSync(path.join(__dirname, step), "utf8")].join("\n");
+}
+
+/**
+ * The cache steps' environment: the builder's connection as edge-ha's own
+ * (the private key a secret), the cache folder as the setting says (not
+ * expanded here: another operator's home changes no input), the binary's name.
+ */
+function cacheEnvironment(builder: ClusterNode, cache: string, binaryName: string): pulumi.Output<Record<string, string>> {
+  return pulumi.output(builder.connection).apply((c): Record<string, string> => ({
+    ADDRESS: c.host, PORT: String(c.port), LOGIN: c.user, HOST_KEY: c.hostKey, HOST_NAME: c.name, PRIVATE_KEY: c.privateKey as string, CACHE: cache, NAME: binaryName,
+  }));
+}
 
 /** The lines of /etc/criu/runc.conf for these options. */
 export function runcConfig(options: RuncCriuOptions = {}): string {
@@ -109,18 +137,44 @@ export class Criu extends pulumi.ComponentResource {
 
     for (const [arch, nodes] of byArch) {
       const builder = nodes[0];
+      // The cache's steps run here and reach the builder as edge-ha does (its key, its host key only).
+      const cacheEnv = args.cache === undefined ? undefined : cacheEnvironment(builder, args.cache, `criu-${version}-${arch}-${buildPatchSha256.slice(0, 12)}`);
+      const offered =
+        cacheEnv &&
+        new command.local.Command(
+          `${name}-${arch}-cache-offer`,
+          { create: cacheScript("cache-offer.sh"), interpreter: ["/bin/bash", "-c"], environment: pulumi.output(cacheEnv).apply((env) => ({ ...env, OFFERED: offeredPath })), logging: "stderr", addPreviousOutputInEnv: false },
+          { parent: this, dependsOn: builder.dependsOn },
+        );
       const staged = new HostCommand(
         `${name}-${arch}-stage`,
         {
           connection: builder.connection,
-          environment: { SOURCE: source, VERSION: version, SHA256: sha256, MIRROR: mirror, RUNTIME_PACKAGES: runtimePackages, BUILD_PACKAGES: buildPackages, STAGE: stage, PATCH: buildPatch, PATCH_SHA256: buildPatchSha256 },
+          environment: {
+            SOURCE: source, VERSION: version, SHA256: sha256, MIRROR: mirror, RUNTIME_PACKAGES: runtimePackages, BUILD_PACKAGES: buildPackages, STAGE: stage, PATCH: buildPatch, PATCH_SHA256: buildPatchSha256,
+            // What was offered, by its sha256: a new offer runs the stage again, which takes it or leaves it, and removes it.
+            ...(offered ? { OFFERED: offeredPath, OFFERED_SHA256: pulumi.unsecret(offered.stdout) } : {}),
+          },
           triggers: [source, version, sha256, buildPatchSha256],
           create: componentScript(__dirname, "stage.sh"),
           delete: componentScript(__dirname, "unstage.sh", "delete"),
         },
-        { parent: this, dependsOn: builder.dependsOn },
+        { parent: this, dependsOn: [...(builder.dependsOn ?? []), ...(offered ? [offered] : [])] },
       );
       const [origin, binarySha256] = [0, 1].map((i) => staged.stdout.apply((s) => s.split("\n")[i] ?? ""));
+      if (cacheEnv) {
+        new command.local.Command(
+          `${name}-${arch}-cache-keep`,
+          {
+            create: cacheScript("cache-keep.sh"),
+            interpreter: ["/bin/bash", "-c"],
+            environment: pulumi.all([cacheEnv, origin, binarySha256]).apply(([env, o, sha]) => ({ ...env, ORIGIN: o, BINARY_SHA256: sha, STAGE: stage })),
+            logging: "stderr",
+            addPreviousOutputInEnv: false,
+          },
+          { parent: this, dependsOn: [staged] },
+        );
+      }
 
       for (const node of nodes) {
         const installed = new HostCommand(

@@ -1,10 +1,15 @@
 # shellcheck shell=bash
 # On the first node of an architecture: stages a CRIU that passes
-# `criu check` at $STAGE/criu and prints where it came from, then its sha256.
+# `criu check` at $STAGE/criu and prints where it came from, then its sha256,
+# then how this run got it: staged before, distro, the operator's cache, built here.
 # Env: SOURCE (auto, distro, build), VERSION and SHA256 of the pinned source,
 # MIRROR (Debian), RUNTIME_PACKAGES, BUILD_PACKAGES, STAGE, PATCH (applied to
-# the source before a build) and its PATCH_SHA256.
+# the source before a build) and its PATCH_SHA256, OFFERED (where
+# cache-offer.sh put a CRIU edge-ha built before, if it did; removed at the
+# end whether used or not; unset without a cache).
 set -euo pipefail
+offered=${OFFERED:-}
+trap '[ -z "$offered" ] || rm -f "$offered"' EXIT
 # shellcheck disable=SC2086 # lists of package names
 apt_install $RUNTIME_PACKAGES
 mkdir -p "$STAGE"
@@ -12,6 +17,7 @@ passes() { "$1" check >/dev/null 2>&1; }
 want="$SOURCE $VERSION $PATCH_SHA256"
 if [ -x "$STAGE/criu" ] && [ "$(cat "$STAGE/wanted" 2>/dev/null)" = "$want" ] && passes "$STAGE/criu"; then
   origin=$(cat "$STAGE/origin")
+  how="staged before"
 else
   origin=""
   if [ "$SOURCE" != build ]; then
@@ -22,11 +28,21 @@ else
       dpkg-deb -x "$probe"/criu_*.deb "$probe/root" && passes "$probe/root/usr/sbin/criu"; then
       cp "$probe/root/usr/sbin/criu" "$STAGE/criu"
       origin="distro $(dpkg-deb -f "$probe"/criu_*.deb Version)"
+      how=distro
     fi
     rm -rf "$probe"
     if [ -z "$origin" ] && [ "$SOURCE" = distro ]; then
       echo "the distro's CRIU does not pass 'criu check' on $(hostname) (kernel $(uname -r)); set edge-ha:criuSource to auto or build" >&2
       exit 1
+    fi
+  fi
+  if [ -z "$origin" ] && [ -n "$offered" ] && [ -f "$offered" ]; then
+    # A CRIU of this version and patch edge-ha built before (the operator's cache): no build when it works here.
+    chmod 0755 "$offered"
+    if passes "$offered" && [ "$("$offered" --version | awk '/^Version:/ {print $2; exit}')" = "$VERSION" ]; then
+      install -m 0755 "$offered" "$STAGE/criu"
+      origin="built $VERSION, patched"
+      how="the operator's cache"
     fi
   fi
   if [ -z "$origin" ]; then
@@ -48,6 +64,7 @@ else
     rm -rf "$build"
     passes "$STAGE/criu" || { "$STAGE/criu" check >&2 || true; echo "CRIU $VERSION built on $(hostname) fails 'criu check' on kernel $(uname -r)" >&2; exit 1; }
     origin="built $VERSION, patched"
+    how="built here"
     # shellcheck disable=SC2086
     apt_remove_ours $BUILD_PACKAGES
   fi
@@ -56,3 +73,4 @@ else
 fi
 echo "$origin"
 sha256sum "$STAGE/criu" | cut -d' ' -f1
+echo "$how"

@@ -124,6 +124,7 @@ export class EdgeCluster extends pulumi.ComponentResource {
         rsyncPort: settings.rsyncPort,
         source: settings.criuSource,
         version: settings.criuVersion,
+        cache: settings.criuCache === "none" ? undefined : settings.criuCache,
         runc: { tcpEstablished: settings.criuTcpEstablished, fileLocks: settings.criuFileLocks, skipInFlight: settings.criuSkipInFlight },
       },
       parent,
