@@ -18,7 +18,8 @@ const rebootFile = path.join(__dirname, "files", "node-reboot.sh");
 /** Image tag of a blank lab node; its suffix is a hash of what goes into it, so a change makes a new image. */
 export const nodeImage = `edge-ha/lab-node:bookworm-${createHash("sha256").update(packages.join(",")).update(readFileSync(initFile)).update(readFileSync(rebootFile)).digest("hex").slice(0, 12)}`;
 
-const cacheDir = process.env.EDGE_HA_CACHE ?? "/var/cache/edge-ha";
+/** What the lab keeps on this machine between labs: images, Debian packages. */
+export const cacheDir = process.env.EDGE_HA_CACHE ?? "/var/cache/edge-ha";
 
 /** Builds the node image once (debootstrap, then docker import); cached by tag and by root file system tarball. */
 export async function ensureNodeImage(): Promise<void> {

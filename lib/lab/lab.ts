@@ -4,6 +4,7 @@ import { $ } from "zx";
 import { stringify } from "yaml";
 import { progress, UserError } from "../log";
 import { projectRoot, toolsDir } from "../toolchain";
+import { aptProxyLine, ensureAptCache } from "./apt-cache";
 import { ensureBaseImage, ensureNodeImage, nodeImage } from "./image";
 import { freezerOf, processesUnder, psTable, readText } from "./processes";
 
@@ -103,10 +104,11 @@ export async function up(lab: LabOptions, count: number, options: { witness?: bo
   const publicKey = labPublicKey(lab);
 
   const extraHosts = await mirrorHosts();
+  const aptCache = await ensureAptCache();
   for (let i = 1; i <= count; i++) {
-    await ensureNode(lab, `node${i}`, nodeAddress(lab, i), publicKey, extraHosts);
+    await ensureNode(lab, `node${i}`, nodeAddress(lab, i), publicKey, extraHosts, aptCache);
   }
-  if (options.witness) await ensureNode(lab, witnessNode, nodeAddress(lab, -1), publicKey, extraHosts);
+  if (options.witness) await ensureNode(lab, witnessNode, nodeAddress(lab, -1), publicKey, extraHosts, aptCache);
   const nodes = await listNodes(lab);
   await recordHostKeys(lab, nodes);
   writeInventory(lab, nodes);
@@ -125,7 +127,7 @@ export async function reimage(lab: LabOptions, name: string): Promise<LabNode> {
   await sh`docker rm -f -v ${node.container}`;
   await sh`docker volume rm ${`${node.container}-docker`}`;
   const publicKey = labPublicKey(lab);
-  await ensureNode(lab, name, node.address, publicKey, await mirrorHosts());
+  await ensureNode(lab, name, node.address, publicKey, await mirrorHosts(), await ensureAptCache());
   await recordHostKeys(lab, await listNodes(lab));
   return findNode(lab, name);
 }
@@ -176,7 +178,7 @@ async function debianMirrorAddresses(): Promise<string[]> {
   return ips;
 }
 
-async function ensureNode(lab: LabOptions, name: string, address: string, publicKey: string, extraHosts: string[]): Promise<void> {
+async function ensureNode(lab: LabOptions, name: string, address: string, publicKey: string, extraHosts: string[], aptCache: boolean): Promise<void> {
   const container = containerName(lab, name);
   const state = await $({ quiet: true, nothrow: true })`docker container inspect -f {{.State.Running}} ${container}`;
   if (state.exitCode !== 0) {
@@ -200,6 +202,10 @@ async function ensureNode(lab: LabOptions, name: string, address: string, public
   }
   await sh`docker update --restart ${rebootPolicy} ${container}`;
   await sh`docker exec ${container} sh -c ${`mkdir -p -m 700 /root/.ssh && grep -qxF "$1" /root/.ssh/authorized_keys 2>/dev/null || echo "$1" >> /root/.ssh/authorized_keys; chmod 600 /root/.ssh/authorized_keys`} sh ${publicKey}`;
+  // The site's apt proxy, this machine's package cache (lib/lab/apt-cache.ts); none when it does not run.
+  const proxyConf = "/etc/apt/apt.conf.d/00edge-ha-lab-proxy";
+  if (aptCache) await sh`docker exec ${container} sh -c ${`printf '%s\n' "$1" > ${proxyConf}`} sh ${aptProxyLine(lab.subnetPrefix)}`;
+  else await sh`docker exec ${container} rm -f ${proxyConf}`;
   await waitForSsh(container);
 }
 
