@@ -13,6 +13,8 @@ export interface Probe {
   /** Milliseconds the request took (to the answer or the failure). */
   latency: number;
   ok: boolean;
+  /** Why it failed, as the client saw it: ECONNRESET, ECONNREFUSED, timeout, HTTP 503, a bad body. */
+  error?: string;
   /** The counter's value in the answer. */
   count?: number;
   host?: string;
@@ -21,6 +23,8 @@ export interface Probe {
 export interface ProbeSummary {
   requests: number;
   failed: number;
+  /** Each failure, as the client saw it, with when it was sent (ms since the prober started) and how long it took. */
+  failures: string[];
   /** Longest time between two successful answers (ms): what a client sees as downtime. */
   longestGapMs: number;
   /** Where that gap started (ms since the prober started). */
@@ -84,20 +88,22 @@ export class Prober {
           res.on("end", () => {
             try {
               const { count, host } = JSON.parse(body);
-              done({ ok: res.statusCode === 200, count, host });
+              done({ ok: res.statusCode === 200, count, host, ...(res.statusCode === 200 ? {} : { error: `HTTP ${res.statusCode}` }) });
             } catch {
-              done({ ok: false });
+              done({ ok: false, error: `HTTP ${res.statusCode}, not the counter's JSON` });
             }
           });
-          res.on("error", () => done({ ok: false }));
+          res.on("error", (e) => done({ ok: false, error: errorName(e) }));
         },
       );
       req.on("timeout", () => req.destroy(new Error("timeout")));
-      req.on("error", () => done({ ok: false }));
+      req.on("error", (e) => done({ ok: false, error: errorName(e) }));
       req.end();
     });
   }
 }
+
+const errorName = (e: Error & { code?: string }) => e.code ?? e.message;
 
 const percentile = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : 0);
 
@@ -156,6 +162,7 @@ export function summarize(probes: Probe[]): ProbeSummary {
   return {
     requests: probes.length,
     failed: probes.length - ok.length,
+    failures: probes.filter((p) => !p.ok).map((p) => `${p.error ?? "failed"} (sent at ${Math.round(p.sent)} ms, after ${Math.round(p.latency)} ms)`),
     longestGapMs,
     gapAt,
     latencyMs: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies[latencies.length - 1] ?? 0 },
