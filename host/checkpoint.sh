@@ -144,10 +144,13 @@ runc_checkpoint() {
   shift 3
   root=$(runc_root "$id") || return 1
   work=/run/edge-ha-criu-$service
-  rm -rf "$dir" "$work"
-  mkdir -p "$dir" || return 1
   (
     flock -x 9
+    # Under the lock: the work folder is the service's, shared by its sync loop's dumps and a
+    # trial's or a migration's. Emptied before the lock, it was pulled from under a dump that
+    # held it (a pulumi up's trial beside the running loop: a lab's sync failed that way).
+    rm -rf "$dir" "$work"
+    mkdir -p "$dir" || exit 1
     date +%s.%N >"$work.before"
     # Bounded: a dump that never ends (seen when CRIU's process was stopped in the middle of
     # one) would hold this lock, and every checkpoint and restore of the service behind it,
