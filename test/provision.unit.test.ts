@@ -28,7 +28,7 @@ import { hostTools } from "../lib/host/paths";
 import type { HealthCheck } from "../lib/config/service-spec";
 import { hostFile, hostVariables } from "../lib/host/shell";
 import { spawnSync } from "node:child_process";
-import { SwarmService } from "../modules/swarm-service";
+import { goDuration, SwarmService } from "../modules/swarm-service";
 import { hostCommandScript } from "../modules/command";
 
 const dir = mkdtempSync(path.join(tmpdir(), "edge-ha-unit-"));
@@ -260,10 +260,10 @@ test("a CRIU service starts on its primary and syncs to its standby; its image g
 
 test("service settings: bad values are named with their file, index and key", (t) => {
   const err = t.throws(
-    () => parseSettings({ inventory: "i.yaml", services: JSON.stringify([{ name: "Bad", image: "Redis:7", port: 0, primary: "pi1", standby: "pi1", colour: 1 }, { name: "x", build: "services/web", ports: ["1:80"], mode: "swarm", volumes: ["nope"] }]) }, "stacks/Pulumi.pis.yaml"),
+    () => parseSettings({ inventory: "i.yaml", services: JSON.stringify([{ name: "Bad", image: "Redis:7", port: 0, primary: "pi1", standby: "pi1", colour: 1, readySeconds: 0 }, { name: "x", build: "services/web", ports: ["1:80"], mode: "swarm", volumes: ["nope"] }]) }, "stacks/Pulumi.pis.yaml"),
     { instanceOf: SettingsError },
   );
-  for (const expected of [/services\[0\]\.name: expected lower-case/, /services\[0\]\.image: expected a registry reference such as .*, found "Redis:7"/, /services\[0\]\.port: expected a port number/, /services\[0\]\.standby: expected another host than the primary/, /services\[0\]\.colour: unknown key/, /services\[1\]\.volumes: expected a list of NAME:\/path/]) {
+  for (const expected of [/services\[0\]\.name: expected lower-case/, /services\[0\]\.image: expected a registry reference such as .*, found "Redis:7"/, /services\[0\]\.port: expected a port number/, /services\[0\]\.standby: expected another host than the primary/, /services\[0\]\.colour: unknown key/, /services\[0\]\.readySeconds: expected a whole number of seconds from 1 to 3600, found 0/, /services\[1\]\.volumes: expected a list of NAME:\/path/]) {
     t.regex(err!.message, expected);
   }
   t.throws(() => parseSettings({ inventory: "i.yaml", services: "counter" }, "f.yaml"), { message: /edge-ha:services: expected a list of services/ });
@@ -540,7 +540,14 @@ test("Docker objects are @pulumi/docker resources: a provider per host over SSH 
     mode: { replicated: { replicas: 2 } },
     endpointSpec: { ports: [{ targetPort: 8080, publishedPort: 18090, publishMode: "host", protocol: "tcp" }] },
     taskSpec: { containerSpec: { image: "edge-ha/counter:arm640000", mounts: [{ type: "volume", source: "cache", target: "/cache" }] } },
+    // A rolling update gated readySeconds per replica, rolled back on failure, spelled as the engine reads back.
+    updateConfig: { parallelism: 1, order: "stop-first", failureAction: "rollback", monitor: "30s", maxFailureRatio: "0.0" },
+    rollbackConfig: { order: "stop-first", failureAction: "pause", monitor: "30s", maxFailureRatio: "0.0" },
   });
+});
+
+test("durations as the Docker provider reads them back from the engine, so an unchanged service shows no diff", (t) => {
+  t.deepEqual([0, 5, 30, 60, 90, 600, 3600, 3601, 3660].map(goDuration), ["0s", "5s", "30s", "1m", "1m30s", "10m", "1h", "1h0m1s", "1h1m"]);
 });
 
 test("a host command's script: the bodies as functions, the environment quoted, stdin closed for what it runs", (t) => {

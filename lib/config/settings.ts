@@ -118,6 +118,12 @@ export interface ServiceSettings extends ContainerSettings {
   standby?: string;
   syncInterval: number;
   replicas: number;
+  /**
+   * A new version (a changed image or setting) must pass its health check
+   * (or, with none, accept connections on its port) within this many seconds
+   * of its start, or it is rolled back to the old one (default 30).
+   */
+  readySeconds: number;
   /** Named volumes, as NAME:/path/in/container. */
   volumes: Volume[];
   /** Host folders (swarm mode only), as /host/path:/path/in/container. */
@@ -359,7 +365,7 @@ function parseFailover(text: string, problems: string[]): FailoverSettings {
 }
 
 const serviceKeys = [
-  "name", "image", "tarball", "build", "dockerfile", "port", "ports", "mode", "primary", "standby", "syncInterval", "replicas", "volumes", "failover",
+  "name", "image", "tarball", "build", "dockerfile", "port", "ports", "mode", "primary", "standby", "syncInterval", "replicas", "readySeconds", "volumes", "failover",
   "env", "command", "user", "tmpfs", "memory", "cpus", "healthcheck", "vip", ...Object.keys(notCheckpointable).filter((k) => k !== "bind"),
 ];
 
@@ -385,6 +391,8 @@ function parseServices(text: string, problems: string[]): ServiceSettings[] {
     const { port, containerPort, morePorts } = parsePorts(item, at, bad, problems);
     const syncInterval = Number(item.syncInterval ?? 2);
     if (!isSyncInterval(syncInterval)) bad("syncInterval", "seconds from 0.5 to 3600");
+    const readySeconds = Number(item.readySeconds ?? 30);
+    if (!Number.isInteger(readySeconds) || readySeconds < 1 || readySeconds > 3600) bad("readySeconds", "a whole number of seconds from 1 to 3600");
     const replicas = Number(item.replicas ?? 2);
     if (!Number.isInteger(replicas) || replicas < 1 || replicas > 100) bad("replicas", "a whole number from 1 to 100");
     if (mode === "criu") {
@@ -430,7 +438,7 @@ function parseServices(text: string, problems: string[]): ServiceSettings[] {
     }
     services.push({
       name, image, port, containerPort, morePorts, mode: mode as ServiceSettings["mode"],
-      primary: item.primary as string | undefined, standby: item.standby as string | undefined, syncInterval, replicas, volumes, binds,
+      primary: item.primary as string | undefined, standby: item.standby as string | undefined, syncInterval, replicas, readySeconds, volumes, binds,
       failover: failover as ServiceSettings["failover"], ...container, ...(health ? { health } : {}), ...(typeof vip === "string" ? { vip } : {}),
     });
   });

@@ -78,7 +78,7 @@ export class EdgeServices extends pulumi.ComponentResource {
         const login = s.image.kind === "registry" ? registryLogins({ registries: args.registries ?? [] }).find((l) => (s.image as { ref: string }).ref.startsWith(`${l.address}/`)) : undefined;
         new SwarmService(
           s.name,
-          { spec: serviceSpec(s, image.ref), image: image.pinned, login, binds: s.binds, replicas: s.replicas, manager: { ...manager, dependsOn: [...(manager.dependsOn ?? []), ...image.ready] }, swarmCa: args.swarmCa },
+          { spec: serviceSpec(s, image.ref), image: image.pinned, login, binds: s.binds, replicas: s.replicas, readySeconds: s.readySeconds, manager: { ...manager, dependsOn: [...(manager.dependsOn ?? []), ...image.ready] }, swarmCa: args.swarmCa },
           parent,
         );
         this.services[s.name] = { mode: "swarm", image: image.ref, port: s.port, containerPort: s.containerPort, replicas: s.replicas };
