@@ -372,3 +372,24 @@ prune_stale_moves() {
   done
   true
 }
+
+# health_probe SERVICE ADDRESS TIMEOUT_MS KIND PORT PATH [COMMAND...]: one
+# check of SERVICE's container here, as the failover agents run it
+# (agent/health.go): tcp, a connection to ADDRESS:PORT (this host's own
+# address: Docker's userland proxy accepts on loopback whether or not the
+# container listens); http, a GET of PATH there answered 2xx or 3xx;
+# command, COMMAND run in the container exits 0. Each within TIMEOUT_MS.
+health_probe() {
+  local service=$1 address=$2 seconds kind=$4 port=$5 path=$6
+  seconds=$(awk "BEGIN { printf \"%.3f\", $3 / 1000 }")
+  shift 6
+  # shellcheck disable=SC2016 # $0, $1, $2: expanded by the inner bash
+  case "$kind" in
+    tcp) timeout "$seconds" bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$address" "$port" 2>/dev/null ;;
+    http)
+      timeout "$seconds" bash -c 'exec 3<>"/dev/tcp/$0/$1" && printf "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n" "$2" "$0" >&3 && read -r _ code _ <&3 && [[ $code == [23]?? ]]' \
+        "$address" "$port" "$path" 2>/dev/null ;;
+    command) timeout "$seconds" docker exec "$service" "$@" >/dev/null 2>&1 ;;
+    *) echo "health_probe: unknown kind $kind" >&2; return 2 ;;
+  esac
+}

@@ -111,6 +111,28 @@ vip_del() {
   echo "dropped $vip from $dev"
 }
 
+# vip_hold NAME / vip_release NAME: while no copy of NAME serves here for
+# seconds (a roll-out waits for a new version's health check), its address
+# stays here and what reaches it is dropped: clients' TCP sends again (SYN
+# at 1, 3, 7 s; data the same) and gets in once a copy serves. With the
+# address gone, their ARP would give up after 3 s (EHOSTUNREACH), as a
+# lab's roll-out saw; with the new version's port answered, they would be
+# refused. Both do nothing for a service without an address.
+vip_hold() {
+  local vip
+  vip=$(vip_of "$1")
+  [ -n "$vip" ] || return 0
+  set -- -d "$vip/32" -j DROP -m comment --comment "edge-ha vip hold $1"
+  iptables -t raw -C PREROUTING "$@" 2>/dev/null || iptables -t raw -I PREROUTING 1 "$@"
+}
+vip_release() {
+  local vip
+  vip=$(vip_of "$1")
+  [ -n "$vip" ] || return 0
+  set -- -d "$vip/32" -j DROP -m comment --comment "edge-ha vip hold $1"
+  while iptables -t raw -D PREROUTING "$@" 2>/dev/null; do :; done
+}
+
 # vip_up NAME / vip_down NAME: vip_add / vip_del under NAME's vip lock.
 vip_up() {
   (flock -w 10 9 && vip_add "$1") 9>"/run/edge-ha-vip-$1.lock"

@@ -10,7 +10,7 @@ import { down, labOptions } from "../lib/lab/lab";
 import { freshLabStack } from "../lib/lab/stack";
 import { Prober, summarize } from "../lib/lab/prober";
 import { PulumiStack } from "../lib/pulumi";
-import { syncOn } from "../lib/ha/replication";
+import { freshness, syncOn } from "../lib/ha/replication";
 import { locate } from "../lib/ha/service-container";
 import { drainedMark } from "../lib/host/paths";
 import { sshExec } from "../lib/host/ssh";
@@ -54,7 +54,11 @@ test.before(async () => {
   await freshLabStack(lab, stack, 3);
   setServices(services);
   const doc = parse(readFileSync(stackFile, "utf8"));
-  doc.config["edge-ha:failover"] = { earlyWarnings: { policy: "drain", throttledFile } };
+  // Leases of 2.5 s, not 0.5 s: this lab's three nodes share the test machine's cores with the
+  // pulumi ups and image builds of these tests, and a stall of a few hundred ms there fenced a
+  // node's services in the middle of a roll-out. Fencing and failover at the fast defaults are
+  // autofailover.test.ts's and the nemesis's; here the subject is maintenance.
+  doc.config["edge-ha:failover"] = { heartbeatMs: 500, leaseMs: 2500, downAfterMs: 4000, earlyWarnings: { policy: "drain", throttledFile } };
   writeFileSync(stackFile, stringify(doc));
   await stack.up();
 });
@@ -76,8 +80,8 @@ test.afterEach.always(async () => {
  * the prober's default of 3 s would count as a failure. The gap says how long
  * a client waited.
  */
-const probe = (target: { host: string; port: number }) => {
-  const p = new Prober(target, 10);
+const probe = (target: { host: string; port: number }, timeoutMs = 10_000) => {
+  const p = new Prober(target, 10, timeoutMs);
   probers.add(p);
   p.start();
   return p;
@@ -205,7 +209,7 @@ test.serial("an early warning: under-voltage on a node's firmware flags drains i
   await sleep(1500);
   for (const name of moving) {
     const s = summarize(await atVip[name].stop());
-    t.log(`${name} at its address: ${s.requests} requests, ${s.failed} failed, longest gap ${Math.round(s.longestGapMs)} ms, ${s.lostIncrements ?? 0} counts lost`);
+    t.log(`${name} at its address: ${s.requests} requests, ${s.failed} failed ${JSON.stringify(s.failures)}, longest gap ${Math.round(s.longestGapMs)} ms, ${s.lostIncrements ?? 0} counts lost`);
     // The restore is the agents' takeover, as in a failover; the failover tests see at most one
     // failed request at a vip on that path too (autofailover), not explained yet: one is allowed here.
     t.true(s.failed <= 1, `${name}: ${s.failed} requests at its address failed`);
@@ -225,4 +229,65 @@ test.serial("an early warning: under-voltage on a node's firmware flags drains i
   t.is(await on(node, `test -e ${drainedMark} && echo drained || echo placed`), "placed", "the same signal does not drain it again");
   await on(node, `echo 0x0 > ${throttledFile}`);
   t.true(await until(10, async () => (await agentEvents([host(node)])).some((e) => e.kind === "health" && /^throttled: no longer a sign of trouble/.test(e.message) && Date.parse(e.at) >= began), (v) => v, 500), "the agent said it cleared");
+});
+
+test.serial("new service settings roll out where the service runs, behind its health check: a new image that never passes it is rolled back, the old version restored with every count; settings that pass replace it, clients at its address waiting through the switch", async (t) => {
+  // The stack says where each CRIU service runs now (the tests before moved them), as an operator would.
+  const placed = await Promise.all(
+    services.map(async (s): Promise<Record<string, unknown>> => {
+      if ("mode" in s) return s;
+      const [runs] = (await locate(inventory(), s.name)).map((h) => h.name);
+      // Its sync to the standby the agents chose (restarted after the drain tests' moves, in their time).
+      const sync = await until(30, () => syncOn(host(runs), s.name), (v) => !!v, 500);
+      return { ...s, primary: runs, standby: sync!.standby };
+    }),
+  );
+  setServices(placed);
+  await stack.up();
+  const counter = placed.find((s) => s.name === "counter") as { primary: string; standby: string };
+  const withCounter = (change: Record<string, unknown>) => setServices(placed.map((s) => (s.name === "counter" ? { ...s, ...change } : s)));
+
+  // Clients that wait 30 s: a failed roll-out leaves no version serving for readySeconds and a few
+  // seconds more (dump, start, restore), and TCP's resends (a SYN's at 1, 3, 7, 15 s) can take a
+  // client past a 10 s wait. What is checked is that no client is refused or finds no host; the gap
+  // says how long they waited.
+  const atVip = probe({ host: criu.counter.vip, port: criu.counter.port }, 30_000);
+  await sleep(1500);
+  withCounter({ build: "test/fixtures/never-ready", readySeconds: 3 });
+  const refused = await t.throwsAsync(stack.up());
+  t.regex(
+    refused!.message,
+    new RegExp(`counter on ${counter.primary}: the new version \\(edge-ha/never-ready:[0-9a-f]{12}\\) did not pass its tcp health check within 3 s \\(readySeconds\\) of its start; rolled back: the old version \\(edge-ha/counter:[0-9a-f]{12}\\) is restored from the checkpoint taken as it stopped, with its state`),
+  );
+  await sleep(1000);
+  const rolledBack = summarize(await atVip.stop());
+  t.log(`rollback: ${rolledBack.requests} requests at the address, ${rolledBack.failed} failed ${JSON.stringify(rolledBack.failures)}, longest gap ${Math.round(rolledBack.longestGapMs)} ms at ${Math.round(rolledBack.gapAt)} ms, ${rolledBack.lostIncrements ?? 0} counts lost`);
+  t.is(rolledBack.lostIncrements ?? 0, 0, "the old version goes on from the count it had: every acknowledged count kept");
+  t.is(rolledBack.failed, 0, "clients at its address waited, none was refused");
+  t.deepEqual((await locate(inventory(), "counter")).map((h) => h.name), [counter.primary], "it runs once, where it ran");
+  t.is(await on(counter.primary, "docker ps -aq --filter name=counter-before-rollout | wc -l"), "0", "nothing of the roll-out left");
+  t.truthy(await until(15, () => freshness(host(counter.standby), "counter"), (f) => !!f && f.age < 3, 500), "its sync runs again: the standby gets fresh checkpoints");
+
+  // The old settings again: nothing to do for the service (the failed update changed nothing in the
+  // stack's state); only the new image the failed up sent to the nodes goes.
+  setServices(placed);
+  const back = await stack.up();
+  t.deepEqual(Object.keys(back.summary).filter((k) => k !== "unchanged" && k !== "deleted"), [], back.output);
+  t.notRegex(back.output, /counter-(start|sync)/, "the service itself is untouched");
+  for (const line of back.output.split("\n").filter((l) => / deleted \(/.test(l))) t.regex(line, /never-ready/, "only the never-ready image goes");
+
+  // New settings that pass: the new version serves in its place.
+  const atVip2 = probe({ host: criu.counter.vip, port: criu.counter.port }, 30_000);
+  await sleep(1500);
+  withCounter({ env: { RELEASE: "2" } });
+  const upped = await stack.up();
+  await sleep(1000);
+  const rolledOut = summarize(await atVip2.stop());
+  t.log(`roll-out: ${rolledOut.requests} requests at the address, ${rolledOut.failed} failed ${JSON.stringify(rolledOut.failures)}, longest gap ${Math.round(rolledOut.longestGapMs)} ms; the new version started from count ${rolledOut.countAfter}`);
+  t.is(rolledOut.failed, 0, "clients at its address waited through the switch, none was refused");
+  t.regex(await on(counter.primary, "docker container inspect -f '{{.Config.Env}}' counter"), /RELEASE=2/, "the new settings run");
+  t.deepEqual((await locate(inventory(), "counter")).map((h) => h.name), [counter.primary], "once, where it ran");
+  t.regex(upped.output, /counter-start.*updated|updated.*counter-start|~.*counter-start/s);
+  t.truthy(await until(15, () => freshness(host(counter.standby), "counter"), (f) => !!f && f.age < 3, 500), "the new version syncs to the standby");
+  t.deepEqual(Object.keys((await stack.up()).summary), ["unchanged"], "then up is a no-op");
 });

@@ -243,6 +243,10 @@ test("a CRIU service starts on its primary and syncs to its standby; its image g
     ...["--network", "edge-ha", "--ip", "172.31.70.160", "-p", "18080:8080/tcp", "-v", "data:/data", "edge-ha/counter:arm640000"],
   ]);
   t.regex(script(named("counter-start")), /mapfile -t args <<<"\$RUN_ARGS"\n\s+service_replace run "\$SERVICE" "\$\{args\[@\]\}"/);
+  // New settings are an update that rolls the new version out where the service runs, gated by its health check.
+  t.regex(script(named("counter-start")), /edge_ha_update\(\)[\s\S]*checkpoint_exit "\$SERVICE"[\s\S]*health_probe "\$SERVICE" "\$HOST_ADDRESS"[\s\S]*rollback "did not pass its/);
+  t.like(envOf(named("counter-start")), { IMAGE: "edge-ha/counter:arm640000", HOST_ADDRESS: "10.0.0.1", HEALTH_KIND: "tcp", HEALTH_PORT: "18080", READY_SECONDS: "30" });
+  t.is(named("counter-start").inputs.triggers, undefined, "no replacement: its delete would remove the running service");
   t.is(named("counter-sync").inputs.connection.host, "10.0.0.1");
   t.like(envOf(named("counter-sync")), { SERVICE: "counter", STANDBY_NAME: "pi2", STANDBY_ADDRESS: "10.0.0.2", INTERVAL_MS: "1000" });
   t.snapshot(script(named("counter-sync")), "the sync's host command, as sent on stdin");
@@ -398,7 +402,7 @@ test("a service's env stays secret in the state, whatever it holds: its start, i
   new SwarmService("vault-swarm", { spec: { ...spec, name: "vault-swarm" }, replicas: 1, manager: cluster.ready.pi1 });
   await new Promise((r) => setTimeout(r, 100));
   for (const name of ["vault-start", "vault-sync"]) t.true(named(name).secretInputs.includes("stdin"), `${name}'s script is secret`);
-  t.true(named("vault-start").secretInputs.some((p) => p.startsWith("triggers")), "its trigger (the spec) too");
+  t.false("triggers" in named("vault-start").inputs && named("vault-start").inputs.triggers !== undefined, "no trigger holds the spec (new settings are an update, rolled out)");
   t.true(named("vault-swarm-service").secretInputs.some((p) => p.startsWith("taskSpec")), "the swarm spec's env");
   t.false(named("counter-start").secretInputs.includes("stdin"), "a service without env stays readable in a preview's diff");
 });

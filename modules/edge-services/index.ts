@@ -65,7 +65,7 @@ export class EdgeServices extends pulumi.ComponentResource {
         const others = (byArch.get(primary.host.arch) ?? []).filter((n) => n.host.name !== s.primary && n.host.name !== s.standby);
         new HaService(
           s.name,
-          { spec: serviceSpec(s, image.ref), primary: withImage(primary), standby: withImage(args.nodes[s.standby!]), others, syncInterval: s.syncInterval, vip: s.vip },
+          { spec: serviceSpec(s, image.ref), primary: withImage(primary), standby: withImage(args.nodes[s.standby!]), others, syncInterval: s.syncInterval, vip: s.vip, readySeconds: s.readySeconds },
           parent,
         );
         this.services[s.name] = { mode: "criu", image: image.ref, port: s.port, containerPort: s.containerPort, primary: s.primary, standby: s.standby, syncInterval: s.syncInterval, ...(s.vip ? { vip: s.vip } : {}) };

@@ -20,6 +20,11 @@ export interface HaServiceArgs {
    * by whichever of these hosts runs it, moved with it (host/vip.sh).
    */
   vip?: pulumi.Input<string>;
+  /**
+   * Seconds a new version (changed settings: image, env, command...) has to
+   * pass its health check after its start before it is rolled back (default 30).
+   */
+  readySeconds?: number;
 }
 
 /**
@@ -60,16 +65,32 @@ export class HaService extends pulumi.ComponentResource {
           ),
       );
 
+    // New settings (an image, env, command, ports: RUN_ARGS) are an update, which rolls the new
+    // version out where the service runs, gated by its health check, rolled back when it fails it
+    // (rollout.sh). Stacks made before kept their old replacement triggers, unchanged from here on.
+    const health = spec.health ?? { kind: "tcp" as const, port: spec.hostPort, intervalMs: 500, timeoutMs: 1000, retries: 1 };
     const started = new HostCommand(
       `${name}-start`,
       {
         connection: primary.connection,
-        triggers: [spec.env ? secretIfEnv(JSON.stringify(spec)) : spec],
-        environment: { SERVICE: service, RUN_ARGS: secretIfEnv(runArgsText(spec)) },
+        environment: {
+          SERVICE: service,
+          RUN_ARGS: secretIfEnv(runArgsText(spec)),
+          IMAGE: spec.image,
+          HOST_ADDRESS: primary.host.address,
+          HEALTH_KIND: health.kind,
+          HEALTH_PORT: health.kind === "command" ? "" : String(health.port),
+          HEALTH_PATH: health.kind === "http" ? health.path : "",
+          HEALTH_COMMAND: health.kind === "command" ? health.command.join("\n") : "",
+          HEALTH_TIMEOUT_MS: String(health.timeoutMs),
+          HEALTH_INTERVAL_MS: String(health.intervalMs),
+          READY_SECONDS: String(args.readySeconds ?? 30),
+        },
         create: componentScript(__dirname, "start.sh"),
+        update: componentScript(__dirname, "rollout.sh"),
         delete: componentScript(__dirname, "remove.sh", "delete"),
       },
-      { parent: this, dependsOn: [...(primary.dependsOn ?? []), ...volumes(primary)] },
+      { parent: this, dependsOn: [...(primary.dependsOn ?? []), ...volumes(primary)], ignoreChanges: ["triggers"] },
     );
 
     // The standby holds synced checkpoints, and the service after a failover: both go when the service does.
