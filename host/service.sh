@@ -393,3 +393,25 @@ health_probe() {
     *) echo "health_probe: unknown kind $kind" >&2; return 2 ;;
   esac
 }
+
+# requests_done SERVICE SECONDS: waits, up to SECONDS, until SERVICE's
+# container here has no established TCP connection on a port it listens on;
+# fails if one is still there then. A roll-out stops taking new connections
+# first (vip_hold) and lets those under way end: they cannot cross to a new
+# version (another program), and a client would see them reset.
+requests_done() {
+  local pid ports end
+  pid=$(docker container inspect -f '{{.State.Pid}}' "$1" 2>/dev/null) || return 0
+  [ "$pid" -gt 0 ] || return 0
+  # ss -Htan: STATE RECV-Q SEND-Q LOCAL PEER; a port is the last :field of LOCAL.
+  ports=$(nsenter -t "$pid" -n ss -Htan | awk '$1 == "LISTEN" { n = split($4, a, ":"); print a[n] }' | sort -u | tr '\n' ' ')
+  [ -n "$ports" ] || return 0
+  end=$(($(date +%s%3N) + $2 * 1000))
+  until nsenter -t "$pid" -n ss -Htan | awk -v ports="$ports" '
+      BEGIN { n = split(ports, p, " "); for (i = 1; i <= n; i++) listening[p[i]] = 1 }
+      $1 == "ESTAB" { k = split($4, a, ":"); if (a[k] in listening) busy++ }
+      END { exit busy > 0 }'; do
+    [ "$(date +%s%3N)" -lt "$end" ] || return 1
+    sleep 0.05
+  done
+}

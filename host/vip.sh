@@ -113,24 +113,49 @@ vip_del() {
 
 # vip_hold NAME / vip_release NAME: while no copy of NAME serves here for
 # seconds (a roll-out waits for a new version's health check), its address
-# stays here and what reaches it is dropped: clients' TCP sends again (SYN
-# at 1, 3, 7 s; data the same) and gets in once a copy serves. With the
-# address gone, their ARP would give up after 3 s (EHOSTUNREACH), as a
-# lab's roll-out saw; with the new version's port answered, they would be
+# stays here and new connections to it are dropped (TCP SYNs, and anything
+# not TCP): clients send again (a SYN at 1, 3, 7 s) and get in once a copy
+# serves, and connections under way go on to their end. With the address
+# gone, clients' ARP would give up after 3 s (EHOSTUNREACH), as a lab's
+# roll-out saw; with the new version's port answered, they would be
 # refused. Both do nothing for a service without an address.
 vip_hold() {
   local vip
   vip=$(vip_of "$1")
   [ -n "$vip" ] || return 0
-  set -- -d "$vip/32" -j DROP -m comment --comment "edge-ha vip hold $1"
-  iptables -t raw -C PREROUTING "$@" 2>/dev/null || iptables -t raw -I PREROUTING 1 "$@"
+  vip_hold_rule -I "$1" "$vip" -p tcp --syn && vip_hold_rule -I "$1" "$vip" ! -p tcp
+}
+# vip_hold_all NAME: with the hold, connections still under way are
+# dropped too, set just before their server is dumped: their packets must
+# not reach a new version on its address meanwhile (it would reset them, or
+# their tracking go astray: a lab's client hung 30 s so); they go on when
+# the dumped copy is restored.
+vip_hold_all() {
+  local vip
+  vip=$(vip_of "$1")
+  [ -n "$vip" ] || return 0
+  vip_hold_rule -I "$1" "$vip" -p tcp
 }
 vip_release() {
   local vip
   vip=$(vip_of "$1")
   [ -n "$vip" ] || return 0
-  set -- -d "$vip/32" -j DROP -m comment --comment "edge-ha vip hold $1"
-  while iptables -t raw -D PREROUTING "$@" 2>/dev/null; do :; done
+  vip_hold_rule -D "$1" "$vip" -p tcp --syn
+  vip_hold_rule -D "$1" "$vip" ! -p tcp
+  vip_hold_rule -D "$1" "$vip" -p tcp
+}
+
+# vip_hold_rule -I|-D NAME ADDRESS MATCH...: puts in (once) or takes out
+# (every copy of) the rule dropping MATCH to ADDRESS, ahead of Docker's NAT.
+vip_hold_rule() {
+  local how=$1 name=$2 vip=$3
+  shift 3
+  set -- PREROUTING -d "$vip/32" "$@" -j DROP -m comment --comment "edge-ha vip hold $name"
+  if [ "$how" = -I ]; then
+    iptables -t raw -C "$@" 2>/dev/null || iptables -t raw -I "$1" 1 "${@:2}"
+  else
+    while iptables -t raw -D "$@" 2>/dev/null; do :; done
+  fi
 }
 
 # vip_up NAME / vip_down NAME: vip_add / vip_del under NAME's vip lock.

@@ -53,6 +53,9 @@ trap 'vip_release "$SERVICE" || true; rm -f "$EDGE_HA_MOVING_MARK$SERVICE"' EXIT
 service_stop "sync-$SERVICE"
 # (Where the hold cannot be set, the address goes: clients then find no host after 3 s.)
 vip_hold "$SERVICE" || vip_down "$SERVICE" >/dev/null 2>&1 || true
+# Requests under way end first (up to 2 s): a new version cannot carry them on.
+requests_done "$SERVICE" 2 || true
+vip_hold_all "$SERVICE" || true
 # (runc_checkpoint takes the service's checkpoint lock itself.)
 if ! checkpoint_exit "$SERVICE" "$old_id" "/var/lib/docker/containers/$old_id/checkpoints/$checkpoint"; then
   now=$(docker container inspect -f '{{.State.Status}}' "$SERVICE" 2>/dev/null) || now=absent
