@@ -120,10 +120,7 @@ vip_del() {
 # roll-out saw; with the new version's port answered, they would be
 # refused. Both do nothing for a service without an address.
 vip_hold() {
-  local vip
-  vip=$(vip_of "$1")
-  [ -n "$vip" ] || return 0
-  vip_hold_rule -I "$1" "$vip" -p tcp --syn && vip_hold_rule -I "$1" "$vip" ! -p tcp
+  vip_hold_rule -I "$1" -p tcp --syn && vip_hold_rule -I "$1" ! -p tcp
 }
 # vip_hold_all NAME: with the hold, connections still under way are
 # dropped too, set just before their server is dumped: their packets must
@@ -131,25 +128,22 @@ vip_hold() {
 # their tracking go astray: a lab's client hung 30 s so); they go on when
 # the dumped copy is restored.
 vip_hold_all() {
-  local vip
-  vip=$(vip_of "$1")
-  [ -n "$vip" ] || return 0
-  vip_hold_rule -I "$1" "$vip" -p tcp
+  vip_hold_rule -I "$1" -p tcp
 }
 vip_release() {
-  local vip
-  vip=$(vip_of "$1")
-  [ -n "$vip" ] || return 0
-  vip_hold_rule -D "$1" "$vip" -p tcp --syn
-  vip_hold_rule -D "$1" "$vip" ! -p tcp
-  vip_hold_rule -D "$1" "$vip" -p tcp
+  vip_hold_rule -D "$1" -p tcp --syn
+  vip_hold_rule -D "$1" ! -p tcp
+  vip_hold_rule -D "$1" -p tcp
 }
 
-# vip_hold_rule -I|-D NAME ADDRESS MATCH...: puts in (once) or takes out
-# (every copy of) the rule dropping MATCH to ADDRESS, ahead of Docker's NAT.
+# vip_hold_rule -I|-D NAME MATCH...: puts in (once) or takes out (every copy
+# of) the rule dropping MATCH to NAME's address, ahead of Docker's NAT;
+# nothing for a service without an address.
 vip_hold_rule() {
-  local how=$1 name=$2 vip=$3
-  shift 3
+  local how=$1 name=$2 vip
+  shift 2
+  vip=$(vip_of "$name")
+  [ -n "$vip" ] || return 0
   set -- PREROUTING -d "$vip/32" "$@" -j DROP -m comment --comment "edge-ha vip hold $name"
   if [ "$how" = -I ]; then
     iptables -t raw -C "$@" 2>/dev/null || iptables -t raw -I "$1" 1 "${@:2}"
