@@ -116,7 +116,7 @@ export async function migrationDrill(ctx: DrillContext, service: string, toName?
     await sleep(1000);
     const { probes, client, vip } = await w.stop();
     // At the virtual address: the gap across the frozen window (from the dump's start to the restore's end), not
-    // one of the sync's checkpoints before or after it (each drops new connections' SYNs for its dump: README).
+    // one of the sync's checkpoints before or after it (hosts whose CRIU keeps the network lock for them drop SYNs meanwhile: README).
     const frozenFrom = startedWall + ms(r.phases.prepare);
     const vipWindow = vip && gapAcross(vip.probes, w.vipClock(frozenFrom)!, w.vipClock(frozenFrom + ms(r.downtime))!);
     const details = {

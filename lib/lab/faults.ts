@@ -3,7 +3,7 @@ import { UserError } from "../log";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { findNode, labFiles, LabOptions, powerOff, rebootPolicy, removeRules, waitForSsh } from "./lab";
-import { freezerOf, processesUnder, psTable, readText, type NodeProcess } from "./processes";
+import { cpuQuotaOf, freezerOf, processesUnder, psTable, readText, type NodeProcess } from "./processes";
 
 /*
  * Fault injection on lab nodes, each with its undo. Rules and queues live on
@@ -149,6 +149,61 @@ function signal(pid: number, sig: NodeJS.Signals): void {
     // Gone meanwhile: nothing to stop or continue.
   }
 }
+
+/**
+ * Starves a node of CPU, as a Pi whose cores something else took (a runaway
+ * process, thermal throttling at its worst): every cgroup of its processes
+ * (the node's own, where its agent, sshd and dockerd run, and each of its
+ * containers', which are this machine's) may use `cpus` of one core (CFS
+ * quota), so each runs in short bursts with long waits between. Unlike a
+ * pause, its processes still run: late, never not at all. Returns the moment
+ * (epoch ms). Undo: unstarve.
+ */
+export async function starve(lab: LabOptions, name: string, cpus = 0.05): Promise<number> {
+  if (!(cpus >= 0.01 && cpus <= 1)) throw new UserError(`--cpus: expected a share of one core from 0.01 to 1, found ${cpus}`);
+  const node = await findNode(lab, name);
+  if (!node.running) throw new UserError(`${name} is down; boot it before starving it`);
+  if (starved(lab, name)) throw new UserError(`${name} is already starved; to undo: lab unstarve ${name}`);
+  // Only cgroups without a quota of their own (the undo puts back "none"), never the root one
+  // (it takes no quota: a zombie's cgroup reads as it).
+  const live = (await nodeProcesses(node.container)).filter((p) => !p.zombie);
+  const groups = [...new Set(live.map((p) => cpuQuotaOf(p.pid)).filter((f): f is string => !!f))].filter((f) => readText(f) === "-1" && !/^\/sys\/fs\/cgroup\/[^/]+\/cpu\.cfs_quota_us$/.test(f));
+  if (groups.length === 0) throw new Error(`no cpu cgroup of ${name}'s processes could be read (cgroup v1 cpu controller expected under /sys/fs/cgroup)`);
+  mkdirSync(path.dirname(starvedFile(lab, name)), { recursive: true });
+  writeFileSync(starvedFile(lab, name), groups.join("\n"));
+  const at = Date.now();
+  for (const f of groups) {
+    const period = Number(readText(f.replace(/cfs_quota_us$/, "cfs_period_us"))) || 100_000;
+    try {
+      writeFileSync(f, String(Math.max(1000, Math.round(period * cpus))));
+    } catch (err) {
+      await unstarve(lab, name);
+      throw new Error(`starving ${name}: cannot set a CPU quota in ${f} (${(err as Error).message}); nothing is limited`);
+    }
+  }
+  return at;
+}
+
+/** Undoes `starve`: the cgroups it limited have no quota again (those gone meanwhile, with a crash, are skipped). */
+export async function unstarve(lab: LabOptions, name: string): Promise<void> {
+  await findNode(lab, name);
+  const file = starvedFile(lab, name);
+  if (!existsSync(file)) return;
+  for (const f of readFileSync(file, "utf8").split("\n").filter(Boolean)) {
+    try {
+      writeFileSync(f, "-1");
+    } catch {
+      // Gone with its container meanwhile.
+    }
+  }
+  rmSync(file, { force: true });
+}
+
+/** Where starve notes the cgroups it limited, so that unstarve frees only those. */
+const starvedFile = (lab: LabOptions, name: string) => path.join(labFiles(lab).dir, `starved-${name}`);
+
+/** Whether starve limits the node now. */
+export const starved = (lab: LabOptions, name: string) => existsSync(starvedFile(lab, name));
 
 export interface LinkShape {
   /** Bandwidth, in tc units: "10mbit", "512kbit". */

@@ -3,8 +3,9 @@
  * that found a violation can be replayed with its seed. Pure: no lab here.
  */
 
-export type FaultKind = "crash" | "partition" | "pair-partition" | "one-way" | "pause-node" | "pause-agent";
-export const faultKinds: readonly FaultKind[] = ["crash", "partition", "pair-partition", "one-way", "pause-node", "pause-agent"];
+export type FaultKind = "crash" | "partition" | "pair-partition" | "one-way" | "pause-node" | "pause-agent" | "starve-node";
+// New kinds go last: a seed replays its schedule with the same list (--faults), which a kind put in between would change.
+export const faultKinds: readonly FaultKind[] = ["crash", "partition", "pair-partition", "one-way", "pause-node", "pause-agent", "starve-node"];
 
 /**
  * One fault of the schedule. Its node is chosen when the fault starts:

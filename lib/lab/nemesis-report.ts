@@ -45,6 +45,7 @@ const colours: Record<string, string> = {
   "one-way": "#db2777",
   "pause-node": "#d97706",
   "pause-agent": "#fbbf24",
+  "starve-node": "#0ea5e9",
 };
 
 const serviceColours = ["#16a34a", "#0891b2", "#65a30d", "#0d9488", "#4d7c0f"];

@@ -6,7 +6,7 @@ import { Endpoint } from "../ha/endpoint";
 import { syncOn } from "../ha/replication";
 import { locate } from "../ha/service-container";
 import { progress, UserError } from "../log";
-import { boot, crash, heal, partition, pause, resume } from "./faults";
+import { boot, crash, heal, partition, pause, resume, starve, unstarve } from "./faults";
 import { frozen, processesUnder, psTable, readText } from "./processes";
 import { listNodes, type LabOptions } from "./lab";
 import { check, type CheckResult, type FaultWindow, type Sample } from "./nemesis-check";
@@ -169,6 +169,9 @@ async function inject(lab: LabOptions, kind: FaultKind, node: string, peer?: str
     case "pause-agent":
       await pause(lab, node, true);
       return { undo: () => resume(lab, node) };
+    case "starve-node":
+      await starve(lab, node);
+      return { undo: () => unstarve(lab, node) };
   }
 }
 
@@ -176,6 +179,7 @@ async function inject(lab: LabOptions, kind: FaultKind, node: string, peer?: str
 async function undoAll(lab: LabOptions): Promise<void> {
   for (const n of await listNodes(lab)) {
     await heal(lab, n.name).catch(() => undefined);
+    await unstarve(lab, n.name).catch(() => undefined);
     if (n.running) await resume(lab, n.name).catch(() => undefined);
     else await boot(lab, n.name).catch(() => undefined);
   }

@@ -42,6 +42,12 @@ export function freezerOf(pid: number): string | undefined {
   return cgroup === undefined ? undefined : `/sys/fs/cgroup/freezer${cgroup}/freezer.state`;
 }
 
+/** The cpu.cfs_quota_us file of a process's cgroup (cgroup v1 cpu controller, alone or as cpu,cpuacct), or undefined. */
+export function cpuQuotaOf(pid: number): string | undefined {
+  const m = /^\d+:((?:[^:]*,)?cpu(?:,[^:]*)?):(.*)$/m.exec(readText(`/proc/${pid}/cgroup`));
+  return m === null ? undefined : `/sys/fs/cgroup/${m[1]}${m[2]}/cpu.cfs_quota_us`;
+}
+
 /**
  * Whether a process's cgroup is frozen (cgroup v1 freezer): by a lab pause,
  * or by CRIU while it dumps (a dump cut short leaves it so). A frozen

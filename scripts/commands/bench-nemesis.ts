@@ -37,6 +37,7 @@ Faults (--faults, comma-separated; default all):
   one-way         drop only what a node sends
   pause-node      freeze a whole node (cgroup freezer: a stalled SD card)
   pause-agent     SIGSTOP only its failover agent
+  starve-node     starve a whole node of CPU (5 % of a core per cgroup: all of it runs, late)
 A node's clock cannot be jumped in the lab: the nodes are containers and
 share this machine's wall clock (time namespaces offset only the monotonic
 clocks, and only for processes started in them). The agents trust no wall

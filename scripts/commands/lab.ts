@@ -1,6 +1,6 @@
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { boot, crash, heal, nodeProcesses, partition, pause, resume, shape, unshape } from "../../lib/lab/faults";
+import { boot, crash, heal, nodeProcesses, partition, pause, resume, shape, starve, starved, unshape, unstarve } from "../../lib/lab/faults";
 import { frozen } from "../../lib/lab/processes";
 import { down, labOptions, listNodes, reimage, up } from "../../lib/lab/lab";
 import { pushArchive, startRegistry } from "../../lib/lab/registry";
@@ -30,6 +30,10 @@ Commands:
   pause NODE [--agent]                 freeze a whole node (cgroup freezer: a stalled SD card, memory
                                        pressure), or stop only its failover agent (SIGSTOP)
   resume NODE                          undo pause
+  starve NODE [--cpus F]               starve a node of CPU: each cgroup of its processes (its agent, sshd,
+                                       dockerd, each container) may use F of one core (default 0.05): all
+                                       of it runs, late (a runaway process, a throttled Pi)
+  unstarve NODE                        undo starve
   shape NODE --rate R [--loss L] [--delay D]
                                        slow a node's link both ways (R like 10mbit, L in %, D like 20ms;
                                        delay needs the kernel's netem queue)
@@ -65,6 +69,7 @@ export async function main(args: string[]): Promise<void> {
       from: { type: "string" },
       "one-way": { type: "boolean" },
       agent: { type: "boolean" },
+      cpus: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -99,7 +104,7 @@ export async function main(args: string[]): Promise<void> {
         const processes = n.running ? await nodeProcesses(n.container) : [];
         const stopped = processes.filter((p) => p.stopped);
         const paused = processes.some((p) => p.comm === "sshd" && frozen(p.pid)) ? " (paused)" : stopped.length ? ` (paused: ${[...new Set(stopped.map((p) => p.comm))].join(", ")})` : "";
-        console.log(`${n.name}\t${n.address}\t${n.running ? "running" : "down"}${paused}`);
+        console.log(`${n.name}\t${n.address}\t${n.running ? "running" : "down"}${paused}${n.running && starved(lab, n.name) ? " (starved of CPU)" : ""}`);
       }
       return;
     }
@@ -131,6 +136,14 @@ export async function main(args: string[]): Promise<void> {
     }
     case "resume":
       return resume(lab, node());
+    case "starve": {
+      const cpus = values.cpus === undefined ? undefined : Number(values.cpus);
+      const at = await starve(lab, node(), cpus);
+      console.log(`${node()} starved of CPU at ${new Date(at).toISOString()}; to undo: lab unstarve ${node()}`);
+      return;
+    }
+    case "unstarve":
+      return unstarve(lab, node());
     case "shape": {
       if (!values.rate) throw new UserError(`shape needs --rate, e.g.: lab shape ${node()} --rate 10mbit`);
       const loss = values.loss === undefined ? undefined : Number(values.loss);
