@@ -114,6 +114,8 @@ checkpoint_locked() {
   # migration's dump met the checkpoint its stopped sync loop had left running).
   (
     flock -x 9
+    # Set by a caller for runc's CRIU (checkpoint_leave_running); empty, CRIU would look for a file "".
+    [ -n "${CRIU_CONFIG_FILE:-}" ] || unset CRIU_CONFIG_FILE
     flock -s 8
     "$@"
   ) 8>/run/edge-ha-checkpoint.lock 9>"/run/edge-ha-checkpoint-$service.lock" || rc=$?
@@ -134,6 +136,12 @@ runc_root() {
   return 1
 }
 
+# criu_conf_ours FILE: FILE is a CRIU configuration file that edge-ha wrote
+# (modules/criu), not one of the host's own.
+criu_conf_ours() {
+  head -n 1 "$1" 2>/dev/null | grep -q '^# Written by edge-ha:'
+}
+
 # runc_checkpoint SERVICE ID DIR [RUNC_OPTION...]: CRIU's images of
 # container ID's processes into DIR (made anew), by runc itself, under the
 # service's lock (a migration's dump and a restore of it must not meet).
@@ -146,6 +154,8 @@ runc_checkpoint() {
   work=/run/edge-ha-criu-$service
   (
     flock -x 9
+    # Set by a caller for runc's CRIU (checkpoint_leave_running); empty, CRIU would look for a file "".
+    [ -n "${CRIU_CONFIG_FILE:-}" ] || unset CRIU_CONFIG_FILE
     # Under the lock: the work folder is the service's, shared by its sync loop's dumps and a
     # trial's or a migration's. Emptied before the lock, it was pulled from under a dump that
     # held it (a pulumi up's trial beside the running loop: a lab's sync failed that way).
@@ -189,9 +199,15 @@ checkpoint_exit() {
 # leaves nothing in containerd's store to collide with (see above). Only for
 # a checkpoint that leaves the processes running: stopping them behind
 # Docker's back would look like a crash to it.
+#
+# Without CRIU's network lock (criuLeaveRunningConfig in modules/criu says
+# why): a client's SYN that comes while it dumps waits for the thaw instead
+# of being dropped and sent again a second or more later. A host provisioned
+# before that file existed keeps the lock.
 checkpoint_leave_running() {
-  local work=/run/edge-ha-criu-$1 born
-  runc_checkpoint "$1" "$2" "$3" --leave-running || { rm -rf "$3"; return 1; }
+  local work=/run/edge-ha-criu-$1 born conf=$EDGE_HA_CRIU_LEAVE_RUNNING_CONF
+  [ -f "$conf" ] || conf=
+  CRIU_CONFIG_FILE=$conf runc_checkpoint "$1" "$2" "$3" --leave-running || { rm -rf "$3"; return 1; }
   born=$(stat -c %.9W "$work/dump.log" 2>/dev/null) || born=0
   if [ "${born%.*}" -gt 0 ] 2>/dev/null; then echo "$born" >"$3/TAKEN"; else mv "$work.before" "$3/TAKEN"; fi
   rm -f "$work.before"

@@ -14,13 +14,14 @@ import { runArgs } from "../lib/ha/service-container";
 import { RegistryTrust } from "../modules/registry-trust";
 import { HaService } from "../modules/ha-service";
 import { EdgeServices } from "../modules/edge-services";
-import { Criu, runcConfig } from "../modules/criu";
+import { Criu, criuDefaultConfig, criuLeaveRunningConfig, runcConfig } from "../modules/criu";
 import { connectionFor } from "../modules/host-facts";
 import { daemonConfig, DockerEngine, registryLogins } from "../modules/docker-engine";
 import { rsyncdConfig } from "../modules/rsync-daemon";
 import { authorizedKeyLine, parseHostKeys, transferSshdConfig } from "../modules/checkpoint-transport";
 import { FailoverAgents } from "../modules/failover-agent";
 import { agentConfig } from "../lib/ha/agent";
+import { hostKeyFrom } from "../lib/host/known-hosts";
 import { syncInstallScript } from "../lib/ha/replication";
 import { restoreCommand } from "../lib/ha/service-container";
 import { restoreStepsOf } from "../lib/ha/migration";
@@ -189,7 +190,11 @@ test("daemon.json, runc.conf and rsyncd.conf say what the settings ask", (t) => 
     "log-opts": { "max-size": "5m", "max-file": "2" },
     "max-concurrent-downloads": 1,
   });
-  t.is(runcConfig({ tcpEstablished: false, extra: ["ext-unix-sk"] }).split("\n").slice(1).join(" ").trim(), "file-locks skip-in-flight network-lock nftables ext-unix-sk");
+  t.is(runcConfig({ tcpEstablished: false, extra: ["ext-unix-sk"] }).split("\n").slice(1).join(" ").trim(), "file-locks skip-in-flight ext-unix-sk");
+  // The lock is in default.conf, which CRIU reads before the sync's file (no lock) and runc.conf.
+  t.regex(criuDefaultConfig(), /^# Written by edge-ha: .*\nnetwork-lock nftables\n$/);
+  t.regex(criuDefaultConfig({ networkLock: "iptables" }), /\nnetwork-lock iptables\n$/);
+  t.regex(criuLeaveRunningConfig, /^# Written by edge-ha: .*\nnetwork-lock skip\n$/);
   const conf = rsyncdConfig({ allowedHosts: ["10.0.0.1", "10.0.0.2"] });
   t.regex(conf, /hosts allow = 127\.0\.0\.1 10\.0\.0\.1 10\.0\.0\.2\n\s+hosts deny = \*/);
   t.regex(conf, /auth users = edge-ha/);
@@ -474,6 +479,23 @@ test("vip: every host the service may run on knows its address, in a command who
   }
 });
 
+test("a service's removal clears every host it may be on, in one resource per host whatever its role: a host made its standby or primary keeps it (its delete would clear what runs there)", async (t) => {
+  const nodes = cluster.ready;
+  const cleanups = (name: string) => registered.filter((r) => r.type === "command:remote:Command" && r.name.startsWith(`${name}-`) && r.name.endsWith("-cleanup"));
+  new HaService("unit-roles-a", { spec: { name: "unit-roles", image: "i", containerPort: 1, hostPort: 2 }, primary: nodes.pi1, standby: nodes.pi2, others: [nodes.vm1], syncInterval: 1 });
+  // The same service after a failover to vm1, with the stack set to where it runs now.
+  new HaService("unit-roles-b", { spec: { name: "unit-roles", image: "i", containerPort: 1, hostPort: 2 }, primary: nodes.vm1, standby: nodes.pi1, others: [nodes.pi2], syncInterval: 1 });
+  await new Promise((r) => setTimeout(r, 50));
+  const hostsOf = (name: string) => cleanups(name).map((r) => [r.name.slice(name.length + 1, -"-cleanup".length), r.inputs.connection.host]).sort();
+  const all = [["pi1", "10.0.0.1"], ["pi2", "10.0.0.2"], ["vm1", "10.0.0.3"]];
+  t.deepEqual(hostsOf("unit-roles-a"), all);
+  t.deepEqual(hostsOf("unit-roles-b"), all, "the same names whatever the roles: no delete when only roles change");
+  for (const r of cleanups("unit-roles-a")) {
+    t.is(script(r).includes('rm -rf "${EDGE_HA_CHECKPOINTS:?}/$SERVICE"'), true);
+    t.regex(script(r), /edge_ha_delete\(\) \{/);
+  }
+});
+
 test("failover agents: every host gets its architecture's agent; the managers control; only failover-auto services are theirs", async (t) => {
   for (const [host, address, arch] of [["pi1", "10.0.0.1", "arm64"], ["pi2", "10.0.0.2", "arm64"], ["vm1", "10.0.0.3", "amd64"]]) {
     const copy = named(`shop-failover-${host}-binary`);
@@ -526,7 +548,10 @@ test("Docker objects are @pulumi/docker resources: a provider per host over SSH 
   t.is(provider.type, "pulumi:providers:docker");
   t.is(provider.inputs.host, "ssh://root@10.0.0.2:22");
   const opts = JSON.parse(provider.inputs.sshOpts) as string[];
-  t.true(opts.includes("StrictHostKeyChecking=yes") && opts.includes(`UserKnownHostsFile=${path.join(dir, "known_hosts")}`), opts.join(" "));
+  // Only pi2's key, in a file named by it: the same from any checkout of the project.
+  const knownHosts = opts.find((o) => o.startsWith("UserKnownHostsFile="))!.slice("UserKnownHostsFile=".length);
+  t.true(opts.includes("StrictHostKeyChecking=yes"), opts.join(" "));
+  t.is(readFileSync(knownHosts, "utf8"), `10.0.0.2 ${hostKeyFrom(readFileSync(path.join(dir, "known_hosts"), "utf8"), "10.0.0.2", 22)}\n`);
   for (const host of ["pi1", "pi2", "vm1"]) {
     const network = named(`${host}-service-network`);
     t.is(network.type, "docker:index/network:Network");
@@ -607,6 +632,8 @@ test("what lands on the hosts, as a reviewer sees it: rsyncd.conf, runc.conf, da
   t.snapshot(rsyncdConfig({ allowedHosts: ["10.0.0.1", "10.0.0.2", "10.0.0.3"] }), "rsyncd.conf");
   t.snapshot(transferSshdConfig(8722), "sshd_config of the checkpoints sshd");
   t.snapshot(runcConfig(), "runc.conf");
+  t.snapshot(criuDefaultConfig(), "CRIU default.conf");
+  t.snapshot(criuLeaveRunningConfig, "CRIU edge-ha-leave-running.conf");
   t.snapshot(JSON.stringify(daemonConfig({}), null, 2), "daemon.json");
   t.snapshot(hostVariables, "the variables every host script reads");
 });

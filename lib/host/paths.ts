@@ -83,6 +83,19 @@ export const hostTools = {
   ctl: "/usr/local/sbin/edge-ha-ctl",
 } as const;
 
+/**
+ * CRIU's configuration files edge-ha writes (modules/criu). CRIU reads, for
+ * every dump and restore runc drives (Docker's too): default.conf, then the
+ * file named by CRIU_CONFIG_FILE, then runc.conf, a later setting overriding
+ * an earlier one. So the network lock goes in default.conf, where a dump that
+ * leaves the service running can set another (host/checkpoint.sh).
+ */
+export const criuConfigFiles = {
+  runc: "/etc/criu/runc.conf",
+  default: "/etc/criu/default.conf",
+  leaveRunning: "/etc/criu/edge-ha-leave-running.conf",
+} as const;
+
 /*
  * CRIU restores established TCP connections only at the address they had, so
  * a service's container has the same address on every host: on a bridge

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
-import { artifacts, checkpointTransfer, checkpointsDir, hostStateDir, healthMarkPrefix, hostTools, movingMarkPrefix, rsyncDefaults, rsyncPasswordFile, rsyncPortFile, serviceNetwork, servicesDir, syncOutDir, vipsDir } from "./paths";
+import { artifacts, checkpointTransfer, checkpointsDir, criuConfigFiles, hostStateDir, healthMarkPrefix, hostTools, movingMarkPrefix, rsyncDefaults, rsyncPasswordFile, rsyncPortFile, serviceNetwork, servicesDir, syncOutDir, vipsDir } from "./paths";
 
 /*
  * The shell that runs on the hosts lives in files: host/*.sh (functions every
@@ -29,6 +29,7 @@ export const hostVariables: Record<string, string> = {
   EDGE_HA_HEALTH_MARK: healthMarkPrefix,
   // Seconds a checkpoint's runc/CRIU may take before it is killed and the container thawed (host/checkpoint.sh).
   EDGE_HA_DUMP_TIMEOUT: "120",
+  EDGE_HA_CRIU_LEAVE_RUNNING_CONF: criuConfigFiles.leaveRunning,
   EDGE_HA_NETWORK: serviceNetwork.name,
   EDGE_HA_SUBNET: serviceNetwork.subnet,
   EDGE_HA_BRIDGE: serviceNetwork.bridge,

@@ -101,16 +101,40 @@ function cacheEnvironment(builder: ClusterNode, cache: string, binaryName: strin
   }));
 }
 
-/** The lines of /etc/criu/runc.conf for these options. */
+/** The first words of every CRIU configuration file edge-ha writes: how install.sh and remove.sh know theirs. */
+const written = "# Written by edge-ha:";
+
+/** The lines of /etc/criu/runc.conf for these options (the network lock is in default.conf: criuDefaultConfig). */
 export function runcConfig(options: RuncCriuOptions = {}): string {
-  const lines = ["# Written by edge-ha: options runc passes to CRIU on docker checkpoint/restore."];
+  const lines = [`${written} options runc passes to CRIU on docker checkpoint/restore.`];
   if (options.tcpEstablished ?? true) lines.push("tcp-established");
   if (options.fileLocks ?? true) lines.push("file-locks");
   if (options.skipInFlight ?? true) lines.push("skip-in-flight");
-  lines.push(`network-lock ${options.networkLock ?? "nftables"}`);
   lines.push(...(options.extra ?? []));
   return lines.join("\n") + "\n";
 }
+
+/**
+ * /etc/criu/default.conf: the network lock of every dump and restore. Not in
+ * runc.conf, which CRIU reads last: there it would override the sync's own
+ * (criuLeaveRunningConfig).
+ */
+export function criuDefaultConfig(options: RuncCriuOptions = {}): string {
+  return `${written} how CRIU keeps a service's network quiet while it dumps or restores it.\nnetwork-lock ${options.networkLock ?? "nftables"}\n`;
+}
+
+/**
+ * What a checkpoint that leaves the service running reads (host/checkpoint.sh
+ * checkpoint_leave_running: the sync's, every interval): no network lock. The
+ * lock drops every packet to the service while CRIU dumps it, and a client's
+ * SYN dropped is sent again only 1, 3, 7 s later; at a 1 s interval that fell
+ * on the next dumps again and again (a lab's client at a vip, 60 s, no move:
+ * 32 waits over 0.9 s, the longest 7.2 s; without the lock none over 139 ms).
+ * The lock keeps a dump's connections consistent for a restore that goes on
+ * from them; a synced checkpoint is restored only after its node died, when
+ * its clients' connections cannot go on anyway (they are a round behind).
+ */
+export const criuLeaveRunningConfig = `${written} a checkpoint that leaves the service running (edge-ha's sync) takes no network lock.\nnetwork-lock skip\n`;
 
 /**
  * A CRIU that passes `criu check` on every node's kernel. Per architecture,
@@ -188,6 +212,8 @@ export class Criu extends pulumi.ComponentResource {
               FROM_HOST: node === builder ? "" : builder.host.address,
               RSYNC_PORT: String(args.rsyncPort ?? rsyncDefaults.port),
               RUNC_CONF: runcConfig(args.runc),
+              DEFAULT_CONF: criuDefaultConfig(args.runc),
+              LEAVE_RUNNING_CONF: criuLeaveRunningConfig,
               RUNTIME_PACKAGES: runtimePackages,
               STAGE: stage,
             },

@@ -3,7 +3,8 @@
 # architecture's rsync daemon and checked against the sha256 it reported),
 # or the distro's package, and runc's options for it. Prints the origin and
 # the version. Env: ORIGIN, CRIU_SHA256, FROM_HOST (empty on the first node),
-# RSYNC_PORT, RUNC_CONF, RUNTIME_PACKAGES, STAGE.
+# RSYNC_PORT, RUNC_CONF, DEFAULT_CONF, LEAVE_RUNNING_CONF, RUNTIME_PACKAGES,
+# STAGE.
 set -euo pipefail
 # shellcheck disable=SC2086 # a list of package names
 apt_install $RUNTIME_PACKAGES
@@ -23,6 +24,17 @@ case "$ORIGIN" in
 esac
 out=$("$bin" check 2>&1) || { echo "$out" | tail -n 5 >&2; echo "CRIU ($ORIGIN) fails 'criu check' on $(hostname), kernel $(uname -r)" >&2; exit 1; }
 mkdir -p /etc/criu
-printf '%s' "$RUNC_CONF" | write_if_changed /etc/criu/runc.conf 0644 || true
+# CRIU reads default.conf, then CRIU_CONFIG_FILE (the sync's: no network lock), then runc.conf,
+# each overriding the one before; so the network lock of Docker's dumps and restores goes in
+# default.conf (modules/criu/index.ts says why). A default.conf that is not edge-ha's is left as
+# it is, and the lock goes in runc.conf instead, where it holds for the sync's dumps too.
+printf '%s' "$LEAVE_RUNNING_CONF" | write_if_changed "$EDGE_HA_CRIU_LEAVE_RUNNING_CONF" 0644 || true
+if [ ! -e /etc/criu/default.conf ] || criu_conf_ours /etc/criu/default.conf; then
+  printf '%s' "$DEFAULT_CONF" | write_if_changed /etc/criu/default.conf 0644 || true
+  printf '%s' "$RUNC_CONF" | write_if_changed /etc/criu/runc.conf 0644 || true
+else
+  echo "warning: /etc/criu/default.conf on $(hostname) is not edge-ha's: left as it is, and the network lock set in runc.conf, so the sync's checkpoints drop new connections while they dump (clients resend a SYN 1 s later)" >&2
+  { printf '%s' "$RUNC_CONF"; printf '%s' "$DEFAULT_CONF" | grep '^network-lock'; } | write_if_changed /etc/criu/runc.conf 0644 || true
+fi
 echo "$ORIGIN"
 "$bin" --version | sed -n 1p
