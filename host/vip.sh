@@ -88,6 +88,8 @@ vip_add() {
     return 1
   }
   vip_rules "$1" "$vip" "$dev" || return 1
+  # A hold left by a handover from here (edge-ha-ctl) drops what comes for the address: not once it is ours again.
+  vip_release "$1"
   ip -4 addr add "$vip/32" dev "$dev" || return 1
   # Two announcements a second apart (one may be lost), in the background: the
   # caller does not wait for the second. Its output goes nowhere, so that a

@@ -87,6 +87,28 @@ const probe = (target: { host: string; port: number }, timeoutMs = 10_000) => {
   return p;
 };
 
+test.serial("the sync's checkpoints every second cost clients no SYN resend: CRIU dumps a running service without its network lock", async (t) => {
+  // With the lock, CRIU dropped every packet to the service while it dumped, and a client's SYN
+  // dropped is sent again 1, 3, 7 s later: at this 1 s interval a lab's client waited over 0.9 s
+  // 32 times in 60 s (7.2 s once); without it, never more than 139 ms.
+  const atVip = Object.entries(criu).map(([name, s]) => [name, probe({ host: s.vip, port: s.port })] as const);
+  await sleep(15_000);
+  for (const [name, p] of atVip) {
+    const probes = await p.stop();
+    const waited = probes.filter((x) => x.latency >= 950);
+    const s = summarize(probes);
+    t.log(`${name}: ${s.requests} requests, ${s.failed} failed, ${waited.length} waited a second or more, longest gap ${Math.round(s.longestGapMs)} ms`);
+    t.is(s.failed, 0);
+    // One allowed: a stall of this shared machine can hold a request that long; the lock held ~10 here.
+    t.true(waited.length <= 1, `${name}: ${waited.map((x) => `${Math.round(x.latency)} ms`).join(", ")}`);
+  }
+  // The sync's last dump read the file without the lock; a migration's (checkpoint_exit) does not.
+  const conf = /Parsing config file \/etc\/criu\/edge-ha-leave-running\.conf/;
+  // Read between two rounds: each empties CRIU's work folder first.
+  t.regex(await until(10, () => on("node1", "head -n 5 /run/edge-ha-criu-counter/dump.log 2>/dev/null || true"), (log) => conf.test(log), 100), conf);
+  t.is(await on("node1", "sed -n 2p /etc/criu/default.conf; grep -c network-lock /etc/criu/runc.conf || true"), "network-lock nftables\n0");
+});
+
 test.serial("drain of a node running two CRIU services and a swarm replica, under clients: every request at the addresses answered, every count kept, nothing left on the node", async (t) => {
   for (const name of Object.keys(criu)) t.deepEqual((await locate(inventory(), name)).map((h) => h.name), ["node1"], `${name} starts on node1`);
   t.is(await until(60, () => replicasOn("node1"), (n) => n === "1", 500), "1", "a swarm replica runs on node1");
@@ -105,8 +127,8 @@ test.serial("drain of a node running two CRIU services and a swarm replica, unde
 
   for (const [name, s] of Object.entries(criu)) {
     const summary = summarize(await atVip[name].stop());
-    t.log(`${name} at ${s.vip}: ${summary.requests} requests, ${summary.failed} failed, longest gap ${Math.round(summary.longestGapMs)} ms`);
-    t.is(summary.failed, 0, `${name}: no request at its address failed`);
+    t.log(`${name} at ${s.vip}: ${summary.requests} requests, ${summary.failed} failed ${JSON.stringify(summary.failures)}, longest gap ${Math.round(summary.longestGapMs)} ms`);
+    t.is(summary.failed, 0, `${name}: no request at its address failed: ${JSON.stringify(summary.failures)}`);
     t.is(summary.lostIncrements ?? 0, 0, `${name}: every acknowledged count is kept`);
     const move = result.moves.find((m: { service: string }) => m.service === name);
     t.is(move.to, s.standby, `${name} moved to its standby ${s.standby}`);
@@ -172,8 +194,8 @@ test.serial("a rolling upgrade of the three nodes with real reboots: every reque
 
   for (const [name, s] of Object.entries(criu)) {
     const summary = summarize(await atVip[name].stop());
-    t.log(`${name} at ${s.vip}: ${summary.requests} requests, ${summary.failed} failed, longest gap ${Math.round(summary.longestGapMs)} ms`);
-    t.is(summary.failed, 0, `${name}: no request at its address failed`);
+    t.log(`${name} at ${s.vip}: ${summary.requests} requests, ${summary.failed} failed ${JSON.stringify(summary.failures)}, longest gap ${Math.round(summary.longestGapMs)} ms`);
+    t.is(summary.failed, 0, `${name}: no request at its address failed: ${JSON.stringify(summary.failures)}`);
     t.is(summary.lostIncrements ?? 0, 0, `${name}: every acknowledged count is kept`);
     t.is((await locate(inventory(), name)).length, 1, `${name} runs once`);
   }

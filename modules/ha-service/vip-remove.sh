@@ -10,5 +10,7 @@ for chain in "nat POSTROUTING" "filter FORWARD"; do
   iptables -t "$table" -L "$name" -n --line-numbers 2>/dev/null | awk -v c="/* edge-ha vip $SERVICE */" 'index($0, c) { print $1 }' | sort -rn |
     while read -r n; do iptables -t "$table" -D "$name" "$n"; done
 done
+# A hold a handover or roll-out left (host/vip.sh vip_hold), by the address the file names.
+vip_release "$SERVICE"
 rm -f "$EDGE_HA_VIPS/$SERVICE"
 if rmdir "$EDGE_HA_VIPS" 2>/dev/null; then apt_remove_ours iputils-arping; fi
