@@ -97,21 +97,53 @@ export async function copyImage(from: Host, to: Host, image: string): Promise<vo
   await $({ quiet: true })`ssh ${sshArgs(from)} docker save ${image}`.pipe($({ quiet: true })`ssh ${sshArgs(to)} docker load`);
 }
 
-/** The hosts on which the service's container is running (a healthy cluster has one). */
-export async function locate(inventory: Inventory, service: string): Promise<Host[]> {
-  const running = await Promise.all(
-    inventory.hosts.map(async (host) => {
-      const r = await sshExec(host, `docker container inspect -f '{{.State.Running}}' ${service} 2>/dev/null`, { nothrow: true });
-      return r.stdout.trim() === "true" ? host : undefined;
-    }),
-  );
-  return running.filter((h): h is Host => h !== undefined);
+/** Where a service's container runs, and which hosts could not be asked (SSH failed: down, unreachable, too slow). */
+export interface Whereabouts {
+  running: Host[];
+  unanswered: Host[];
 }
 
-/** The one host the service runs on; a UserError when it runs on none or on several. */
+/** ssh's own exit status when it could not connect or lost the connection (a command's own is never 255 here). */
+const sshFailed = 255;
+
+/**
+ * Asks every host whether the service's container runs there. A host that
+ * does not answer is said as such: "runs nowhere" is only true when every
+ * host answered.
+ */
+export async function whereRuns(inventory: Inventory, service: string): Promise<Whereabouts> {
+  const answers = await Promise.all(
+    inventory.hosts.map(async (host) => {
+      const r = await sshExec(host, `docker container inspect -f '{{.State.Running}}' ${service} 2>/dev/null`, { nothrow: true });
+      return { host, running: r.stdout.trim() === "true", answered: r.exitCode !== sshFailed };
+    }),
+  );
+  return { running: answers.filter((a) => a.running).map((a) => a.host), unanswered: answers.filter((a) => !a.answered).map((a) => a.host) };
+}
+
+/** The hosts on which the service's container is running (a healthy cluster has one); hosts that do not answer are not among them. */
+export async function locate(inventory: Inventory, service: string): Promise<Host[]> {
+  return (await whereRuns(inventory, service)).running;
+}
+
+/** "; NAME did not answer over SSH (it may run there)" (or nothing): what a "runs nowhere" or "runs on X" does not know. */
+export function unansweredClause(where: Whereabouts): string {
+  const names = where.unanswered.map((h) => h.name);
+  return names.length === 0 ? "" : `; ${names.join(", ")} did not answer over SSH (it may run there)`;
+}
+
+/** The error when a service was found on no host: in which inventory, and which hosts could not be asked. */
+export function runningNowhere(inventory: Inventory, service: string, where: Whereabouts): UserError {
+  return new UserError(`service "${service}" is not running on any host of ${inventory.file}${unansweredClause(where)}`);
+}
+
+/** The one host the service runs on; a UserError when it runs on none or on several, naming hosts that did not answer. */
 export async function soleHost(inventory: Inventory, service: string): Promise<Host> {
-  const hosts = await locate(inventory, service);
-  if (hosts.length !== 1) throw new UserError(`${service} must run on exactly one host of ${inventory.file}; it runs on ${hosts.map((h) => h.name).join(", ") || "none"}`);
+  const where = await whereRuns(inventory, service);
+  const hosts = where.running;
+  if (hosts.length !== 1) {
+    throw new UserError(`${service} must run on exactly one host of ${inventory.file}; it runs on ${hosts.map((h) => h.name).join(", ") || "none"}${unansweredClause(where)}`);
+  }
   return hosts[0];
 }
 

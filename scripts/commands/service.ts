@@ -3,7 +3,7 @@ import { findHost, loadInventory } from "../../lib/config/inventory";
 import { Endpoint, remoteEndpoint, serveControl } from "../../lib/ha/endpoint";
 import { UsageError, UserError } from "../../lib/log";
 import { migrate } from "../../lib/ha/migration";
-import { copyImage, deploy, locate, soleHost, specOf } from "../../lib/ha/service-container";
+import { copyImage, deploy, runningNowhere, soleHost, specOf, unansweredClause, whereRuns } from "../../lib/ha/service-container";
 import { failover, freshness, startSync, syncOn } from "../../lib/ha/replication";
 import { ensureImageOn, prepareImage } from "../../lib/ha/images";
 import { stackOptions } from "./options";
@@ -108,8 +108,9 @@ export async function main(args: string[]): Promise<void> {
     }
     case "sync": {
       const standby = need("standby");
-      const [primary] = await locate(inventory, service);
-      if (!primary) throw new UserError(`service "${service}" is not running on any host of ${inventory.file}`);
+      const where = await whereRuns(inventory, service);
+      const [primary] = where.running;
+      if (!primary) throw runningNowhere(inventory, service, where);
       const spec = await specOf(primary, service);
       if (standby.arch !== primary.arch) throw new UserError(`${standby.name} is ${standby.arch} but ${primary.name} is ${primary.arch}: a checkpoint restores only on the same architecture`);
       // The standby gets the image now, so a failover needs nothing from the dead primary.
@@ -134,12 +135,13 @@ export async function main(args: string[]): Promise<void> {
       return print(r, `${service} restored on ${r.to} from ${r.checkpoint} (${r.checkpointAge.toFixed(1)} s old) in ${r.restore.toFixed(2)} s`);
     }
     case "status": {
-      const running = await locate(inventory, service);
+      const where = await whereRuns(inventory, service);
+      const running = where.running;
       // As its healthcheck last found it, where the agent there checks one.
       const health = await Promise.all(running.map(async (h) => (await agentState(h))?.local?.find((l) => l.name === service)?.health));
-      const where = running.map((h, i) => (health[i] ? `${h.name} (${health[i]})` : h.name));
-      const lines = [running.length ? `${service}: running on ${where.join(", ")}` : `${service}: RUNNING ON NO HOST of ${inventory.file}`];
-      const result: Record<string, unknown> = { service, running: running.map((h) => h.name), ...(health.some(Boolean) ? { health: Object.fromEntries(running.map((h, i) => [h.name, health[i] ?? null])) } : {}) };
+      const placed = running.map((h, i) => (health[i] ? `${h.name} (${health[i]})` : h.name));
+      const lines = [`${running.length ? `${service}: running on ${placed.join(", ")}` : `${service}: RUNNING ON NO HOST of ${inventory.file}`}${unansweredClause(where)}`];
+      const result: Record<string, unknown> = { service, running: running.map((h) => h.name), unanswered: where.unanswered.map((h) => h.name), ...(health.some(Boolean) ? { health: Object.fromEntries(running.map((h, i) => [h.name, health[i] ?? null])) } : {}) };
       const vip = await vipHolders(inventory, service);
       if (vip.address) {
         result.vip = vip;
