@@ -94,27 +94,16 @@ export class HaService extends pulumi.ComponentResource {
     );
 
     // The standby holds synced checkpoints, and the service after a failover: both go when the service does.
-    new HostCommand(
+    const standbyHost = new HostCommand(
       `${name}-standby`,
       { connection: standby.connection, environment: { SERVICE: service }, create: ":", delete: componentScript(__dirname, "remove.sh", "delete") },
       { parent: this, dependsOn: [...(standby.dependsOn ?? []), ...volumes(standby)] },
     );
-
-    // A failover may have put it (or its checkpoints) on any host of its architecture: its removal
-    // clears them all, or a copy left running would hold the service network there.
-    for (const other of args.others ?? []) {
-      new HostCommand(
-        `${name}-${other.host.name}-leftovers`,
-        { connection: other.connection, environment: { SERVICE: service }, create: ":", delete: componentScript(__dirname, "remove.sh", "delete") },
-        { parent: this, dependsOn: other.dependsOn },
-      );
-    }
-
     // A new interval or standby is an update (sync.sh restarts the loop), not a replacement: a
     // replacement runs its delete on the old primary, which may be gone for good or re-imaged (the
     // old host key is refused). The loop on a host the service left was stopped by whatever moved
     // it (migrate, the agents).
-    new HostCommand(
+    const sync = new HostCommand(
       `${name}-sync`,
       {
         connection: primary.connection,
@@ -131,6 +120,21 @@ export class HaService extends pulumi.ComponentResource {
       },
       { parent: this, dependsOn: [started] },
     );
+    // A failover may have put it (or its checkpoints) on any host of its architecture: its removal
+    // clears them all, or a copy left running would hold the service network there. One resource
+    // per host whatever its role, so that a host only changing role (an "other" made the standby
+    // or the primary, after a failover moved the service there) keeps it: named per role, its
+    // delete cleared the new standby's checkpoints, and would stop a service running there.
+    // Deleted before the start, the standby and the sync (which depend on nothing of it), so
+    // that no two removals run at once on a host.
+    for (const node of [primary, standby, ...(args.others ?? [])]) {
+      new HostCommand(
+        `${name}-${node.host.name}-cleanup`,
+        { connection: node.connection, environment: { SERVICE: service }, create: ":", delete: componentScript(__dirname, "remove.sh", "delete") },
+        { parent: this, dependsOn: [...(node.dependsOn ?? []), started, standbyHost, sync], aliases: [{ name: `${name}-${node.host.name}-leftovers` }] },
+      );
+    }
+
     // Its address, known to every host it may run on, and held where it runs. Removing the setting
     // (or the service) removes these, and their delete drops the address.
     if (args.vip !== undefined) {
