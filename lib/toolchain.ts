@@ -19,7 +19,10 @@ export function pulumiEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.Process
   if (!existsSync(file)) {
     throw new Error(`${file} not found: the Pulumi toolchain is not set up. Run: bash scripts/setup`);
   }
-  const env: NodeJS.ProcessEnv = { ...base };
+  // A program run from another checkout of the project (a GitOps pipeline's fresh tree) uses this
+  // one's tools too: the same agent binaries and image archives, at the same paths, so that a
+  // preview shows only what the commit changes, not every copied file again.
+  const env: NodeJS.ProcessEnv = { EDGE_HA_TOOLS: toolsDir, ...base };
   for (const line of readFileSync(file, "utf8").split("\n")) {
     const m = /^export ([A-Z_]+)="?(.*?)"?$/.exec(line.trim());
     if (!m) continue;

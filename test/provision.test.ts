@@ -1,11 +1,12 @@
 import test from "ava";
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import * as path from "node:path";
 import { parse, stringify } from "yaml";
 import { findHost, loadInventory } from "../lib/config/inventory";
 import { boot, crash } from "../lib/lab/faults";
 import { down, labOptions, reimage, up } from "../lib/lab/lab";
+import { agentEvents } from "../lib/ha/agent";
 import { freshness, syncOn } from "../lib/ha/replication";
 import { locate } from "../lib/ha/service-container";
 import { hostMarker } from "../lib/host/paths";
@@ -181,6 +182,68 @@ test.serial("changing one node's labels changes only that node", async (t) => {
   t.is(await on("node1", `docker node inspect -f '{{.Spec.Labels}}' node2`), "map[edge-ha.disk:ssd]", "a label gone from the inventory is removed");
 });
 
+test.serial("gitops on the lab: a push to the site's repository that changes a node's labels is previewed, then applied to that node only; a label removed by hand is drift (exit 3), named, and gone once put back", async (t) => {
+  // The site's repository as a pipeline sees it: this project's files, the stack's settings and the
+  // inventory with its known_hosts; the SSH key stays outside (a pipeline's secret).
+  const site = mkdtempSync(path.join(tmpdir(), "edge-ha-site-"));
+  t.teardown(() => rmSync(site, { recursive: true, force: true }));
+  const [work, bare, trees] = ["work", "site.git", "trees"].map((d) => path.join(site, d));
+  mkdirSync(path.join(work, "inventory"), { recursive: true });
+  mkdirSync(trees);
+  await $({ quiet: true, cwd: projectRoot })`sh -c ${`git ls-files -z | tar --null -T - -cf - | tar -x -C ${work}`}`;
+  const labDoc = parse(readFileSync(lab.inventoryFile, "utf8"));
+  const labDir = path.dirname(lab.inventoryFile);
+  writeFileSync(path.join(work, "inventory", "lab.known_hosts"), readFileSync(path.resolve(labDir, labDoc.defaults.ssh.knownHostsFile)));
+  labDoc.defaults.ssh = { ...labDoc.defaults.ssh, privateKeyFile: path.resolve(labDir, labDoc.defaults.ssh.privateKeyFile), knownHostsFile: "lab.known_hosts" };
+  const siteInventory = path.join(work, "inventory", "lab.yaml");
+  writeFileSync(siteInventory, stringify(labDoc));
+  const stackDoc = parse(readFileSync(stackFile, "utf8"));
+  stackDoc.config["edge-ha:inventory"] = "inventory/lab.yaml";
+  writeFileSync(path.join(work, "stacks", path.basename(stackFile)), stringify(stackDoc));
+  const git = $({ cwd: work, quiet: true });
+  await git`git init -q -b main`;
+  await git`git config user.email site@edge-ha.test`;
+  await git`git config user.name site`;
+  // (-f: the project ignores the stacks and inventories its tests and labs make; a site commits its own.)
+  await git`git add -A`;
+  await git`git add -f ${path.join("stacks", path.basename(stackFile))} inventory/lab.yaml inventory/lab.known_hosts`;
+  await git`git commit -q -m ${"the fleet as provisioned"}`;
+  await $({ quiet: true })`git init -q --bare -b main ${bare}`;
+  for (const hook of ["pre-receive", "post-receive"]) copyFileSync(path.join(projectRoot, "examples", "gitops", hook), path.join(bare, "hooks", hook));
+  await git`git remote add site ${bare}`;
+  const env = { ...process.env, EDGE_HA: path.join(projectRoot, "bin", "edge-ha"), EDGE_HA_STACK: stack.stack, EDGE_HA_NODE_MODULES: path.join(projectRoot, "node_modules"), WORK_DIR: trees };
+  const first = await $({ cwd: work, quiet: true, nothrow: true, env })`git push site main`;
+  t.is(first.exitCode, 0, first.stderr);
+  t.regex(first.stderr, /No changes: the fleet is as this commit declares it/, "the same fleet from another checkout: nothing to change");
+
+  const labels = { "edge-ha.disk": "ssd", "edge-ha.rack": "r2" };
+  const siteDoc = parse(readFileSync(siteInventory, "utf8"));
+  siteDoc.hosts[1].labels = labels;
+  writeFileSync(siteInventory, stringify(siteDoc));
+  await git`git commit -q -am ${"node2 is in rack r2"}`;
+  const pushed = await $({ cwd: work, quiet: true, nothrow: true, env })`git push site main`;
+  t.is(pushed.exitCode, 0, pushed.stderr);
+  t.regex(pushed.stderr, /\| node2 \|  \| 1 \|  \|  \|/, "the review: one update, on node2");
+  t.notRegex(pushed.stderr, /\| node[13] \|/, "nothing on the other nodes");
+  t.regex(pushed.stderr, /applied [0-9a-f]{12} to stack provtest: updated 1, unchanged \d+/);
+  t.is(await on("node1", `docker node inspect -f '{{.Spec.Labels}}' node2`), "map[edge-ha.disk:ssd edge-ha.rack:r2]");
+  // The lab's own inventory follows the site's, for the tests after this one.
+  editInventory((doc) => {
+    doc.hosts[1].labels = labels;
+  });
+
+  const drift = (...args: string[]) => $({ quiet: true, nothrow: true, cwd: projectRoot })`bin/edge-ha gitops drift --stack ${stack.stack} ${args}`;
+  const none = await drift();
+  t.is(none.exitCode, 0, none.stdout + none.stderr);
+  t.is(none.stdout.trim(), `no drift in stack ${stack.stack}`);
+  await on("node1", "docker node update --label-rm edge-ha.rack node2 >/dev/null");
+  const found = await drift("--json");
+  t.is(found.exitCode, 3, found.stderr);
+  t.deepEqual(JSON.parse(found.stdout).items, [{ subject: "node2", what: "has no label edge-ha.rack (the inventory says r2)" }]);
+  await on("node1", "docker node update --label-add edge-ha.rack=r2 node2 >/dev/null");
+  t.is((await drift()).exitCode, 0, "put back: no drift");
+});
+
 test.serial("services come back after a node's power cut", async (t) => {
   await crash(lab, "node3");
   await boot(lab, "node3");
@@ -314,9 +377,13 @@ test.serial("a re-imaged primary whose service was failed over: up stops before 
   const doc = parse(readFileSync(stackFile, "utf8"));
   doc.config["edge-ha:services"][0] = { ...doc.config["edge-ha:services"][0], primary: "node3", standby: "node2" };
   writeFileSync(stackFile, stringify(doc));
+  const upAt = Date.now();
   const upped = await stack.up();
   t.regex(upped.output, /node2 was re-imaged/);
-  t.deepEqual((await locate(loadInventory(lab.inventoryFile), "counter")).map((h) => h.name), ["node3"], "one copy, where it ran");
+  const runsOn = (await locate(loadInventory(lab.inventoryFile), "counter")).map((h) => h.name);
+  // Should it not (a CI run once saw this fail, and it passed alone): what the agents did meanwhile.
+  if (runsOn.join() !== "node3") t.log((await agentEvents(loadInventory(lab.inventoryFile).hosts)).filter((e) => Date.parse(e.at) >= upAt - 5000).map((e) => `${e.at} ${e.node} ${e.kind} ${e.service ?? ""}: ${e.message}`).join("\n"));
+  t.deepEqual(runsOn, ["node3"], "one copy, where it ran");
   t.deepEqual(await counter("node3"), before, "adopted, not restarted: the state is the one before the re-image");
   t.regex(await on("node2", "criu check 2>&1"), /Looks good/);
   t.deepEqual(await syncOn(host("node3"), "counter"), { standby: "node2", intervalSeconds: 1 });

@@ -1,9 +1,14 @@
 import type { ClusterSettings } from "../../lib/config/settings";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import * as path from "node:path";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { Host } from "../../lib/config/inventory";
 import type { DockerSource } from "../../lib/config/versions";
+import { hostKeyFrom, knownHostsName } from "../../lib/host/known-hosts";
 import { componentScript } from "../../lib/host/shell";
+import { toolsDir } from "../../lib/toolchain";
 import { HostCommand, type HostConnection } from "../command";
 
 
@@ -88,16 +93,37 @@ export class DockerEngine extends pulumi.ComponentResource {
   }
 }
 
-/** ssh options of the Docker provider for a host: the inventory's key only, its known_hosts only, never a prompt. */
+/** ssh options of the Docker provider for a host: the inventory's key only, its host key only, never a prompt. */
 export function dockerSshOptions(host: Host): string[] {
   return [
     "-i", host.ssh.privateKeyFile,
     "-o", "IdentitiesOnly=yes",
     "-o", "BatchMode=yes",
     "-o", "StrictHostKeyChecking=yes",
-    "-o", `UserKnownHostsFile=${host.ssh.knownHostsFile}`,
+    "-o", `UserKnownHostsFile=${pinnedKnownHosts(host)}`,
     "-o", "ConnectTimeout=10",
   ];
+}
+
+/**
+ * A known_hosts file holding only the host's key from the inventory's
+ * known_hosts, named by its content, in edge-ha's tools folder. The provider's
+ * ssh options are stored in the stack and compared at every run: with the
+ * inventory's own path in them, every checkout of the project in another
+ * folder (a GitOps pipeline's fresh tree) was an update of every host's
+ * provider. This name changes only with the host's key. Without a key there,
+ * the inventory's file (the host's commands say what is missing).
+ */
+export function pinnedKnownHosts(host: Host): string {
+  const key = hostKeyFrom(readFileSync(host.ssh.knownHostsFile, "utf8"), host.address, host.ssh.port);
+  if (!key) return host.ssh.knownHostsFile;
+  const line = `${knownHostsName(host.address, host.ssh.port)} ${key}\n`;
+  const file = path.join(toolsDir, "known-hosts", createHash("sha256").update(line).digest("hex").slice(0, 20));
+  if (!existsSync(file)) {
+    mkdirSync(path.dirname(file), { recursive: true });
+    writeFileSync(file, line);
+  }
+  return file;
 }
 
 /** The registries' logins, passwords as secrets whatever the stack file holds. */
