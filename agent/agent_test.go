@@ -53,6 +53,25 @@ func TestLeaseRunsFromTheNewestHeartbeatAMajorityAcknowledged(t *testing.T) {
 	}
 }
 
+func TestAFirstStartSinceBootKeepsItsLeaseSecondsUntilAMajorityAnswers(t *testing.T) {
+	a := threeManagers(t, "a")
+	a.startLease = firstStartLease(a.lease)
+	if got := a.leaseExpiry(); !got.Equal(t0.Add(5 * time.Second)) {
+		t.Errorf("the first start since boot, alone: lease %v after start, want 5s (the other hosts' agents start later)", got.Sub(t0))
+	}
+	a.acked["a"] = t0.Add(ms(100))
+	if got := a.leaseExpiry(); !got.Equal(t0.Add(5 * time.Second)) {
+		t.Errorf("its own answer is no majority: lease %v after start, want 5s", got.Sub(t0))
+	}
+	a.acked["b"] = t0.Add(ms(1000))
+	if got := a.leaseExpiry(); !got.Equal(t0.Add(ms(600))) {
+		t.Errorf("once a majority answered, the usual lease (from the older of the two answers): %v after start, want 600ms", got.Sub(t0))
+	}
+	if got := firstStartLease(8 * time.Second); got != 8*time.Second {
+		t.Errorf("a lease longer than 5s is kept: %v", got)
+	}
+}
+
 func TestADownVerdictNeedsAMajorityOfFreshVotes(t *testing.T) {
 	a := threeManagers(t, "a")
 	a.heard["w"] = t0

@@ -117,14 +117,15 @@ type peerView struct {
 }
 
 type Agent struct {
-	cfg       Config
-	start     time.Time
-	conn      *net.UDPConn
-	heartbeat time.Duration
-	downAfter time.Duration
-	lease     time.Duration
-	byName    map[string]Node
-	managers  []Node
+	cfg        Config
+	start      time.Time
+	conn       *net.UDPConn
+	heartbeat  time.Duration
+	downAfter  time.Duration
+	lease      time.Duration
+	startLease time.Duration // the lease from its start until a majority first answers (lease.go)
+	byName     map[string]Node
+	managers   []Node
 
 	mu     sync.Mutex
 	seq    uint64

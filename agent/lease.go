@@ -17,8 +17,9 @@ import (
 func majority(n int) int { return n/2 + 1 }
 
 // leaseExpiry: the send time of the newest heartbeat a majority acknowledged,
-// plus the lease. A fresh agent has one lease from its start, so that its
-// restart does not kill a healthy service.
+// plus the lease. A fresh agent has one lease from its start (startLease), so
+// that its restart does not kill a healthy service; until a majority has
+// answered it once, only that one.
 func (a *Agent) leaseExpiry() time.Time {
 	times := []time.Time{}
 	for _, m := range a.managers {
@@ -27,11 +28,32 @@ func (a *Agent) leaseExpiry() time.Time {
 		}
 	}
 	sort.Slice(times, func(i, j int) bool { return times[i].After(times[j]) })
+	k := majority(len(a.managers))
+	if len(times) < k {
+		return a.start.Add(a.startLease)
+	}
 	expiry := a.start.Add(a.lease)
-	if k := majority(len(a.managers)); len(times) >= k && times[k-1].Add(a.lease).After(expiry) {
+	if times[k-1].Add(a.lease).After(expiry) {
 		expiry = times[k-1].Add(a.lease)
 	}
 	return expiry
+}
+
+// firstStartLease: the lease of an agent's first start since its node booted
+// (no lease file in /run yet), until a majority first answers. pulumi up
+// starts the services before the agents, and the agents of a new cluster
+// one host after another: with only the usual lease, the first agent up
+// found no majority for 500 ms and killed the services already running on
+// its node (a CI run lost its key-value store so, and with no checkpoint
+// synced yet, for good). Safe for the node's copies: its agent has not run
+// since boot, so no controller heard it (the services it had before a
+// reboot are not restarted by Docker and were restored elsewhere once it was
+// down), and a controller restores a service that runs where nobody hears
+// only after a 10 s hold (controller.go). Left open: heartbeats heard by the
+// controllers whose answers never reach this node, then a full cut, within
+// these seconds.
+func firstStartLease(lease time.Duration) time.Duration {
+	return max(lease, 5*time.Second)
 }
 
 func (a *Agent) checkLease() {

@@ -25,8 +25,10 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log"
 	"net"
 	"os"
@@ -59,6 +61,9 @@ func main() {
 		log.Fatalf("%s: %v", *configPath, err)
 	}
 	a.leaseFile = leaseFile
+	if _, err := os.Stat(leaseFile); errors.Is(err, fs.ErrNotExist) {
+		a.startLease = firstStartLease(a.lease)
+	}
 	a.run()
 }
 
@@ -95,10 +100,11 @@ func (a *Agent) openEvents() {
 func newState(cfg Config, start time.Time) (*Agent, error) {
 	a := &Agent{
 		cfg: cfg, start: start, byName: map[string]Node{},
-		heartbeat: time.Duration(cfg.HeartbeatMs) * time.Millisecond,
-		downAfter: time.Duration(cfg.DownAfterMs) * time.Millisecond,
-		lease:     time.Duration(cfg.LeaseMs) * time.Millisecond,
-		sentAt:    map[uint64]time.Time{}, acked: map[string]time.Time{},
+		heartbeat:  time.Duration(cfg.HeartbeatMs) * time.Millisecond,
+		downAfter:  time.Duration(cfg.DownAfterMs) * time.Millisecond,
+		lease:      time.Duration(cfg.LeaseMs) * time.Millisecond,
+		startLease: time.Duration(cfg.LeaseMs) * time.Millisecond,
+		sentAt:     map[uint64]time.Time{}, acked: map[string]time.Time{},
 		heard: map[string]time.Time{}, reports: map[string][]Local{}, views: map[string]peerView{},
 		owner: map[string]string{}, busyUntil: map[string]time.Time{}, busyOn: map[string]string{},
 		downSince: map[string]time.Time{}, firstSeen: map[string]time.Time{}, stuck: map[string]bool{}, holderSince: map[string]time.Time{},
@@ -140,7 +146,11 @@ func (a *Agent) noQuorum() string {
 }
 
 func (a *Agent) run() {
-	a.event("start", "", fmt.Sprintf("agent started (heartbeat %v, down after %v, lease %v, controller: %v, witness: %v, no quorum: %s)", a.heartbeat, a.downAfter, a.lease, a.isManager(), a.isWitness(), a.noQuorum()))
+	first := ""
+	if a.startLease != a.lease {
+		first = fmt.Sprintf(" (%v from this first start since boot until a majority answers)", a.startLease)
+	}
+	a.event("start", "", fmt.Sprintf("agent started (heartbeat %v, down after %v, lease %v%s, controller: %v, witness: %v, no quorum: %s)", a.heartbeat, a.downAfter, a.lease, first, a.isManager(), a.isWitness(), a.noQuorum()))
 	go a.receive()
 	go a.serveOrders()
 	go a.every(time.Second, a.refreshLocal)

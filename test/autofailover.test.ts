@@ -22,7 +22,7 @@ import { stopSync, syncOn } from "../lib/ha/replication";
 import { locate, specOf } from "../lib/ha/service-container";
 import { vipHolders } from "../lib/ha/vip";
 import { dumpAndSendScript, migrate } from "../lib/ha/migration";
-import { movingMark } from "../lib/host/paths";
+import { hostTools, movingMark } from "../lib/host/paths";
 import { sshExec } from "../lib/host/ssh";
 import { projectRoot } from "../lib/toolchain";
 import { copyCounter, sleep, until as poll } from "./helpers/poll";
@@ -331,6 +331,34 @@ test.serial("the agent of the primary's node stops (its services run on): its wa
   t.deepEqual(await until(5, vipOn, (v) => v.join() === on.join()), on, "the vip is where the service runs now");
 });
 
+test.serial("the agents of a new cluster start one host after another: the first one up, alone for seconds, keeps the copy pulumi up started on its node; once the others answer, the usual lease", async (t) => {
+  const [primary] = await runningOn();
+  const others = inventory().hosts.map((h) => h.name).filter((n) => n !== primary);
+  // As before their first install: no agent or watchdog runs, and no node has a lease file since its boot.
+  const stop = (n: string) => sshExec(host(n), `. ${hostTools.library}; service_stop watchdog; service_stop agent; rm -f ${agentPaths.lease}`);
+  const start = (n: string) => sshExec(host(n), `. ${hostTools.library}; service_restart agent; service_restart watchdog`);
+  await Promise.all(inventory().hosts.map((h) => stop(h.name)));
+  try {
+    const since = Date.now();
+    await start(primary);
+    // Alone: the usual lease (500 ms) and the watchdog's grace after it have long passed.
+    await sleep(2000);
+    t.deepEqual(await runningOn(), [primary], "the first agent up, alone, keeps the copy running on its node");
+    await Promise.all(others.map(start));
+    // Past the first start's 5 s: its lease now comes from the others' answers.
+    await sleep(4000);
+    t.deepEqual(await runningOn(), [primary], "and keeps it once the others run");
+    const events = (await agentEvents([host(primary)])).filter((e) => Date.parse(e.at) >= since);
+    t.false(events.some((e) => e.kind === "fence"), `no fence: ${JSON.stringify(events)}`);
+    t.true(events.some((e) => e.kind === "start" && /lease 500ms \(5s from this first start since boot until a majority answers\)/.test(e.message)), "the agent said its first lease");
+    const state = await agentState(host(primary));
+    t.true((state?.leaseMs ?? 0) > 0 && !state?.fenced, `it holds its lease: ${JSON.stringify(state)}`);
+  } finally {
+    // Every agent and watchdog runs again, whatever failed above.
+    await Promise.all(inventory().hosts.map((h) => sshExec(host(h.name), `. ${hostTools.library}; service_running agent || service_restart agent; service_running watchdog || service_restart watchdog`, { nothrow: true })));
+  }
+});
+
 test.serial("three fences at once of a copy left frozen (a checkpoint cut short): its processes die through its cgroup, one fence removes it, none fails; it is restored elsewhere, never two copies", async (t) => {
   const [primary] = await runningOn();
   const copies = copyCounter(runningOn);
@@ -441,7 +469,8 @@ test.serial("the source of a migration dies right after the transfer: the agents
 });
 
 test.serial("a seeded nemesis (2 min of crashes, partitions, one-way loss and pauses of a node or its agent): never two copies, no acknowledged write lost beyond the interval, served again after every fault", async (t) => {
-  const report = await runNemesis({ lab, inventory: inventory(), service: "counter", port, seed: 20261127, durationMs: 120_000, kinds: faultKinds, settleMs: 15_000 });
+  // The kinds this seed was chosen with (starve-node came later: the bench runs it).
+  const report = await runNemesis({ lab, inventory: inventory(), service: "counter", port, seed: 20261127, durationMs: 120_000, kinds: faultKinds.filter((k) => k !== "starve-node"), settleMs: 15_000 });
   t.log(renderNemesisText(report));
   t.true(report.faults.length >= 5, `${report.faults.length} faults injected`);
   const gaps = report.samples.slice(1).map((s, i) => s.at - report.samples[i].at);
