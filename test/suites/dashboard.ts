@@ -247,9 +247,20 @@ export function registerDashboardTests(on: DashboardLab): void {
     } finally {
       await view.close();
     }
-    const after = await runningOn();
-    // What the agents did meanwhile, should it have moved (the refused request cannot have).
-    if (after.join() !== before.join()) t.log((await agentEvents(inventory().hosts)).filter((e) => Date.parse(e.at) >= began - 5000).map((e) => `${e.at} ${e.node} ${e.kind} ${e.service ?? ""}: ${e.message}`).join("\n"));
-    t.deepEqual(after, before, "nothing moved");
+    let after = await runningOn();
+    if (after.join() !== before.join()) {
+      // It may move meanwhile by the agents' own hand (a lease lapsed on this loaded machine: the
+      // fast default leases), never by a migration: the agents must have restored it where it runs.
+      // Seen between the fence and the restore (a CI run), it runs nowhere for a moment: waited for.
+      let events: Awaited<ReturnType<typeof agentEvents>> = [];
+      const restoredWhereItRuns = async () => {
+        after = await runningOn();
+        events = (await agentEvents(inventory().hosts)).filter((e) => Date.parse(e.at) >= began - 5000);
+        return after.length === 1 && events.some((e) => e.kind === "restored" && e.service === service && after.some((h) => e.node === h || e.message.startsWith(`runs on ${h},`)));
+      };
+      const explained = await until(30, restoredWhereItRuns, (v) => v, 500);
+      t.log(events.map((e) => `${e.at} ${e.node} ${e.kind} ${e.service ?? ""}: ${e.message}`).join("\n"));
+      t.true(explained, `${service} moved from ${before} to ${after.join(", ") || "no node"} with no restore by the agents there: something else moved it`);
+    } else t.pass("nothing moved");
   });
 }
