@@ -415,3 +415,25 @@ func TestATakeoverWaitsForTheUpNodeWithTheNewestStateAtMost20s(t *testing.T) {
 		t.Errorf("no owner known (after a stall): holder %q, want none", h)
 	}
 }
+
+func TestOnlyAReportHeardWithinDownAfterSaysWhereAServiceRunsNow(t *testing.T) {
+	a := threeManagers(t, "a")
+	counter := Service{Name: "counter", Nodes: []string{"b", "c"}}
+	now := t0.Add(time.Minute)
+	// b was re-imaged a minute ago: its last report still says running. No peer votes it
+	// down (c's agent has just restarted), so a majority does not call it down.
+	a.reports["b"] = []Local{{Name: "counter", State: "running"}}
+	a.heard["b"] = t0
+	a.reports["c"] = []Local{{Name: "counter", State: "running"}}
+	a.heard["c"] = now.Add(-ms(200))
+	running, reported := a.copies(counter, map[string]bool{}, now)
+	if strings.Join(running, ",") != "c" {
+		t.Errorf("runs on %v, want c only: b's report is a minute old", running)
+	}
+	if strings.Join(reported, ",") != "b,c" {
+		t.Errorf("reported on %v, want b,c: a lost service is not declared while b, not down, last said it runs it", reported)
+	}
+	if running, _ := a.copies(counter, map[string]bool{"c": true}, now); len(running) != 0 {
+		t.Errorf("c down for a majority: runs on %v, want none", running)
+	}
+}

@@ -56,6 +56,29 @@ func (a *Agent) reportOf(node, service string) (Local, bool) {
 	return Local{}, false
 }
 
+// copies: the nodes not down for a majority whose copy of `s` runs and serves
+// as this controller last heard from them (reported), and those among them it
+// heard within downAfter (running): only these say where the service runs now.
+// A report stays as its node's last heartbeat left it, and a node this
+// controller no longer hears is down only by a majority's votes, which a
+// controller that restarted withholds for downAfter (it has not yet missed
+// anyone): a CI run's re-imaged node's last report, "running" from before
+// the re-image, counted again while pulumi up restarted an agent, made that
+// node the owner for a tick, and the copy restored on the standby was
+// fenced as a second one.
+func (a *Agent) copies(s Service, down map[string]bool, now time.Time) (running, reported []string) {
+	for _, n := range s.Nodes {
+		// An unhealthy copy runs but does not serve: it is replaced, not counted.
+		if l, ok := a.reportOf(n, s.Name); ok && l.State == "running" && l.Health != healthUnhealthy && !down[n] {
+			reported = append(reported, n)
+			if !a.suspect(n, now) {
+				running = append(running, n)
+			}
+		}
+	}
+	return running, reported
+}
+
 // moving: whether any node reports a planned migration of `service` under way.
 func (a *Agent) moving(service string) bool {
 	for _, locals := range a.reports {
@@ -112,14 +135,9 @@ func (a *Agent) control() {
 		down[n.Name] = a.downVotes(n.Name, now) >= majority(len(a.managers))
 	}
 	// Every controller keeps track of where each service runs, so that any of them can act.
-	running := map[string][]string{}
+	running, reported := map[string][]string{}, map[string][]string{}
 	for _, s := range a.cfg.Services {
-		for _, n := range s.Nodes {
-			// An unhealthy copy runs but does not serve: it is replaced, not counted.
-			if l, ok := a.reportOf(n, s.Name); ok && l.State == "running" && l.Health != healthUnhealthy && !down[n] {
-				running[s.Name] = append(running[s.Name], n)
-			}
-		}
+		running[s.Name], reported[s.Name] = a.copies(s, down, now)
 		if r := running[s.Name]; len(r) == 1 && now.After(a.busyUntil[s.Name]) {
 			a.owner[s.Name] = r[0]
 			a.unserved[s.Name] = false
@@ -166,7 +184,8 @@ func (a *Agent) control() {
 			// Nobody here knows where it ran (this controller started, or forgot after a stall).
 			// Running nowhere while every node up can tell, for longer than a boot's slow engine
 			// takes: restored from the newest checkpoint, or it would stay down for good.
-			if len(r) == 0 && !a.moving(s.Name) && a.allKnown(s, alive) {
+			// (Not while a node not down for a majority last said it runs it, however long ago.)
+			if len(reported[s.Name]) == 0 && !a.moving(s.Name) && a.allKnown(s, alive) {
 				seen["lost:"+s.Name] = true
 				if a.holds("lost:"+s.Name, now, 10*time.Second) {
 					a.takeover(s, "it runs on no node, and none knows where it ran", alive, "")
