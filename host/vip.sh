@@ -64,16 +64,35 @@ vip_held() {
   [ -n "$dev" ] && echo "$dev"
 }
 
-# vip_ready NAME: NAME's rules are in place here (vip_rules),
-# before a restore starts it: a restored connection's first packet may leave
-# the moment CRIU lets it go, and its tracking then keeps whatever address it
+# vip_ready NAME: NAME's rules are in place here (vip_rules), and this
+# host's stale flows to its address forgotten (vip_forget_flows), before a
+# restore starts it: a restored connection's first packet may leave the
+# moment CRIU lets it go, and its tracking then keeps whatever address it
 # left with. Nothing for a service without an address.
 vip_ready() {
   local vip dev
   vip=$(vip_of "$1")
   [ -n "$vip" ] || return 0
   dev=$(vip_device "$vip") || return 0 # said by vip_add
-  vip_rules "$1" "$vip" "$dev"
+  vip_rules "$1" "$vip" "$dev" && vip_forget_flows "$vip"
+}
+
+# vip_forget_flows ADDRESS: deletes this host's connection tracking entries
+# for ADDRESS; called where the service does not run yet, so each is stale:
+# a client's packets that reached this host after its copy left (their ARP
+# entry still named it) were forwarded on (vip_rules) and tracked as
+# CLIENT -> ADDRESS:PORT without NAT, for 5 minutes. A connection restored
+# here within that time (moved back) clashes with that entry: the restored
+# server's replies cannot take ADDRESS:PORT as their source, and the
+# client's packets pass by the service. The lab saw a stream moved away and
+# back within seconds go silent, never reset.
+vip_forget_flows() {
+  if ! command -v conntrack >/dev/null; then
+    echo "conntrack is missing on $(hostname) (pulumi up installs it): a connection moved back here within 5 minutes of leaving may hang" >&2
+    return 0
+  fi
+  # Exit status 1 when there was none to delete.
+  conntrack -D --orig-dst "$1" >/dev/null 2>&1 || true
 }
 
 # vip_add NAME (the lock held): takes NAME's address unless this host has it;

@@ -474,7 +474,7 @@ test("vip: every host the service may run on knows its address, in a command who
     const vip = named(`unit-vip-${host}-vip`);
     t.is(vip.inputs.connection.host, address);
     t.like(envOf(vip), { SERVICE: "unit-vip", VIP: "10.0.0.200" });
-    t.regex(script(vip), /apt_install iputils-arping/);
+    t.regex(script(vip), /apt_install iputils-arping conntrack/);
     t.regex(script(vip), /edge_ha_delete\(\) \{[^}]*vip_down "\$SERVICE"/);
   }
 });

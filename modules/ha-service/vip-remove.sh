@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Drops SERVICE's virtual address here and forgets it; the last one takes
-# arping with it (when edge-ha installed it).
+# arping and conntrack with it (when edge-ha installed them).
 set -euo pipefail
 vip_down "$SERVICE"
 # Its rules (host/vip.sh vip_rules), by their comment; highest number first:
@@ -13,4 +13,4 @@ done
 # A hold a handover or roll-out left (host/vip.sh vip_hold), by the address the file names.
 vip_release "$SERVICE"
 rm -f "$EDGE_HA_VIPS/$SERVICE"
-if rmdir "$EDGE_HA_VIPS" 2>/dev/null; then apt_remove_ours iputils-arping; fi
+if rmdir "$EDGE_HA_VIPS" 2>/dev/null; then apt_remove_ours iputils-arping conntrack; fi

@@ -9,7 +9,9 @@ if [ -z "$VIP" ]; then
   rm -f "$EDGE_HA_VIPS/$SERVICE"
   exit 0
 fi
-apt_install iputils-arping
+# arping announces the address where it is taken; conntrack forgets a
+# host's stale flows to it before a restore there (host/vip.sh vip_forget_flows).
+apt_install iputils-arping conntrack
 mkdir -p "$EDGE_HA_VIPS"
 (
   flock -w 10 9
