@@ -124,6 +124,7 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisReport
   } finally {
     await current?.undo().catch(() => undefined);
     await undoAll(lab);
+    await swarmLeaderAgain(inventory);
     sampling = false;
     await sampler;
     await prober.stop();
@@ -183,6 +184,34 @@ async function undoAll(lab: LabOptions): Promise<void> {
     if (n.running) await resume(lab, n.name).catch(() => undefined);
     else await boot(lab, n.name).catch(() => undefined);
   }
+}
+
+/**
+ * Waits up to 60 s for the swarm to have a leader again (a lab with
+ * managers): a manager paused or crashed leaves the others electing one for
+ * seconds, and a paused one, resumed, may start an election of its own. What
+ * follows a nemesis (a test, a bench's next part) finds the lab as it was:
+ * CI's dashboard test read the join token right after a nemesis whose last
+ * fault paused a manager, and the engine said "The swarm does not have a
+ * leader". Said when it does not come.
+ */
+async function swarmLeaderAgain(inventory: Inventory): Promise<void> {
+  const managers = inventory.hosts.filter((h) => h.roles.includes("manager"));
+  if (managers.length === 0) return;
+  const started = Date.now();
+  let said = "";
+  while (Date.now() - started < 60_000) {
+    for (const m of managers) {
+      const r = await sshExec(m, "timeout 5 docker node ls -q", { nothrow: true, connectTimeout: 2 });
+      if (r.exitCode === 0) {
+        if (Date.now() - started > 1000) progress(`the swarm has a leader again, ${((Date.now() - started) / 1000).toFixed(1)} s after the faults were undone`);
+        return;
+      }
+      said = r.stderr.trim() || `exit ${r.exitCode}`;
+    }
+    await sleep(1000);
+  }
+  progress(`the swarm has no leader 60 s after the faults were undone: ${said}`);
 }
 
 /**
