@@ -3,6 +3,7 @@ import { progress, UserError } from "../log";
 import { sshExec } from "../host/ssh";
 import { agentPaths, agentState } from "./agent";
 import { drainNode, undrainNode, type DrainResult } from "./drain";
+import { swarmNodesNotReady } from "./swarm";
 
 /*
  * A rolling upgrade of the fleet, one node at a time, with its services
@@ -153,15 +154,4 @@ async function whatIsMissing(inventory: Inventory, node: Host, hasAgent: boolean
     if (!state.leaseMs || state.leaseMs <= 0) return "its failover agent holds no lease (the controllers do not hear it)";
   }
   return "";
-}
-
-/** The swarm's nodes that its managers do not list as ready ("" when all are), as a manager answers for the leader. */
-async function swarmNodesNotReady(inventory: Inventory): Promise<string> {
-  for (const manager of inventory.hosts.filter((h) => h.roles.includes("manager"))) {
-    const ls = await sshExec(manager, "docker node ls --format '{{.Hostname}} {{.Status}}'", { nothrow: true, connectTimeout: 2 });
-    if (ls.exitCode !== 0) continue;
-    const notReady = ls.stdout.trim().split("\n").filter((l) => l && !/ Ready$/.test(l));
-    return notReady.length ? `the swarm's managers do not see every node ready yet (${notReady.join(", ")})` : "";
-  }
-  return "no manager of the swarm answers 'docker node ls'";
 }

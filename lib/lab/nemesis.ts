@@ -4,6 +4,7 @@ import { agentEvents, agentPaths, type AgentEvent } from "../ha/agent";
 import { sshExec } from "../host/ssh";
 import { Endpoint } from "../ha/endpoint";
 import { syncOn } from "../ha/replication";
+import { swarmNodesNotReady } from "../ha/swarm";
 import { locate } from "../ha/service-container";
 import { progress, UserError } from "../log";
 import { boot, crash, heal, partition, pause, resume, starve, unstarve } from "./faults";
@@ -124,7 +125,7 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisReport
   } finally {
     await current?.undo().catch(() => undefined);
     await undoAll(lab);
-    await swarmLeaderAgain(inventory);
+    await swarmWholeAgain(inventory);
     sampling = false;
     await sampler;
     await prober.stop();
@@ -187,31 +188,26 @@ async function undoAll(lab: LabOptions): Promise<void> {
 }
 
 /**
- * Waits up to 60 s for the swarm to have a leader again (a lab with
- * managers): a manager paused or crashed leaves the others electing one for
- * seconds, and a paused one, resumed, may start an election of its own. What
- * follows a nemesis (a test, a bench's next part) finds the lab as it was:
- * CI's dashboard test read the join token right after a nemesis whose last
- * fault paused a manager, and the engine said "The swarm does not have a
- * leader". Said when it does not come.
+ * Waits up to 60 s for the swarm to be whole again (a lab with managers): a
+ * leader, and every node ready as it lists them (lib/ha/swarm.ts). A manager
+ * paused or crashed leaves the others electing a leader for seconds, and a
+ * paused one, resumed, may start an election of its own. What follows a
+ * nemesis (a test, a bench's next part) finds the lab as it was: CI's
+ * dashboard test read the join token right after a nemesis whose last fault
+ * paused a manager, and the engine said "The swarm does not have a leader".
+ * Said when it does not come.
  */
-async function swarmLeaderAgain(inventory: Inventory): Promise<void> {
-  const managers = inventory.hosts.filter((h) => h.roles.includes("manager"));
-  if (managers.length === 0) return;
+async function swarmWholeAgain(inventory: Inventory): Promise<void> {
+  if (!inventory.hosts.some((h) => h.roles.includes("manager"))) return;
   const started = Date.now();
-  let said = "";
-  while (Date.now() - started < 60_000) {
-    for (const m of managers) {
-      const r = await sshExec(m, "timeout 5 docker node ls -q", { nothrow: true, connectTimeout: 2 });
-      if (r.exitCode === 0) {
-        if (Date.now() - started > 1000) progress(`the swarm has a leader again, ${((Date.now() - started) / 1000).toFixed(1)} s after the faults were undone`);
-        return;
-      }
-      said = r.stderr.trim() || `exit ${r.exitCode}`;
-    }
+  let missing = await swarmNodesNotReady(inventory);
+  while (missing && Date.now() - started < 60_000) {
     await sleep(1000);
+    missing = await swarmNodesNotReady(inventory);
   }
-  progress(`the swarm has no leader 60 s after the faults were undone: ${said}`);
+  const after = `${((Date.now() - started) / 1000).toFixed(1)} s after the faults were undone`;
+  if (missing) progress(`the swarm is not whole ${after}: ${missing}`);
+  else if (Date.now() - started > 1000) progress(`the swarm is whole again, ${after}`);
 }
 
 /**
