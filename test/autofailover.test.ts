@@ -21,7 +21,7 @@ import { PulumiStack } from "../lib/pulumi";
 import { stopSync, syncOn } from "../lib/ha/replication";
 import { locate, specOf } from "../lib/ha/service-container";
 import { vipHolders } from "../lib/ha/vip";
-import { dumpAndSendScript, migrate } from "../lib/ha/migration";
+import { dumpAndSendScript, migrate, type MigrationResult } from "../lib/ha/migration";
 import { hostTools, movingMark } from "../lib/host/paths";
 import { sshExec } from "../lib/host/ssh";
 import { projectRoot } from "../lib/toolchain";
@@ -425,6 +425,14 @@ test.serial("a planned migration moves the vip in its frozen window, and a clien
     res.on("error", (e) => (ended = e.message));
   });
   stream.on("error", (e) => (ended = e.message));
+  // After a move begun at `startedAt`: the connection still open, at least 20 events since the
+  // service was back, every one in order from the same server loop.
+  const keptComing = async (move: string, startedAt: number, m: MigrationResult) => {
+    const after = events.filter((e) => e.at > startedAt + (m.phases.prepare + m.downtime) * 1000);
+    t.is(ended, "", `the connection was never closed or reset ${move}`);
+    t.true(after.length >= 20, `events kept coming on the same connection ${move}: ${after.length}${after.length < 20 ? `; ${await flowsOf(stream.socket?.localPort)}` : ""}`);
+    t.true(events.every((e, i) => i === 0 || e.seq === events[i - 1].seq + 1), `the same server loop, no event lost or repeated: ${events.map((e) => e.seq).join(",")}`);
+  };
   const vips = copyCounter(vipOn);
   let sampling = true;
   const sampler = (async () => {
@@ -435,10 +443,7 @@ test.serial("a planned migration moves the vip in its frozen window, and a clien
     const movedAt = Date.now();
     const r = await migrate(inventory(), "counter", to);
     await sleep(3000);
-    const after = events.filter((e) => e.at > movedAt + r.phases.prepare * 1000 + r.downtime * 1000);
-    t.is(ended, "", "the connection was never closed or reset");
-    t.true(after.length >= 20, `events kept coming on the same connection after the move: ${after.length}${after.length < 20 ? `; ${await flowsOf(stream.socket?.localPort)}` : ""}`);
-    t.true(events.every((e, i) => i === 0 || e.seq === events[i - 1].seq + 1), `the same server loop, no event lost or repeated: ${events.map((e) => e.seq).join(",")}`);
+    await keptComing("after the move", movedAt, r);
     t.deepEqual(await vipOn(), [to]);
     t.is(await arpOwner(), to);
     // Straight back: the client's packets that reached the source after its copy left were
@@ -447,10 +452,7 @@ test.serial("a planned migration moves the vip in its frozen window, and a clien
     const backAt = Date.now();
     const b = await migrate(inventory(), "counter", from);
     await sleep(3000);
-    const afterBack = events.filter((e) => e.at > backAt + b.phases.prepare * 1000 + b.downtime * 1000);
-    t.is(ended, "", "the connection was never closed or reset after the move back");
-    t.true(afterBack.length >= 20, `events kept coming on the same connection after the move back to ${from}: ${afterBack.length}${afterBack.length < 20 ? `; ${await flowsOf(stream.socket?.localPort)}` : ""}`);
-    t.true(events.every((e, i) => i === 0 || e.seq === events[i - 1].seq + 1), `the same server loop, no event lost or repeated: ${events.map((e) => e.seq).join(",")}`);
+    await keptComing(`after the move back to ${from}`, backAt, b);
     t.deepEqual(await vipOn(), [from]);
     let gap = 0;
     for (let i = 1; i < events.length; i++) gap = Math.max(gap, events[i].at - events[i - 1].at);

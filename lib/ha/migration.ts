@@ -321,7 +321,7 @@ async function recover(m: Move): Promise<{ finished: boolean; what: string }> {
   const cleared = await clearTarget();
   if (truth.dumpComplete) {
     progress(`recovering: resuming ${service} on ${source.name} from ${m.checkpoint}`);
-    const resumed = await sshExec(source, hostScript(`{ vip_ready ${service} || true; } && checkpoint_locked ${service} docker start --checkpoint ${m.checkpoint} ${service} >/dev/null`), { nothrow: true });
+    const resumed = await sshExec(source, hostScript(`vip_ready ${service} || true; checkpoint_locked ${service} docker start --checkpoint ${m.checkpoint} ${service} >/dev/null`), { nothrow: true });
     const now = (await sshExec(source, truthCommand(service), { nothrow: true })).stdout.trim();
     if (now === "running") {
       await vipUp(source);
