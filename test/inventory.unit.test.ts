@@ -10,7 +10,7 @@ import { preflightProblems, type LiveFacts } from "../lib/host/preflight";
 const valid = `
 cluster: pis
 defaults:
-  ssh: { user: pi, privateKeyFile: keys/id_ed25519, knownHostsFile: keys/known_hosts }
+  ssh: { user: pi, become: sudo, privateKeyFile: keys/id_ed25519, knownHostsFile: keys/known_hosts }
 hosts:
   - { name: pi1, address: 192.168.1.21, arch: arm64, roles: [manager], labels: { zone: kitchen } }
   - { name: pi2, address: pi2.local, arch: arm64, ssh: { port: 2222 } }
@@ -79,9 +79,25 @@ test("network.subnet: the hosts' LAN as ADDRESS/PREFIX, its first address; mista
   t.regex(problems("10.0.0.0/8")[0], /^network: expected a mapping with subnet/);
 });
 
+test("ssh.become: a login that is not root needs become: sudo; sudoPasswordFile only with it, resolved beside the inventory; unknown ssh fields named", (t) => {
+  const fleet = (host: string) => `cluster: c\ndefaults:\n  ssh: { privateKeyFile: k, knownHostsFile: kh }\nhosts:\n  - { name: n1, address: 10.0.0.1, roles: [manager] }\n  - ${host}\n`;
+  const inv = parseInventory(fleet("{ name: pi3, address: 192.168.1.23, ssh: { user: pi, become: sudo, sudoPasswordFile: secrets/pi3 } }"), "/fleet/inventory.yaml");
+  t.deepEqual(inv.hosts[1].ssh, { ...inv.hosts[0].ssh, user: "pi", become: "sudo", sudoPasswordFile: "/fleet/secrets/pi3" });
+  t.is(inv.hosts[0].ssh.become, undefined, "root needs none");
+  const problems = (host: string) => t.throws(() => parseInventory(fleet(host), "inv.yaml"), { instanceOf: InventoryError })!.problems;
+  t.deepEqual(problems("{ name: pi3, address: 192.168.1.23, ssh: { user: pi } }"), [
+    "hosts[1] (pi3).ssh.become: pi is not root and edge-ha runs its commands as root: set become: sudo (and sudoPasswordFile if sudo asks pi for a password), or log in as root",
+  ]);
+  t.deepEqual(problems("{ name: pi3, address: 192.168.1.23, ssh: { user: pi, become: doas, sudoPassword: x } }"), [
+    'hosts[1] (pi3).ssh: unknown field "sudoPassword" (expected one of: user, port, privateKeyFile, knownHostsFile, become, sudoPasswordFile)',
+    'hosts[1] (pi3).ssh.become: expected sudo, found "doas"',
+  ]);
+  t.deepEqual(problems("{ name: pi3, address: 192.168.1.23, ssh: { sudoPasswordFile: p } }"), ["hosts[1] (pi3).ssh.sudoPasswordFile: given without become: sudo; set become: sudo, or remove it"]);
+});
+
 test("preflight: every host problem named with the host, what was found and the fix; a ready fleet has none", (t) => {
   const inv = parseInventory(
-    `${valid}  - { name: pi3, address: 192.168.1.23, arch: arm64, ssh: { user: pi } }\n  - { name: vm1, address: 192.168.1.30, arch: amd64 }\n`,
+    `${valid}  - { name: pi3, address: 192.168.1.23, arch: arm64 }\n  - { name: vm1, address: 192.168.1.30, arch: amd64, ssh: { user: ubuntu, become: sudo, sudoPasswordFile: vm1.sudo } }\n`,
     "/fleet/inventory.yaml",
   );
   const ready = (host: string, more: Partial<LiveFacts> = {}): LiveFacts => ({
@@ -91,15 +107,16 @@ test("preflight: every host problem named with the host, what was found and the 
   const problems = preflightProblems(inv, [
     ready("pi1", { memoryCgroup: false, cmdline: "/boot/firmware/cmdline.txt", pageSize: 16384 }),
     ready("pi2", { clockOffsetMs: 5000 }),
-    ready("pi3", { uid: 1000, freeMb: 300 }),
-    ready("vm1", { machine: "aarch64", clockOffsetMs: -5400, clockSlackMs: 200 }),
+    ready("pi3", { uid: 1000, sudo: "no", freeMb: 300 }),
+    ready("vm1", { uid: 1000, sudo: "no", machine: "aarch64", clockOffsetMs: -5400, clockSlackMs: 200 }),
   ]);
   t.deepEqual(problems, [
     `pi1: the memory cgroup is disabled (Docker's memory limits and CRIU's restores of limited containers need it); add "cgroup_enable=memory cgroup_memory=1" to the single line of /boot/firmware/cmdline.txt and reboot`,
     "pi2: its clock is at least 5.0 s ahead of this machine's; checkpoint ages and the agents' events compare hosts' clocks: run NTP there (systemd-timesyncd or chrony)",
-    "/fleet/inventory.yaml: hosts[2] (pi3).ssh.user: pi is not root (uid 1000); edge-ha provisions as root for now: log in as root (sudo is issue 16)",
+    `/fleet/inventory.yaml: hosts[2] (pi3).ssh.become: sudo as pi asks for a password (or pi may not run commands as root): give its password in ssh.sudoPasswordFile, or allow it without one ("pi ALL=(ALL) NOPASSWD: ALL" in /etc/sudoers.d/)`,
     "pi3: 300 MiB free for checkpoints (/var/lib), expected at least 1024 MiB: free space or give the host a larger disk",
     "/fleet/inventory.yaml: hosts[3] (vm1).arch: the inventory says amd64, the host is aarch64; set arch: arm64",
+    "/fleet/inventory.yaml: hosts[3] (vm1).ssh.sudoPasswordFile: sudo as ubuntu refused the password in /fleet/vm1.sudo (or ubuntu may not run commands as root): put ubuntu's password on the file's first line",
     "vm1: its clock is at least 5.2 s behind this machine's; checkpoint ages and the agents' events compare hosts' clocks: run NTP there (systemd-timesyncd or chrony)",
     "arm64 hosts have different page sizes (16K: pi1; 4K: pi2, pi3): a checkpoint taken on one restores only on hosts of its page size; boot them all with one (on a Pi 5: kernel=kernel8.img in config.txt for 4K pages)",
   ]);

@@ -103,7 +103,8 @@ export function machinesInventory(
         arch: options.arch[m.name],
         roles: kept.roles ?? [i < Math.max(1, managers) ? "manager" : "worker"],
         ...(kept.labels && Object.keys(kept.labels).length ? { labels: kept.labels } : {}),
-        ssh: { user: m.user, port: m.port, privateKeyFile: rel(m.keyFile) },
+        // docker-machine's VMs log in as docker or ubuntu, with passwordless sudo.
+        ssh: { user: m.user, port: m.port, privateKeyFile: rel(m.keyFile), ...(m.user === "root" ? {} : { become: "sudo" }) },
       };
     }),
   };

@@ -21,6 +21,9 @@ export type Arch = (typeof architectures)[number];
 /** `uname -m` names of each architecture. */
 export const unameMachines: Record<Arch, string[]> = { amd64: ["x86_64"], arm64: ["aarch64", "arm64"], armhf: ["armv7l", "armv6l"] };
 
+/** The fields of a host's `ssh` (and of defaults.ssh). */
+const sshKeys = ["user", "port", "privateKeyFile", "knownHostsFile", "become", "sudoPasswordFile"];
+
 export interface SshSettings {
   user: string;
   port: number;
@@ -28,6 +31,16 @@ export interface SshSettings {
   privateKeyFile: string;
   /** Absolute path of a known_hosts file holding the hosts' keys. */
   knownHostsFile: string;
+  /**
+   * "sudo": the login is not root, and every command edge-ha runs there
+   * (provisioning, the operator's actions) runs through sudo as root.
+   */
+  become?: "sudo";
+  /**
+   * Absolute path of a file whose first line is the login's sudo password,
+   * when sudo asks for one; without it sudo must not ask (`sudo -n`).
+   */
+  sudoPasswordFile?: string;
 }
 
 export interface Host {
@@ -176,6 +189,16 @@ export function parseInventory(text: string, file: string): Inventory {
           problems.push(`${where}.ssh.${field}: expected a file path (here or in defaults.ssh), found ${show(ssh[field])}`);
         }
       }
+      for (const key of Object.keys(ssh)) if (!sshKeys.includes(key)) problems.push(`${where}.ssh: unknown field "${key}" (expected one of: ${sshKeys.join(", ")})`);
+      const become = ssh.become;
+      if (become !== undefined && become !== "sudo") problems.push(`${where}.ssh.become: expected sudo, found ${show(become)}`);
+      // edge-ha's commands need root: a login that is not root reaches it through sudo, and says so.
+      if (typeof user === "string" && user !== "root" && become === undefined) {
+        problems.push(`${where}.ssh.become: ${user} is not root and edge-ha runs its commands as root: set become: sudo (and sudoPasswordFile if sudo asks ${user} for a password), or log in as root`);
+      }
+      const passwordFile = ssh.sudoPasswordFile;
+      if (passwordFile !== undefined && (typeof passwordFile !== "string" || passwordFile === "")) problems.push(`${where}.ssh.sudoPasswordFile: expected a file path, found ${show(passwordFile)}`);
+      else if (passwordFile !== undefined && become !== "sudo") problems.push(`${where}.ssh.sudoPasswordFile: given without become: sudo; set become: sudo, or remove it`);
 
       hosts.push({
         name: String(name),
@@ -188,6 +211,8 @@ export function parseInventory(text: string, file: string): Inventory {
           port: Number(port),
           privateKeyFile: path.resolve(baseDir, String(ssh.privateKeyFile)),
           knownHostsFile: path.resolve(baseDir, String(ssh.knownHostsFile)),
+          ...(become === "sudo" ? { become: "sudo" as const } : {}),
+          ...(typeof passwordFile === "string" && passwordFile !== "" ? { sudoPasswordFile: path.resolve(baseDir, passwordFile) } : {}),
         },
       });
     });

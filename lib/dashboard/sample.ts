@@ -4,7 +4,7 @@ import * as path from "node:path";
 import type { Host } from "../config/inventory";
 import { checkpointsDir, servicesDir, vipsDir } from "../host/paths";
 import { shellQuote } from "../host/shell";
-import { sshArgs } from "../host/ssh";
+import { rootShell, sshArgs, sudoInput } from "../host/ssh";
 import { agentPaths, type AgentEvent, type AgentState } from "../ha/agent";
 import { portLabel, serviceLabel } from "../ha/service-container";
 
@@ -68,7 +68,9 @@ export async function streamSamples(host: Host, onSample: (s: HostSample | undef
   const env = Object.entries(scriptEnvironment).map(([k, v]) => `${k}=${shellQuote(v)}`).join(" ");
   let previous: HostSample | undefined;
   while (!signal.aborted) {
-    const ssh = spawn("ssh", [...sshArgs(host, [], 3), `${env} exec bash -c ${shellQuote(script)} sample`], { stdio: ["ignore", "pipe", "ignore"] });
+    const ssh = spawn("ssh", [...sshArgs(host, [], 3), rootShell(host, `${env} exec bash -c ${shellQuote(script)} sample`)], { stdio: ["pipe", "pipe", "ignore"] });
+    ssh.stdin!.on("error", () => undefined); // a session that ended at once: its exit says so
+    ssh.stdin!.end(sudoInput(host));
     let buffer = "";
     let round: string[] = [];
     let silence: NodeJS.Timeout | undefined;

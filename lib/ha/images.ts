@@ -4,7 +4,7 @@ import * as path from "node:path";
 import { $ } from "zx";
 import type { Arch, Host } from "../config/inventory";
 import { progress, UserError } from "../log";
-import { sshArgs, sshExec } from "../host/ssh";
+import { sshExec } from "../host/ssh";
 import { projectRoot, toolsDir } from "../toolchain";
 import type { ImageSource } from "../config/service-spec";
 import { archFromDocker, fileSha256, readArchive } from "./image-archive";
@@ -105,5 +105,5 @@ export async function ensureImageOn(host: Host, image: PreparedImage): Promise<v
   }
   if ((await sshExec(host, `docker image inspect -f '{{.Id}}' ${image.ref} 2>/dev/null`, { nothrow: true })).stdout.trim() === image.id) return;
   progress(`loading ${image.ref} on ${host.name}`);
-  await $({ quiet: true, input: readFileSync(image.archive) })`ssh ${sshArgs(host)} docker load -q`;
+  await sshExec(host, "docker load -q", { input: readFileSync(image.archive) });
 }

@@ -1,7 +1,7 @@
 import type { Host, Inventory } from "../config/inventory";
 import { UserError } from "../log";
 import { $ } from "zx";
-import { sshArgs, sshExec } from "../host/ssh";
+import { sshExec, sshPipe } from "../host/ssh";
 import { checkpointsDir, rsyncDefaults, rsyncPasswordFile, serviceNetwork } from "../host/paths";
 import { hostScript, shellQuote } from "../host/shell";
 import { type ContainerSettings, type HealthCheck, type PortMapping, type Volume, checkServiceName, portText } from "../config/service-spec";
@@ -94,7 +94,7 @@ export async function deploy(host: Host, spec: ServiceSpec): Promise<void> {
 /** Copies an image from one host's engine to another's (docker save | docker load) unless it has it. */
 export async function copyImage(from: Host, to: Host, image: string): Promise<void> {
   if ((await sshExec(to, `docker image inspect ${image} >/dev/null 2>&1`, { nothrow: true })).exitCode === 0) return;
-  await $({ quiet: true })`ssh ${sshArgs(from)} docker save ${image}`.pipe($({ quiet: true })`ssh ${sshArgs(to)} docker load`);
+  await sshPipe(from, `docker save ${image}`, to, "docker load");
 }
 
 /** Where a service's container runs, and which hosts could not be asked (SSH failed: down, unreachable, too slow). */

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { type Host, type Inventory, runsServices, unameMachines } from "../config/inventory";
-import { sshExec } from "./ssh";
+import { sshExec, sudoPassword } from "./ssh";
 
 /*
  * Preflight: what each host of an inventory is, read over SSH without
@@ -15,6 +15,8 @@ export interface LiveFacts {
   host: string;
   /** Its user's uid over SSH (0: root). */
   uid: number;
+  /** For a login through sudo: whether sudo gave root (as the inventory says: without a prompt, or with its password), or is not installed. */
+  sudo?: "yes" | "no" | "missing";
   machine: string;
   kernel: string;
   pageSize: number;
@@ -44,13 +46,16 @@ const probeScript = readFileSync(path.join(__dirname, "..", "..", "host", "prefl
 /** Reads a host's facts; an Error naming the host when it does not answer. */
 export async function probeHost(host: Host): Promise<LiveFacts> {
   const sent = Date.now();
-  const r = await sshExec(host, probeScript, { nothrow: true, connectTimeout: 5 });
+  const become = host.ssh.become !== "sudo" ? "" : host.ssh.sudoPasswordFile ? "sudo-password" : "sudo";
+  const input = become === "sudo-password" ? `${sudoPassword(host)}\n` : undefined;
+  const r = await sshExec(host, `BECOME=${become}\n${probeScript}`, { nothrow: true, connectTimeout: 5, asLogin: true, input });
   const back = Date.now();
   if (r.exitCode !== 0) throw new Error(`${host.name} (${host.address}): the probe over SSH failed (exit ${r.exitCode}): ${(r.stderr || r.stdout).trim().split("\n").pop()}`);
   const kv = Object.fromEntries(r.stdout.split("\n").filter((l) => l.includes("=")).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
   return {
     host: host.name,
     uid: Number(kv.user),
+    ...(kv.sudo ? { sudo: kv.sudo === "1" ? ("yes" as const) : kv.sudo === "missing" ? ("missing" as const) : ("no" as const) } : {}),
     machine: kv.machine,
     kernel: kv.kernel,
     pageSize: Number(kv.pagesize),
@@ -74,7 +79,15 @@ export function preflightProblems(inventory: Inventory, facts: LiveFacts[]): str
       const actual = Object.entries(unameMachines).find(([, names]) => names.includes(f.machine))?.[0];
       problems.push(`${at}.arch: the inventory says ${h.arch}, the host is ${f.machine}; ${actual ? `set arch: ${actual}` : "edge-ha runs on amd64, arm64 and armhf hosts only"}`);
     }
-    if (f.uid !== 0) problems.push(`${at}.ssh.user: ${h.ssh.user} is not root (uid ${f.uid}); edge-ha provisions as root for now: log in as root (sudo is issue 16)`);
+    if (f.uid !== 0 && h.ssh.become !== "sudo") problems.push(`${at}.ssh.become: ${h.ssh.user} is not root (uid ${f.uid}) and edge-ha runs its commands as root: set become: sudo, or log in as root`);
+    if (f.sudo === "missing") problems.push(`${at}.ssh.become: sudo is not installed on the host: install it (apt-get install sudo) and allow ${h.ssh.user} root, or log in as root`);
+    if (f.sudo === "no") {
+      problems.push(
+        h.ssh.sudoPasswordFile
+          ? `${at}.ssh.sudoPasswordFile: sudo as ${h.ssh.user} refused the password in ${h.ssh.sudoPasswordFile} (or ${h.ssh.user} may not run commands as root): put ${h.ssh.user}'s password on the file's first line`
+          : `${at}.ssh.become: sudo as ${h.ssh.user} asks for a password (or ${h.ssh.user} may not run commands as root): give its password in ssh.sudoPasswordFile, or allow it without one ("${h.ssh.user} ALL=(ALL) NOPASSWD: ALL" in /etc/sudoers.d/)`,
+      );
+    }
     // A witness runs only the failover agent: no containers, no checkpoints.
     const serves = runsServices(h);
     if (serves && !f.memoryCgroup) {
