@@ -31,6 +31,7 @@ import { hostFile, hostVariables } from "../lib/host/shell";
 import { spawnSync } from "node:child_process";
 import { goDuration, SwarmService } from "../modules/swarm-service";
 import { hostCommandScript } from "../modules/command";
+import { rootCommand, sudoMarker } from "../lib/host/ssh";
 
 const dir = mkdtempSync(path.join(tmpdir(), "edge-ha-unit-"));
 writeFileSync(path.join(dir, "id"), "-----BEGIN OPENSSH PRIVATE KEY-----\nKEY\n-----END OPENSSH PRIVATE KEY-----\n");
@@ -654,7 +655,8 @@ test("the host files find what they read: the library where modules/host-tools i
 test("every script edge-ha composes parses as bash: each host command's stdin, a restore, a sync start", async (t) => {
   await new Promise((r) => setTimeout(r, 50));
   const scripts: [string, string][] = [
-    ...registered.filter((r) => r.type === "command:remote:Command").map((r) => [r.name, script(r)] as [string, string]),
+    // A sudo password and its marker lead some (sudo reads them): the script is what follows.
+    ...registered.filter((r) => r.type === "command:remote:Command").map((r) => [r.name, script(r).replace(new RegExp(`^[^\n]*\n${sudoMarker}\n`), "")] as [string, string]),
     ["restore", restoreCommand("counter", "0123abcd", "/var/lib/edge-ha/checkpoints/counter/m1", "m1")],
     ["sync start", syncInstallScript({ name: "counter", image: "edge-ha/counter:1", containerPort: 8080, hostPort: 18080 }, { name: "pi2", address: "10.0.0.2" }, 1)],
   ];
@@ -668,4 +670,52 @@ test("every script edge-ha composes parses as bash: each host command's stdin, a
 test("a restore's steps as the host prints them become numbers (bench state shows them)", (t) => {
   t.deepEqual(restoreStepsOf("counter\nrestore steps: verify 812 ms, files 3 ms, images 640 ms, start 2901 ms\n"), { verify: 812, files: 3, images: 640, start: 2901 });
   t.is(restoreStepsOf("counter\n"), undefined, "an older host library prints none");
+});
+
+test("logins through sudo: every command runs as root through sudo (with the password on stdin when sudo asks one, secret), copies land in the login's home, the login joins the docker group; root hosts are as before", async (t) => {
+  writeFileSync(path.join(dir, "pw-c"), "s3cret pass\n");
+  const mixed = parseInventory(
+    `
+cluster: mixed
+defaults: { ssh: { privateKeyFile: id, knownHostsFile: known_hosts } }
+hosts:
+  - { name: s1, address: 10.0.0.1, roles: [manager] }
+  - { name: s2, address: 10.0.0.2, ssh: { user: pi, become: sudo } }
+  - { name: s3, address: 10.0.0.3, ssh: { user: ubuntu, become: sudo, sudoPasswordFile: pw-c } }
+`,
+    path.join(dir, "inventory.yaml"),
+  );
+  const mixedCluster = new EdgeCluster("mixed", { inventory: mixed, settings });
+  new FailoverAgents("mixed-failover", { inventory: mixed, failover: settings.failover, services: [], nodes: mixedCluster.ready, binaries: { amd64: path.join(dir, "agent-amd64") } });
+  await unwrap(mixedCluster.nodes.s3.docker!);
+  await new Promise((r) => setTimeout(r, 100));
+  t.is(named("s1-engine").inputs.create, "bash -s -- create", "root: unchanged");
+  t.falsy(envOf(named("s1-engine")).DOCKER_GROUP_USER);
+  t.is(named("s2-engine").inputs.create, "sudo -n -- bash -s -- create");
+  t.is(named("s2-engine").inputs.delete, "sudo -n -- bash -s -- delete");
+  t.is(envOf(named("s2-engine")).DOCKER_GROUP_USER, "pi", "the Docker provider's SSH login may use the engine");
+  t.is(named("s2-engine").inputs.connection.user, "pi");
+  const c = named("s3-engine");
+  t.regex(c.inputs.create, /^sudo -S -p '' -- bash -c '.*' edge-ha bash -s -- create$/);
+  t.true(script(c).startsWith(`s3cret pass\n${sudoMarker}\n`), "sudo reads the password, then the marker ends it");
+  t.true(c.secretInputs.includes("stdin"), "the stdin carrying the password is secret");
+  t.false(named("s2-engine").secretInputs.includes("stdin"), "without a password, as secret as its environment");
+  t.false(JSON.stringify(c.inputs.connection).includes("s3cret"), "the password never reaches the provider's connection");
+  t.is(named("mixed-failover-s1-binary").inputs.remotePath, "/usr/local/sbin/edge-ha-agent.staged");
+  t.is(named("mixed-failover-s2-binary").inputs.remotePath, ".edge-ha/staged/edge-ha-agent.staged", "a sudo login writes only its home");
+  t.is(envOf(named("mixed-failover-s2")).STAGED, ".edge-ha/staged/edge-ha-agent.staged", "the install finds it there");
+});
+
+test("rootCommand: a command line that runs as root, through sudo when the login is not root; the password never in it", (t) => {
+  const root = { ssh: {} };
+  t.is(rootCommand(root, "bash", "-s", "--", "create"), "bash -s -- create");
+  t.is(rootCommand({ ssh: { become: "sudo" as const } }, "bash", "-c", "docker ps"), "sudo -n -- bash -c 'docker ps'");
+  const withPassword = rootCommand({ ssh: { become: "sudo" as const, sudoPasswordFile: "/x" } }, "true");
+  t.regex(withPassword, /^sudo -S -p '' -- bash -c .* edge-ha true$/);
+  // The wrapper as bash runs it: lines up to the marker are skipped, whether sudo read the password or not.
+  for (const input of [`${sudoMarker}\nhello\n`, `pw\n${sudoMarker}\nhello\n`]) {
+    const wrapper = withPassword.replace(/^sudo -S -p '' -- /, "").replace(/ true$/, " cat");
+    const r = spawnSync("bash", ["-c", wrapper], { input, encoding: "utf8" });
+    t.is(r.stdout, "hello\n", `input ${JSON.stringify(input)}`);
+  }
 });

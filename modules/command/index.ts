@@ -1,6 +1,7 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { shellQuote } from "../../lib/host/shell";
+import { rootCommand, sudoMarker } from "../../lib/host/ssh";
 
 /*
  * edge-ha's commands are @pulumi/command resources. This module only decides
@@ -33,6 +34,10 @@ export interface HostConnection {
   hostKey: string;
   /** The host's inventory name, for messages. */
   name: string;
+  /** "sudo": the login is not root; every command runs through sudo (lib/host/ssh rootCommand). */
+  become?: "sudo";
+  /** The login's sudo password, when sudo asks for one; a Pulumi secret. */
+  sudoPassword?: pulumi.Input<string>;
   /**
    * How many times the stack found this host re-imaged (lib/host/identity;
    * 0 until then). When it grows, every command on the host runs its create
@@ -93,6 +98,16 @@ function withGeneration(connection: pulumi.Input<HostConnection>, triggers?: pul
   return pulumi.all([generationOf(connection), triggers]).apply(([g, t]) => (g ? [...((t as unknown[] | undefined) ?? []), `host generation ${g}`] : t)) as pulumi.Output<unknown[]>;
 }
 
+/**
+ * The host's sudo password, or undefined when sudo asks none (or the login is
+ * root). Not marked secret here: the connection is secret as a whole (its
+ * private key), and that mark would make every host's stdin secret; the
+ * caller marks what carries the password secret.
+ */
+function sudoPasswordOf(connection: pulumi.Input<HostConnection>): pulumi.Output<string | undefined> {
+  return pulumi.unsecret(pulumi.output(connection).apply((c) => pulumi.output(c.sudoPassword)));
+}
+
 /** The host's generation, not secret (the connection is, for its key). */
 function generationOf(connection: pulumi.Input<HostConnection>): pulumi.Output<number> {
   return pulumi.unsecret(pulumi.output(connection).apply((c) => c.generation ?? 0));
@@ -107,18 +122,24 @@ function generationOf(connection: pulumi.Input<HostConnection>): pulumi.Output<n
 export class HostCommand extends command.remote.Command {
   constructor(name: string, args: HostCommandArgs, opts?: pulumi.CustomResourceOptions) {
     const scripts = { create: args.create, update: args.update, delete: args.delete };
+    // How root runs `bash -s -- PHASE` there: as is, or through sudo (not secret: the password travels on stdin).
+    const become = pulumi.unsecret(pulumi.output(args.connection).apply((c) => ({ ssh: { become: c.become, sudoPasswordFile: c.sudoPassword === undefined ? undefined : "given" } })));
+    const phase = (p: string) => become.apply((host) => rootCommand(host, "bash", "-s", "--", p));
     super(
       name,
       {
         connection: commandConnection(args.connection),
-        create: "bash -s -- create",
-        update: args.update === undefined ? undefined : "bash -s -- update",
-        delete: args.delete === undefined ? undefined : "bash -s -- delete",
-        // Secret when any value of the environment is. A re-imaged host's generation is part of it, so
-        // that the create script runs again there (an update, not a replacement: see HostConnection).
+        create: phase("create"),
+        update: args.update === undefined ? undefined : phase("update"),
+        delete: args.delete === undefined ? undefined : phase("delete"),
+        // Secret when any value of the environment is (or a sudo password leads it). A re-imaged host's generation is
+        // part of it, so that the create script runs again there (an update, not a replacement: see HostConnection).
         stdin: pulumi
-          .all([args.environment ?? {}, generationOf(args.connection)])
-          .apply(([env, generation]) => hostCommandScript(scripts, generation ? { ...env, EDGE_HA_GENERATION: String(generation) } : env)),
+          .all([args.environment ?? {}, generationOf(args.connection), sudoPasswordOf(args.connection)])
+          .apply(([env, generation, password]) => {
+            const script = hostCommandScript(scripts, generation ? { ...env, EDGE_HA_GENERATION: String(generation) } : env);
+            return password === undefined ? pulumi.output(script) : pulumi.secret(`${password}\n${sudoMarker}\n${script}`);
+          }),
         triggers: args.triggers,
         logging: "none",
         addPreviousOutputInEnv: false,
@@ -130,11 +151,22 @@ export class HostCommand extends command.remote.Command {
   }
 }
 
+/**
+ * Where a copy to `host` lands before a command puts it at `installPath`:
+ * beside it for a root login; in the login's home for one through sudo
+ * (`.edge-ha/staged/NAME`, relative: SFTP and the commands, which sudo runs
+ * in the login's home, both start there), the only place that login may
+ * write and no other user may.
+ */
+export function stagingPath(host: { ssh: { become?: "sudo" } }, installPath: string): string {
+  return host.ssh.become === "sudo" ? `.edge-ha/staged/${installPath.split("/").pop()}` : installPath;
+}
+
 export interface CopyToHostArgs {
   /** Path of the file on this machine. */
   source: string;
   connection: pulumi.Input<HostConnection>;
-  /** Absolute path on the host: a staging place; the command that uses the file checks its sha256 and moves it. */
+  /** Path on the host (stagingPath): a staging place; the command that uses the file checks its sha256 and moves it. */
   remotePath: string;
 }
 

@@ -8,5 +8,7 @@
 # sha256, or nothing when the cache has none.
 # Env: as cache-ssh.sh, and OFFERED.
 [ -f "$cached" ] || exit 0
+# A login through sudo gets it in its home (a relative path), in a folder that may not exist yet.
+case "$OFFERED" in /*) ;; *) on_host mkdir -p "$(dirname "$OFFERED")" ;; esac
 copy "$cached" "@:$OFFERED"
 sha256sum "$cached" | cut -d' ' -f1

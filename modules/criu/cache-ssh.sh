@@ -23,9 +23,11 @@ chmod 0600 "$work/key"
 if [ "$PORT" = 22 ]; then known=$ADDRESS; else known="[$ADDRESS]:$PORT"; fi
 printf '%s %s\n' "$known" "$HOST_KEY" >"$work/known_hosts"
 # copy FROM TO: scp with the host as a remote end written "@:PATH".
+ssh_opts=(-i "$work/key" -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$work/known_hosts" -o ConnectTimeout=10)
+# on_host ARGS...: runs a command on the host as the login.
+on_host() { ssh "${ssh_opts[@]}" -p "$PORT" "$LOGIN@$ADDRESS" "$@"; }
 copy() {
   local from=${1/#@:/$LOGIN@$ADDRESS:} to=${2/#@:/$LOGIN@$ADDRESS:}
-  scp -q -i "$work/key" -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$work/known_hosts" \
-    -o ConnectTimeout=10 -P "$PORT" "$from" "$to" ||
+  scp -q "${ssh_opts[@]}" -P "$PORT" "$from" "$to" ||
     { echo "copying CRIU between this machine's cache ($folder) and $HOST_NAME ($ADDRESS) failed" >&2; return 1; }
 }

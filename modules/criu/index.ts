@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { componentScript } from "../../lib/host/shell";
-import { HostCommand } from "../command";
+import { HostCommand, stagingPath } from "../command";
 import type { ClusterNode } from "../host-facts";
 import { defaultCriuVersion, knownSourceSha256, type CriuSource } from "../../lib/config/versions";
 import { artifacts, rsyncDefaults } from "../../lib/host/paths";
@@ -161,13 +161,15 @@ export class Criu extends pulumi.ComponentResource {
 
     for (const [arch, nodes] of byArch) {
       const builder = nodes[0];
+      // A login through sudo gets the offer in its home, where no other user can change it before the stage checks it.
+      const offeredAt = stagingPath(builder.host, offeredPath);
       // The cache's steps run here and reach the builder as edge-ha does (its key, its host key only).
       const cacheEnv = args.cache === undefined ? undefined : cacheEnvironment(builder, args.cache, `criu-${version}-${arch}-${buildPatchSha256.slice(0, 12)}`);
       const offered =
         cacheEnv &&
         new command.local.Command(
           `${name}-${arch}-cache-offer`,
-          { create: cacheScript("cache-offer.sh"), interpreter: ["/bin/bash", "-c"], environment: pulumi.output(cacheEnv).apply((env) => ({ ...env, OFFERED: offeredPath })), logging: "stderr", addPreviousOutputInEnv: false },
+          { create: cacheScript("cache-offer.sh"), interpreter: ["/bin/bash", "-c"], environment: pulumi.output(cacheEnv).apply((env) => ({ ...env, OFFERED: offeredAt })), logging: "stderr", addPreviousOutputInEnv: false },
           { parent: this, dependsOn: builder.dependsOn },
         );
       const staged = new HostCommand(
@@ -177,7 +179,7 @@ export class Criu extends pulumi.ComponentResource {
           environment: {
             SOURCE: source, VERSION: version, SHA256: sha256, MIRROR: mirror, RUNTIME_PACKAGES: runtimePackages, BUILD_PACKAGES: buildPackages, STAGE: stage, PATCH: buildPatch, PATCH_SHA256: buildPatchSha256,
             // What was offered, by its sha256: a new offer runs the stage again, which takes it or leaves it, and removes it.
-            ...(offered ? { OFFERED: offeredPath, OFFERED_SHA256: pulumi.unsecret(offered.stdout) } : {}),
+            ...(offered ? { OFFERED: offeredAt, OFFERED_SHA256: pulumi.unsecret(offered.stdout) } : {}),
           },
           triggers: [source, version, sha256, buildPatchSha256],
           create: componentScript(__dirname, "stage.sh"),

@@ -71,7 +71,13 @@ export class DockerEngine extends pulumi.ComponentResource {
       `${name}-engine`,
       {
         connection: args.connection,
-        environment: { SOURCE: source, PACKAGES: packages[source], DAEMON_JSON: JSON.stringify(daemonConfig(args), null, 2) },
+        environment: {
+          SOURCE: source,
+          PACKAGES: packages[source],
+          DAEMON_JSON: JSON.stringify(daemonConfig(args), null, 2),
+          // The Docker provider reaches the engine over SSH as the login (`docker system dial-stdio`): a login through sudo joins the docker group.
+          ...(args.host.ssh.become === "sudo" ? { DOCKER_GROUP_USER: args.host.ssh.user } : {}),
+        },
         create: componentScript(__dirname, "install.sh"),
         delete: componentScript(__dirname, "remove.sh", "delete"),
       },

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # A Docker engine able to checkpoint, running now and after every reboot.
 # Env: SOURCE (debian: Debian's docker.io; docker: Docker's docker-ce),
-# PACKAGES (what SOURCE installs), DAEMON_JSON (/etc/docker/daemon.json).
+# PACKAGES (what SOURCE installs), DAEMON_JSON (/etc/docker/daemon.json),
+# DOCKER_GROUP_USER (a login through sudo, which the docker group gets).
 # Prints the engine's version.
 set -euo pipefail
 if [ "$SOURCE" = docker ]; then
@@ -26,6 +27,14 @@ if has_systemd; then
 else
   service_install dockerd "$(command -v dockerd)"
   if [ $changed = 1 ]; then service_restart dockerd; else service_start dockerd; fi
+fi
+# A login that reaches root through sudo talks to the engine as itself (the
+# Docker provider's SSH): it joins the docker group, which is root on this host
+# as its sudo already was. Noted, so that removal takes out only what we added.
+if [ -n "${DOCKER_GROUP_USER:-}" ] && ! id -nG "$DOCKER_GROUP_USER" | tr ' ' '\n' | grep -qx docker; then
+  usermod -aG docker "$DOCKER_GROUP_USER"
+  mkdir -p "$EDGE_HA_STATE/docker-group"
+  touch "$EDGE_HA_STATE/docker-group/$DOCKER_GROUP_USER"
 fi
 wait_for 60 "the Docker engine" docker info
 if [ "$(docker info -f '{{.ExperimentalBuild}}')" != true ]; then

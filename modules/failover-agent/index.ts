@@ -5,7 +5,7 @@ import { agentConfig, agentPaths } from "../../lib/ha/agent";
 import type { Arch, Inventory } from "../../lib/config/inventory";
 import { componentScript } from "../../lib/host/shell";
 import type { FailoverSettings, ServiceSettings } from "../../lib/config/settings";
-import { CopyToHost, HostCommand } from "../command";
+import { CopyToHost, HostCommand, stagingPath } from "../command";
 import { GeneratedSecret } from "../generated-secret";
 import type { ClusterNode } from "../host-facts";
 
@@ -39,7 +39,7 @@ export class FailoverAgents extends pulumi.ComponentResource {
       if (!binary) throw new pulumi.ResourceError(`expected the agent built for ${host.arch} (lib/ha/agent buildAgent), found none for ${host.name}`, this);
       const digest = createHash("sha256").update(readFileSync(binary)).digest("hex");
       // Staged beside the binary, then put in place by rename: the running agent's file is never written over.
-      const staged = `${agentPaths.binary}.staged`;
+      const staged = stagingPath(host, `${agentPaths.binary}.staged`);
       const copied = new CopyToHost(`${name}-${host.name}-binary`, { source: binary, connection: node.connection, remotePath: staged }, { parent: this, dependsOn: node.dependsOn });
       // A new binary or configuration is an update that restarts the agent.
       new HostCommand(

@@ -5,6 +5,7 @@ import * as path from "node:path";
 import { unameMachines, type Host } from "../../lib/config/inventory";
 import { UserError } from "../../lib/log";
 import { hostKeyFrom } from "../../lib/host/known-hosts";
+import { sudoPassword } from "../../lib/host/ssh";
 import { HostCommand, type HostConnection } from "../command";
 
 /** The SSH connection to an inventory host: its private key a secret, only its own host key trusted; `generation` as in HostConnection. */
@@ -21,6 +22,8 @@ export function connectionFor(host: Host, generation = 0): HostConnection {
     hostKey,
     name: host.name,
     generation,
+    ...(host.ssh.become ? { become: host.ssh.become } : {}),
+    ...(host.ssh.sudoPasswordFile ? { sudoPassword: pulumi.secret(sudoPassword(host)) } : {}),
   };
 }
 

@@ -4,7 +4,7 @@ import * as path from "node:path";
 import { hostStateDir } from "../../lib/host/paths";
 import { componentScript } from "../../lib/host/shell";
 import type { PreparedImage } from "../../lib/ha/images";
-import { CopyToHost, HostCommand } from "../command";
+import { CopyToHost, HostCommand, stagingPath } from "../command";
 import type { ClusterNode } from "../host-facts";
 
 export interface ServiceImageArgs {
@@ -47,7 +47,7 @@ export class ServiceImage extends pulumi.ComponentResource {
         this.ready.push(pulled);
         continue;
       }
-      const remote = `${hostStateDir}/images/${path.basename(image.archive)}`;
+      const remote = stagingPath(node.host, `${hostStateDir}/images/${path.basename(image.archive)}`);
       const copied = new CopyToHost(`${name}-${node.host.name}-archive`, { source: image.archive, connection: node.connection, remotePath: remote }, { parent: this, dependsOn: node.dependsOn });
       this.ready.push(
         new HostCommand(
