@@ -8,7 +8,7 @@ import { progress } from "../log";
  * What a freshly flashed Pi image has: a shell, apt, sshd and basic network
  * tools. Deliberately no Docker, CRIU or rsync: provisioning installs those.
  */
-const packages = ["openssh-server", "iproute2", "iputils-ping", "ca-certificates", "procps", "kmod"];
+const packages = ["openssh-server", "sudo", "iproute2", "iputils-ping", "ca-certificates", "procps", "kmod"];
 
 /** The node's init, PID 1 of every lab node (a file beside this one, checked by shellcheck). */
 const initFile = path.join(__dirname, "files", "node-init.sh");

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { $ } from "zx";
@@ -28,7 +29,20 @@ export interface LabNode {
   container: string;
   address: string;
   running: boolean;
+  /** How edge-ha logs in there (its label edge-ha.lab.login). */
+  login: LabLogin;
 }
+
+/**
+ * How a lab node lets edge-ha in: as root (the default), or, as Raspberry Pi
+ * OS and cloud VMs do, as a user (`edge`) with sudo and no root login at all,
+ * sudo asking no password ("sudo") or the user's password ("sudo-password",
+ * kept in the lab's files as the inventory's sudoPasswordFile).
+ */
+export type LabLogin = "root" | "sudo" | "sudo-password";
+export const labLogins: readonly LabLogin[] = ["root", "sudo", "sudo-password"];
+/** The login user of a lab node that does not let root in. */
+export const labSudoUser = "edge";
 
 export const labelKey = "edge-ha.lab";
 
@@ -43,7 +57,7 @@ export function labOptions(partial: Partial<LabOptions> = {}): LabOptions {
 /** Files the lab keeps beside the checkout: its SSH key and the nodes' host keys. */
 export function labFiles(lab: LabOptions) {
   const dir = path.join(toolsDir, "labs", lab.name);
-  return { dir, key: path.join(dir, "id_ed25519"), knownHosts: path.join(dir, "known_hosts") };
+  return { dir, key: path.join(dir, "id_ed25519"), knownHosts: path.join(dir, "known_hosts"), sudoPassword: path.join(dir, "sudo-password") };
 }
 
 /** The lab key's public half, authorized on every node. */
@@ -58,12 +72,13 @@ const sh = $({ quiet: true });
 export async function listNodes(lab: LabOptions): Promise<LabNode[]> {
   const ids = (await sh`docker ps -aq --filter ${`label=${labelKey}=${lab.name}`} --filter label=edge-ha.lab.node`).stdout.split("\n").filter(Boolean);
   if (ids.length === 0) return [];
-  const format = `{{index .Config.Labels "edge-ha.lab.node"}} {{.Name}} {{index .Config.Labels "edge-ha.lab.address"}} {{.State.Running}}`;
+  const format = `{{index .Config.Labels "edge-ha.lab.node"}} {{.Name}} {{index .Config.Labels "edge-ha.lab.address"}} {{.State.Running}} {{index .Config.Labels "edge-ha.lab.login"}}`;
   const rows = (await sh`docker container inspect -f ${format} ${ids}`).stdout.trim().split("\n");
   return rows
     .map((row) => {
-      const [name, container, address, running] = row.split(" ");
-      return { name, container: container.replace(/^\//, ""), address, running: running === "true" };
+      const [name, container, address, running, login] = row.split(" ");
+      // Nodes made before logins existed have no label: root.
+      return { name, container: container.replace(/^\//, ""), address, running: running === "true", login: labLogins.includes(login as LabLogin) ? (login as LabLogin) : "root" };
     })
     .sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }));
 }
@@ -88,9 +103,16 @@ export const witnessNode = "witness";
  * the lab key, records host keys, and writes the inventory. Idempotent; never
  * removes nodes.
  */
-export async function up(lab: LabOptions, count: number, options: { witness?: boolean } = {}): Promise<LabNode[]> {
+export async function up(lab: LabOptions, count: number, options: { witness?: boolean; logins?: Record<string, LabLogin> } = {}): Promise<LabNode[]> {
   if (!Number.isInteger(count) || count < 1 || count > 50) {
     throw new UserError(`--nodes: expected a whole number from 1 to 50, found ${count}`);
+  }
+  const logins = options.logins ?? {};
+  // A login is made with the node: one that exists keeps its own.
+  const existing = await listNodes(lab);
+  const clashes = Object.entries(logins).filter(([n, l]) => existing.some((e) => e.name === n && e.login !== l));
+  if (clashes.length) {
+    throw new UserError(`${clashes.map(([n, l]) => `${n} exists with login ${existing.find((e) => e.name === n)!.login}, not ${l}`).join("; ")}: a node's login is set when it is made (lab down, or lab reimage NODE --login LOGIN)`);
   }
   await ensureNodeImage();
   // The demos' and examples' Dockerfiles build FROM it (services/, examples/): a lab runs them.
@@ -105,10 +127,11 @@ export async function up(lab: LabOptions, count: number, options: { witness?: bo
 
   const extraHosts = await mirrorHosts();
   const aptCache = await ensureAptCache();
+  const loginOf = (name: string) => existing.find((e) => e.name === name)?.login ?? logins[name] ?? "root";
   for (let i = 1; i <= count; i++) {
-    await ensureNode(lab, `node${i}`, nodeAddress(lab, i), publicKey, extraHosts, aptCache);
+    await ensureNode(lab, `node${i}`, nodeAddress(lab, i), publicKey, extraHosts, aptCache, loginOf(`node${i}`));
   }
-  if (options.witness) await ensureNode(lab, witnessNode, nodeAddress(lab, -1), publicKey, extraHosts, aptCache);
+  if (options.witness) await ensureNode(lab, witnessNode, nodeAddress(lab, -1), publicKey, extraHosts, aptCache, loginOf(witnessNode));
   const nodes = await listNodes(lab);
   await recordHostKeys(lab, nodes);
   writeInventory(lab, nodes);
@@ -121,14 +144,16 @@ export async function up(lab: LabOptions, count: number, options: { witness?: bo
  * which are recorded in the lab's known_hosts (an operator would check them
  * by hand). Nothing of edge-ha is on it afterwards.
  */
-export async function reimage(lab: LabOptions, name: string): Promise<LabNode> {
+export async function reimage(lab: LabOptions, name: string, login?: LabLogin): Promise<LabNode> {
   const node = await findNode(lab, name);
   if (node.running) await powerOff(node.container);
   await sh`docker rm -f -v ${node.container}`;
   await sh`docker volume rm ${`${node.container}-docker`}`;
   const publicKey = labPublicKey(lab);
-  await ensureNode(lab, name, node.address, publicKey, await mirrorHosts(), await ensureAptCache());
-  await recordHostKeys(lab, await listNodes(lab));
+  await ensureNode(lab, name, node.address, publicKey, await mirrorHosts(), await ensureAptCache(), login ?? node.login);
+  const nodes = await listNodes(lab);
+  await recordHostKeys(lab, nodes);
+  if (login && login !== node.login) writeInventory(lab, nodes);
   return findNode(lab, name);
 }
 
@@ -178,12 +203,12 @@ async function debianMirrorAddresses(): Promise<string[]> {
   return ips;
 }
 
-async function ensureNode(lab: LabOptions, name: string, address: string, publicKey: string, extraHosts: string[], aptCache: boolean): Promise<void> {
+async function ensureNode(lab: LabOptions, name: string, address: string, publicKey: string, extraHosts: string[], aptCache: boolean, login: LabLogin): Promise<void> {
   const container = containerName(lab, name);
   const state = await $({ quiet: true, nothrow: true })`docker container inspect -f {{.State.Running}} ${container}`;
   if (state.exitCode !== 0) {
     progress(`creating ${name} at ${address}`);
-    const labels = [`${labelKey}=${lab.name}`, `edge-ha.lab.node=${name}`, `edge-ha.lab.address=${address}`];
+    const labels = [`${labelKey}=${lab.name}`, `edge-ha.lab.node=${name}`, `edge-ha.lab.address=${address}`, `edge-ha.lab.login=${login}`];
     await sh`docker volume create --label ${labels[0]} ${`${container}-docker`}`;
     // The options that let a node run its own dockerd and CRIU (see the machine notes in README).
     const args = ["run", "-d", "--name", container, "--hostname", name, "--init",
@@ -201,12 +226,26 @@ async function ensureNode(lab: LabOptions, name: string, address: string, public
     await sh`docker start ${container}`;
   }
   await sh`docker update --restart ${rebootPolicy} ${container}`;
-  await sh`docker exec ${container} sh -c ${`mkdir -p -m 700 /root/.ssh && grep -qxF "$1" /root/.ssh/authorized_keys 2>/dev/null || echo "$1" >> /root/.ssh/authorized_keys; chmod 600 /root/.ssh/authorized_keys`} sh ${publicKey}`;
+  if (login === "root") {
+    await sh`docker exec ${container} sh -c ${`mkdir -p -m 700 /root/.ssh && grep -qxF "$1" /root/.ssh/authorized_keys 2>/dev/null || echo "$1" >> /root/.ssh/authorized_keys; chmod 600 /root/.ssh/authorized_keys`} sh ${publicKey}`;
+  } else {
+    await sh`docker exec -i ${container} sh -s ${labSudoUser} ${publicKey} ${login} ${login === "sudo-password" ? labSudoPassword(lab) : ""} < ${sudoLoginScript}`;
+  }
   // The site's apt proxy, this machine's package cache (lib/lab/apt-cache.ts); none when it does not run.
   const proxyConf = "/etc/apt/apt.conf.d/00edge-ha-lab-proxy";
   if (aptCache) await sh`docker exec ${container} sh -c ${`printf '%s\n' "$1" > ${proxyConf}`} sh ${aptProxyLine(lab.subnetPrefix)}`;
   else await sh`docker exec ${container} rm -f ${proxyConf}`;
   await waitForSsh(container);
+}
+
+/** files/sudo-login.sh: makes a node's sudo login and refuses root's. */
+const sudoLoginScript = path.join(__dirname, "files", "sudo-login.sh");
+
+/** The lab's sudo password (its nodes with login sudo-password), made once: the inventory's sudoPasswordFile. */
+function labSudoPassword(lab: LabOptions): string {
+  const file = labFiles(lab).sudoPassword;
+  if (!existsSync(file)) writeFileSync(file, `${randomBytes(12).toString("base64url")}\n`, { mode: 0o600 });
+  return readFileSync(file, "utf8").split("\n")[0];
 }
 
 /**
@@ -259,6 +298,7 @@ export function writeInventory(lab: LabOptions, nodes: LabNode[]): void {
       arch: process.arch === "arm64" ? "arm64" : "amd64",
       roles: [n.name === witnessNode ? "witness" : i < Math.max(1, managers) ? "manager" : "worker"],
       labels: { "edge-ha.zone": `lab-${String.fromCharCode(97 + (i % 3))}` },
+      ...(n.login === "root" ? {} : { ssh: { user: labSudoUser, become: "sudo", ...(n.login === "sudo-password" ? { sudoPasswordFile: rel(files.sudoPassword) } : {}) } }),
     })),
   };
   mkdirSync(path.dirname(lab.inventoryFile), { recursive: true });

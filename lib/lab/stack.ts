@@ -6,7 +6,7 @@ import { down, LabOptions, up } from "./lab";
  * what a previous run left (even state for nodes that no longer exist) is
  * dropped first. For tests and benchmarks, which own their lab and stack.
  */
-export async function freshLabStack(lab: LabOptions, stack: PulumiStack, nodes: number, options: { witness?: boolean } = {}): Promise<void> {
+export async function freshLabStack(lab: LabOptions, stack: PulumiStack, nodes: number, options: Parameters<typeof up>[2] = {}): Promise<void> {
   await stack.forget();
   await down(lab);
   await up(lab, nodes, options);

@@ -2,7 +2,7 @@ import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { boot, crash, heal, nodeProcesses, partition, pause, resume, shape, starve, starved, unshape, unstarve } from "../../lib/lab/faults";
 import { frozen } from "../../lib/lab/processes";
-import { down, labOptions, listNodes, reimage, up } from "../../lib/lab/lab";
+import { down, type LabLogin, labLogins, labOptions, listNodes, reimage, up } from "../../lib/lab/lab";
 import { pushArchive, startRegistry } from "../../lib/lab/registry";
 import { baseImage, ensureBaseImage } from "../../lib/lab/image";
 import { UsageError, UserError } from "../../lib/log";
@@ -13,15 +13,20 @@ The local lab: blank Debian hosts as containers on this machine, reached over
 SSH like real Pis. Needs root and a running Docker engine (bash scripts/setup).
 
 Commands:
-  up [--nodes N] [--witness]           create or start N nodes (default 3) and write the inventory;
+  up [--nodes N] [--witness] [--login NODE=LOGIN,...]
+                                       create or start N nodes (default 3) and write the inventory;
                                        --witness adds a node "witness" listed with roles: [witness]
-                                       (only the failover agent runs there: the third vote of 2 nodes)
+                                       (only the failover agent runs there: the third vote of 2 nodes);
+                                       --login makes a new node refuse root's login and let user "edge"
+                                       in with sudo: LOGIN sudo (no password) or sudo-password (the lab's
+                                       password file, named in the inventory); root is the default
   status                               list the lab's nodes and whether they run
   down                                 remove every container, volume, network and rule of the lab
   crash NODE                           power a node off at once (no clean shutdown; disk kept)
   boot NODE                            power it on again
-  reimage NODE                         replace a node by a blank one with the same name and address
-                                       (new disk, new host keys, recorded in the lab's known_hosts)
+  reimage NODE [--login LOGIN]         replace a node by a blank one with the same name and address
+                                       (new disk, new host keys, recorded in the lab's known_hosts),
+                                       with its login or LOGIN
   partition NODE [--from NODE2] [--one-way]
                                        cut a node off from the other nodes (it keeps running), or
                                        from NODE2 only (the others still hear both); --one-way drops
@@ -70,6 +75,7 @@ export async function main(args: string[]): Promise<void> {
       "one-way": { type: "boolean" },
       agent: { type: "boolean" },
       cpus: { type: "string" },
+      login: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -92,7 +98,7 @@ export async function main(args: string[]): Promise<void> {
       const count = values.nodes === undefined ? 3 : Number(values.nodes);
       if (values.nodes !== undefined && !/^\d+$/.test(values.nodes)) throw new UserError(`--nodes: expected a whole number, found "${values.nodes}"`);
       const started = Date.now();
-      const nodes = await up(lab, count, { witness: values.witness });
+      const nodes = await up(lab, count, { witness: values.witness, logins: parseLogins(values.login) });
       for (const n of nodes) console.log(`${n.name}\t${n.address}\t${n.running ? "running" : "down"}`);
       console.log(`lab "${lab.name}" up with ${nodes.length} nodes in ${((Date.now() - started) / 1000).toFixed(1)} s; inventory: ${lab.inventoryFile}`);
       return;
@@ -121,7 +127,8 @@ export async function main(args: string[]): Promise<void> {
     case "boot":
       return boot(lab, node());
     case "reimage": {
-      const n = await reimage(lab, node());
+      const login = values.login === undefined ? undefined : parseLogin("--login", values.login);
+      const n = await reimage(lab, node(), login);
       console.log(`${n.name}\t${n.address}\tre-imaged: blank, new host keys`);
       return;
     }
@@ -168,4 +175,21 @@ export async function main(args: string[]): Promise<void> {
     default:
       throw new UsageError(`unknown command "${command}"`);
   }
+}
+
+/** --login of up: NODE=LOGIN pairs, comma-separated. */
+export function parseLogins(text: string | undefined): Record<string, LabLogin> {
+  if (text === undefined) return {};
+  return Object.fromEntries(
+    text.split(",").map((pair) => {
+      const [node, login] = pair.split("=");
+      if (!node || login === undefined) throw new UserError(`--login: expected NODE=LOGIN pairs such as node2=sudo,node3=sudo-password, found "${pair}"`);
+      return [node, parseLogin(`--login ${node}`, login)];
+    }),
+  );
+}
+
+function parseLogin(what: string, login: string): LabLogin {
+  if (!labLogins.includes(login as LabLogin)) throw new UserError(`${what}: expected one of ${labLogins.join(", ")}, found "${login}"`);
+  return login as LabLogin;
 }
