@@ -287,12 +287,13 @@ func TestTheWatchdogFencesOnlyWhenTheLeaseRanOutPastTheGraceAndTheAgentDidNot(t 
 		up      int64
 		fence   bool
 	}{
-		{"10000 0\n", 9000, false},  // leased
-		{"10000 0\n", 10100, false}, // ran out, but the agent has its grace to fence
-		{"10000 0\n", 10200, true},  // ran out past the grace, not fenced: the agent does not run
-		{"10000 1\n", 20000, false}, // the agent fenced by itself
-		{"freeze\n", 20000, false},  // noQuorum freeze keeps copies by design
-		{"", 20000, false},          // nothing written yet
+		{"10000 0\n", 9000, false},                               // leased
+		{"10000 0\n", 10100, false},                              // ran out, but the agent has its grace to fence
+		{"10000 0\n", 10200, true},                               // ran out past the grace, not fenced: the agent does not run
+		{"10000 0\ncopy web 42 0123456789abcdef\n", 10200, true}, // with the copies the agent saw running here
+		{"10000 1\n", 20000, false},                              // the agent fenced by itself
+		{"freeze\n", 20000, false},                               // noQuorum freeze keeps copies by design
+		{"", 20000, false},                                       // nothing written yet
 	}
 	for _, c := range cases {
 		if fence, _ := leaseVerdict(c.content, c.up); fence != c.fence {
@@ -435,5 +436,30 @@ func TestOnlyAReportHeardWithinDownAfterSaysWhereAServiceRunsNow(t *testing.T) {
 	}
 	if running, _ := a.copies(counter, map[string]bool{"c": true}, now); len(running) != 0 {
 		t.Errorf("c down for a majority: runs on %v, want none", running)
+	}
+}
+
+func TestTheLeaseFileListsTheCopiesRunningHereForTheWatchdogToKillAtOnce(t *testing.T) {
+	a := threeManagers(t, "a")
+	a.leaseFile = filepath.Join(t.TempDir(), "lease")
+	a.local = []Local{
+		{Name: "counter", State: "running", Pid: 4242, ID: "0123456789abcdef"},
+		{Name: "web", State: "exited", Pid: 0},
+		{Name: "kv", State: "running"}, // no pid known: nothing to kill, its fence through Docker does it
+	}
+	a.mu.Lock()
+	a.writeLeaseLocked(t0, t0.Add(ms(500)))
+	a.mu.Unlock()
+	data, err := os.ReadFile(a.leaseFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copies := leaseCopies(string(data))
+	if len(copies) != 1 || copies[0].Name != "counter" || copies[0].Pid != 4242 || copies[0].ID != "0123456789abcdef" || copies[0].State != "running" {
+		t.Errorf("copies %+v from %q, want counter's only", copies, data)
+	}
+	up, _ := uptimeMs()
+	if fence, _ := leaseVerdict(string(data), up+10_000); !fence {
+		t.Errorf("%q: the lease read past its end says fence", data)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -101,10 +102,7 @@ func (a *Agent) checkLease() {
 		for _, s := range killed {
 			a.event("fence", s, "lease lapsed: killed its processes at once (SIGKILL); its container goes next")
 		}
-		// Every managed service, not only those the last report saw: one may have started since.
-		for _, s := range a.cfg.Services {
-			a.fence(s.Name, "lease lapsed: no majority of controllers acknowledged this node's heartbeats")
-		}
+		a.fenceAll("lease lapsed: no majority of controllers acknowledged this node's heartbeats")
 		a.refreshLocal()
 		return
 	}
@@ -113,6 +111,21 @@ func (a *Agent) checkLease() {
 			a.fence(l.Name, "started while this node holds no lease")
 		}
 	}
+}
+
+// fenceAll fences every managed service here, not only those the last report
+// saw (one may have started since), all at once: a fence through Docker may
+// take seconds, and one service's must not hold up another's.
+func (a *Agent) fenceAll(why string) {
+	var wg sync.WaitGroup
+	for _, s := range a.cfg.Services {
+		wg.Add(1)
+		go func(name string) {
+			defer wg.Done()
+			a.fence(name, why)
+		}(s.Name)
+	}
+	wg.Wait()
 }
 
 func (a *Agent) fence(service, why string) {
