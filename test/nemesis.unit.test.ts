@@ -48,6 +48,23 @@ test("lost writes older than the interval + slack before the fault are a violati
   t.regex(r.violations[0].message, /from 45 to 21 .* 2 acknowledged writes lost, the earliest acknowledged at 2002 ms, 2998 ms before the crash of node1 began \(allowed: 2000\)/);
 });
 
+test("lost writes are measured against the fault on the node that acknowledged them: a starved primary's, not a crash elsewhere that came later; a fault on another node excuses nothing", (t) => {
+  const onNode1: Sample[] = [{ at: 0, copies: { counter: ["node1"] } }, { at: 27_000, copies: { counter: ["node2"] } }];
+  const starve: FaultWindow = { kind: "starve-node", node: "node1", start: 5000, end: 15_000 };
+  // Checkpoint at 4.4 s (40); node1, starved at 5 s, acknowledges up to 45 until its agent fences the copy at 6.5 s; restored at 26 s, after a crash of node3.
+  const probes = acks([1000, 10], [4400, 40], [4500, 41], [6500, 45], [26_000, 41], [30_500, 42]);
+  const measured = check(probes, onNode1, [starve, crashOf("node3", 25_000, 30_000)], { intervalMs: 1000, service: "counter" });
+  t.deepEqual(measured.violations, [], "within the interval + slack before the starvation began");
+  t.is(measured.lostWrites, 2);
+  t.is(check(probes, onNode1, [starve, crashOf("node3", 25_000, 30_000)], { intervalMs: 1000 }).violations.length, 1, "without the service, the most recent fault, as before");
+
+  // A partition of node2 at 5 s has nothing to do with node1's copy, which ran 25 s ahead of its standby until node1 crashed.
+  const stale = acks([1000, 10], [4400, 40], [4500, 41], [29_000, 60], [31_000, 41]);
+  const r = check(stale, onNode1, [{ kind: "partition", node: "node2", start: 5000, end: 8000 }, crashOf("node1", 30_000, 31_000)], { intervalMs: 1000, service: "counter" });
+  t.is(r.violations.length, 1);
+  t.regex(r.violations[0].message, /the earliest acknowledged at 4502 ms, 25498 ms before the crash of node1 began/);
+});
+
 test("state going back with no fault before it is a violation", (t) => {
   const r = check(acks([1000, 5], [2000, 6], [3000, 4]), [], [], { intervalMs: 1000 });
   t.deepEqual(r.violations.map((v) => v.kind), ["lost writes"]);

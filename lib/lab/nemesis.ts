@@ -144,7 +144,7 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisReport
     faults,
     samples,
     client: summarize(probes),
-    check: check(probes, samples, faults, { intervalMs }),
+    check: check(probes, samples, faults, { intervalMs, service }),
     agentEvents: events,
     probes,
   };

@@ -20,7 +20,9 @@ agents manage runs. Then a checker reports:
 
   two copies        moments when two nodes ran one service (must be 0)
   lost writes       acknowledged writes lost that were acknowledged more than
-                    the sync interval + 1 s before the fault (must be 0)
+                    the sync interval + 1 s before the fault that lost them:
+                    the first on the node that acknowledged them in effect
+                    then or begun since (must be 0)
   not served again  a fault after which the client was not served within
                     30 s, or a service that ran on no node for 30 s (or at
                     the end)
