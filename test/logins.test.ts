@@ -1,5 +1,5 @@
 import test from "ava";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { parse, stringify } from "yaml";
@@ -87,6 +87,24 @@ test.serial("the sudo nodes refuse root; the preflight passes each login, and na
   const unasked = await preflight(edited((ssh) => delete ssh.sudoPasswordFile));
   t.is(unasked.length, 1);
   t.regex(unasked[0], /hosts\[0\] \(node1\)\.ssh\.become: sudo as edge asks for a password .*give its password in ssh\.sudoPasswordFile, or allow it without one \("edge ALL=\(ALL\) NOPASSWD: ALL" in \/etc\/sudoers\.d\/\)/);
+});
+
+test.serial("a docker-machine store of a sudo node and a root node becomes an inventory with become: sudo where the login is not root, which the preflight passes", async (t) => {
+  // As docker-machine's generic driver writes a store: node2 logs in as the sudo user (passwordless, as docker-machine's VMs), node3 as root.
+  const store = path.join(dir, "machine-store");
+  for (const name of ["node2", "node3"]) {
+    const h = host(name);
+    mkdirSync(path.join(store, "machines", name), { recursive: true });
+    const config = { ConfigVersion: 3, DriverName: "generic", Name: name, Driver: { IPAddress: h.address, MachineName: name, SSHUser: h.ssh.user, SSHPort: 22, SSHKeyPath: h.ssh.privateKeyFile } };
+    writeFileSync(path.join(store, "machines", name, "config.json"), JSON.stringify(config));
+  }
+  const out = path.join(dir, "imported.yaml");
+  const imported = await $({ quiet: true, nothrow: true })`bin/edge-ha inventory from-docker-machine --store ${store} --out ${out} --known-hosts ${labFiles(lab).knownHosts} --cluster shop --json`;
+  t.is(imported.exitCode, 0, imported.stderr);
+  t.deepEqual(loadInventory(out).hosts.map((h) => [h.name, h.ssh.user, h.ssh.become ?? "-"]), [["node2", labSudoUser, "sudo"], ["node3", "root", "-"]]);
+  const live = await $({ quiet: true, nothrow: true })`bin/edge-ha inventory check ${out} --live --json`;
+  t.is(live.exitCode, 0, live.stderr);
+  t.deepEqual(JSON.parse(live.stdout).problems, []);
 });
 
 test.serial("up from blank on the mixed fleet: every component installed as root, edge-ha's files owned by root, nothing left where the copies landed, the sudo logins in the docker group; a second up changes nothing", async (t) => {
