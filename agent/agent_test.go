@@ -463,3 +463,38 @@ func TestTheLeaseFileListsTheCopiesRunningHereForTheWatchdogToKillAtOnce(t *test
 		t.Errorf("%q: the lease read past its end says fence", data)
 	}
 }
+
+func TestALeaseRenewedOnlyAfterItRanOutStillFencesOnce(t *testing.T) {
+	nodes := []Node{{Name: "a", Manager: true}, {Name: "b", Manager: true}, {Name: "w", Manager: true, Witness: true}, {Name: "n"}, {Name: "m"}}
+	a, calls := agentWithCtl(t, Config{Self: "n", Nodes: nodes}) // started long ago: its lease ran out
+	// It wakes from a freeze: its new heartbeats are acknowledged by a majority before its lease check runs.
+	now := time.Now()
+	a.mu.Lock()
+	a.noteAckLocked("a", now, now)
+	a.noteAckLocked("b", now, now)
+	valid := now.Before(a.leaseExpiry())
+	a.mu.Unlock()
+	if !valid {
+		t.Fatal("the acknowledgements renew the lease")
+	}
+	a.checkLease()
+	if got := ctlCalls(calls); !strings.HasPrefix(got, "fence counter") {
+		t.Errorf("the lapse before the renewal fences its copies; edge-ha-ctl got %q", got)
+	}
+	if !a.fenced {
+		t.Error("it knows it fenced")
+	}
+	a.checkLease()
+	if a.fenced {
+		t.Error("the next check, with the lease renewed, holds the lease again")
+	}
+	// Acknowledgements within a lease that has not run out note no lapse.
+	a.mu.Lock()
+	later := time.Now()
+	a.noteAckLocked("a", later, later)
+	seen := a.lapseSeen
+	a.mu.Unlock()
+	if seen {
+		t.Error("a renewal in time is no lapse")
+	}
+}

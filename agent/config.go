@@ -127,16 +127,17 @@ type Agent struct {
 	byName     map[string]Node
 	managers   []Node
 
-	mu     sync.Mutex
-	seq    uint64
-	runID  uint64              // this agent's run: random at its start
-	sent   uint64              // messages sent in this run
-	peers  map[string]*peerRun // per sender: its current run, and the runs it had before
-	sentAt map[uint64]time.Time
-	acked  map[string]time.Time // manager -> send time of the newest heartbeat it acknowledged
-	local  []Local
-	fenced bool              // the lease lapsed and this node's copies were killed
-	health map[string]health // this node's running copies, by service (health.go)
+	mu        sync.Mutex
+	seq       uint64
+	runID     uint64              // this agent's run: random at its start
+	sent      uint64              // messages sent in this run
+	peers     map[string]*peerRun // per sender: its current run, and the runs it had before
+	sentAt    map[uint64]time.Time
+	acked     map[string]time.Time // manager -> send time of the newest heartbeat it acknowledged
+	local     []Local
+	fenced    bool              // the lease lapsed and this node's copies were killed
+	lapseSeen bool              // the lease ran out before an acknowledgement renewed it; checkLease has not acted yet
+	health    map[string]health // this node's running copies, by service (health.go)
 
 	// controller
 	heard        map[string]time.Time

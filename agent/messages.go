@@ -180,8 +180,8 @@ func (a *Agent) receive() {
 			}
 		case "ack":
 			a.mu.Lock()
-			if t, ok := a.sentAt[msg.Seq]; ok && t.After(a.acked[msg.From]) {
-				a.acked[msg.From] = t
+			if t, ok := a.sentAt[msg.Seq]; ok {
+				a.noteAckLocked(msg.From, t, time.Now())
 			}
 			a.mu.Unlock()
 		}
