@@ -1,8 +1,9 @@
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { loadInventory } from "../../lib/config/inventory";
-import { down, labOptions, listNodes, up } from "../../lib/lab/lab";
-import { progress } from "../../lib/log";
+import { startDashboard, type Dashboard } from "../../lib/dashboard/server";
+import { down, labOptions, listNodes, up, type LabOptions } from "../../lib/lab/lab";
+import { progress, UsageError, UserError } from "../../lib/log";
 import { PulumiStack } from "../../lib/pulumi";
 import { drillKinds } from "../../lib/lab/drill";
 import { renderTable } from "../../lib/lab/report";
@@ -11,7 +12,7 @@ import { projectRoot } from "../../lib/toolchain";
 import { runDrills } from "./drill";
 import { writeReports } from "../../lib/lab/report";
 
-export const help = `Usage: edge-ha demo [--keep]   (npm run demo: setup first, then this)
+export const help = `Usage: edge-ha demo [options]   (npm run demo: setup first, then this)
 
 End-to-end demo on the local lab: starts 3 blank nodes, runs \`pulumi up\` of
 the "lab" stack, which provisions them over SSH (Docker engine with
@@ -24,14 +25,32 @@ automatic failover watched beside the swarm service, crash with swarm) under
 a 10 ms prober, prints the report (JSON and HTML in reports/), then runs
 \`pulumi destroy\` and removes the lab.
 
-  --keep      leave the lab and the stack in place afterwards
-  -h, --help  this text
+Once the nodes are provisioned it serves the dashboard (read-only, on
+127.0.0.1) and prints its address: open it to watch the drills live. It
+stops with the demo; \`edge-ha dashboard\` serves it again, with actions.
+
+  --keep              leave the lab and the stack in place afterwards
+  --dashboard-port N  the dashboard's port (default 8090; when taken, any free one)
+  --no-dashboard      do not serve the dashboard
+  -h, --help          this text
 `;
 
 /** The `edge-ha` subcommand group of this file. */
 export async function main(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { keep: { type: "boolean" }, help: { type: "boolean", short: "h" } } });
+  const { values } = parseArgs({
+    args,
+    options: {
+      keep: { type: "boolean" },
+      "dashboard-port": { type: "string", default: "8090" },
+      "no-dashboard": { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
   if (values.help) return void process.stdout.write(help);
+  const dashboardPort = Number(values["dashboard-port"]);
+  if (!Number.isInteger(dashboardPort) || dashboardPort < 0 || dashboardPort > 65535) {
+    throw new UsageError(`--dashboard-port: expected a port number 0-65535, found "${values["dashboard-port"]}"`);
+  }
 
   const lab = labOptions({ name: "lab" });
   const stack = new PulumiStack(projectRoot, "lab");
@@ -39,6 +58,7 @@ export async function main(args: string[]): Promise<void> {
     const t = Date.now();
     return () => `${((Date.now() - t) / 1000).toFixed(1)} s`;
   };
+  let dashboard: Dashboard | undefined;
   try {
     let took = clock();
     progress("starting the local lab (3 blank Debian nodes)");
@@ -57,6 +77,7 @@ export async function main(args: string[]): Promise<void> {
     progress("pulumi up --stack lab (provisions blank nodes: about 2 minutes)");
     const first = await stack.up({ quiet: false, continueOnError: true });
     progress(`pulumi up: ${JSON.stringify(first.summary)} (${took()})`);
+    if (!values["no-dashboard"]) dashboard = await serveDashboard(lab, dashboardPort);
     took = clock();
     const second = await stack.up();
     progress(`second pulumi up: ${JSON.stringify(second.summary)} (${took()})`);
@@ -71,6 +92,7 @@ export async function main(args: string[]): Promise<void> {
     console.log(`\n${renderTable(reports)}\n`);
     progress(`drills done (${took()}); reports: ${path.relative(projectRoot, files.json)}, ${path.relative(projectRoot, files.html)}`);
   } finally {
+    await dashboard?.close();
     if (!values.keep) {
       progress("pulumi destroy --stack lab, then lab down");
       await stack.destroy().catch((err) => progress(`destroy failed: ${err.message}`));
@@ -78,4 +100,19 @@ export async function main(args: string[]): Promise<void> {
     }
   }
   progress(values.keep ? "demo done; the lab stays up: 'edge-ha dashboard' shows it live, 'edge-ha lab down' removes it" : "demo done");
+}
+
+/**
+ * The dashboard of the lab, read-only: the demo's drills must not meet a
+ * migration clicked on the page. A taken port is no reason to stop a demo.
+ */
+async function serveDashboard(lab: LabOptions, port: number): Promise<Dashboard> {
+  const opts = { inventory: loadInventory(lab.inventoryFile), listen: "127.0.0.1", readOnly: true, reportsDir: path.join(projectRoot, "reports"), lab };
+  const dashboard = await startDashboard({ ...opts, port }).catch((err: Error) => {
+    if (port === 0 || !(err instanceof UserError) || !/taken/.test(err.message)) throw err;
+    progress(`port ${port} is taken: the dashboard takes a free one`);
+    return startDashboard({ ...opts, port: 0 });
+  });
+  progress(`dashboard (read-only while the demo runs): open ${dashboard.url}`);
+  return dashboard;
 }
