@@ -194,8 +194,11 @@ func (a *Agent) control() {
 			continue
 		}
 		if len(r) == 1 && r[0] == owner && alive(owner) && a.evacuate[owner] && !a.moving(s.Name) {
-			// Its node drained itself for an early warning: handed over while it still can (signals.go).
-			a.handOver(s, owner, alive)
+			// Its node drained itself for an early warning: handed over while it still can
+			// (signals.go), once: a report sent before the handover ended still says it runs there.
+			if !a.handedOverRecently(s.Name, now) {
+				a.handOver(s, owner, alive)
+			}
 			continue
 		}
 		if a.moving(s.Name) && !down[owner] {
@@ -214,7 +217,7 @@ func (a *Agent) control() {
 			// Alive but not running it (it fenced itself, or the service died): after a hold,
 			// longer than a migration's pause, restore it from the standby.
 			seen["gone:"+s.Name] = true
-			if handed, ok := a.handedOver[s.Name]; ok && now.Sub(handed) < 30*time.Second {
+			if a.handedOverRecently(s.Name, now) {
 				// Handed over: its newest state waits on the next node now; no hold.
 				delete(a.handedOver, s.Name)
 				a.takeover(s, fmt.Sprintf("%s handed it over (an early warning drained it)", owner), alive, "")

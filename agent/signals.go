@@ -246,6 +246,18 @@ func (a *Agent) handOver(s Service, owner string, alive func(string) bool) {
 	}()
 }
 
+// handedOverRecently: whether a handover of `service` ended less than 30 s
+// before `now`. Its old node's reports lag its end by up to a heartbeat: one
+// sent before the copy went still says it runs there. Taken as true, that
+// report once ordered a second handover, which found no container there,
+// failed, and held the service 10 s (a lab client's request timed out, 14 s
+// without an answer). Within the 30 s the copy gone is the handover's, and
+// restored at once; after them, a copy still reported there is handed over again.
+func (a *Agent) handedOverRecently(service string, now time.Time) bool {
+	handed, ok := a.handedOver[service]
+	return ok && now.Sub(handed) < 30*time.Second
+}
+
 // handoverTarget: where `owner` hands `s` over to: its standby when that is
 // up and not drained (it has the newest synced state already), else the
 // next node of its placement that is; "" when none is.

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestThrottledFlagsAsAPiFirmwareGivesThem(t *testing.T) {
@@ -149,4 +150,18 @@ func namesOf(signals []Signal) []string {
 		names = append(names, s.Name)
 	}
 	return names
+}
+
+func TestAServiceHandedOverIsNotHandedOverAgainOnAReportSentBeforeItsEnd(t *testing.T) {
+	a := threeManagers(t, "a")
+	if a.handedOverRecently("counter", t0) {
+		t.Error("never handed over: a handover is due")
+	}
+	a.handedOver["counter"] = t0
+	if !a.handedOverRecently("counter", t0.Add(ms(600))) {
+		t.Error("handed over 0.6 s ago: its old node's report still saying running is older than that, no second handover")
+	}
+	if a.handedOverRecently("counter", t0.Add(31*time.Second)) {
+		t.Error("31 s later a copy still reported there is handed over again")
+	}
 }

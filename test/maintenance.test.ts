@@ -232,9 +232,9 @@ test.serial("an early warning: under-voltage on a node's firmware flags drains i
   for (const name of moving) {
     const s = summarize(await atVip[name].stop());
     t.log(`${name} at its address: ${s.requests} requests, ${s.failed} failed ${JSON.stringify(s.failures)}, longest gap ${Math.round(s.longestGapMs)} ms, ${s.lostIncrements ?? 0} counts lost`);
-    // The restore is the agents' takeover, as in a failover; the failover tests see at most one
-    // failed request at a vip on that path too (autofailover), not explained yet: one is allowed here.
-    t.true(s.failed <= 1, `${name}: ${s.failed} requests at its address failed`);
+    // None: a request held past the client's 10 s came from a second handover ordered on a report
+    // sent before the first ended; it found no copy, failed, and held the service 10 s (2 of 13 in a lab).
+    t.is(s.failed, 0, `${name}: no request at its address failed: ${JSON.stringify(s.failures)}`);
     t.is(s.lostIncrements ?? 0, 0, `${name}: handed over with its state: every acknowledged count kept`);
   }
   const events = (await agentEvents(inventory().hosts)).filter((e) => Date.parse(e.at) >= began - 1000);
