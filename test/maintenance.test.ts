@@ -21,7 +21,8 @@ import { sleep, until } from "./helpers/poll";
  * Node maintenance on a lab of its own: `edge-ha node drain` empties a node by
  * live migration while clients count through the services' virtual addresses,
  * the agents and pulumi up then leave it alone, and undrain puts it back;
- * a rolling upgrade; an early warning that drains a node by itself. Real
+ * a rolling upgrade; an early warning that drains a node by itself, and one
+ * the policy "report" only says; roll-outs behind the health check. Real
  * engines, CRIU, swarm and failover agents.
  */
 const dir = mkdtempSync(path.join(tmpdir(), "edge-ha-maint-test-"));
@@ -312,4 +313,29 @@ test.serial("new service settings roll out where the service runs, behind its he
   t.regex(upped.output, /counter-start.*updated|updated.*counter-start|~.*counter-start/s);
   t.truthy(await until(15, () => freshness(host(counter.standby), "counter"), (f) => !!f && f.age < 3, 500), "the new version syncs to the standby");
   t.deepEqual(Object.keys((await stack.up()).summary), ["unchanged"], "then up is a no-op");
+});
+
+test.serial("with the early-warning policy report, a critical signal is only said: the node is not drained and its services run on where they are", async (t) => {
+  const doc = parse(readFileSync(stackFile, "utf8"));
+  doc.config["edge-ha:failover"] = { ...doc.config["edge-ha:failover"], earlyWarnings: { policy: "report", throttledFile } };
+  writeFileSync(stackFile, stringify(doc));
+  await stack.up();
+  const where = async () => Object.fromEntries(await Promise.all(Object.keys(criu).map(async (name) => [name, (await locate(inventory(), name)).map((h) => h.name)])));
+  const before = await where();
+  const [node] = before.counter;
+  const began = Date.now();
+  try {
+    await on(node, `echo 0x50005 > ${throttledFile}`);
+    const signal = (e: { kind: string; message: string }) => e.kind === "health" && /^throttled critical: under-voltage now/.test(e.message);
+    const since = await until(10, async () => (await agentEvents([host(node)])).filter((e) => Date.parse(e.at) >= began), (es) => es.some(signal), 500);
+    t.true(since.some(signal), "the agent said the signal");
+    // With drain, the mark came within a signal round (2 s) and the handover began a heartbeat later.
+    await sleep(6000);
+    t.is(await on(node, `test -e ${drainedMark} && echo drained || echo placed`), "placed", `${node} is not drained`);
+    t.deepEqual(await where(), before, "every service runs where it ran");
+    const moved = (await agentEvents(inventory().hosts)).filter((e) => Date.parse(e.at) >= began && ["drain", "handover", "handed-over", "failover"].includes(e.kind));
+    t.deepEqual(moved.map((e) => `${e.kind} ${e.message}`), [], "no drain, handover or failover");
+  } finally {
+    await on(node, `echo 0x0 > ${throttledFile}`);
+  }
 });
