@@ -44,6 +44,8 @@ const setServices = (list: unknown[]) => {
   doc.config["edge-ha:services"] = list;
   writeFileSync(stackFile, stringify(doc));
 };
+/** The nodes each CRIU service runs on, by name. */
+const whereRuns = async () => Object.fromEntries(await Promise.all(Object.keys(criu).map(async (name) => [name, (await locate(inventory(), name)).map((h) => h.name)] as const)));
 /** The swarm's tasks of `replicas` running on a node. */
 const replicasOn = (name: string) => on(name, "docker ps -q --filter label=com.docker.swarm.service.name=replicas | wc -l");
 const availability = () => on("node2", "docker node inspect node1 -f '{{.Spec.Availability}}'");
@@ -164,7 +166,7 @@ test.serial("pulumi preview with a new service placed on a drained node refuses 
 
 test.serial("undrain puts the node back: no mark, active in the swarm, and the agents make it the standby its placement prefers", async (t) => {
   // Where they run now (a lease that lapsed under load may have moved one since the drain).
-  const where = Object.fromEntries(await Promise.all(Object.keys(criu).map(async (name) => [name, (await locate(inventory(), name)).map((h) => h.name)] as const)));
+  const where = await whereRuns();
   for (const name of Object.keys(criu)) t.is(where[name].length, 1, `${name} runs once: ${where[name].join(", ")}`);
   const undrain = await edgeHa("node", "undrain", "node1");
   t.is(undrain.exitCode, 0, undrain.stderr);
@@ -210,7 +212,7 @@ test.serial("a rolling upgrade of the three nodes with real reboots: every reque
 });
 
 test.serial("an early warning: under-voltage on a node's firmware flags drains it by itself; its CRIU services are handed over with every count kept; undrain, and the same signal does not drain it again", async (t) => {
-  const where = Object.fromEntries(await Promise.all(Object.keys(criu).map(async (name) => [name, (await locate(inventory(), name)).map((h) => h.name)] as const)));
+  const where = await whereRuns();
   for (const name of Object.keys(criu)) t.is(where[name].length, 1, `${name} runs once: ${where[name].join(", ")}`);
   // The node that runs the most of them.
   const counts = new Map<string, number>();
@@ -320,8 +322,7 @@ test.serial("with the early-warning policy report, a critical signal is only sai
   doc.config["edge-ha:failover"] = { ...doc.config["edge-ha:failover"], earlyWarnings: { policy: "report", throttledFile } };
   writeFileSync(stackFile, stringify(doc));
   await stack.up();
-  const where = async () => Object.fromEntries(await Promise.all(Object.keys(criu).map(async (name) => [name, (await locate(inventory(), name)).map((h) => h.name)])));
-  const before = await where();
+  const before = await whereRuns();
   const [node] = before.counter;
   const began = Date.now();
   try {
@@ -332,7 +333,7 @@ test.serial("with the early-warning policy report, a critical signal is only sai
     // With drain, the mark came within a signal round (2 s) and the handover began a heartbeat later.
     await sleep(6000);
     t.is(await on(node, `test -e ${drainedMark} && echo drained || echo placed`), "placed", `${node} is not drained`);
-    t.deepEqual(await where(), before, "every service runs where it ran");
+    t.deepEqual(await whereRuns(), before, "every service runs where it ran");
     const moved = (await agentEvents(inventory().hosts)).filter((e) => Date.parse(e.at) >= began && ["drain", "handover", "handed-over", "failover"].includes(e.kind));
     t.deepEqual(moved.map((e) => `${e.kind} ${e.message}`), [], "no drain, handover or failover");
   } finally {

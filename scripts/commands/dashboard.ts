@@ -5,7 +5,7 @@ import { startDashboard } from "../../lib/dashboard/server";
 import { labOptions } from "../../lib/lab/lab";
 import { UsageError } from "../../lib/log";
 import { projectRoot } from "../../lib/toolchain";
-import { stackOptions } from "./options";
+import { portOption, stackOptions } from "./options";
 
 export const help = `Usage: edge-ha dashboard [options]
 
@@ -51,8 +51,7 @@ export async function main(args: string[]): Promise<void> {
   });
   if (values.help) return void process.stdout.write(help);
   if (positionals.length) throw new UsageError(`unexpected arguments: ${positionals.join(" ")}`);
-  const port = Number(values.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: expected a port number 0-65535, found "${values.port}"`);
+  const port = portOption("--port", values.port);
   const inventoryFile = path.resolve(values.inventory!);
   const inventory = loadInventory(inventoryFile);
   const defaultInventory = inventoryFile === path.resolve(stackOptions.inventory.default);

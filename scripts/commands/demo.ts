@@ -3,13 +3,14 @@ import { parseArgs } from "node:util";
 import { loadInventory } from "../../lib/config/inventory";
 import { startDashboard, type Dashboard } from "../../lib/dashboard/server";
 import { down, labOptions, listNodes, up, type LabOptions } from "../../lib/lab/lab";
-import { progress, UsageError, UserError } from "../../lib/log";
+import { progress, UserError } from "../../lib/log";
 import { PulumiStack } from "../../lib/pulumi";
 import { drillKinds } from "../../lib/lab/drill";
 import { renderTable } from "../../lib/lab/report";
 import { sshExec } from "../../lib/host/ssh";
 import { projectRoot } from "../../lib/toolchain";
 import { runDrills } from "./drill";
+import { portOption } from "./options";
 import { writeReports } from "../../lib/lab/report";
 
 export const help = `Usage: edge-ha demo [options]   (npm run demo: setup first, then this)
@@ -47,10 +48,7 @@ export async function main(args: string[]): Promise<void> {
     },
   });
   if (values.help) return void process.stdout.write(help);
-  const dashboardPort = Number(values["dashboard-port"]);
-  if (!Number.isInteger(dashboardPort) || dashboardPort < 0 || dashboardPort > 65535) {
-    throw new UsageError(`--dashboard-port: expected a port number 0-65535, found "${values["dashboard-port"]}"`);
-  }
+  const dashboardPort = portOption("--dashboard-port", values["dashboard-port"]);
 
   const lab = labOptions({ name: "lab" });
   const stack = new PulumiStack(projectRoot, "lab");
