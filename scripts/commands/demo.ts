@@ -1,3 +1,4 @@
+import { mkdirSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { loadInventory } from "../../lib/config/inventory";
@@ -8,6 +9,7 @@ import { PulumiStack } from "../../lib/pulumi";
 import { drillKinds } from "../../lib/lab/drill";
 import { renderTable } from "../../lib/lab/report";
 import { sshExec } from "../../lib/host/ssh";
+import { agentPaths } from "../../lib/ha/agent";
 import { projectRoot } from "../../lib/toolchain";
 import { runDrills } from "./drill";
 import { portOption } from "./options";
@@ -89,6 +91,10 @@ export async function main(args: string[]): Promise<void> {
     const files = writeReports(reports, path.join(projectRoot, "reports"));
     console.log(`\n${renderTable(reports)}\n`);
     progress(`drills done (${took()}); reports: ${path.relative(projectRoot, files.json)}, ${path.relative(projectRoot, files.html)}`);
+  } catch (err) {
+    // The destroy below removes every trace on the nodes: what they said is kept first.
+    if (!values.keep) await keepEvidence(lab).catch((e: Error) => progress(`could not keep the nodes' logs: ${e.message}`));
+    throw err;
   } finally {
     await dashboard?.close();
     if (!values.keep) {
@@ -98,6 +104,28 @@ export async function main(args: string[]): Promise<void> {
     }
   }
   progress(values.keep ? "demo done; the lab stays up: 'edge-ha dashboard' shows it live, 'edge-ha lab down' removes it" : "demo done");
+}
+
+/**
+ * What the nodes say of a failed demo, before the destroy removes it: the
+ * agents' events, each node's containers and its sync loops' log, in
+ * reports/demo-failure/ (one file per node).
+ */
+async function keepEvidence(lab: LabOptions): Promise<void> {
+  const dir = path.join(projectRoot, "reports", "demo-failure");
+  mkdirSync(dir, { recursive: true });
+  const hosts = loadInventory(lab.inventoryFile).hosts;
+  await Promise.all(
+    hosts.map(async (h) => {
+      const r = await sshExec(
+        h,
+        `echo "== containers"; docker ps -a --format '{{.Names}} {{.Status}}'; echo "== agent events"; tail -n 400 ${agentPaths.events}; echo "== sync log"; tail -n 100 /var/log/edge-ha-sync.log`,
+        { nothrow: true, connectTimeout: 5 },
+      );
+      writeFileSync(path.join(dir, `${h.name}.txt`), r.stdout + r.stderr);
+    }),
+  );
+  progress(`the nodes' logs of this failure: ${path.relative(projectRoot, dir)}/`);
 }
 
 /**
