@@ -498,3 +498,25 @@ func TestALeaseRenewedOnlyAfterItRanOutStillFencesOnce(t *testing.T) {
 		t.Error("a renewal in time is no lapse")
 	}
 }
+
+func TestACopyKilledAtALapseIsReportedFencedUntilItRunsHereAgainOr30s(t *testing.T) {
+	nodes := []Node{{Name: "a", Manager: true}, {Name: "b", Manager: true}, {Name: "c", Manager: true}, {Name: "n"}, {Name: "m"}}
+	a, _ := agentWithCtl(t, Config{Self: "n", Nodes: nodes})
+	a.local = []Local{{Name: "counter", State: "running"}}
+	a.checkLease()
+	at, ok := a.selfFenced["counter"]
+	if !ok {
+		t.Fatal("the lapse killed the running copy: it is noted as fenced here")
+	}
+	absent := Local{Name: "counter", State: "absent"}
+	if !a.fencedHereLocked(absent, at.Add(time.Second)) {
+		t.Error("a second later, gone: reported fenced (the controllers restore it at once)")
+	}
+	if a.fencedHereLocked(absent, at.Add(31*time.Second)) {
+		t.Error("31 s later: a report of long ago says nothing")
+	}
+	a.selfFenced["counter"] = at
+	if a.fencedHereLocked(Local{Name: "counter", State: "running"}, at.Add(time.Second)) || a.fencedHereLocked(absent, at.Add(2*time.Second)) {
+		t.Error("once it ran here again, no longer fenced")
+	}
+}

@@ -75,6 +75,11 @@ type Local struct {
 	Moving bool `json:"moving,omitempty"`
 	// Health: starting, healthy, failing or unhealthy (health.go); "" without a healthcheck.
 	Health string `json:"health,omitempty"`
+	// Fenced: this node's lease lapsed and it killed its copy of the service,
+	// within selfFencedFor, and has not run it since (lease.go). The
+	// controllers restore it at once rather than after the "gone" hold: what
+	// ended it is known, and no migration is under way.
+	Fenced bool `json:"fenced,omitempty"`
 	// Pid and ID: its container's first process and id, on this node only
 	// (never sent): what a fence kills at once (kill.go).
 	Pid int    `json:"-"`
@@ -127,17 +132,18 @@ type Agent struct {
 	byName     map[string]Node
 	managers   []Node
 
-	mu        sync.Mutex
-	seq       uint64
-	runID     uint64              // this agent's run: random at its start
-	sent      uint64              // messages sent in this run
-	peers     map[string]*peerRun // per sender: its current run, and the runs it had before
-	sentAt    map[uint64]time.Time
-	acked     map[string]time.Time // manager -> send time of the newest heartbeat it acknowledged
-	local     []Local
-	fenced    bool              // the lease lapsed and this node's copies were killed
-	lapseSeen bool              // the lease ran out before an acknowledgement renewed it; checkLease has not acted yet
-	health    map[string]health // this node's running copies, by service (health.go)
+	mu         sync.Mutex
+	seq        uint64
+	runID      uint64              // this agent's run: random at its start
+	sent       uint64              // messages sent in this run
+	peers      map[string]*peerRun // per sender: its current run, and the runs it had before
+	sentAt     map[uint64]time.Time
+	acked      map[string]time.Time // manager -> send time of the newest heartbeat it acknowledged
+	local      []Local
+	fenced     bool                 // the lease lapsed and this node's copies were killed
+	selfFenced map[string]time.Time // services whose copy this node killed at a lapse of its lease, when (reported as Fenced)
+	lapseSeen  bool                 // the lease ran out before an acknowledgement renewed it; checkLease has not acted yet
+	health     map[string]health    // this node's running copies, by service (health.go)
 
 	// controller
 	heard        map[string]time.Time

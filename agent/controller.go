@@ -221,6 +221,11 @@ func (a *Agent) control() {
 				// Handed over: its newest state waits on the next node now; no hold.
 				delete(a.handedOver, s.Name)
 				a.takeover(s, fmt.Sprintf("%s handed it over (an early warning drained it)", owner), alive, "")
+			} else if l, _ := a.reportOf(owner, s.Name); l.Fenced {
+				// Its node's lease lapsed (it was not heard for a moment, or it stalled) and it killed
+				// its copy: no hold, the service would run nowhere for it (a demo's did, 5 s, under the
+				// load of a pulumi up on a 2-core lab machine, with its node never declared down).
+				a.takeover(s, fmt.Sprintf("%s fenced it (its lease lapsed)", owner), alive, "")
 			} else if a.holds("gone:"+s.Name, now, 5*time.Second) {
 				a.takeover(s, fmt.Sprintf("it no longer runs on %s", owner), alive, "")
 			}

@@ -120,6 +120,11 @@ func (a *Agent) checkLease() {
 		killed := killCopies(local)
 		a.mu.Lock()
 		a.fenced = true
+		for _, l := range local {
+			if l.State == "running" {
+				a.selfFenced[l.Name] = now
+			}
+		}
 		// Said to the watchdog before the fences, which take a while: else it fences too, at once.
 		a.writeLeaseLocked(now, expiry)
 		a.mu.Unlock()
@@ -201,15 +206,36 @@ func (a *Agent) refreshLocal() {
 		local = append(local, l)
 	}
 	a.mu.Lock()
+	now := time.Now()
 	for i, l := range local {
 		for _, s := range a.cfg.Services {
 			if s.Name == l.Name && l.State == "running" {
 				local[i].Health = a.healthOfLocked(s)
 			}
 		}
+		local[i].Fenced = a.fencedHereLocked(l, now)
 	}
 	a.local = local
 	a.mu.Unlock()
+}
+
+// selfFencedFor: how long a copy killed at a lapse of this node's lease is
+// reported as Fenced: long enough for the controllers to hear it (they
+// restore it at once), short enough that a report of long ago says nothing.
+const selfFencedFor = 30 * time.Second
+
+// fencedHereLocked: whether this node's report of `l` says it fenced the
+// copy itself (a.mu held). A copy that runs here again is no longer fenced.
+func (a *Agent) fencedHereLocked(l Local, now time.Time) bool {
+	at, ok := a.selfFenced[l.Name]
+	if !ok {
+		return false
+	}
+	if l.State == "running" || now.Sub(at) > selfFencedFor {
+		delete(a.selfFenced, l.Name)
+		return false
+	}
+	return true
 }
 
 func (a *Agent) ctl(args ...string) (string, error) {

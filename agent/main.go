@@ -108,7 +108,7 @@ func newState(cfg Config, start time.Time) (*Agent, error) {
 		heard: map[string]time.Time{}, reports: map[string][]Local{}, views: map[string]peerView{},
 		owner: map[string]string{}, busyUntil: map[string]time.Time{}, busyOn: map[string]string{},
 		downSince: map[string]time.Time{}, firstSeen: map[string]time.Time{}, stuck: map[string]bool{}, holderSince: map[string]time.Time{},
-		health: map[string]health{}, unserved: map[string]bool{}, drained: map[string]bool{},
+		health: map[string]health{}, selfFenced: map[string]time.Time{}, unserved: map[string]bool{}, drained: map[string]bool{},
 		evacuate: map[string]bool{}, handedOver: map[string]time.Time{}, drainedFor: map[string]bool{},
 		runID: randomRun(), peers: map[string]*peerRun{},
 	}

@@ -93,7 +93,9 @@ service_install() {
     systemctl enable -q "edge-ha-$name"
   else
     mkdir -p /etc/edge-ha/boot.d
-    printf '#!/bin/sh\n# edge-ha service %s: restarted whenever it exits.\necho $$ > /run/edge-ha-%s.supervisor.pid\nwhile :; do %s; sleep 1; done\n' \
+    # At the usual priority whoever starts it: the agent (nice -10) starts sync loops, whose
+    # dumps and transfers must not compete with it at its own priority (as systemd's units do not).
+    printf '#!/bin/sh\n# edge-ha service %s: restarted whenever it exits.\necho $$ > /run/edge-ha-%s.supervisor.pid\nrenice -n 0 -p $$ >/dev/null 2>&1 || true\nwhile :; do %s; sleep 1; done\n' \
       "$name" "$name" "$*" | write_if_changed "/etc/edge-ha/boot.d/$name" 0755 || true
   fi
 }

@@ -505,7 +505,8 @@ test("failover agents: every host gets its architecture's agent; the managers co
     const agent = named(`shop-failover-${host}`);
     t.true(agent.secretInputs.includes("stdin"), "the config carries the stack's secret: the script's stdin is secret");
     t.like(envOf(agent), { BINARY: "/usr/local/sbin/edge-ha-agent", CONFIG: "/etc/edge-ha/agent.json" });
-    t.regex(script(agent), /service_install agent "\$BINARY" -config "\$CONFIG"/);
+    t.regex(script(agent), /agent_command=\(\/usr\/bin\/nice -n -10 "\$BINARY" -config "\$CONFIG"\)/, "the agent runs ahead of the node's other work");
+    t.regex(script(agent), /service_install agent "\$\{agent_command\[@\]\}"/);
     t.notRegex(script(agent).split("set -e\n").slice(0, -1).join(""), /"secret"/, "the secret is not in the script's body, only in its environment");
     const config = JSON.parse(envOf(agent).AGENT_CONFIG);
     t.is(config.self, host);

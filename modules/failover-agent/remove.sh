@@ -4,4 +4,4 @@
 set -euo pipefail
 service_remove watchdog
 service_remove agent
-rm -f "$BINARY" "$WATCHDOG" "$STAGED" "$CONFIG" "$CONFIG.sha256" "$STATE" "$LEASE" "$LEASE.tmp" "$EVENTS" "$EVENTS.1"
+rm -f "$BINARY" "$WATCHDOG" "$STAGED" "$CONFIG" "$CONFIG.sha256" "$CONFIG.command" "$STATE" "$LEASE" "$LEASE.tmp" "$EVENTS" "$EVENTS.1"

@@ -9,7 +9,8 @@ import { PulumiStack } from "../../lib/pulumi";
 import { drillKinds } from "../../lib/lab/drill";
 import { renderTable } from "../../lib/lab/report";
 import { sshExec } from "../../lib/host/ssh";
-import { agentPaths } from "../../lib/ha/agent";
+import { agentEvents, agentPaths } from "../../lib/ha/agent";
+import { locate } from "../../lib/ha/service-container";
 import { projectRoot } from "../../lib/toolchain";
 import { runDrills } from "./drill";
 import { portOption } from "./options";
@@ -77,13 +78,16 @@ export async function main(args: string[]): Promise<void> {
     progress("pulumi up --stack lab (provisions blank nodes: about 2 minutes)");
     const first = await stack.up({ quiet: false, continueOnError: true });
     progress(`pulumi up: ${JSON.stringify(first.summary)} (${took()})`);
+    const provisionedAt = Date.now();
     if (!values["no-dashboard"]) dashboard = await serveDashboard(lab, dashboardPort);
     took = clock();
     const second = await stack.up();
     progress(`second pulumi up: ${JSON.stringify(second.summary)} (${took()})`);
     const leader = loadInventory(lab.inventoryFile).hosts[0];
     console.log((await sshExec(leader, "docker node ls")).stdout.trim());
-    console.log(JSON.stringify((await stack.outputs()).services, null, 2));
+    const services = (await stack.outputs()).services as Record<string, { mode: string }>;
+    console.log(JSON.stringify(services, null, 2));
+    await settle(lab, Object.keys(services).filter((name) => services[name].mode === "criu"), provisionedAt);
 
     took = clock();
     progress("drills: planned migration, crash + automatic failover, crash with swarm (about 2 minutes)");
@@ -104,6 +108,31 @@ export async function main(args: string[]): Promise<void> {
     }
   }
   progress(values.keep ? "demo done; the lab stays up: 'edge-ha dashboard' shows it live, 'edge-ha lab down' removes it" : "demo done");
+}
+
+/**
+ * The drills start from each CRIU service running on exactly one node. A
+ * node whose lease lapsed under the load of provisioning has fenced its copy,
+ * and the controllers restore it within seconds: waited for (up to a minute),
+ * and said, with what the agents did since the first pulumi up ended.
+ */
+async function settle(lab: LabOptions, services: string[], since: number): Promise<void> {
+  const inventory = loadInventory(lab.inventoryFile);
+  const started = Date.now();
+  let waited = false;
+  for (const service of services) {
+    for (;;) {
+      const on = await locate(inventory, service);
+      if (on.length === 1) break;
+      if (Date.now() - started > 60_000) throw new UserError(`${service} runs on ${on.map((h) => h.name).join(" and ") || "no node"} a minute after pulumi up; the drills need exactly one copy`);
+      if (!waited) progress(`${service} runs on ${on.map((h) => h.name).join(" and ") || "no node"}: waiting for the failover agents`);
+      waited = true;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+  if (!waited) return;
+  const events = (await agentEvents(inventory.hosts, 200)).filter((e) => Date.parse(e.at) >= since && /^(fence|failover|restored|stalled|freeze)$/.test(e.kind));
+  progress(`settled after ${((Date.now() - started) / 1000).toFixed(1)} s; the agents since provisioning:\n${events.map((e) => `    ${e.at} ${e.node} ${e.kind} ${e.service ?? ""}: ${e.message}`).join("\n")}`);
 }
 
 /**
