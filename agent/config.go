@@ -48,6 +48,9 @@ type Service struct {
 	Name         string   `json:"name"`
 	Nodes        []string `json:"nodes"`
 	SyncInterval float64  `json:"syncInterval"`
+	// MaxLag: seconds the standby's newest checkpoint may lag before the sync
+	// loop pauses the service (host/edge-ha-sync); 0: never.
+	MaxLag float64 `json:"maxLag,omitempty"`
 	// Health: how a copy is told to serve (health.go); nil: running is serving.
 	Health *HealthCheck `json:"health,omitempty"`
 }
@@ -158,6 +161,7 @@ type Agent struct {
 	busyUntil    map[string]time.Time
 	busyOn       map[string]string // the node an order in flight for the service waits on ("" while a takeover still asks around)
 	leaseFile    string            // where the lease is written for the watchdog ("" in tests; watchdog.go)
+	lagPauseMark string            // prefix of the marks of copies paused by their lag guard (health.go; a temp folder in tests)
 	lastTick     time.Time         // when the agent's frequent loops last ran (stall.go)
 	stalledUntil time.Time         // after a stall, no decision or view before this
 	downSince    map[string]time.Time

@@ -364,7 +364,7 @@ func (a *Agent) takeover(s Service, why string, alive func(string) bool, replace
 				return
 			}
 		}
-		args := map[string]any{"service": s.Name, "interval": s.SyncInterval}
+		args := map[string]any{"service": s.Name, "interval": s.SyncInterval, "maxLag": s.MaxLag}
 		if next != "" {
 			args["standby"], args["standbyAddress"] = next, a.byName[next].Address
 		}
@@ -465,7 +465,7 @@ func (a *Agent) reconcile(s Service, owner string, alive func(string) bool, now 
 	key := "standby:" + s.Name + ":" + want
 	seen[key] = true
 	if a.holds(key, now, 3*time.Second) {
-		a.order(s.Name, owner, "sync", map[string]any{"service": s.Name, "standby": want, "standbyAddress": a.byName[want].Address, "interval": s.SyncInterval},
+		a.order(s.Name, owner, "sync", map[string]any{"service": s.Name, "standby": want, "standbyAddress": a.byName[want].Address, "interval": s.SyncInterval, "maxLag": s.MaxLag},
 			fmt.Sprintf("its standby should be %s (now %s)", want, orNone(have.Standby)))
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -50,11 +51,21 @@ func (h health) status(retries int) string {
 	}
 }
 
-// errSkipped: the check could not run now (a checkpoint of the service holds its lock).
+// errSkipped: the check could not run now (a checkpoint of the service holds its lock, or its copy is paused).
 var errSkipped = errors.New("skipped")
+
+// lagPauseMark: present while the copy's sync loop holds it paused because
+// its standby's newest checkpoint is older than the service's maxLag
+// (host/edge-ha-sync; lib/host/paths.ts lagPauseMarkPrefix). A paused copy
+// answers nothing and is not failing: counted unhealthy, it would be replaced
+// from the standby's old checkpoint, losing the very writes the pause keeps.
+const lagPauseMarkPrefix = "/run/edge-ha-lag-paused-"
 
 // probe runs one check of this node's copy of s.
 func (a *Agent) probe(s Service) error {
+	if _, err := os.Stat(a.lagPauseMark + s.Name); a.lagPauseMark != "" && err == nil {
+		return errSkipped
+	}
 	h := s.Health
 	timeout := time.Duration(h.TimeoutMs) * time.Millisecond
 	// The node's own address, not 127.0.0.1: Docker's userland proxy accepts

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -112,5 +114,28 @@ func TestACopyIsReplacedOnlyWhenItRunsAndIsReportedUnhealthy(t *testing.T) {
 	a.reports["a"] = []Local{{Name: "kv", State: "exited", Health: healthUnhealthy}}
 	if a.unhealthy("a", "kv") {
 		t.Error("an exited copy is gone, not unhealthy (the gone rule handles it)")
+	}
+}
+
+func TestACopyItsLagGuardPausedIsNotCheckedSoNotCountedFailing(t *testing.T) {
+	a := selfAt(t)
+	a.lagPauseMark = t.TempDir() + "/paused-"
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := portOf(t, listener.Addr().String())
+	listener.Close() // a paused copy answers nothing
+	check := func() error {
+		return a.probe(Service{Name: "kv", Health: &HealthCheck{Kind: "tcp", Port: port, TimeoutMs: 200}})
+	}
+	if err := check(); err == nil || errors.Is(err, errSkipped) {
+		t.Errorf("not paused, nothing listens: %v, want a failure", err)
+	}
+	if err := os.WriteFile(a.lagPauseMark+"kv", []byte("1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := check(); !errors.Is(err, errSkipped) {
+		t.Errorf("paused by its lag guard: %v, want skipped (replaced from its standby's old checkpoint, it would lose what the pause keeps)", err)
 	}
 }

@@ -61,6 +61,7 @@ func main() {
 		log.Fatalf("%s: %v", *configPath, err)
 	}
 	a.leaseFile = leaseFile
+	a.lagPauseMark = lagPauseMarkPrefix
 	if _, err := os.Stat(leaseFile); errors.Is(err, fs.ErrNotExist) {
 		a.startLease = firstStartLease(a.lease)
 	}

@@ -105,15 +105,15 @@ func (a *Agent) serveOrders() {
 		})
 	}
 	str := func(args map[string]any, k string) string { s, _ := args[k].(string); return s }
-	intervalMs := func(args map[string]any) string {
-		f, _ := args["interval"].(float64)
+	ms := func(args map[string]any, k string) string {
+		f, _ := args[k].(float64)
 		return strconv.Itoa(int(f * 1000))
 	}
 	sync := func(args map[string]any) (string, error) {
 		if str(args, "standby") == "" {
 			return "", nil
 		}
-		return a.ctl("sync", str(args, "service"), str(args, "standby"), str(args, "standbyAddress"), intervalMs(args))
+		return a.ctl("sync", str(args, "service"), str(args, "standby"), str(args, "standbyAddress"), ms(args, "interval"), ms(args, "maxLag"))
 	}
 	handle("takeover", func(args map[string]any) (string, error) {
 		if err := a.mayStart(time.Now()); err != nil {

@@ -203,6 +203,30 @@ thaw_cgroup() {
   if [ -f "$1/freezer.state" ]; then echo THAWED >"$1/freezer.state"; else echo 0 >"$1/cgroup.freeze"; fi
 }
 
+# freeze_cgroup DIR: freezes the cgroup DIR (container_cgroup's).
+freeze_cgroup() {
+  if [ -f "$1/freezer.state" ]; then echo FROZEN >"$1/freezer.state"; else echo 1 >"$1/cgroup.freeze"; fi
+}
+
+# cgroup_frozen DIR: whether the cgroup DIR is frozen (or freezing).
+cgroup_frozen() {
+  local state
+  if [ -f "$1/freezer.state" ]; then
+    read -r state <"$1/freezer.state" && [ "$state" != THAWED ]
+  else
+    read -r state <"$1/cgroup.freeze" && [ "$state" = 1 ]
+  fi
+}
+
+# lag_resume NAME: ends a pause of NAME's copy that its sync loop's lag guard
+# began (edge-ha-sync), if one is marked: a loop stopped or restarted while
+# it held the copy paused must not leave it so.
+lag_resume() {
+  [ -f "$EDGE_HA_LAG_PAUSE_MARK$1" ] || return 0
+  thaw_container "$1"
+  rm -f "$EDGE_HA_LAG_PAUSE_MARK$1"
+}
+
 # thaw_container NAME: thaws NAME's cgroup if it is frozen. CRIU freezes a
 # container while it dumps it; a dump cut short (its process killed, the
 # host stopped in the middle) leaves it frozen, and a frozen process cannot
@@ -274,13 +298,18 @@ sync_settings() {
   printf '%s' "$3" >"$EDGE_HA_SERVICES/$1.run.tmp" && mv -f "$EDGE_HA_SERVICES/$1.run.tmp" "$EDGE_HA_SERVICES/$1.run"
 }
 
-# sync_start NAME STANDBY_NAME STANDBY_ADDRESS INTERVAL_MS: (re)starts the
-# sync loop of NAME (edge-ha-sync, modules/host-tools), whose settings are in
-# place, to STANDBY.
+# sync_start NAME STANDBY_NAME STANDBY_ADDRESS INTERVAL_MS [MAX_LAG_MS]:
+# (re)starts the sync loop of NAME (edge-ha-sync, modules/host-tools), whose
+# settings are in place, to STANDBY; with MAX_LAG_MS (not 0), its lag guard
+# pauses NAME while the standby's newest checkpoint is older. NAME.sync holds
+# "STANDBY INTERVAL_S [MAX_LAG_S]" (lib/ha/replication.ts syncOn reads it).
 sync_start() {
+  local max_lag_ms=${5:-0} line
   [ -x "$EDGE_HA_SYNC" ] || { echo "$EDGE_HA_SYNC is missing on $(hostname): it is installed by 'pulumi up' (modules/host-tools)" >&2; return 1; }
-  echo "$2 $(awk "BEGIN { print $4 / 1000 }")" >"$EDGE_HA_SERVICES/$1.sync"
-  service_install "sync-$1" "$EDGE_HA_SYNC" "$1" "$3" "$4"
+  line="$2 $(awk "BEGIN { print $4 / 1000 }")"
+  [ "$max_lag_ms" = 0 ] || line="$line $(awk "BEGIN { print $max_lag_ms / 1000 }")"
+  echo "$line" >"$EDGE_HA_SERVICES/$1.sync"
+  service_install "sync-$1" "$EDGE_HA_SYNC" "$1" "$3" "$4" "$max_lag_ms"
   service_restart "sync-$1"
 }
 
@@ -289,6 +318,8 @@ sync_start() {
 sync_stop() {
   local tries=25
   service_remove "sync-$1"
+  lag_resume "$1"
+  rm -f "/run/edge-ha-sync-$1.newest"
   rm -f "$EDGE_HA_SERVICES/$1.sync" "$EDGE_HA_SERVICES/$1.spec.json" "$EDGE_HA_SERVICES/$1.run"
   # A round under way when the loop stopped (runc, tar, rsync: the loop's children) may
   # still write into its stage for a moment ("Directory not empty" was seen at a destroy).

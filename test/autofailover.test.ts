@@ -13,6 +13,7 @@ import { down, labOptions } from "../lib/lab/lab";
 import { freshLabStack } from "../lib/lab/stack";
 import { Prober, servedAgainAfter, summarize } from "../lib/lab/prober";
 import { runNemesis } from "../lib/lab/nemesis";
+import { check, type FaultWindow } from "../lib/lab/nemesis-check";
 import { startCapture, tcpSegments } from "../lib/lab/capture";
 import * as net from "node:net";
 import { faultKinds } from "../lib/lab/nemesis-plan";
@@ -41,6 +42,8 @@ const stack = new PulumiStack(projectRoot, "autotest");
 const inventory = () => loadInventory(lab.inventoryFile);
 const host = (name: string) => findHost(inventory(), name);
 const interval = 2;
+/** The counter's maxLag (s): its copy pauses while its standby's newest checkpoint is older. */
+const maxLag = 3;
 const port = 18080;
 const runningOn = async () => (await locate(inventory(), "counter")).map((h) => h.name);
 const vip = "10.77.206.200";
@@ -80,7 +83,7 @@ test.before(async () => {
   await freshLabStack(lab, stack, 3);
   const file = path.join(projectRoot, "stacks", "Pulumi.autotest.yaml");
   const doc = parse(readFileSync(file, "utf8"));
-  doc.config["edge-ha:services"] = [{ name: "counter", build: "services/counter", ports: [`${port}:8080`], primary: "node1", standby: "node2", syncInterval: interval, failover: "auto", vip }];
+  doc.config["edge-ha:services"] = [{ name: "counter", build: "services/counter", ports: [`${port}:8080`], primary: "node1", standby: "node2", syncInterval: interval, maxLag, failover: "auto", vip }];
   writeFileSync(file, stringify(doc));
   await stack.up();
 });
@@ -500,6 +503,45 @@ test.serial("the source of a migration dies right after the transfer: the agents
   }
   // Settled before the nemesis: the booted node's stale copy gone, the service synced to a standby again.
   await until(90, async () => (await syncOn(host(target.name), "counter"))?.standby, (s) => s !== undefined);
+});
+
+test.serial("the standby cut off from the primary only, then the primary's crash: past maxLag the copy paused, so the writes the failover lost were all acknowledged within maxLag", async (t) => {
+  const [primary] = await runningOn();
+  const standby = (await syncOn(host(primary), "counter"))!.standby;
+  const c = await client();
+  await sleep(2 * interval * 1000);
+  const cutAt = c.prober.now();
+  await partition(lab, primary, { from: standby });
+  let crashAt = 0;
+  let said = "";
+  try {
+    // The controllers (the standby among them) hear both: nothing moves, and no checkpoint reaches the standby.
+    await sleep((maxLag + interval + 2) * 1000);
+    said = (await sshExec(host(primary), "grep -h 'counter: paused' /var/log/edge-ha-sync.log | tail -n 1", { nothrow: true })).stdout.trim();
+    crashAt = c.prober.now();
+    await crash(lab, primary);
+  } finally {
+    await heal(lab, primary, standby);
+  }
+  const others = { ...inventory(), hosts: inventory().hosts.filter((h) => h.name !== primary) };
+  const on = await until(30, async () => (await locate(others, "counter")).map((h) => h.name), (r) => r.length === 1);
+  await until(15, async () => servedAgainAfter(c.prober.probes, crashAt), (v) => v !== undefined);
+  const { probes } = await c.stop();
+  await boot(lab, primary);
+  // The next tests begin from a synced service: the booted node becomes its standby again.
+  await until(90, () => syncOn(host(standby), "counter"), (s) => s?.standby === primary);
+  t.deepEqual(on, [standby], "restored on its standby");
+  t.regex(said, /paused: the standby's newest checkpoint is \d+ ms old, past maxLag 3000 ms/, `${primary}'s sync loop said it paused the copy`);
+  // No answer from the pause to the crash: the paused copy acknowledged nothing.
+  const answered = probes.filter((p) => p.ok && p.sent >= cutAt && p.sent < crashAt);
+  const lastAnswer = Math.max(...answered.map((p) => p.sent + p.latency));
+  t.true(crashAt - lastAnswer >= interval * 1000, `the copy answered last ${Math.round(crashAt - lastAnswer)} ms before the crash (cut ${Math.round(crashAt - cutAt)} ms before it)`);
+  const crashWindow: FaultWindow[] = [{ kind: "crash", node: primary, start: crashAt, end: crashAt + 1 }];
+  const bounded = check(probes, [], crashWindow, { intervalMs: interval * 1000, maxLagMs: maxLag * 1000 });
+  t.deepEqual(bounded.violations, [], "every write lost was acknowledged within maxLag + 1 s of the first");
+  const unbounded = check(probes, [], crashWindow, { intervalMs: interval * 1000 });
+  t.true(bounded.lostWrites > 0 && unbounded.violations.length === 1, `the standby had fallen behind: ${bounded.lostWrites} writes lost, acknowledged long before the crash (${unbounded.violations.map((v) => v.message).join("")})`);
+  t.log(`${bounded.lostWrites} acknowledged writes lost, the copy paused ${Math.round(crashAt - lastAnswer)} ms before the crash; ${said}`);
 });
 
 test.serial("a seeded nemesis (2 min of crashes, partitions, one-way loss and pauses of a node or its agent): never two copies, no acknowledged write lost beyond the interval, served again after every fault", async (t) => {

@@ -196,7 +196,7 @@ test.serial("at rest, after those moves and failed moves: edge-ha's folders are 
 
 test.serial("crash of the primary, then failover: served from the standby with state no older than the sync interval", async (t) => {
   const interval = 2;
-  await startSync(host("node1"), host("node3"), await specOf(host("node1"), "counter"), interval);
+  await startSync(host("node1"), host("node3"), await specOf(host("node1"), "counter"), { intervalSeconds: interval });
   await ensureImageOn(host("node3"), await demoImage("counter", host("node3").arch));
   // Let a few syncs happen while a client counts, a request every 10 ms.
   const deadline = Date.now() + 3 * interval * 1000;
@@ -238,7 +238,7 @@ async function captureSyncAndMigration(label: string, marker: string): Promise<{
   const pcap = path.join(dir, `${label}.pcap`);
   const capture = await startCapture(lab, "tcp", pcap);
   try {
-    await startSync(host("node1"), host("node2"), spec, 1);
+    await startSync(host("node1"), host("node2"), spec, { intervalSeconds: 1 });
     // A few rounds of the sync loop, each a checkpoint sent to node2.
     await sleep(3500);
     const r = await migrate(inventory(), "secretive", "node3");

@@ -65,6 +65,22 @@ test("lost writes are measured against the fault on the node that acknowledged t
   t.regex(r.violations[0].message, /the earliest acknowledged at 4502 ms, 25498 ms before the crash of node1 began/);
 });
 
+test("a service with a maxLag promises that instead: a loss acknowledged within maxLag + slack is within it, however early the standby fell behind; a longer one is a violation", (t) => {
+  // The standby fell behind at 4.4 s (count 40); the copy, paused 2 s later by its lag guard, acknowledged 41-45 until 6.4 s; node1 crashed at 30 s.
+  const onNode1: Sample[] = [{ at: 0, copies: { counter: ["node1"] } }, { at: 31_000, copies: { counter: ["node2"] } }];
+  const paused = acks([1000, 10], [4400, 40], [4500, 41], [6400, 45], [31_000, 41]);
+  const crash = [crashOf("node1", 30_000, 31_000)];
+  t.is(check(paused, onNode1, crash, { intervalMs: 1000, service: "counter" }).violations.length, 1, "without maxLag: lost long before the crash");
+  const r = check(paused, onNode1, crash, { intervalMs: 1000, maxLagMs: 2000, service: "counter" });
+  t.deepEqual(r.violations, []);
+  t.is(r.lostWrites, 2);
+  // Served on unpaused for 24 s: acknowledged over 24.5 s, far past maxLag.
+  const unpaused = acks([1000, 10], [4400, 40], [4500, 41], [29_000, 60], [31_000, 41]);
+  const v = check(unpaused, onNode1, crash, { intervalMs: 1000, maxLagMs: 2000, service: "counter" }).violations;
+  t.is(v.length, 1);
+  t.regex(v[0].message, /acknowledged over 24500 ms \(maxLag 2000 \+ 1000 allowed\)/);
+});
+
 test("state going back with no fault before it is a violation", (t) => {
   const r = check(acks([1000, 5], [2000, 6], [3000, 4]), [], [], { intervalMs: 1000 });
   t.deepEqual(r.violations.map((v) => v.kind), ["lost writes"]);

@@ -10,7 +10,7 @@ const registered = recordResources();
 import { parseInventory } from "../lib/config/inventory";
 import { checkServicePlacement, parseSettings, settingDefaults, SettingsError } from "../lib/config/settings";
 import { EdgeCluster } from "../modules/edge-cluster";
-import { runArgs } from "../lib/ha/service-container";
+import { runArgs, serviceSpec } from "../lib/ha/service-container";
 import { RegistryTrust } from "../modules/registry-trust";
 import { HaService } from "../modules/ha-service";
 import { EdgeServices } from "../modules/edge-services";
@@ -277,6 +277,15 @@ test("service settings: bad values are named with their file, index and key", (t
     t.regex(err!.message, expected);
   }
   t.throws(() => parseSettings({ inventory: "i.yaml", services: "counter" }, "f.yaml"), { message: /edge-ha:services: expected a list of services/ });
+});
+
+test("maxLag: seconds at least half an interval past syncInterval, criu services only; it is the sync loop's, not the container's", (t) => {
+  const settings = (extra: object) => parseSettings({ inventory: "i.yaml", services: JSON.stringify([{ name: "kv", image: "redis:7", port: 6379, primary: "pi1", standby: "pi2", syncInterval: 1, ...extra }]) }, "stacks/Pulumi.pis.yaml");
+  t.regex(t.throws(() => settings({ maxLag: 1.2 }))!.message, /services\[0\]\.maxLag: expected seconds from syncInterval \+ 0\.5 \(1\.5\) to 3600, found 1\.2/);
+  t.regex(t.throws(() => settings({ maxLag: 3, mode: "swarm" }))!.message, /services\[0\]\.maxLag: a swarm-mode service has no standby to lag/);
+  const [kv] = settings({ maxLag: 2.5 }).services;
+  t.is(kv.maxLag, 2.5);
+  t.deepEqual(serviceSpec(kv, "redis:7"), serviceSpec(settings({}).services[0], "redis:7"), "not the container's: a change restarts the sync loop, not the service");
 });
 
 test("your own service: an image from a registry, a docker save archive or a Dockerfile, with ports, env, command and limits, becomes its container's arguments", (t) => {
@@ -597,7 +606,7 @@ test("the agent's config has one shape: the Go struct (agent/config.go) reads ev
     { kind: "http", port: 1, path: "/", intervalMs: 1000, timeoutMs: 500, retries: 3 },
     { kind: "command", command: ["true"], intervalMs: 1000, timeoutMs: 500, retries: 3 },
   ];
-  const checked = JSON.parse(agentConfig(inventory.hosts[0], inventory, serviceSettings.failover, checks.map((health, i) => ({ ...serviceSettings.services[0], name: `s${i}`, health })), "s3cret"));
+  const checked = JSON.parse(agentConfig(inventory.hosts[0], inventory, serviceSettings.failover, checks.map((health, i) => ({ ...serviceSettings.services[0], name: `s${i}`, health, maxLag: 3 })), "s3cret"));
   t.deepEqual(Object.keys(checked.services[0]).sort(), tags("Service"));
   t.deepEqual([...new Set(checked.services.flatMap((s: { health: object }) => Object.keys(s.health)))].sort(), tags("HealthCheck"));
 });
@@ -659,7 +668,7 @@ test("every script edge-ha composes parses as bash: each host command's stdin, a
     // A sudo password and its marker lead some (sudo reads them): the script is what follows.
     ...registered.filter((r) => r.type === "command:remote:Command").map((r) => [r.name, script(r).replace(new RegExp(`^[^\n]*\n${sudoMarker}\n`), "")] as [string, string]),
     ["restore", restoreCommand("counter", "0123abcd", "/var/lib/edge-ha/checkpoints/counter/m1", "m1")],
-    ["sync start", syncInstallScript({ name: "counter", image: "edge-ha/counter:1", containerPort: 8080, hostPort: 18080 }, { name: "pi2", address: "10.0.0.2" }, 1)],
+    ["sync start", syncInstallScript({ name: "counter", image: "edge-ha/counter:1", containerPort: 8080, hostPort: 18080 }, { name: "pi2", address: "10.0.0.2" }, { intervalSeconds: 1, maxLagSeconds: 3 })],
   ];
   t.true(scripts.length > 20);
   for (const [name, text] of scripts) {

@@ -44,7 +44,7 @@ export function agentConfig(host: Host, inventory: Inventory, failover: Failover
     noQuorum: failover.noQuorum,
     // "manager": a voter, and a controller (the swarm managers and the witnesses); "witness": it runs no services.
     nodes: inventory.hosts.map((h) => ({ name: h.name, address: h.address, manager: votes(h), witness: !runsServices(h) })),
-    services: auto.map((s) => ({ name: s.name, nodes: placement(s, inventory), syncInterval: s.syncInterval, ...(s.health ? { health: s.health } : {}) })),
+    services: auto.map((s) => ({ name: s.name, nodes: placement(s, inventory), syncInterval: s.syncInterval, ...(s.maxLag !== undefined ? { maxLag: s.maxLag } : {}), ...(s.health ? { health: s.health } : {}) })),
     ctl: agentPaths.ctl,
     events: agentPaths.events,
     state: agentPaths.state,

@@ -4,7 +4,7 @@ import { drainedMark, hostStateDir, servicesDir } from "../host/paths";
 import { sshExec } from "../host/ssh";
 import { agentPaths, agentState } from "./agent";
 import { migrate, type MigrationResult } from "./migration";
-import { startSync, syncOn } from "./replication";
+import { parseSyncLine, startSync, syncOn } from "./replication";
 import { copyImage, locate, serviceLabel, specOf } from "./service-container";
 import type { ServiceSettings } from "../config/settings";
 
@@ -171,8 +171,9 @@ async function restandby(inventory: Inventory, node: Host, drained: Set<string>)
   for (const owner of inventory.hosts.filter((h) => h.name !== node.name && runsServices(h))) {
     const r = await sshExec(owner, `cd ${servicesDir} 2>/dev/null && grep -H . *.sync 2>/dev/null`, { nothrow: true, connectTimeout: 3 });
     for (const line of r.stdout.split("\n").filter(Boolean)) {
-      const [, service, standby, interval] = /^(.+)\.sync:(\S+) (\S+)/.exec(line) ?? [];
-      if (standby !== node.name) continue;
+      const [, service, rest] = /^(.+)\.sync:(.*)$/.exec(line) ?? [];
+      const sync = parseSyncLine(rest ?? "");
+      if (sync?.standby !== node.name) continue;
       const running = (await sshExec(owner, `docker container inspect -f '{{.State.Running}}' ${service} 2>/dev/null`, { nothrow: true })).stdout.trim() === "true";
       if (!running) continue;
       const next = (await placementOf(inventory, owner, service)).find((h) => h !== owner.name && h !== node.name && !drained.has(h));
@@ -184,7 +185,7 @@ async function restandby(inventory: Inventory, node: Host, drained: Set<string>)
         const spec = await specOf(owner, service);
         const standby = findHost(inventory, next);
         await copyImage(owner, standby, spec.image);
-        await startSync(owner, standby, spec, Number(interval));
+        await startSync(owner, standby, spec, sync);
         progress(`${service} on ${owner.name}: synced to ${next} now, not ${node.name}`);
         result.push({ service, runsOn: owner.name, standby: next });
       } catch (err) {

@@ -259,7 +259,7 @@ async function finish(m: Move): Promise<void> {
     const standby = chosen ?? (m.sync.standby === m.target.name ? m.source : findHost(m.inventory, m.sync.standby));
     // A standby of the caller's choosing may not hold the image yet: a failover there needs it.
     if (chosen) await copyImage(m.target, chosen, m.spec.image);
-    await startSync(m.target, standby, m.spec, m.sync.intervalSeconds);
+    await startSync(m.target, standby, m.spec, m.sync);
   }
 }
 
@@ -296,7 +296,7 @@ async function recover(m: Move): Promise<{ finished: boolean; what: string }> {
   const syncAgain = async (on: Host) => {
     if (!m.sync) return "";
     const standby = m.sync.standby === on.name ? (on === source ? target : source) : findHost(m.inventory, m.sync.standby);
-    const r = await startSync(on, standby, m.spec, m.sync.intervalSeconds).then(() => "", (e: Error) => ` Its sync to ${standby.name} could not be started again: ${e.message}`);
+    const r = await startSync(on, standby, m.spec, m.sync).then(() => "", (e: Error) => ` Its sync to ${standby.name} could not be started again: ${e.message}`);
     return r;
   };
 
@@ -341,7 +341,7 @@ async function recover(m: Move): Promise<{ finished: boolean; what: string }> {
     if (restored.ok) {
       await m.options.endpoint?.switchTo({ host: standby.address, port: m.spec.hostPort });
       const back = standby.name === source.name ? target : source;
-      const synced = await startSync(standby, back, m.spec, m.sync.intervalSeconds).then(() => "", (e: Error) => ` Its sync could not be started: ${e.message}`);
+      const synced = await startSync(standby, back, m.spec, m.sync).then(() => "", (e: Error) => ` Its sync could not be started: ${e.message}`);
       return { finished: false, what: `${service} could not be resumed from its dump; it was restored on ${standby.name} from its synced checkpoint ${restored.r.checkpoint}, ${restored.r.checkpointAge.toFixed(1)} s old: what it did since then is lost.${cleared}${synced}` };
     }
   }

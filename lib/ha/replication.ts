@@ -31,15 +31,25 @@ export const checkpointDir = (service: string, name: string) => (name.startsWith
  * failover needs nothing from the dead primary), then starts or restarts its
  * sync loop (host/service.sh sync_settings, sync_start).
  */
-export function syncInstallScript(spec: ServiceSpec, standby: Pick<Host, "name" | "address">, intervalSeconds: number): string {
+export function syncInstallScript(spec: ServiceSpec, standby: Pick<Host, "name" | "address">, sync: SyncTiming): string {
   return hostScript(`sync_settings ${spec.name} ${shellQuote(JSON.stringify(spec))} ${shellQuote(runArgsText(spec))}
-sync_start ${spec.name} ${standby.name} ${standby.address} ${Math.round(intervalSeconds * 1000)}`);
+sync_start ${spec.name} ${standby.name} ${standby.address} ${Math.round(sync.intervalSeconds * 1000)} ${Math.round((sync.maxLagSeconds ?? 0) * 1000)}`);
 }
 
-export async function startSync(primary: Host, standby: Host, spec: ServiceSpec, intervalSeconds: number): Promise<void> {
+/** How often a service is checkpointed, and (maxLag) how far its standby may lag before the service pauses. */
+export interface SyncTiming {
+  intervalSeconds: number;
+  maxLagSeconds?: number;
+}
+
+export async function startSync(primary: Host, standby: Host, spec: ServiceSpec, sync: SyncTiming): Promise<void> {
+  const { intervalSeconds, maxLagSeconds } = sync;
   if (!isSyncInterval(intervalSeconds)) throw new UserError(`--interval: expected seconds from 0.5 to 3600, found ${intervalSeconds}`);
+  if (maxLagSeconds !== undefined && !(maxLagSeconds >= intervalSeconds + 0.5 && maxLagSeconds <= 3600)) {
+    throw new UserError(`--max-lag: expected seconds from the interval + 0.5 (${intervalSeconds + 0.5}) to 3600, found ${maxLagSeconds}`);
+  }
   if (primary.name === standby.name) throw new UserError(`the standby of ${spec.name} must be another host than its primary (${primary.name})`);
-  await sshExec(primary, syncInstallScript(spec, standby, intervalSeconds));
+  await sshExec(primary, syncInstallScript(spec, standby, sync));
 }
 
 /** Stops a service's sync loop on a host (a no-op where none runs). */
@@ -47,16 +57,21 @@ export async function stopSync(host: Host, service: string): Promise<void> {
   await sshExec(host, hostScript(`sync_stop ${service}`), { nothrow: true });
 }
 
-export interface SyncSettings {
+export interface SyncSettings extends SyncTiming {
   standby: string;
-  intervalSeconds: number;
 }
 
 /** The sync a host runs for a service, if any. */
 export async function syncOn(host: Host, service: string): Promise<SyncSettings | undefined> {
   const r = await sshExec(host, `cat ${servicesDir}/${service}.sync 2>/dev/null`, { nothrow: true });
-  const [standby, interval] = r.stdout.trim().split(" ");
-  return standby ? { standby, intervalSeconds: Number(interval) } : undefined;
+  return parseSyncLine(r.stdout);
+}
+
+/** A host's NAME.sync ("STANDBY INTERVAL_S [MAX_LAG_S]", host/service.sh sync_start); undefined when empty. */
+export function parseSyncLine(line: string): SyncSettings | undefined {
+  const [standby, interval, maxLag] = line.trim().split(" ");
+  if (!standby) return undefined;
+  return { standby, intervalSeconds: Number(interval), ...(maxLag !== undefined ? { maxLagSeconds: Number(maxLag) } : {}) };
 }
 
 export interface Freshness {

@@ -56,6 +56,16 @@ export const movingMark = (service: string) => `${movingMarkPrefix}${service}`;
 export const healthMarkPrefix = "/run/edge-ha-health-";
 
 /**
+ * Written by a service's sync loop while it holds the service's copy paused
+ * because its standby's newest checkpoint is older than the service's maxLag
+ * (host/edge-ha-sync, lag guard): the moment (ms) the pause began. Its
+ * healthcheck is not run meanwhile (a paused copy answers nothing, and is
+ * not failing: replaced from the standby's old checkpoint, it would lose the
+ * very writes the pause keeps).
+ */
+export const lagPauseMarkPrefix = "/run/edge-ha-lag-paused-";
+
+/**
  * Written by `edge-ha node drain` on the node it drains, removed by `undrain`:
  * the mark is the only state. The node's failover agent says it in its
  * heartbeats, and the controllers make it no standby and no failover target

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
-import { artifacts, checkpointTransfer, checkpointsDir, criuConfigFiles, hostStateDir, healthMarkPrefix, hostTools, movingMarkPrefix, rsyncDefaults, rsyncPasswordFile, rsyncPortFile, serviceNetwork, servicesDir, syncOutDir, vipsDir } from "./paths";
+import { artifacts, checkpointTransfer, checkpointsDir, criuConfigFiles, hostStateDir, healthMarkPrefix, hostTools, lagPauseMarkPrefix, movingMarkPrefix, rsyncDefaults, rsyncPasswordFile, rsyncPortFile, serviceNetwork, servicesDir, syncOutDir, vipsDir } from "./paths";
 
 /*
  * The shell that runs on the hosts lives in files: host/*.sh (functions every
@@ -27,6 +27,7 @@ export const hostVariables: Record<string, string> = {
   EDGE_HA_SYNC: hostTools.sync,
   EDGE_HA_MOVING_MARK: movingMarkPrefix,
   EDGE_HA_HEALTH_MARK: healthMarkPrefix,
+  EDGE_HA_LAG_PAUSE_MARK: lagPauseMarkPrefix,
   // Seconds a checkpoint's runc/CRIU may take before it is killed and the container thawed (host/checkpoint.sh).
   EDGE_HA_DUMP_TIMEOUT: "120",
   EDGE_HA_CRIU_LEAVE_RUNNING_CONF: criuConfigFiles.leaveRunning,

@@ -7,7 +7,7 @@ import type { LabOptions } from "./lab";
 import { progress, UserError } from "../log";
 import { defaultDumpPath, migrate, type DumpPath, type Transport } from "../ha/migration";
 import { gapAcross, Prober, servedAgainAfter, summarize, type Probe, type ProbeSummary } from "./prober";
-import { failover, startSync, stopSync, syncOn } from "../ha/replication";
+import { failover, startSync, stopSync, syncOn, type SyncTiming } from "../ha/replication";
 import { servicesDir } from "../host/paths";
 import { locate, serviceLabel, soleHost, specOf, type ServiceSpec } from "../ha/service-container";
 import { sshExec } from "../host/ssh";
@@ -174,7 +174,7 @@ export async function failoverDrill(ctx: DrillContext, service: string, swarmSer
     return { kind: "failover", service, from: primary.name, to: standby.name, startedAt, client, details, events: w.events, probes };
   } finally {
     await w.stop();
-    if (crashed) await rejoinAsStandby(ctx, primary, standby, spec, sync.intervalSeconds);
+    if (crashed) await rejoinAsStandby(ctx, primary, standby, spec, sync);
   }
 }
 
@@ -269,13 +269,13 @@ async function untilSettled(ctx: DrillContext, service: string, host: Host): Pro
 }
 
 /** Boots a crashed primary; its stale copy goes and it becomes the standby of the service's new primary. */
-async function rejoinAsStandby(ctx: DrillContext, old: Host, primary: Host, spec: ServiceSpec, intervalSeconds: number): Promise<void> {
+async function rejoinAsStandby(ctx: DrillContext, old: Host, primary: Host, spec: ServiceSpec, sync: SyncTiming): Promise<void> {
   const service = spec.name;
   progress(`boot ${old.name}; it becomes the standby of ${service}`);
   await boot(ctx.lab, old.name);
   await stopSync(old, service);
   await sshExec(old, `docker rm -f ${service} >/dev/null 2>&1 || true`);
-  if ((await locate(ctx.inventory, service)).some((h) => h.name === primary.name)) await startSync(primary, old, spec, intervalSeconds);
+  if ((await locate(ctx.inventory, service)).some((h) => h.name === primary.name)) await startSync(primary, old, spec, sync);
 }
 
 /** The port a swarm service publishes (0 when none), as the swarm manager `on` says. */

@@ -40,6 +40,13 @@ export interface CheckOptions {
   intervalMs: number;
   /** Added to the interval for a checkpoint's round time (the tests' bound: interval + 1 s). */
   slackMs?: number;
+  /**
+   * The service's maxLag (ms), when it declares one: its copy is paused once
+   * its standby's newest checkpoint is that old (host/edge-ha-sync), so the
+   * writes a failover loses were all acknowledged within maxLag + slack of
+   * each other, however long before the fault its standby fell behind.
+   */
+  maxLagMs?: number;
   /** How long after a fault ended the client must be served again; also the longest time any service may run nowhere. */
   servedAgainWithinMs?: number;
   /** Two copies seen in fewer consecutive samples than this are not reported (a single sample can straddle a fence and a restore). */
@@ -75,7 +82,9 @@ function acknowledged(probes: Probe[]): { at: number; count: number }[] {
  * is the first one on the node that acknowledged them (the sampled copy at
  * the earliest lost write) still in effect then, or begun since, before the
  * loss was seen; the most recent fault before the loss when no sample names
- * the node or no fault touched it. Not simply the most recent fault: a
+ * the node or no fault touched it. A service that declares a maxLag promises
+ * that instead: a loss whose writes were acknowledged within maxLag + slack
+ * of each other is within it. Not simply the most recent fault: a
  * 30-minute nemesis reported four losses of writes acknowledged in the 2 s
  * before a starved node's agent fenced its copy, measured against a pause
  * or crash elsewhere 10 to 20 s later that only preceded the restore. Served again: after each
@@ -143,7 +152,9 @@ export function check(probes: Probe[], samples: Sample[], faults: FaultWindow[],
         faults.filter((f) => f.start <= a.at && f.end >= earliest && touched(f)).sort((x, y) => x.start - y.start)[0] ??
         [...faults].reverse().find((f) => f.start <= a.at);
       const bound = fault ? fault.start - (options.intervalMs + slack) : Infinity;
-      if (lost.length > 0 && earliest < bound) {
+      const span = Math.max(...lost.map(([, at]) => at)) - earliest;
+      const withinLag = options.maxLagMs !== undefined && span <= options.maxLagMs + slack;
+      if (lost.length > 0 && earliest < bound && !withinLag) {
         violations.push({
           kind: "lost writes",
           at: a.at,
@@ -151,7 +162,8 @@ export function check(probes: Probe[], samples: Sample[], faults: FaultWindow[],
             `the count went back from ${highest} to ${a.count} at ${Math.round(a.at)} ms: ${lost.length} acknowledged writes lost, the earliest acknowledged at ${Math.round(earliest)} ms, ` +
             (fault
               ? `${Math.round(fault.start - earliest)} ms before the ${fault.kind} of ${fault.node} began (allowed: ${options.intervalMs + slack})`
-              : "with no fault before it"),
+              : "with no fault before it") +
+            (options.maxLagMs !== undefined ? `; acknowledged over ${Math.round(span)} ms (maxLag ${options.maxLagMs} + ${slack} allowed)` : ""),
         });
       }
       for (const [count] of lost) ackedAt.delete(count);

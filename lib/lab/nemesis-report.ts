@@ -27,7 +27,7 @@ export function faultRows(r: NemesisReport): string[][] {
 export function renderNemesisText(r: NemesisReport): string {
   const count = (kind: string) => r.check.violations.filter((v) => v.kind === kind).length;
   const lines = [
-    `nemesis seed ${r.seed}: ${r.faults.length} faults in ${(r.durationMs / 60000).toFixed(1)} min on ${r.service} (sync interval ${r.intervalMs} ms); ${r.client.requests} requests, ${r.client.failed} failed`,
+    `nemesis seed ${r.seed}: ${r.faults.length} faults in ${(r.durationMs / 60000).toFixed(1)} min on ${r.service} (sync interval ${r.intervalMs} ms${r.maxLagMs !== undefined ? `, maxLag ${r.maxLagMs} ms` : ""}); ${r.client.requests} requests, ${r.client.failed} failed`,
     "",
     table(["fault", "count", "served again after it ended p50 / p99", "longest gap p50 / p99"], faultRows(r)),
     "",
@@ -118,7 +118,7 @@ export function renderNemesisHtml(r: NemesisReport): string {
 <html lang="en"><head><meta charset="utf-8"><title>${escape(title)}</title>
 <style>body{font-family:system-ui,sans-serif;margin:2em;color:#111}table{border-collapse:collapse}td,th{border:1px solid #d1d5db;padding:4px 8px;text-align:left;font-size:13px}.legend{color:#374151;font-size:12px}.legend i{display:inline-block;width:12px;height:8px;margin:0 4px 0 10px}</style>
 </head><body><h1>${escape(title)}</h1>
-<p>${escape(`${r.startedAt}: ${r.faults.length} faults in ${(r.durationMs / 60000).toFixed(1)} min against ${r.service} (sync interval ${r.intervalMs} ms); ${r.client.requests} requests, ${r.client.failed} failed; acknowledged writes lost in all: ${r.check.lostWrites}.`)}</p>
+<p>${escape(`${r.startedAt}: ${r.faults.length} faults in ${(r.durationMs / 60000).toFixed(1)} min against ${r.service} (sync interval ${r.intervalMs} ms${r.maxLagMs !== undefined ? `, maxLag ${r.maxLagMs} ms` : ""}); ${r.client.requests} requests, ${r.client.failed} failed; acknowledged writes lost in all: ${r.check.lostWrites}.`)}</p>
 <h2>Violations</h2>${violations}
 <h2>Faults</h2>
 <table><thead><tr><th>fault</th><th>count</th><th>served again after it ended p50 / p99</th><th>longest gap p50 / p99</th></tr></thead><tbody>${rows}</tbody></table>

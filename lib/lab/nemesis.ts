@@ -45,6 +45,8 @@ export interface NemesisReport {
   kinds: readonly FaultKind[];
   service: string;
   intervalMs: number;
+  /** The service's maxLag (ms), when it declares one. */
+  maxLagMs?: number;
   plan: PlannedFault[];
   /** The faults as they happened, on the client's clock (ms since its start). */
   faults: FaultWindow[];
@@ -75,6 +77,8 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisReport
   const sync = await syncOn(where[0], service);
   if (!sync) throw new UserError(`${service} is not synced from ${where[0].name}: the nemesis needs a CRIU service with a standby (and failover auto)`);
   const intervalMs = Math.round(sync.intervalSeconds * 1000);
+  // Its declared bound on what a failover loses, when it has one.
+  const maxLagMs = sync.maxLagSeconds !== undefined ? Math.round(sync.maxLagSeconds * 1000) : undefined;
   const schedule = plan({ seed, durationMs, kinds });
   // Every service the agents fail over is watched (two copies, running nowhere); the client counts on one.
   const config = await sshExec(where[0], `cat ${agentPaths.config}`, { nothrow: true });
@@ -140,11 +144,12 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisReport
     kinds,
     service,
     intervalMs,
+    ...(maxLagMs !== undefined ? { maxLagMs } : {}),
     plan: schedule,
     faults,
     samples,
     client: summarize(probes),
-    check: check(probes, samples, faults, { intervalMs, service }),
+    check: check(probes, samples, faults, { intervalMs, maxLagMs, service }),
     agentEvents: events,
     probes,
   };

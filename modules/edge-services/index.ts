@@ -31,6 +31,8 @@ export interface ServiceOutputs {
   primary?: string;
   standby?: string;
   syncInterval?: number;
+  /** Its maxLag (s), when it has one: its copy pauses while its standby's newest checkpoint is older. */
+  maxLag?: number;
   replicas?: number;
   /** criu: its virtual address, held by the host that runs it. */
   vip?: string;
@@ -65,10 +67,10 @@ export class EdgeServices extends pulumi.ComponentResource {
         const others = (byArch.get(primary.host.arch) ?? []).filter((n) => n.host.name !== s.primary && n.host.name !== s.standby);
         new HaService(
           s.name,
-          { spec: serviceSpec(s, image.ref), primary: withImage(primary), standby: withImage(args.nodes[s.standby!]), others, syncInterval: s.syncInterval, vip: s.vip, readySeconds: s.readySeconds },
+          { spec: serviceSpec(s, image.ref), primary: withImage(primary), standby: withImage(args.nodes[s.standby!]), others, syncInterval: s.syncInterval, maxLag: s.maxLag, vip: s.vip, readySeconds: s.readySeconds },
           parent,
         );
-        this.services[s.name] = { mode: "criu", image: image.ref, port: s.port, containerPort: s.containerPort, primary: s.primary, standby: s.standby, syncInterval: s.syncInterval, ...(s.vip ? { vip: s.vip } : {}) };
+        this.services[s.name] = { mode: "criu", image: image.ref, port: s.port, containerPort: s.containerPort, primary: s.primary, standby: s.standby, syncInterval: s.syncInterval, ...(s.maxLag !== undefined ? { maxLag: s.maxLag } : {}), ...(s.vip ? { vip: s.vip } : {}) };
       } else {
         const manager = args.nodes[args.inventory.hosts.find((h) => h.roles.includes("manager"))!.name];
         const archs = [...byArch.keys()];

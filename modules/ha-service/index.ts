@@ -13,6 +13,12 @@ export interface HaServiceArgs {
   standby: ClusterNode;
   /** Seconds between checkpoints. */
   syncInterval: number;
+  /**
+   * Seconds the standby's newest checkpoint may lag before the service is
+   * paused until one arrives (host/edge-ha-sync's lag guard); none when unset.
+   * A change restarts the sync loop, not the service.
+   */
+  maxLag?: number;
   /** The other hosts it may land on (the agents pick a new standby among them): removal clears them too. */
   others?: ClusterNode[];
   /**
@@ -114,6 +120,7 @@ export class HaService extends pulumi.ComponentResource {
           STANDBY_NAME: standby.host.name,
           STANDBY_ADDRESS: standby.host.address,
           INTERVAL_MS: String(Math.round(args.syncInterval * 1000)),
+          MAX_LAG_MS: String(Math.round((args.maxLag ?? 0) * 1000)),
         },
         create: componentScript(__dirname, "sync.sh"),
         delete: componentScript(__dirname, "stop-sync.sh", "delete"),

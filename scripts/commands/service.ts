@@ -23,9 +23,10 @@ Commands:
                                          published on HOST (to CONTAINER inside), with named volumes
                                          (the demos: --build services/counter --port 18080:8080,
                                          --build services/web --port 18081:80)
-  sync SERVICE --standby NODE [--interval S]
+  sync SERVICE --standby NODE [--interval S] [--max-lag L]
                                          checkpoint SERVICE every S seconds (default 2) without stopping
-                                         it and mirror the checkpoints to NODE's rsync daemon
+                                         it and mirror the checkpoints to NODE's rsync daemon; with L,
+                                         pause SERVICE while NODE's newest checkpoint is over L s old
   migrate SERVICE --to NODE              live-migrate SERVICE with CRIU, its file-system changes and named
                                          volumes: dump, transfer, verify, restore;
                                          prints each phase's time; on failure it resumes on the source
@@ -61,6 +62,7 @@ export async function main(args: string[]): Promise<void> {
       to: { type: "string" },
       standby: { type: "string" },
       interval: { type: "string", default: "2" },
+      "max-lag": { type: "string" },
       port: { type: "string" },
       build: { type: "string" },
       tarball: { type: "string" },
@@ -115,8 +117,12 @@ export async function main(args: string[]): Promise<void> {
       if (standby.arch !== primary.arch) throw new UserError(`${standby.name} is ${standby.arch} but ${primary.name} is ${primary.arch}: a checkpoint restores only on the same architecture`);
       // The standby gets the image now, so a failover needs nothing from the dead primary.
       await copyImage(primary, standby, spec.image);
-      await startSync(primary, standby, spec, Number(values.interval));
-      return print({ service, primary: primary.name, standby: standby.name }, `${service}: ${primary.name} syncs checkpoints to ${standby.name} every ${values.interval} s`);
+      const maxLag = values["max-lag"] === undefined ? undefined : Number(values["max-lag"]);
+      await startSync(primary, standby, spec, { intervalSeconds: Number(values.interval), ...(maxLag !== undefined ? { maxLagSeconds: maxLag } : {}) });
+      return print(
+        { service, primary: primary.name, standby: standby.name, ...(maxLag !== undefined ? { maxLag } : {}) },
+        `${service}: ${primary.name} syncs checkpoints to ${standby.name} every ${values.interval} s${maxLag !== undefined ? `, paused while they are over ${maxLag} s old` : ""}`,
+      );
     }
     case "migrate": {
       const r = await migrate(inventory, service, need("to").name, { endpoint });
@@ -154,7 +160,7 @@ export async function main(args: string[]): Promise<void> {
         if (!sync) continue;
         const fresh = await freshness(findHost(inventory, sync.standby), service);
         result.sync = { ...sync, freshness: fresh };
-        lines.push(`  sync to ${sync.standby} every ${sync.intervalSeconds} s; newest good checkpoint there: ${fresh ? `${fresh.checkpoint}, ${fresh.age.toFixed(1)} s old` : "none yet"}`);
+        lines.push(`  sync to ${sync.standby} every ${sync.intervalSeconds} s${sync.maxLagSeconds !== undefined ? ` (paused past ${sync.maxLagSeconds} s behind)` : ""}; newest good checkpoint there: ${fresh ? `${fresh.checkpoint}, ${fresh.age.toFixed(1)} s old` : "none yet"}`);
       }
       // Asked of every host's agent: the service may run nowhere now, and its mode is still what the stack says.
       const auto = await agentsManage(inventory.hosts, service);
