@@ -219,12 +219,27 @@ cgroup_frozen() {
 }
 
 # lag_resume NAME: ends a pause of NAME's copy that its sync loop's lag guard
-# began (edge-ha-sync), if one is marked: a loop stopped or restarted while
-# it held the copy paused must not leave it so.
+# began (edge-ha-sync), if one is marked ("PAUSED_MS CGROUP_DIR"): a loop
+# stopped or restarted while it held the copy paused must not leave it so.
+# Under the service's checkpoint lock: CRIU puts back at the end of a dump
+# the freezer state it found, so a thaw in the middle of a dump of the paused
+# copy was undone by it, and the copy stayed frozen with no mark, for good (a
+# nemesis saw a copy answer nothing for 46 s after its standby was back). The
+# mark goes only once the cgroup is seen thawed (the guard tries again).
 lag_resume() {
-  [ -f "$EDGE_HA_LAG_PAUSE_MARK$1" ] || return 0
-  thaw_container "$1"
-  rm -f "$EDGE_HA_LAG_PAUSE_MARK$1"
+  local mark=$EDGE_HA_LAG_PAUSE_MARK$1 dir
+  [ -f "$mark" ] || return 0
+  (
+    flock -w 30 9 || exit 1
+    read -r _ dir <"$mark" 2>/dev/null || dir=
+    [ -d "$dir" ] || dir=$(container_cgroup "$1")
+    # No cgroup left: the copy is gone, nothing is paused.
+    if [ -n "$dir" ] && [ -d "$dir" ]; then
+      thaw_cgroup "$dir" 2>/dev/null
+      ! cgroup_frozen "$dir" || exit 1
+    fi
+    rm -f "$mark"
+  ) 9>"/run/edge-ha-checkpoint-$1.lock"
 }
 
 # thaw_container NAME: thaws NAME's cgroup if it is frozen. CRIU freezes a

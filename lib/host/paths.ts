@@ -64,6 +64,7 @@ export const healthMarkPrefix = "/run/edge-ha-health-";
  * very writes the pause keeps).
  */
 export const lagPauseMarkPrefix = "/run/edge-ha-lag-paused-";
+export const lagPauseMark = (service: string) => `${lagPauseMarkPrefix}${service}`;
 
 /**
  * Written by `edge-ha node drain` on the node it drains, removed by `undrain`:

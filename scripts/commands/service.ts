@@ -9,6 +9,7 @@ import { ensureImageOn, prepareImage } from "../../lib/ha/images";
 import { stackOptions } from "./options";
 import { agentEvents, agentManages, agentsManage, agentState } from "../../lib/ha/agent";
 import { sshExec } from "../../lib/host/ssh";
+import { lagPauseMark } from "../../lib/host/paths";
 import { vipHolders } from "../../lib/ha/vip";
 import { type ImageSource, checkServiceName, isImageReference, parsePort, parseVolume } from "../../lib/config/service-spec";
 
@@ -159,8 +160,12 @@ export async function main(args: string[]): Promise<void> {
         const sync = await syncOn(host, service);
         if (!sync) continue;
         const fresh = await freshness(findHost(inventory, sync.standby), service);
-        result.sync = { ...sync, freshness: fresh };
+        // Since when its lag guard holds it paused (host/edge-ha-sync), if it does.
+        const mark = (await sshExec(host, `cat ${lagPauseMark(service)} 2>/dev/null`, { nothrow: true })).stdout.trim();
+        const pausedSince = mark ? new Date(Number(mark)).toISOString() : undefined;
+        result.sync = { ...sync, freshness: fresh, ...(pausedSince ? { pausedSince } : {}) };
         lines.push(`  sync to ${sync.standby} every ${sync.intervalSeconds} s${sync.maxLagSeconds !== undefined ? ` (paused past ${sync.maxLagSeconds} s behind)` : ""}; newest good checkpoint there: ${fresh ? `${fresh.checkpoint}, ${fresh.age.toFixed(1)} s old` : "none yet"}`);
+        if (pausedSince) lines.push(`  PAUSED since ${pausedSince.slice(11, 23)}: its standby's newest checkpoint is over ${sync.maxLagSeconds} s old; it resumes when one arrives`);
       }
       // Asked of every host's agent: the service may run nowhere now, and its mode is still what the stack says.
       const auto = await agentsManage(inventory.hosts, service);
