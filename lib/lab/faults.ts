@@ -73,6 +73,20 @@ export async function partition(lab: LabOptions, name: string, options: Partitio
   }
 }
 
+/**
+ * Drops the TCP connections from node `name` to node `to`'s `ports` only
+ * (what a firewall change, or a daemon hung on `to`, does to them), open ones
+ * included; heartbeats and everything else pass, so no node is suspected.
+ * Undone by `heal(lab, name, to)` (or `heal(lab, name)`).
+ */
+export async function blockPorts(lab: LabOptions, name: string, to: string, ports: number[]): Promise<void> {
+  const node = await findNode(lab, name);
+  const other = await findNode(lab, to);
+  const tag = `${partitionTag(lab, name, to)}:ports`;
+  for (const port of ports) await sh`iptables -I DOCKER-USER -s ${node.address} -d ${other.address} -p tcp --dport ${port} -j DROP -m comment --comment ${tag}`;
+  await $({ quiet: true, nothrow: true })`conntrack -D -s ${node.address} -d ${other.address} -p tcp`;
+}
+
 /** Undoes `partition` (with `from`, only that pair's, either way; without, every partition of the node). */
 export async function heal(lab: LabOptions, name: string, from?: string): Promise<void> {
   await findNode(lab, name);
