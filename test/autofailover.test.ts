@@ -141,7 +141,7 @@ test.serial("pulumi up runs an agent on every node, holding its lease; the manag
     t.is(state.controller, h.roles.includes("manager"));
     t.true(state.leaseMs > 0 && !state.fenced, `${h.name} holds its lease`);
   }
-  t.deepEqual(await syncOn(host("node1"), "counter"), { standby: "node2", intervalSeconds: interval });
+  t.deepEqual(await syncOn(host("node1"), "counter"), { standby: "node2", intervalSeconds: interval, maxLagSeconds: maxLag });
   t.deepEqual(await vipOn(), ["node1"], "the vip is on the node that runs the service, only there");
   t.is(await arpOwner(), "node1", "this machine sends the vip to node1");
   // From a lab node too: bash's /dev/tcp, no client program needed there.
@@ -246,7 +246,7 @@ test.serial("the old primary boots again: it never runs a second copy, and becom
   t.is(vips.most, 1, "one node with the vip at every look");
   t.deepEqual(await vipOn(), ["node2"], "the booted node did not take the vip back");
   if (sync?.standby !== "node1") t.log((await agentEvents(inventory().hosts)).slice(-40).map((e) => `${e.at} ${e.node} ${e.kind} ${e.service ?? ""}: ${e.message}`).join("\n"));
-  t.deepEqual(sync, { standby: "node1", intervalSeconds: interval });
+  t.deepEqual(sync, { standby: "node1", intervalSeconds: interval, maxLagSeconds: maxLag });
   t.is((await sshExec(host("node1"), "docker container inspect counter >/dev/null 2>&1", { nothrow: true })).exitCode, 1, "its stale copy is gone");
 });
 
@@ -283,7 +283,7 @@ test.serial("partition of the primary's node: exactly one copy serves; after hea
   t.true(restored.ageMs <= interval * 1000, `state lost: the checkpoint was ${restored.ageMs} ms old at the cut`);
   t.log(`longest gap ${Math.round(summary.longestGapMs)} ms (the cut-off copy served until it fenced itself); checkpoint ${restored.ageMs} ms old at the cut; ${summary.lostIncrements} increments lost`);
   const sync = await until(60, () => syncOn(host("node1"), "counter"), (s) => s?.standby === "node2");
-  t.deepEqual(sync, { standby: "node2", intervalSeconds: interval }, "the healed node is the standby");
+  t.deepEqual(sync, { standby: "node2", intervalSeconds: interval, maxLagSeconds: maxLag }, "the healed node is the standby");
   t.deepEqual(await runningOn(), ["node1"]);
   t.is((await sshExec(host("node2"), "docker container inspect counter >/dev/null 2>&1", { nothrow: true })).exitCode, 1, "the cut-off copy is gone");
 });
