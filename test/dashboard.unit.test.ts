@@ -39,6 +39,8 @@ test("a round's lines: load, memory, versions, swarm, containers, syncs, vips, c
       "@services",
       "@container counter\trunning\t18080\tUp 3 minutes",
       "@sync counter node3 2",
+      "@sync ledger node1 1 3",
+      "@paused ledger 1700000000000",
       "@vip counter 10.0.0.200 held",
       "@newest ledger s1700000000 1699999999.5",
       '@event {"at":"2023-11-14T22:13:19.000Z","node":"node2","kind":"restored","service":"counter","message":"restored"}',
@@ -50,13 +52,14 @@ test("a round's lines: load, memory, versions, swarm, containers, syncs, vips, c
   t.deepEqual(s.memory, { totalKb: 1000, availableKb: 250 });
   t.deepEqual(s.swarmServices, [{ name: "web", replicas: "2/3", ports: "*:18090->8080/tcp" }]);
   t.deepEqual(s.containers, [{ service: "counter", state: "running", hostPort: 18080, status: "Up 3 minutes" }]);
-  t.deepEqual(s.syncs, [{ service: "counter", standby: "node3", intervalSeconds: 2 }]);
+  t.deepEqual(s.syncs, [{ service: "counter", standby: "node3", intervalSeconds: 2 }, { service: "ledger", standby: "node1", intervalSeconds: 1, maxLagSeconds: 3 }]);
+  t.deepEqual(s.paused, [{ service: "ledger", since: 1700000000000 }]);
   t.deepEqual(s.vips, [{ service: "counter", address: "10.0.0.200", held: true }]);
   t.deepEqual(s.newest, [{ service: "ledger", checkpoint: "s1700000000", takenAt: 1699999999500 }]);
   t.is(s.events.length, 1);
   const next = parseSample("node2", "@now 1700000000373\n@load 0.6 0.4 0.3\n@mem 1000 200\n", 43, s);
   t.like(next, { nodeNow: 1700000000373, docker: "20.10.24", downAfterMs: 800, events: [] });
-  t.deepEqual([next.containers, next.syncs, next.vips, next.newest, next.swarmServices], [s.containers, s.syncs, s.vips, s.newest, s.swarmServices], "a round without them carries them over");
+  t.deepEqual([next.containers, next.syncs, next.paused, next.vips, next.newest, next.swarmServices], [s.containers, s.syncs, s.paused, s.vips, s.newest, s.swarmServices], "a round without them carries them over");
   t.deepEqual(parseSample("node2", "@now 1\n@services\n", 44, s).containers, [], "a services round that finds none: none");
   t.is(parseSample("node2", "@now 1\n@services\n@engine down\n", 1).containers, undefined, "an engine that does not answer: no containers known (not none)");
 });
@@ -75,7 +78,7 @@ test("a node is down when a majority of the controllers had not heard it for dow
   t.is(fleetView(fleet, new Map(), now).nodes[0].agents, "unknown", "no controller answers: no word");
 });
 
-test("alerts: a node down, a service running nowhere, or on two nodes, a standby's checkpoint older than twice the interval", (t) => {
+test("alerts: a node down, a service running nowhere, or on two nodes, a standby's checkpoint older than twice the interval, a copy its lag guard paused", (t) => {
   const running = (node: string) => ({ containers: [{ service: "counter", state: "running", hostPort: 18080, status: "Up" }], syncs: [{ service: "counter", standby: "node2", intervalSeconds: 1 }] });
   const node2 = (takenAgo: number) => sample("node2", { node1: 100 }, { newest: [{ service: "counter", checkpoint: "s1", takenAt: now - 100 - takenAgo }] });
   const ok = fleetView(fleet, new Map([["node1", sample("node1", { node1: 0 }, running("node1"))], ["node2", node2(1500)], ["node3", sample("node3", { node1: 100 })]]), now);
@@ -91,6 +94,11 @@ test("alerts: a node down, a service running nowhere, or on two nodes, a standby
 
   const twice = fleetView(fleet, new Map([["node1", sample("node1", { node1: 0 }, running("node1"))], ["node2", sample("node2", { node1: 100 }, running("node2"))], ["node3", sample("node3", {})]]), now);
   t.true(twice.alerts.some((a) => a.kind === "two-copies" && a.message === "counter runs on node1 and node2: two copies"));
+
+  // Its lag guard holds it paused (maxLag 3 s): said, with how long, on this machine's clock.
+  const held = fleetView(fleet, new Map([["node1", sample("node1", { node1: 0 }, { containers: running("node1").containers, syncs: [{ service: "counter", standby: "node2", intervalSeconds: 1, maxLagSeconds: 3 }], paused: [{ service: "counter", since: now - 100 - 3900 }] })], ["node2", node2(500)], ["node3", sample("node3", { node1: 100 })]]), now);
+  t.like(held.services[0], { maxLagSeconds: 3, pausedSince: now - 4000 });
+  t.deepEqual(held.alerts.map((a) => a.message), ["counter is paused (for 4.0 s): its standby node2 lags more than its maxLag of 3 s; it resumes when a checkpoint gets there"]);
 
   // node1 went down, with the service: it runs nowhere, known from before.
   const gone = fleetView(fleet, new Map([["node2", sample("node2", { node1: 3000 })], ["node3", sample("node3", { node1: 3000 })]]), now, new Set(["counter"]));

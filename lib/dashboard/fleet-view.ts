@@ -57,13 +57,16 @@ export interface ServiceView {
   intervalSeconds?: number;
   /** Age of the standby's newest whole checkpoint now (ms). */
   checkpointAgeMs?: number;
+  /** Its maxLag (s), when it has one; and since when (this machine's clock, ms) its lag guard holds it paused. */
+  maxLagSeconds?: number;
+  pausedSince?: number;
   failover?: "auto" | "manual";
   /** Its healthcheck's verdict where it runs (agent/health.go), when it has one. */
   health?: string;
 }
 
 export interface Alert {
-  kind: "node-down" | "stale-checkpoint" | "runs-nowhere" | "two-copies" | "early-warning";
+  kind: "node-down" | "stale-checkpoint" | "runs-nowhere" | "two-copies" | "early-warning" | "paused";
   message: string;
   node?: string;
   service?: string;
@@ -147,13 +150,16 @@ export function fleetView(inventory: Inventory, samples: Map<string, HostSample>
     const port = where.flatMap((s) => s.containers ?? []).find((c) => c.service === name)?.hostPort;
     const health = where.map((s) => s.agent?.local?.find((l) => l.name === name)?.health).find(Boolean);
     const auto = answering.some((s) => s.agent?.services?.includes(name));
+    // On this machine's clock, as the checkpoint's age is.
+    const paused = where.flatMap((s) => s.paused.filter((p) => p.service === name).map((p) => p.since - s.nodeNow + s.receivedAt))[0];
     return {
       name,
       mode: "criu" as const,
       runningOn,
       ...(port && runningOn.length === 1 ? { endpoint: `${inventory.hosts.find((h) => h.name === runningOn[0])!.address}:${port}` } : {}),
       ...(vipHosts.length ? { vip: { address: vipHosts[0].address, holders: vipHosts.filter((v) => v.held).map((v) => v.node) } } : {}),
-      ...(sync ? { standby: sync.standby, intervalSeconds: sync.intervalSeconds } : {}),
+      ...(sync ? { standby: sync.standby, intervalSeconds: sync.intervalSeconds, ...(sync.maxLagSeconds !== undefined ? { maxLagSeconds: sync.maxLagSeconds } : {}) } : {}),
+      ...(paused !== undefined ? { pausedSince: paused } : {}),
       ...(newest ? { checkpointAgeMs: Math.max(0, standbySample!.nodeNow - newest.takenAt + (now - standbySample!.receivedAt)) } : {}),
       failover: auto ? ("auto" as const) : ("manual" as const),
       ...(health ? { health } : {}),
@@ -169,6 +175,9 @@ export function fleetView(inventory: Inventory, samples: Map<string, HostSample>
   for (const s of services.filter((s) => s.mode === "criu")) {
     if (s.runningOn.length === 0) alerts.push({ kind: "runs-nowhere", service: s.name, message: `${s.name} runs nowhere` });
     if (s.runningOn.length > 1) alerts.push({ kind: "two-copies", service: s.name, message: `${s.name} runs on ${s.runningOn.join(" and ")}: two copies` });
+    if (s.pausedSince !== undefined) {
+      alerts.push({ kind: "paused", service: s.name, message: `${s.name} is paused (for ${((now - s.pausedSince) / 1000).toFixed(1)} s): its standby ${s.standby ?? ""} lags more than its maxLag of ${s.maxLagSeconds ?? "?"} s; it resumes when a checkpoint gets there` });
+    }
     if (s.intervalSeconds && s.checkpointAgeMs !== undefined && s.checkpointAgeMs > 2 * s.intervalSeconds * 1000) {
       alerts.push({ kind: "stale-checkpoint", service: s.name, message: `${s.name}: the newest checkpoint on ${s.standby} is ${(s.checkpointAgeMs / 1000).toFixed(1)} s old, more than twice its ${s.intervalSeconds} s interval` });
     }

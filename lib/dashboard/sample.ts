@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import type { Host } from "../config/inventory";
-import { checkpointsDir, servicesDir, vipsDir } from "../host/paths";
+import { checkpointsDir, lagPauseMarkPrefix, servicesDir, vipsDir } from "../host/paths";
 import { shellQuote } from "../host/shell";
 import { rootShell, sshArgs, sudoInput } from "../host/ssh";
 import { agentPaths, type AgentEvent, type AgentState } from "../ha/agent";
@@ -35,8 +35,10 @@ export interface HostSample {
   containers?: { service: string; state: string; hostPort?: number; status: string }[];
   /** The virtual addresses this node knows (a file for each service that may run here), and whether it holds each. */
   vips: { service: string; address: string; held: boolean }[];
-  /** The syncs that leave from here: service → standby, interval. */
-  syncs: { service: string; standby: string; intervalSeconds: number }[];
+  /** The syncs that leave from here: service → standby, interval, maxLag. */
+  syncs: { service: string; standby: string; intervalSeconds: number; maxLagSeconds?: number }[];
+  /** The copies here that their sync loop's lag guard holds paused, since when (the node's clock, ms). */
+  paused: { service: string; since: number }[];
   /** The newest whole checkpoint here of each service synced here; `takenAt` on the node's clock (ms). */
   newest: { service: string; checkpoint: string; takenAt: number }[];
   /** The agents' events new since the round before. */
@@ -54,6 +56,7 @@ const scriptEnvironment = {
   SERVICES_DIR: servicesDir,
   CHECKPOINTS_DIR: checkpointsDir,
   VIPS_DIR: vipsDir,
+  LAG_PAUSE_MARK: lagPauseMarkPrefix,
   SERVICE_LABEL: serviceLabel,
   PORT_LABEL: portLabel,
 };
@@ -128,6 +131,7 @@ export function parseSample(node: string, text: string, receivedAt: number, prev
     swarmServices: previous?.swarmServices,
     downAfterMs: previous?.downAfterMs,
     syncs: previous?.syncs ?? [],
+    paused: previous?.paused ?? [],
     newest: previous?.newest ?? [],
     containers: previous ? previous.containers : [],
     vips: previous?.vips ?? [],
@@ -161,7 +165,7 @@ export function parseSample(node: string, text: string, receivedAt: number, prev
         sample.swarmServices = undefined;
         break;
       case "@services":
-        Object.assign(sample, { containers: [], syncs: [], vips: [], newest: [] });
+        Object.assign(sample, { containers: [], syncs: [], paused: [], vips: [], newest: [] });
         break;
       case "@swarm": {
         const [name, replicas, ports] = rest.split("\t");
@@ -190,7 +194,10 @@ export function parseSample(node: string, text: string, receivedAt: number, prev
         if (words[1]) sample.vips.push({ service: words[0], address: words[1], held: words[2] === "held" });
         break;
       case "@sync":
-        if (words[1]) sample.syncs.push({ service: words[0], standby: words[1], intervalSeconds: Number(words[2]) });
+        if (words[1]) sample.syncs.push({ service: words[0], standby: words[1], intervalSeconds: Number(words[2]), ...(words[3] ? { maxLagSeconds: Number(words[3]) } : {}) });
+        break;
+      case "@paused":
+        if (words[1]) sample.paused.push({ service: words[0], since: Number(words[1]) });
         break;
       case "@newest":
         // "<service> <checkpoint> <taken, epoch seconds>"

@@ -17,7 +17,7 @@
 #
 # Usage: sample.sh
 # Environment: AGENT_STATE, AGENT_EVENTS, AGENT_CONFIG, AGENT_CTL,
-# SERVICES_DIR, CHECKPOINTS_DIR, VIPS_DIR, SERVICE_LABEL, PORT_LABEL
+# SERVICES_DIR, CHECKPOINTS_DIR, VIPS_DIR, LAG_PAUSE_MARK, SERVICE_LABEL, PORT_LABEL
 # (lib/dashboard/sample.ts).
 set -euo pipefail
 
@@ -44,6 +44,11 @@ services() {
   for f in "$SERVICES_DIR"/*.sync; do
     [ -e "$f" ] || continue
     echo "@sync $(basename "$f" .sync) $(cat "$f")"
+  done
+  # A copy its sync loop's lag guard holds paused: since when (ms; host/edge-ha-sync).
+  for f in "$LAG_PAUSE_MARK"*; do
+    [ -f "$f" ] || continue
+    echo "@paused ${f#"$LAG_PAUSE_MARK"} $(cut -d' ' -f1 "$f")"
   done
   # A service's virtual address, and whether an interface here holds it (host/vip.sh).
   for f in "$VIPS_DIR"/*; do
