@@ -107,7 +107,7 @@ export function renderNemesisHtml(r: NemesisReport): string {
     .join("");
   const violations = r.check.violations.length
     ? `<ol>${r.check.violations.map((v) => `<li><b>${escape(v.kind)}</b> at ${(v.at / 1000).toFixed(1)} s: ${escape(v.message)}</li>`).join("")}</ol><p>Replay: <code>${escape(`edge-ha bench nemesis --seed ${r.seed} --minutes ${r.durationMs / 60000} --faults ${r.kinds.join(",")}`)}</code></p>`
-    : "<p>No violation: never two copies running, no acknowledged write lost beyond the interval, served again after every fault.</p>";
+    : `<p>No violation: never two copies running, no acknowledged write lost beyond the interval${r.maxLagMs !== undefined ? " (or its maxLag)" : ""}, served again after every fault.</p>`;
   const legend = Object.entries(colours)
     .map(([k, c]) => `<span><i style="background:${c}"></i>${escape(k)}</span>`)
     .join(" ");
