@@ -1,4 +1,5 @@
 import test from "ava";
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 
@@ -18,3 +19,10 @@ for (const [pkg, variable] of [["@pulumi/command", "COMMAND_PLUGIN_VERSION"], ["
     t.is(setupVersion(variable), pinned(pkg), `scripts/setup ${variable}`);
   });
 }
+
+test("the stack files in the repository carry no machine's secrets: no encryptionsalt (it binds a stack to the passphrase one machine generated, and a fresh clone's demo then fails at once)", (t) => {
+  const root = path.join(__dirname, "..");
+  const tracked = execFileSync("git", ["ls-files", "stacks"], { cwd: root, encoding: "utf8" }).split("\n").filter((f) => /Pulumi\..*\.yaml$/.test(f));
+  t.true(tracked.length > 0);
+  for (const f of tracked) t.notRegex(readFileSync(path.join(root, f), "utf8"), /^encryptionsalt:/m, `${f} holds an encryptionsalt: remove the line (pulumi writes it at a local stack init)`);
+});
